@@ -1,0 +1,195 @@
+"""`sogs-cluster`: compress, decompress, inspect and compare scenes; `backfill` runs the Ray job.
+
+Progress goes to stderr, results to stdout; bad input ends in one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import __version__
+from .errors import SogsError
+
+EXIT_BAD_INPUT = 2
+
+
+class StageProgress:
+    """Prints each stage's progress on stderr: a live percentage on a terminal, else one line
+    per stage when it finishes (so logs of batch runs stay readable)."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.stage = None
+        self.started = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        now = time.perf_counter()
+        if stage != self.stage:
+            self.stage, self.started = stage, now
+        if self.tty and (now - self.last > 0.1 or fraction >= 1.0):
+            self.stream.write(f"\r  {stage:<8} {fraction * 100:5.1f}%  {now - self.started:6.1f}s")
+            self.last = now
+            if fraction >= 1.0:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif not self.tty and fraction >= 1.0:
+            self.stream.write(f"  {stage:<8} done in {now - self.started:.2f}s\n")
+            self.stream.flush()
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from .compressor import Compressor, CompressSettings
+    from .fidelity import format_report
+
+    if not os.path.isfile(args.input):
+        raise SogsError(f"{args.input}: no such file")
+    out = args.output
+    if out.endswith("/") or os.path.isdir(out):
+        out = out.rstrip("/") or "."
+    elif not out.lower().endswith(".sog"):
+        raise SogsError(f"{out}: output must end in .sog (bundle) or / (folder)")
+    settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations)
+    progress = None if args.quiet else StageProgress()
+    with Compressor(device=args.device, settings=settings, progress=progress) as comp:
+        if not args.quiet:
+            print(f"sogs-cluster {__version__}: {args.input} -> {out} on {comp.device_name}", file=sys.stderr)
+        res = comp.compress(args.input, out)
+    print(f"{res.count} splats, SH degree {res.sh_degree}: {res.input_bytes:,} -> {res.output_bytes:,} bytes "
+          f"({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
+    print("stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
+    if args.json:
+        print(json.dumps({"output": out, "count": res.count, "sh_degree": res.sh_degree,
+                          "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
+                          "seconds": res.seconds, "fidelity": res.fidelity, "device": res.device}))
+    elif not args.quiet:
+        print(format_report(res.fidelity))
+    return 0
+
+
+def _decompress(args: argparse.Namespace) -> int:
+    from .ply_io import write_ply
+    from .sog_read import read_sog
+
+    splats = read_sog(args.input)
+    n = write_ply(args.output, splats)
+    print(f"{splats.count} splats, SH degree {splats.sh_degree} -> {args.output} ({n:,} bytes)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .ply_io import read_ply
+    from .sog_read import sog_info
+
+    if args.input.lower().endswith(".ply"):
+        s = read_ply(args.input)
+        info = {"path": args.input, "format": "ply", "count": s.count, "sh_degree": s.sh_degree,
+                "bytes": os.path.getsize(args.input)}
+    else:
+        info = sog_info(args.input)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _load_any(path: str):
+    from .ply_io import read_ply
+    from .sog_read import read_sog
+
+    return read_ply(path) if path.lower().endswith(".ply") else read_sog(path)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .fidelity import fidelity, format_report
+
+    a, b = _load_any(args.a), _load_any(args.b)
+    report = fidelity(a, b)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .ply_io import write_ply
+    from .synth import synthetic_scene
+
+    os.makedirs(args.folder, exist_ok=True)
+    for i in range(args.count):
+        path = os.path.join(args.folder, f"scene_{i:03d}.ply")
+        write_ply(path, synthetic_scene(args.n, args.sh, seed=args.seed + i))
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sogs-cluster",
+        description="Compress 3D Gaussian Splatting PLY scenes to PlayCanvas SOG (v2), on a GPU when there is one.")
+    p.add_argument("--version", action="version", version=f"sogs-cluster {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compress", help="compress one PLY to a .sog bundle or a SOG folder",
+                       description="Compress IN.ply to OUT.sog (one ZIP bundle) or OUT_DIR/ (meta.json + WebP files). "
+                                   "Sorts with PLAS, clusters SH with k-means, prints sizes, stage times and the "
+                                   "fidelity of the result.")
+    c.add_argument("input", metavar="IN.ply")
+    c.add_argument("output", metavar="OUT.sog|OUT_DIR/")
+    c.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
+                   help="where sort and k-means run (default: auto = CUDA if torch sees a GPU)")
+    c.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None,
+                   help="keep SH bands up to this degree (default: all the input has)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sort and k-means (default 0); same seed, same output")
+    c.add_argument("--iterations", type=int, default=10, help="k-means iterations for the SH palette (default 10)")
+    c.add_argument("--json", action="store_true", help="also print a JSON summary line")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    c.set_defaults(func=_compress)
+
+    d = sub.add_parser("decompress", help="decode a SOG (v2 or legacy v1) back to a 3DGS PLY")
+    d.add_argument("input", metavar="IN", help="a .sog bundle, a SOG folder or its meta.json")
+    d.add_argument("output", metavar="OUT.ply")
+    d.set_defaults(func=_decompress)
+
+    i = sub.add_parser("info", help="print what a PLY or SOG holds (JSON)")
+    i.add_argument("input", metavar="FILE")
+    i.set_defaults(func=_info)
+
+    m = sub.add_parser("compare", help="per-attribute error between two scenes (PLY or SOG), matched by position")
+    m.add_argument("a", metavar="A")
+    m.add_argument("b", metavar="B")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_compare)
+
+    s = sub.add_parser("synth", help="write synthetic demo scenes (PLY) into a folder")
+    s.add_argument("folder")
+    s.add_argument("--count", type=int, default=4, help="number of scenes (default 4)")
+    s.add_argument("--n", type=int, default=20000, help="splats per scene (default 20000)")
+    s.add_argument("--sh", type=int, default=3, choices=[0, 1, 2, 3], help="SH degree (default 3)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_synth)
+
+    b = sub.add_parser("backfill", help="the Ray batch job (same as python -m ray_jobs.backfill)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "backfill":
+        from ray_jobs.backfill import main as backfill_main
+        return backfill_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SogsError as exc:
+        print(f"sogs-cluster: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as exc:
+        print(f"sogs-cluster: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared 256-entry 1-D codebooks (scales, sh0, SH palette values) by exact 1-D k-means.
+
+Why k-means and not a uniform grid: log-scales and colours are far from uniform (dense centre,
+long tails), and 256 levels placed by Lloyd's algorithm minimise the squared error of exactly the
+values we store. In 1-D the clusters of sorted data are contiguous runs, so one sort plus prefix
+sums make each Lloyd step O(k log M) instead of O(k M): a 3M-value codebook costs one sort.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
+              tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit k sorted centroids to `values` (any shape); returns (codebook (k,) float32, labels).
+
+    labels has the shape of `values`, dtype uint8 for k <= 256 (int64 otherwise), and holds for
+    each value the index of its nearest centroid. With fewer distinct values than k, the codebook
+    holds each distinct value once (exact), padded with the largest.
+    """
+    flat = values.reshape(-1).to(torch.float64)
+    srt, _ = torch.sort(flat)
+    m = srt.numel()
+    uniq = torch.unique_consecutive(srt)
+    if uniq.numel() <= k:
+        cb = torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())])
+    else:
+        prefix = torch.cat([torch.zeros(1, dtype=torch.float64, device=flat.device), torch.cumsum(srt, 0)])
+        q = (torch.arange(k, dtype=torch.float64, device=flat.device) + 0.5) / k
+        cb = srt[(q * (m - 1)).round().long()]
+        cb = torch.unique(cb)
+        if cb.numel() < k:  # heavy ties at quantiles: fill from the distinct values evenly
+            extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=flat.device).round().long()]
+            cb = torch.unique(torch.cat([cb, extra]))[:k]
+            while cb.numel() < k:
+                cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=flat.device)[:k]]]))[:k]
+        for _ in range(max_iters):
+            bounds = (cb[:-1] + cb[1:]) / 2
+            ends = torch.searchsorted(srt, bounds, right=True)
+            starts = torch.cat([torch.zeros(1, dtype=torch.long, device=flat.device), ends])
+            ends = torch.cat([ends, torch.tensor([m], device=flat.device)])
+            counts = (ends - starts).to(torch.float64)
+            sums = prefix[ends] - prefix[starts]
+            new = torch.where(counts > 0, sums / counts.clamp_min(1), cb)
+            new, _ = torch.sort(new)
+            shift = float((new - cb).abs().max())
+            cb = new
+            if shift <= tol * max(float(srt[-1] - srt[0]), 1e-30):
+                break
+    cb32 = cb.to(torch.float32)
+    labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
+    dtype = torch.uint8 if k <= 256 else torch.int64
+    return cb32, labels.to(dtype).reshape(values.shape)
+
+
+def nearest_index(values: torch.Tensor, sorted_codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest entry of an ascending codebook for each value (ties to the lower)."""
+    bounds = (sorted_codebook[:-1] + sorted_codebook[1:]) / 2
+    return torch.bucketize(values, bounds, right=False)

@@ -1,0 +1,198 @@
+"""`Compressor`: built once (device, thread pool, warmed kernels), then `compress` many scenes.
+
+The stages, timed one by one: read (PLY bytes -> Splats), sort (PLAS), cluster (SH palette
+k-means), quantize (codebooks and per-splat codes), encode (WebP, in parallel threads), write.
+The GPU stages run under a lock while reading and encoding do not, so two threads calling
+`compress` on one Compressor overlap one scene's WebP encoding with the next scene's GPU work;
+the Ray actors use exactly that.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+
+from . import __version__
+from .device import device_label, resolve_device
+from .fidelity import fidelity
+from .palette import kmeans, palette_size
+from .plas_sort import PlasConfig, grid_shape, plas_sort
+from .ply_io import read_ply
+from .quantize import QuantizedScene, dequantize, encode_means, quantize_scene
+from .sog_files import SogPackage, write_sog
+from .sog_layout import build_images
+from .splats import Splats
+from .webp_codec import WebpSettings, encode_all
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class CompressSettings:
+    """Everything that changes the output bytes; hashed into the manifest's settings_hash."""
+
+    sh_bands: Optional[int] = None      # drop SH bands above this (None: keep all)
+    seed: int = 0
+    kmeans_iterations: int = 10
+    sort: bool = True                   # False: keep input order (debugging only)
+    plas: PlasConfig = field(default_factory=PlasConfig)
+    webp: WebpSettings = field(default_factory=WebpSettings)
+
+    def digest(self) -> str:
+        blob = json.dumps({"v": __version__, **asdict(self)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class CompressResult:
+    """What one `compress` call did: counts, sizes, per-stage seconds and the fidelity summary."""
+
+    output: Optional[str]
+    count: int
+    sh_degree: int
+    input_bytes: int
+    output_bytes: int
+    seconds: dict
+    fidelity: dict
+    device: str
+    package: Optional[SogPackage] = None
+
+    @property
+    def ratio(self) -> float:
+        return self.input_bytes / self.output_bytes if self.output_bytes else 0.0
+
+
+def sort_features(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
+                  f_dc: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
+    """The attributes the images store, z-scored per column: what PLAS makes smooth."""
+    t = torch.sign(means) * torch.log1p(means.abs())
+    q = quats / quats.norm(dim=1, keepdim=True)
+    q = q * torch.where(q[:, :1] < 0, -1.0, 1.0)
+    f = torch.cat([t, f_dc, torch.sigmoid(opacity)[:, None], log_scales, q], 1).float()
+    std = f.std(0)
+    return (f - f.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+
+
+class Compressor:
+    """A reusable PLY -> SOG compressor bound to one device."""
+
+    def __init__(self, device: str = "auto", settings: Optional[CompressSettings] = None,
+                 threads: Optional[int] = None, warm: bool = True,
+                 progress: Optional[Progress] = None) -> None:
+        self.device = resolve_device(device)
+        self.device_name = device_label(self.device)
+        self.settings = settings or CompressSettings()
+        self.pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 2),
+                                       thread_name_prefix="sogs-encode")
+        self.progress = progress
+        self._gpu_lock = threading.Lock()
+        if warm:
+            self.warm_up()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Run every GPU kernel once on a tiny scene, so the first real scene is not slower."""
+        rng = np.random.default_rng(0)
+        n = 1024
+        tiny = Splats(rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32),
+                      rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32),
+                      rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 45)).astype(np.float32))
+        saved, self.progress = self.progress, None
+        try:
+            self._gpu_stages(tiny, {})
+        finally:
+            self.progress = saved
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def __enter__(self) -> "Compressor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _report(self, stage: str, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, fraction)
+
+    def _gpu_stages(self, splats: Splats, seconds: dict) -> tuple[np.ndarray, QuantizedScene]:
+        """sort + cluster + quantize on the device; returns (order, quantized codes)."""
+        s = self.settings
+        dev = self.device
+        with self._gpu_lock, torch.no_grad():
+            t0 = time.perf_counter()
+            tens = {k: torch.from_numpy(getattr(splats, k)).to(dev, non_blocking=True)
+                    for k in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")}
+            shape = grid_shape(splats.count)
+            if s.sort and splats.count > 1:
+                feats = sort_features(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
+                order_t = plas_sort(feats, shape, seed=s.seed, config=s.plas,
+                                    progress=lambda f: self._report("sort", f))
+            else:
+                order_t = torch.arange(splats.count, device=dev)
+            ordered = {k: v[order_t] for k, v in tens.items()}
+            self._sync()
+            t1 = time.perf_counter()
+            seconds["sort"] = t1 - t0
+            q = quantize_scene(ordered["means"], ordered["quats"], ordered["log_scales"], ordered["f_dc"],
+                               ordered["opacity"], ordered["f_rest"], kmeans_iterations=s.kmeans_iterations,
+                               seed=s.seed, progress=lambda f: self._report("cluster", f), timings=seconds)
+            self._sync()
+            seconds.setdefault("cluster", 0.0)
+            seconds["quantize"] = time.perf_counter() - t1 - seconds["cluster"]
+            return order_t.cpu().numpy(), q
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def encode(self, splats: Splats, seconds: Optional[dict] = None,
+               with_fidelity: bool = True) -> tuple[SogPackage, dict]:
+        """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity."""
+        seconds = {} if seconds is None else seconds
+        if self.settings.sh_bands is not None:
+            splats = splats.with_sh_degree(self.settings.sh_bands)
+        order, q = self._gpu_stages(splats, seconds)
+        t0 = time.perf_counter()
+        fid_future = self.pool.submit(fidelity, splats, dequantize(q), order) if with_fidelity else None
+        images, meta = build_images(q)
+        files = encode_all(images, self.pool, self.settings.webp)
+        report = fid_future.result() if fid_future is not None else {}
+        if q.sh_bands:
+            report["sh_palette_inertia"] = q.sh_inertia
+        seconds["encode"] = time.perf_counter() - t0
+        self._report("encode", 1.0)
+        return SogPackage(meta=meta, files=files), report
+
+    def compress(self, source: Union[str, bytes], output: Optional[str] = None,
+                 name: Optional[str] = None, with_fidelity: bool = True) -> CompressResult:
+        """Compress a PLY (path or bytes); write to `output` (.sog bundle or folder) when given."""
+        seconds: dict = {}
+        t0 = time.perf_counter()
+        splats = read_ply(source, name)
+        input_bytes = len(source) if isinstance(source, (bytes, bytearray)) else os.path.getsize(source)
+        seconds["read"] = time.perf_counter() - t0
+        self._report("read", 1.0)
+        pkg, report = self.encode(splats, seconds, with_fidelity)
+        t1 = time.perf_counter()
+        out_bytes = write_sog(pkg, output) if output else len(pkg.bundle_bytes())
+        seconds["write"] = time.perf_counter() - t1
+        seconds["total"] = time.perf_counter() - t0
+        degree = splats.sh_degree if self.settings.sh_bands is None else min(splats.sh_degree, self.settings.sh_bands)
+        return CompressResult(output=output, count=splats.count, sh_degree=degree, input_bytes=input_bytes,
+                              output_bytes=out_bytes, seconds=seconds, fidelity=report,
+                              device=self.device_name, package=pkg)
+
+
+__all__ = ["Compressor", "CompressSettings", "CompressResult", "sort_features", "palette_size",
+           "kmeans", "encode_means"]

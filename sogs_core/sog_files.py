@@ -1,0 +1,157 @@
+"""Writing and reading the SOG file set: a bundled `.sog` (ZIP) or an unbundled folder.
+
+Crash safety: a bundle is written to a temporary name and renamed into place; a folder gets
+its images first and `meta.json` last (also via rename), so a folder without `meta.json` is
+visibly unfinished and readers never see a half scene that looks complete.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+
+from .errors import SogFormatError
+
+
+@dataclass
+class SogPackage:
+    """The files of one SOG: name -> bytes, with meta.json kept as a dict until serialised."""
+
+    meta: dict
+    files: dict[str, bytes]
+
+    def meta_bytes(self) -> bytes:
+        return json.dumps(self.meta, separators=(",", ":")).encode("utf-8")
+
+    def bundle_bytes(self) -> bytes:
+        """The `.sog` ZIP: meta.json first, then the images, all at the archive root, stored
+        uncompressed (WebP is already compressed; readers may then range-read entries)."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            z.writestr("meta.json", self.meta_bytes())
+            for name, data in self.files.items():
+                z.writestr(name, data)
+        return buf.getvalue()
+
+    def total_bytes(self) -> int:
+        return len(self.meta_bytes()) + sum(len(d) for d in self.files.values())
+
+
+def is_bundle_path(path: str) -> bool:
+    return path.lower().endswith(".sog")
+
+
+def write_bundle(pkg: SogPackage, path: str) -> int:
+    data = pkg.bundle_bytes()
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return len(data)
+
+
+def write_folder(pkg: SogPackage, path: str) -> int:
+    os.makedirs(path, exist_ok=True)
+    stale = os.path.join(path, "meta.json")
+    if os.path.exists(stale):  # an older complete scene: unmark it before touching its images
+        os.remove(stale)
+    total = 0
+    for name, data in pkg.files.items():
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+        total += len(data)
+    meta = pkg.meta_bytes()
+    tmp = os.path.join(path, f".meta.json.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(meta)
+    os.replace(tmp, stale)
+    return total + len(meta)
+
+
+def write_sog(pkg: SogPackage, path: str) -> int:
+    """Write to `path`: a bundle when it ends in .sog, else a folder. Returns bytes written."""
+    return write_bundle(pkg, path) if is_bundle_path(path) else write_folder(pkg, path)
+
+
+def load_files(path: str) -> tuple[dict, dict[str, bytes], str]:
+    """Read a SOG from a `.sog` bundle, a folder, or a folder's meta.json.
+
+    Returns (meta dict, name -> bytes of every file meta.json names, a label for messages)."""
+    if os.path.isdir(path):
+        folder, meta_path = path, os.path.join(path, "meta.json")
+    elif os.path.basename(path) == "meta.json":
+        folder, meta_path = os.path.dirname(path) or ".", path
+    elif os.path.isfile(path):
+        return _load_bundle(path)
+    else:
+        raise SogFormatError(path, "no such file or folder")
+    if not os.path.isfile(meta_path):
+        raise SogFormatError(path, "no meta.json (not a SOG folder, or an unfinished write)")
+    with open(meta_path, "rb") as f:
+        meta = _parse_meta(f.read(), path)
+    files = {}
+    for name in _named_files(meta):
+        p = os.path.join(folder, name)
+        if not os.path.isfile(p):
+            raise SogFormatError(path, f"meta.json names {name}, which is missing")
+        with open(p, "rb") as f:
+            files[name] = f.read()
+    return meta, files, path
+
+
+def load_bundle_bytes(data: bytes, label: str) -> tuple[dict, dict[str, bytes], str]:
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise SogFormatError(label, "not a .sog bundle (not a ZIP archive)") from None
+    with z:
+        names = set(z.namelist())
+        if "meta.json" not in names:
+            raise SogFormatError(label, "bundle has no meta.json at its root")
+        meta = _parse_meta(z.read("meta.json"), label)
+        files = {}
+        for name in _named_files(meta):
+            if name not in names:
+                raise SogFormatError(label, f"meta.json names {name}, which the bundle lacks")
+            files[name] = z.read(name)
+    return meta, files, label
+
+
+def _load_bundle(path: str) -> tuple[dict, dict[str, bytes], str]:
+    with open(path, "rb") as f:
+        return load_bundle_bytes(f.read(), path)
+
+
+def _parse_meta(raw: bytes, label: str) -> dict:
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SogFormatError(label, f"meta.json is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SogFormatError(label, "meta.json is not a JSON object")
+    return meta
+
+
+def _named_files(meta: dict) -> list[str]:
+    names = []
+    for key in ("means", "scales", "quats", "sh0", "shN"):
+        section = meta.get(key)
+        if isinstance(section, dict):
+            for name in section.get("files", []):
+                if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+                    raise SogFormatError("meta.json", f"unsafe file name {name!r} in {key}.files")
+                names.append(name)
+    return names
+
+
+def remove_output(path: str) -> None:
+    """Delete a previous output (bundle or folder) if present."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)

@@ -1,0 +1,87 @@
+"""SOG v2 layout: quantized codes -> RGBA texel arrays and meta.json (and back).
+
+All per-splat images share one W x H; splat i sits at texel (i mod W, i div W). Texel channels
+follow the format brief (`../shared/docs/sog-format.md`); unused channels are 0 and unused
+alphas 255, as splat-transform writes them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import __version__
+from .errors import SogFormatError
+from .plas_sort import grid_shape
+from .quantize import QuantizedScene
+
+PER_SPLAT_FILES = ("means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp")
+SHN_FILES = ("shN_centroids.webp", "shN_labels.webp")
+
+
+def _texels(n: int, shape: tuple[int, int], cols: list[np.ndarray]) -> np.ndarray:
+    h, w = shape
+    img = np.zeros((h * w, 4), np.uint8)
+    for ch, col in enumerate(cols):
+        img[:n, ch] = col
+    return img.reshape(h, w, 4)
+
+
+def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Images (name -> (H, W, 4) uint8) and the meta.json dict of a quantized scene."""
+    n = q.count
+    shape = shape or grid_shape(n)
+    full = np.full(n, 255, np.uint8)
+    mq = q.means_q
+    images = {
+        "means_l.webp": _texels(n, shape, [(mq[:, a] & 0xFF).astype(np.uint8) for a in range(3)] + [full]),
+        "means_u.webp": _texels(n, shape, [(mq[:, a] >> 8).astype(np.uint8) for a in range(3)] + [full]),
+        "quats.webp": _texels(n, shape, [q.quats_b[:, c] for c in range(4)]),
+        "scales.webp": _texels(n, shape, [q.scales_idx[:, c] for c in range(3)] + [full]),
+        "sh0.webp": _texels(n, shape, [q.sh0_idx[:, c] for c in range(3)] + [q.opacity_b]),
+    }
+    meta = {
+        "version": 2,
+        "asset": {"generator": f"sogs-cluster v{__version__}"},
+        "count": int(n),
+        "means": {"mins": [float(v) for v in q.means_mins], "maxs": [float(v) for v in q.means_maxs],
+                  "files": ["means_l.webp", "means_u.webp"]},
+        "scales": {"codebook": [float(v) for v in q.scales_codebook], "files": ["scales.webp"]},
+        "quats": {"files": ["quats.webp"]},
+        "sh0": {"codebook": [float(v) for v in q.sh0_codebook], "files": ["sh0.webp"]},
+    }
+    if q.sh_bands:
+        labels = q.sh_labels
+        images["shN_labels.webp"] = _texels(n, shape, [(labels & 0xFF).astype(np.uint8),
+                                                       (labels >> 8).astype(np.uint8),
+                                                       np.zeros(n, np.uint8), full])
+        p, _, k = q.sh_palette_idx.shape
+        rows = math.ceil(p / 64)
+        cent = np.zeros((rows * 64 * k, 4), np.uint8)
+        cent[:, 3] = 255
+        # centroid c, coefficient j -> texel c*K + j; RGB = channel R, G, B of that coefficient
+        cent[: p * k, :3] = q.sh_palette_idx.transpose(0, 2, 1).reshape(p * k, 3)
+        images["shN_centroids.webp"] = cent.reshape(rows, 64 * k, 4)
+        meta["shN"] = {"count": int(q.sh_palette_count), "bands": int(q.sh_bands),
+                       "codebook": [float(v) for v in q.sh_codebook], "files": list(SHN_FILES)}
+    return images, meta
+
+
+def check_meta_v2(meta: dict, source: str) -> None:
+    """Reject a meta.json that lacks what the v2 decoder needs, with a message naming the key."""
+    try:
+        n = int(meta["count"])
+        for key in ("means", "scales", "quats", "sh0"):
+            if not meta[key]["files"]:
+                raise KeyError(f"{key}.files")
+        if len(meta["means"]["mins"]) != 3 or len(meta["means"]["maxs"]) != 3:
+            raise KeyError("means.mins/maxs")
+        if len(meta["scales"]["codebook"]) != 256 or len(meta["sh0"]["codebook"]) != 256:
+            raise KeyError("256-entry codebooks")
+        if "shN" in meta and (int(meta["shN"]["bands"]) not in (1, 2, 3)
+                              or len(meta["shN"]["codebook"]) != 256):
+            raise KeyError("shN.bands/codebook")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SogFormatError(source, f"meta.json is not SOG v2: missing or bad {exc}") from None
+    if n <= 0:
+        raise SogFormatError(source, f"meta.json count is {n}")

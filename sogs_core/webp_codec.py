@@ -1,0 +1,58 @@
+"""Lossless WebP in and out through Pillow, several images at once.
+
+Why threads: Pillow releases the GIL inside libwebp, so one pool of threads encodes the five to
+seven images of a scene in parallel; a Compressor owns one pool for its lifetime. `exact=True`
+keeps the RGB of texels whose alpha is 0 (sh0 stores opacity in alpha: a transparent splat still
+has a colour that must survive).
+"""
+from __future__ import annotations
+
+import io
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .errors import SogFormatError
+
+
+@dataclass(frozen=True)
+class WebpSettings:
+    """libwebp lossless effort: `method` 0 (fast) .. 6 (small), `quality` 0..100 (effort too).
+
+    The default is the point of bench/webp_effort.py's size-vs-time table where more effort
+    stops paying (see bench/NOTES.md)."""
+
+    method: int = 4
+    quality: int = 50
+
+
+def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings()) -> bytes:
+    """(H, W, 4) uint8 -> lossless WebP bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
+        buf, format="WEBP", lossless=True, exact=True, method=settings.method, quality=settings.quality)
+    return buf.getvalue()
+
+
+def decode_webp(data: bytes, source: str = "<webp>") -> np.ndarray:
+    """WebP bytes -> (H, W, 4) uint8 (alpha 255 where the file has none)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "WEBP":
+                raise SogFormatError(source, f"expected a WebP image, found {img.format}")
+            return np.asarray(img.convert("RGBA"))
+    except SogFormatError:
+        raise
+    except Exception as exc:  # Pillow raises several types for corrupt data
+        raise SogFormatError(source, f"cannot decode WebP: {exc}") from None
+
+
+def encode_all(images: dict[str, np.ndarray], pool: Executor | None,
+               settings: WebpSettings = WebpSettings()) -> dict[str, bytes]:
+    """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order)."""
+    if pool is None:
+        return {name: encode_webp(img, settings) for name, img in images.items()}
+    futures = {name: pool.submit(encode_webp, img, settings) for name, img in images.items()}
+    return {name: fut.result() for name, fut in futures.items()}
