@@ -1,0 +1,60 @@
+"""Time each stage of compressing one PLY and write the figures as JSON.
+
+    python bench/compress_bench.py scene.ply [--device auto] [--repeat 2] [--json out.json]
+
+The first `compress` after construction is timed separately from the warm ones (an actor's
+first scene vs the rest). Prints a table; writes JSON (default bench/results/compress_<name>.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ply")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--out", default=None, help="where to write the .sog (default: memory only)")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    comp = Compressor(device=a.device, settings=CompressSettings())
+    init_s = time.perf_counter() - t0
+    with open(a.ply, "rb") as f:
+        data = f.read()
+    runs = []
+    for i in range(a.repeat):
+        res = comp.compress(data, a.out, name=os.path.basename(a.ply))
+        runs.append({"seconds": res.seconds, "output_bytes": res.output_bytes,
+                     "files": {k: len(v) for k, v in res.package.files.items()}})
+        print(f"run {i}: " + "  ".join(f"{k} {v:.3f}" for k, v in res.seconds.items()), flush=True)
+    best = min(runs, key=lambda r: r["seconds"]["total"])
+    result = {"input": a.ply, "input_bytes": len(data), "count": res.count, "sh_degree": res.sh_degree,
+              "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
+              "runs": runs, "best": best, "fidelity": res.fidelity, "ratio": len(data) / best["output_bytes"]}
+    print(f"\n{'stage':<10}{'seconds':>10}")
+    for k, v in best["seconds"].items():
+        print(f"{k:<10}{v:>10.3f}")
+    print(f"device {comp.device_name}; {res.count} splats; {len(data):,} -> {best['output_bytes']:,} bytes "
+          f"({result['ratio']:.1f}x); init {init_s:.2f}s")
+    print(json.dumps(res.fidelity))
+    path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                  f"compress_{os.path.splitext(os.path.basename(a.ply))[0]}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    comp.close()
+
+
+if __name__ == "__main__":
+    main()
