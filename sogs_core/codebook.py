@@ -26,9 +26,7 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
         cb = torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())])
     else:
         prefix = torch.cat([torch.zeros(1, dtype=torch.float64, device=flat.device), torch.cumsum(srt, 0)])
-        q = (torch.arange(k, dtype=torch.float64, device=flat.device) + 0.5) / k
-        cb = srt[(q * (m - 1)).round().long()]
-        cb = torch.unique(cb)
+        cb = _companded_init(srt, k)
         if cb.numel() < k:  # heavy ties at quantiles: fill from the distinct values evenly
             extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=flat.device).round().long()]
             cb = torch.unique(torch.cat([cb, extra]))[:k]
@@ -51,6 +49,21 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
     labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
     dtype = torch.uint8 if k <= 256 else torch.int64
     return cb32, labels.to(dtype).reshape(values.shape)
+
+
+def _companded_init(srt: torch.Tensor, k: int, bins_per_level: int = 16) -> torch.Tensor:
+    """Starting levels spaced by the cube root of the density (Panter-Dite), which is where the
+    optimal quantizer's levels lie for many levels; Lloyd then only polishes. Starting from plain
+    quantiles instead leaves the tails starved and Lloyd needs thousands of steps to repair it."""
+    lo, hi = float(srt[0]), float(srt[-1])
+    bins = k * bins_per_level
+    width = (hi - lo) / bins
+    idx = ((srt - lo) / width).long().clamp_(0, bins - 1)
+    hist = torch.bincount(idx, minlength=bins).to(torch.float64)
+    cum = torch.cumsum(hist.pow(1.0 / 3.0), 0)
+    targets = (torch.arange(k, dtype=torch.float64, device=srt.device) + 0.5) / k * cum[-1]
+    chosen = torch.searchsorted(cum, targets).clamp_(max=bins - 1)
+    return torch.unique(lo + (chosen.to(torch.float64) + 0.5) * width)
 
 
 def nearest_index(values: torch.Tensor, sorted_codebook: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,45 @@
+"""Shared fixtures: synthetic scenes (the project's shared generator when it is beside the
+checkout, else our own), the shared reference SOGs, and a small fast PLAS schedule."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+sys.path.insert(0, ROOT)
+
+from sogs_core.plas_sort import PlasConfig  # noqa: E402
+from sogs_core.splats import Splats  # noqa: E402
+
+#: a coarser radius schedule: same algorithm, about 4x fewer levels; for tests whose bounds do
+#: not depend on sort quality (quantization bounds hold for any order)
+FAST_PLAS = PlasConfig(radius_decay=0.8)
+
+
+def shared_path(*parts: str) -> str:
+    return os.path.join(SHARED, *parts)
+
+
+def make_scene(n: int, sh: int, seed: int = 7) -> Splats:
+    """A synthetic scene from ../shared/bench/synth_scene.py (the benchmark generator)."""
+    gen = shared_path("bench", "synth_scene.py")
+    if os.path.isfile(gen):
+        sys.path.insert(0, os.path.dirname(gen))
+        from synth_scene import synth_scene  # type: ignore
+
+        s = synth_scene(n, seed=seed, sh_degree=sh)
+        f32 = np.float32
+        return Splats(s["pos"].astype(f32), s["rot"].astype(f32), s["scale"].astype(f32),
+                      s["f_dc"].astype(f32), s["opacity"].astype(f32), s["f_rest"].astype(f32))
+    from sogs_core.synth import synthetic_scene
+
+    return synthetic_scene(n, sh, seed)
+
+
+@pytest.fixture
+def scene_factory():
+    return make_scene

@@ -1,0 +1,101 @@
+"""Quantizers: each bound follows from the step of its code."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from sogs_core.codebook import kmeans_1d, nearest_index
+from sogs_core.palette import kmeans, palette_size
+from sogs_core.quantize import (decode_means, decode_opacity, decode_quats, encode_means, encode_opacity,
+                                encode_quats)
+
+
+def test_palette_size_rule():
+    # min(64, 2^floor(log2(n / 1024))) * 1024, as splat-transform
+    for n in (1, 100, 1000, 1024, 2047, 4097, 100_000, 1 << 20, 5_000_000):
+        expect = int(min(64, 2 ** math.floor(math.log2(n / 1024))) * 1024)
+        assert palette_size(n) == expect, n
+        assert palette_size(n) <= n
+
+
+def test_codebook_is_nearest_and_sorted():
+    x = torch.from_numpy(np.random.default_rng(0).standard_t(3, size=(5000, 3)).astype(np.float32))
+    cb, idx = kmeans_1d(x)
+    assert cb.shape == (256,) and idx.dtype == torch.uint8 and idx.shape == x.shape
+    assert torch.all(cb[1:] >= cb[:-1])
+    err = (x - cb[idx.long()]).abs()
+    best = (x.reshape(-1, 1) - cb[None]).abs().min(1).values.reshape(x.shape)
+    assert torch.allclose(err, best, atol=1e-6)
+
+
+def test_codebook_beats_uniform_grid():
+    x = torch.from_numpy(np.random.default_rng(1).normal(-4, 1, 30000).astype(np.float32))
+    cb, idx = kmeans_1d(x)
+    mse_k = float(((x - cb[idx.long()]) ** 2).mean())
+    grid = torch.linspace(float(x.min()), float(x.max()), 256)
+    mse_u = float(((x - grid[nearest_index(x, grid)]) ** 2).mean())
+    assert mse_k < 0.8 * mse_u
+
+
+def test_codebook_exact_for_few_values():
+    x = torch.tensor([0.5, -1.0, 0.5, 3.0, 3.0])
+    cb, idx = kmeans_1d(x)
+    assert torch.equal(cb[idx.long()], x)
+
+
+def test_means_within_half_a_step():
+    rng = np.random.default_rng(2)
+    pos = rng.normal(0, 10, (4000, 3)).astype(np.float32)
+    q, lo, hi = encode_means(torch.from_numpy(pos))
+    back = decode_means(q.numpy(), lo, hi)
+    t = np.sign(pos) * np.log1p(np.abs(pos))
+    tb = np.sign(back) * np.log1p(np.abs(back))
+    step = (np.asarray(hi) - np.asarray(lo)) / 65535
+    assert (np.abs(t - tb) / step).max() <= 0.5 + 1e-3
+
+
+def test_means_constant_axis():
+    pos = np.zeros((10, 3), np.float32)
+    pos[:, 0] = np.arange(10)
+    q, lo, hi = encode_means(torch.from_numpy(pos))
+    back = decode_means(q.numpy(), lo, hi)
+    np.testing.assert_allclose(back[:, 1:], 0.0, atol=1e-7)
+
+
+def test_quats_angle_bound():
+    # each stored component has rounding error <= 0.5 / 255 * sqrt(2); three of them move the
+    # unit quaternion by <= sqrt(3) * that, and the rotation angle is about twice the quaternion
+    # distance: 2 * sqrt(3) * sqrt(2) * 0.5 / 255 rad = 0.55 degrees (plus the recomputed 4th)
+    q = torch.randn(20000, 4)
+    b = encode_quats(q).numpy()
+    assert set(np.unique(b[:, 3])) <= {252, 253, 254, 255}
+    d = decode_quats(b)
+    qn = (q / q.norm(dim=1, keepdim=True)).numpy()
+    ang = np.degrees(2 * np.arccos(np.clip(np.abs((qn * d).sum(1)), 0, 1)))
+    assert ang.max() <= 1.0
+
+
+def test_quats_invalid_tag_is_identity():
+    d = decode_quats(np.array([[10, 20, 30, 7]], np.uint8))
+    np.testing.assert_array_equal(d, [[1, 0, 0, 0]])
+
+
+def test_opacity_bound():
+    x = torch.linspace(-12, 12, 5001)
+    a = encode_opacity(x).numpy()
+    back = decode_opacity(a)
+    sig = 1 / (1 + np.exp(-x.numpy().astype(np.float64)))
+    assert np.abs(sig - 1 / (1 + np.exp(-back.astype(np.float64)))).max() <= 0.5 / 255 + 1e-6
+
+
+def test_kmeans_uses_every_centroid_and_lowers_inertia():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 9, generator=g)
+    c1, l1, i1 = kmeans(x, 256, iterations=1, seed=0)
+    c2, l2, i2 = kmeans(x, 256, iterations=8, seed=0)
+    assert i2 < i1
+    assert len(torch.unique(l2)) == 256
+    d = torch.cdist(x, c2).argmin(1)
+    assert torch.equal(d, l2)
