@@ -25,6 +25,10 @@ PLY_TYPES = {
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
             "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 MAX_HEADER_BYTES = 1 << 20
+#: +-inf opacity logits become +-this (sigmoid within 2e-9 of 0 or 1: the same opacity byte)
+OPACITY_LOGIT_LIMIT = 20.0
+#: -inf log-scales (a flat axis) become this (exp(-30) ~ 1e-13 scene units)
+FLAT_LOG_SCALE = -30.0
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -145,6 +149,14 @@ def read_ply(source: Source, name: str | None = None) -> Splats:
         opacity=cols(["opacity"])[:, 0].copy(),
         f_rest=cols([f"f_rest_{i}" for i in range(n_rest)]),
     )
+    # Saturated values that trained scenes really contain (SuperSplat exports hold +inf opacity
+    # logits for fully opaque splats, -inf log-scales for flat ones) have a clear meaning: clamp
+    # them to finite values that quantize to the same bytes. Everything else non-finite is an error.
+    np.clip(splats.opacity, -OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT, out=splats.opacity,
+            where=np.isinf(splats.opacity))
+    flat = np.isneginf(splats.log_scales)
+    if flat.any():
+        splats.log_scales[flat] = FLAT_LOG_SCALE
     for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
         arr = getattr(splats, attr)
         bad = ~np.isfinite(arr)

@@ -97,12 +97,27 @@ def test_missing_property():
         read_ply(data, "m.ply")
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_values(bad):
+@pytest.mark.parametrize("attr,row,col,bad", [("log_scales", 7, 1, np.nan), ("means", 3, 0, np.inf),
+                                               ("f_dc", 9, 2, -np.inf), ("opacity", 4, None, np.nan)])
+def test_non_finite_values(attr, row, col, bad):
     scene = make_scene(20, 0)
-    scene.log_scales[7, 1] = bad
-    with pytest.raises(PlyError, match="non-finite values .* in log_scales of 1 splats \\(first at splat 7\\)"):
+    arr = getattr(scene, attr)
+    if col is None:
+        arr[row] = bad
+    else:
+        arr[row, col] = bad
+    with pytest.raises(PlyError, match=f"non-finite values .* in {attr} of 1 splats \\(first at splat {row}\\)"):
         read_ply(ply_bytes(scene), "nan.ply")
+
+
+def test_saturated_opacity_and_flat_scales_are_clamped():
+    """Real SuperSplat exports hold +inf opacity logits and -inf log-scales: meaningful, kept."""
+    scene = make_scene(20, 0)
+    scene.opacity[2], scene.opacity[3] = np.inf, -np.inf
+    scene.log_scales[5, 0] = -np.inf
+    s = read_ply(ply_bytes(scene))
+    assert s.opacity[2] == 20.0 and s.opacity[3] == -20.0 and s.log_scales[5, 0] == -30.0
+    assert np.isfinite(s.log_scales).all()
 
 
 def test_zero_splats():

@@ -1,0 +1,137 @@
+"""The Ray actor: one warm `Compressor` per GPU (or CPU slot), compressing scenes it is handed.
+
+Why an actor: CUDA context, PLAS buffers and the WebP thread pool are built once, not per scene.
+The actor runs two calls at once (max_concurrency=2): the Compressor's GPU lock lets one scene's
+download, PLY parse and WebP encode overlap the next scene's sort and k-means. Every error
+becomes a `failed` row (errors are values); bad input is not retried, anything else is, up to
+the job's --max-retries.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import time
+import traceback
+from typing import Optional
+
+from .manifest import FIDELITY, STAGES, empty_row
+from .storage import Store
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class SceneCompressor:
+    """Plain class; backfill.py wraps it with ray.remote(num_gpus=..., max_concurrency=2)."""
+
+    def __init__(self, device: str, settings_kwargs: dict, layout: str, run_id: str, settings_hash: str,
+                 max_retries: int) -> None:
+        from sogs_core.compressor import Compressor, CompressSettings
+
+        self.layout, self.run_id, self.settings_hash = layout, run_id, settings_hash
+        self.max_retries = max_retries
+        self.store = Store()
+        self.compressor = Compressor(device=device, settings=CompressSettings(**settings_kwargs))
+        self.node = socket.gethostname()
+        try:
+            import ray
+
+            self.node = f"{self.node}/{ray.get_runtime_context().get_node_id()[:8]}"
+        except Exception:
+            pass
+
+    def ready(self) -> str:
+        return f"{self.node} {self.compressor.device_name}"
+
+    def _write(self, pkg, output_uri: str) -> int:
+        if self.layout == "bundle":
+            data = pkg.bundle_bytes()
+            self.store.put(output_uri, data)
+            return len(data)
+        folder = output_uri.rstrip("/")
+        meta_uri = folder + "/meta.json"
+        if self.store.exists(meta_uri):       # unmark an older scene before replacing its images
+            self.store.delete(meta_uri)
+        total = 0
+        for name, data in pkg.files.items():
+            self.store.put(f"{folder}/{name}", data)
+            total += len(data)
+        meta = pkg.meta_bytes()
+        self.store.put(meta_uri, meta)        # last: its presence means the folder is complete
+        return total + len(meta)
+
+    def process(self, task: dict, attempt_offset: int = 0) -> dict:
+        """Compress one scene; never raises for a scene's own failure."""
+        from sogs_core.errors import SogsError
+
+        row = empty_row()
+        row.update(run_id=self.run_id, input_uri=task["input_uri"], input_bytes=task["size"],
+                   input_etag=task["etag"], output_uri=task["output_uri"], node=self.node,
+                   gpu=self.compressor.device_name, settings_hash=self.settings_hash, started_at=utcnow())
+        attempts = attempt_offset
+        while True:
+            attempts += 1
+            try:
+                seconds: dict = {}
+                t0 = time.perf_counter()
+                data = self.store.get(task["input_uri"])
+                from sogs_core.ply_io import read_ply
+
+                splats = read_ply(data, task["input_uri"])
+                seconds["read"] = time.perf_counter() - t0
+                pkg, fid = self.compressor.encode(splats, seconds)
+                t1 = time.perf_counter()
+                out_bytes = self._write(pkg, task["output_uri"])
+                seconds["write"] = time.perf_counter() - t1
+                seconds["total"] = time.perf_counter() - t0
+                row.update(status="ok", splats=splats.count, output_bytes=out_bytes,
+                           sh_degree=splats.sh_degree if self.compressor.settings.sh_bands is None
+                           else min(splats.sh_degree, self.compressor.settings.sh_bands),
+                           ratio=task["size"] / out_bytes if out_bytes else None)
+                for s in STAGES:
+                    row[f"seconds_{s}"] = seconds.get(s)
+                for f in FIDELITY:
+                    row[f"fid_{f}"] = fid.get(f)
+                break
+            except SogsError as exc:          # bad input: retrying cannot help
+                row.update(status="failed", error_class=type(exc).__name__, error_message=str(exc)[:2000])
+                break
+            except Exception as exc:          # transient or resource trouble: retry, then give up
+                if _is_oom(exc):
+                    _free_gpu_memory()
+                if attempts <= self.max_retries:
+                    time.sleep(min(2 ** attempts, 30) * 0.1)
+                    continue
+                msg = f"{exc}".strip() or traceback.format_exc(limit=3)
+                row.update(status="failed", error_class=type(exc).__name__, error_message=msg[:2000])
+                break
+        row.update(attempts=attempts, finished_at=utcnow())
+        return row
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+def _free_gpu_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+def failed_row(task: dict, run_id: str, settings_hash: str, exc: BaseException, attempts: int,
+               started: Optional[dt.datetime] = None) -> dict:
+    """The row for a scene whose actor died (process killed, node lost) on every attempt."""
+    row = empty_row()
+    row.update(run_id=run_id, input_uri=task["input_uri"], input_bytes=task["size"], input_etag=task["etag"],
+               output_uri=task["output_uri"], settings_hash=settings_hash, status="failed",
+               error_class=type(exc).__name__, error_message=(str(exc).strip() or repr(exc))[:2000],
+               attempts=attempts, started_at=started or utcnow(), finished_at=utcnow(),
+               node=os.environ.get("HOSTNAME"))
+    return row

@@ -1,0 +1,256 @@
+"""Backfill driver: every PLY under a prefix -> SOG, on Ray actors, with a Parquet manifest.
+
+    python -m ray_jobs.backfill --input s3://bucket/scenes/ --output s3://bucket/sog/
+    python -m ray_jobs.backfill --input ./scenes/ --output ./out/          # local Ray, local disk
+
+Lists the inputs, skips scenes already done with the same input ETag and settings (resume),
+starts one actor per GPU (or CPU actors when the cluster has no GPU), keeps two scenes in flight
+per actor, writes outputs whole-or-nothing and a manifest row per scene as it finishes.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Optional
+
+from .manifest import ManifestWriter, latest_ok, read_manifest
+from .storage import ObjectInfo, Store, is_s3, join
+
+IN_FLIGHT_PER_ACTOR = 2
+
+
+def log(msg: str) -> None:
+    print(f"[backfill] {msg}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ray_jobs.backfill",
+        description="Compress every *.ply under --input to SOG under --output on a Ray cluster, "
+                    "recording one Parquet manifest row per scene. Re-running skips scenes already "
+                    "done with the same input ETag and settings. With no RAY_ADDRESS it starts a "
+                    "local Ray; on a cluster without GPUs it compresses on CPU actors.",
+        epilog="Exit status: 1 when scenes were to be done and none is ok (done now or skipped as "
+               "already done), or with --fail-on-error when any failed; 2 on bad arguments or a "
+               "missing input folder; 0 otherwise. Failed scenes are rows in the manifest either way.")
+    p.add_argument("--input", required=True, help="s3://bucket/prefix/ or a local folder of PLY files")
+    p.add_argument("--output", required=True, help="s3://bucket/prefix/ or a local folder for the SOG outputs")
+    p.add_argument("--manifest", default=None,
+                   help="where the Parquet manifest parts go (default: OUTPUT/_manifest/)")
+    p.add_argument("--layout", choices=["bundle", "folder"], default="bundle",
+                   help="bundle: a/b/scene.ply -> a/b/scene.sog (default); folder: -> a/b/scene/meta.json + WebP")
+    p.add_argument("--actors", default="auto",
+                   help="number of compressor actors, or 'auto' (default): one per --gpus-per-actor of the "
+                        "cluster's GPUs; with no GPU, one per two CPUs")
+    p.add_argument("--gpus-per-actor", type=float, default=1.0,
+                   help="GPU share of each actor (default 1; fractions such as 0.5 pack two actors per GPU)")
+    p.add_argument("--max-retries", type=int, default=2,
+                   help="retries of a scene after a transient error or a dead actor (default 2); bad input is not retried")
+    p.add_argument("--limit", type=int, default=None, help="process at most this many scenes (after filtering)")
+    p.add_argument("--include", action="append", default=None, metavar="GLOB",
+                   help="only inputs whose path relative to --input matches (repeatable)")
+    p.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="skip matching inputs (repeatable)")
+    p.add_argument("--force", action="store_true", help="redo scenes even when a matching output exists")
+    p.add_argument("--dry-run", action="store_true", help="list what would be done and skipped; start nothing")
+    p.add_argument("--fail-on-error", action="store_true", help="exit 1 if any scene failed")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                   help="compressor device inside the actors (default auto: CUDA when the actor sees a GPU)")
+    p.add_argument("--seed", type=int, default=0, help="sort / k-means seed (part of the settings hash)")
+    p.add_argument("--iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
+    p.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None, help="drop SH bands above this")
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
+    return p
+
+
+def output_uri(output: str, rel: str, layout: str) -> str:
+    stem = rel[: -len(".ply")] if rel.lower().endswith(".ply") else rel
+    return join(output, stem + ".sog") if layout == "bundle" else join(output, stem) + "/"
+
+
+def done_marker(uri: str, layout: str) -> str:
+    """The object whose presence means the output is complete."""
+    return uri if layout == "bundle" else uri.rstrip("/") + "/meta.json"
+
+
+def settings_kwargs(args: argparse.Namespace) -> dict:
+    return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands}
+
+
+def settings_hash(args: argparse.Namespace) -> str:
+    from sogs_core.compressor import CompressSettings
+
+    digest = CompressSettings(**settings_kwargs(args)).digest()
+    return f"{digest}-{args.layout}"
+
+
+def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tuple[list[dict], list[dict], int]:
+    """(tasks to run, rows for skipped scenes, number listed)."""
+    from .actors import utcnow
+    from .manifest import empty_row
+
+    objs: list[ObjectInfo] = store.list(args.input, include=args.include, exclude=args.exclude)
+    listed = len(objs)
+    if args.limit is not None:
+        objs = objs[: args.limit]
+    done = {} if args.force else latest_ok(read_manifest(store, args.manifest))
+    tasks, skipped = [], []
+    for o in objs:
+        out = output_uri(args.output, o.rel, args.layout)
+        prev = done.get(o.uri)
+        if (prev is not None and prev["input_etag"] == o.etag and prev["settings_hash"] == shash
+                and prev["output_uri"] == out and store.exists(done_marker(out, args.layout))):
+            row = dict(prev)
+            now = utcnow()
+            row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now,
+                       error_class=None, error_message=None)
+            skipped.append(row)
+            continue
+        tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out})
+    return tasks, skipped, listed
+
+
+def connect_ray(address: Optional[str]):
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    addr = address or os.environ.get("RAY_ADDRESS")
+    if addr:
+        ray.init(address=addr, logging_level="WARNING", log_to_driver=True)
+    else:
+        log("no RAY_ADDRESS: starting a local Ray on this machine")
+        ray.init(logging_level="WARNING", include_dashboard=False)
+    return ray
+
+
+def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, str]:
+    """(number of actors, ray resource options, description)."""
+    res = ray.cluster_resources()
+    gpus, cpus = res.get("GPU", 0.0), res.get("CPU", 1.0)
+    if gpus > 0 and args.device != "cpu":
+        per = args.gpus_per_actor
+        n = int(gpus // per) if args.actors == "auto" else int(args.actors)
+        opts = {"num_gpus": per, "num_cpus": 1}
+        desc = f"{n} GPU actor(s), {per:g} GPU each, cluster has {gpus:g} GPU(s)"
+    else:
+        n = max(1, int(cpus // 2)) if args.actors == "auto" else int(args.actors)
+        opts = {"num_gpus": 0, "num_cpus": 1}
+        desc = f"{n} CPU actor(s): " + ("--device cpu" if args.device == "cpu" else
+                                         f"the Ray cluster has no GPU ({cpus:g} CPUs); compressing on CPU, slowly")
+    n = max(1, min(n, n_tasks))
+    return n, opts, desc
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.manifest is None:
+        args.manifest = join(args.output, "_manifest")
+    if not is_s3(args.input) and not os.path.isdir(args.input):
+        raise FileNotFoundError(f"input folder {args.input} does not exist")
+    store = Store(max_attempts=8)
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    shash = settings_hash(args)
+    tasks, skipped, listed = plan(store, args, shash, run_id)
+    log(f"run {run_id}: {listed} PLY file(s) under {args.input}; {len(tasks)} to do, {len(skipped)} already done")
+    summary = {"run_id": run_id, "listed": listed, "todo": len(tasks), "ok": 0, "failed": 0,
+               "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
+    if args.dry_run:
+        for t in tasks:
+            print(f"do    {t['input_uri']} -> {t['output_uri']}")
+        for r in skipped:
+            print(f"skip  {r['input_uri']} (done in run {r['run_id']})")
+        return summary
+    writer = ManifestWriter(store, args.manifest, run_id)
+    for row in skipped:
+        writer.add(row)
+    if tasks:
+        _run_tasks(args, tasks, writer, summary, run_id, shash)
+    writer.flush()
+    summary["manifest_parts"] = writer.written
+    return summary
+
+
+def _run_tasks(args, tasks, writer, summary, run_id, shash) -> None:
+    from .actors import SceneCompressor, failed_row
+
+    ray = connect_ray(args.address)
+    n, opts, desc = pool_shape(ray, args, len(tasks))
+    log(desc)
+    remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1,
+                            max_task_retries=args.max_retries, **opts)(SceneCompressor)
+    actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries)
+              for _ in range(n)]
+    queue = list(reversed(tasks))
+    in_flight: dict = {}          # ObjectRef -> (actor index, task, started)
+    load = [0] * n
+    t_start = time.monotonic()
+    finished = 0
+
+    def submit(i: int) -> None:
+        task = queue.pop()
+        ref = actors[i].process.remote(task)
+        in_flight[ref] = (i, task, dt.datetime.now(dt.timezone.utc))
+        load[i] += 1
+
+    for i in range(n):
+        while queue and load[i] < IN_FLIGHT_PER_ACTOR:
+            submit(i)
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
+        if not ready:
+            writer.flush() if writer.pending else None
+            continue
+        ref = ready[0]
+        i, task, started = in_flight.pop(ref)
+        load[i] -= 1
+        try:
+            row = ray.get(ref)
+        except Exception as exc:  # the actor died on every attempt (OOM kill, node lost)
+            row = failed_row(task, run_id, shash, exc, args.max_retries + 1, started)
+        writer.add(row)
+        finished += 1
+        summary["ok" if row["status"] == "ok" else "failed"] += 1
+        rate = finished / max(time.monotonic() - t_start, 1e-9) * 60
+        eta = (len(tasks) - finished) / rate if rate else 0
+        detail = (f"{row['splats']:,} splats, {row['seconds_total']:.1f}s" if row["status"] == "ok"
+                  else f"{row['error_class']}: {row['error_message']}")
+        log(f"[{finished}/{len(tasks)}] {row['status']:<6} {task['rel']} ({detail}) "
+            f"- {rate:.1f} scenes/min, ETA {eta:.1f} min")
+        if queue:
+            submit(i)
+    summary["seconds"] = time.monotonic() - t_start
+    summary["scenes_per_minute"] = finished / summary["seconds"] * 60 if summary["seconds"] else 0.0
+    for a in actors:
+        ray.kill(a)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.actors != "auto" and not str(args.actors).isdigit():
+        build_parser().error("--actors must be a positive integer or 'auto'")
+    if args.gpus_per_actor <= 0:
+        build_parser().error("--gpus-per-actor must be > 0")
+    try:
+        summary = run(args)
+    except FileNotFoundError as exc:
+        log(f"error: {exc}")
+        return 2
+    log(f"done: {summary['ok']} ok, {summary['skipped']} skipped, {summary['failed']} failed; "
+        f"manifest under {summary['manifest']}")
+    print(json.dumps({k: v for k, v in summary.items() if k != "manifest_parts"}))
+    if args.dry_run:
+        return 0
+    if args.fail_on_error and summary["failed"]:
+        return 1
+    if summary["todo"] and not (summary["ok"] or summary["skipped"]):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

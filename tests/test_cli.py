@@ -1,0 +1,62 @@
+"""The console script as an artist uses it: exit codes, one-line errors, outputs that decode."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sogs_core.ply_io import write_ply
+
+from .conftest import ROOT, make_scene
+
+
+def cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "sogs_core.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def ply(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    write_ply(d / "in.ply", make_scene(1500, 1))
+    return d / "in.ply"
+
+
+def test_compress_decompress_info_compare(tmp_path, ply):
+    r = cli("compress", str(ply), str(tmp_path / "o.sog"), "--device", "cpu", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "done in" in r.stderr  # stage progress on stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["count"] == 1500 and summary["fidelity"]["unmatched"] == 0
+    r = cli("compress", str(ply), str(tmp_path / "folder") + "/", "--device", "cpu", "-q")
+    assert r.returncode == 0 and os.path.isfile(tmp_path / "folder" / "meta.json")
+    r = cli("decompress", str(tmp_path / "o.sog"), str(tmp_path / "back.ply"))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(cli("info", str(tmp_path / "o.sog")).stdout)
+    assert info["version"] == 2 and info["count"] == 1500 and info["sh_bands"] == 1
+    r = cli("compare", str(ply), str(tmp_path / "back.ply"), "--json")
+    rep = json.loads(r.stdout)
+    assert rep["unmatched"] == 0 and rep["rotation_max_deg"] <= 1.5
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.ply"
+    bad.write_bytes(b"hello")
+    r = cli("compress", str(bad), str(tmp_path / "o.sog"), "--device", "cpu")
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sogs-cluster: error")]
+    assert lines == [f"sogs-cluster: error: {bad}: not a PLY file (no 'ply' magic at the start)"]
+    assert "Traceback" not in r.stderr
+    r = cli("decompress", str(tmp_path / "missing.sog"), str(tmp_path / "x.ply"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = cli("compress", str(bad), str(tmp_path / "o.zip"))
+    assert r.returncode == 2 and "must end in .sog" in r.stderr
+
+
+def test_help_explains():
+    r = cli("compress", "--help")
+    assert r.returncode == 0 and "--sh-bands" in r.stdout and "--iterations" in r.stdout
