@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Optional
 
-from .manifest import ManifestWriter, latest_ok, read_manifest
+from .manifest import ManifestWriter, latest_settled, read_manifest
 from .storage import ObjectInfo, Store, is_s3, join
 
 IN_FLIGHT_PER_ACTOR = 2
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ray_jobs.backfill",
         description="Compress every *.ply under --input to SOG under --output on a Ray cluster, "
                     "recording one Parquet manifest row per scene. Re-running skips scenes already "
-                    "done with the same input ETag and settings. With no RAY_ADDRESS it starts a "
+                    "done with the same input ETag and settings (and inputs that failed as bad "
+                    "input and have not changed since); --force redoes everything. With no RAY_ADDRESS it starts a "
                     "local Ray; on a cluster without GPUs it compresses on CPU actors.",
         epilog="Exit status: 1 when scenes were to be done and none is ok (done now or skipped as "
                "already done), or with --fail-on-error when any failed; 2 on bad arguments or a "
@@ -98,17 +99,19 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     listed = len(objs)
     if args.limit is not None:
         objs = objs[: args.limit]
-    done = {} if args.force else latest_ok(read_manifest(store, args.manifest))
+    done = {} if args.force else latest_settled(read_manifest(store, args.manifest))
     tasks, skipped = [], []
     for o in objs:
         out = output_uri(args.output, o.rel, args.layout)
         prev = done.get(o.uri)
-        if (prev is not None and prev["input_etag"] == o.etag and prev["settings_hash"] == shash
-                and prev["output_uri"] == out and store.exists(done_marker(out, args.layout))):
+        same = prev is not None and prev["input_etag"] == o.etag and prev["settings_hash"] == shash
+        if same and prev["status"] == "ok":
+            same = prev["output_uri"] == out and store.exists(done_marker(out, args.layout))
+        if same:
+            # the previous row's figures (and, for a known-bad input, its error) carry over
             row = dict(prev)
             now = utcnow()
-            row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now,
-                       error_class=None, error_message=None)
+            row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now)
             skipped.append(row)
             continue
         tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out})
@@ -163,7 +166,8 @@ def run(args: argparse.Namespace) -> dict:
         for t in tasks:
             print(f"do    {t['input_uri']} -> {t['output_uri']}")
         for r in skipped:
-            print(f"skip  {r['input_uri']} (done in run {r['run_id']})")
+            why = f"known bad input: {r['error_message']}" if r["error_class"] else "already done"
+            print(f"skip  {r['input_uri']} ({why})")
         return summary
     writer = ManifestWriter(store, args.manifest, run_id)
     for row in skipped:

@@ -76,13 +76,21 @@ def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
     return pa.concat_tables(tables) if tables else None
 
 
-def latest_ok(table: Optional[pa.Table]) -> dict[str, dict]:
-    """input_uri -> the most recent row with status 'ok' (by finished_at)."""
+#: failures that the same input and settings reproduce: a re-run skips them until the input changes
+PERMANENT_ERRORS = ("PlyError", "SogFormatError", "SogsError")
+
+
+def latest_settled(table: Optional[pa.Table]) -> dict[str, dict]:
+    """input_uri -> its most recent settled row: 'ok', or 'failed' on bad input (which the same
+    bytes would fail again). Transient failures are not settled: the next run retries them."""
     done: dict[str, dict] = {}
     if table is None:
         return done
-    for row in table.filter(pa.compute.equal(table["status"], "ok")).to_pylist():
+    for row in table.to_pylist():
+        settled = row["status"] == "ok" or (row["status"] == "failed" and row["error_class"] in PERMANENT_ERRORS)
+        if not settled:
+            continue
         prev = done.get(row["input_uri"])
-        if prev is None or (row["finished_at"] or 0) >= (prev["finished_at"] or 0):
+        if prev is None or row["finished_at"] >= prev["finished_at"]:
             done[row["input_uri"]] = row
     return done
