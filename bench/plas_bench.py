@@ -27,10 +27,14 @@ from sogs_core.plas_sort import PlasConfig, plas_sort  # noqa: E402
 
 VARIANTS = {
     "default": PlasConfig(),
-    "break1e-5": PlasConfig(improvement_break=1e-5),
-    "decay0.9": PlasConfig(radius_decay=0.9),
-    "decay0.9_break1e-5": PlasConfig(radius_decay=0.9, improvement_break=1e-5),
-    "decay0.8": PlasConfig(radius_decay=0.8),
+    "tent": PlasConfig(blur_passes=2),
+    "gauss3": PlasConfig(blur_passes=3),
+    "iters8": PlasConfig(max_iters_per_level=8),
+    "iters16_tent": PlasConfig(max_iters_per_level=16, blur_passes=2),
+    "block8": PlasConfig(min_block_size=8),
+    "block4": PlasConfig(min_block_size=4),
+    "block8_iters16": PlasConfig(min_block_size=8, max_iters_per_level=16),
+    "decay0.9_tent_break1e-5": PlasConfig(radius_decay=0.9, blur_passes=2, improvement_break=1e-5),
 }
 
 

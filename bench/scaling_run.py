@@ -1,0 +1,108 @@
+"""Backfill throughput on k GPUs of one host: scenes per minute, GPU busy fraction, stage times.
+
+    python bench/scaling_run.py --scenes 8 --gpus 1 [--n 1048576] [--work /tmp/scaling] [--json out.json]
+
+Generates the synthetic scenes (../shared/bench/synth_scene.py, seeds 0..S-1, SH3) once into
+WORK/in, runs one backfill (local Ray limited to the first k GPUs, local disk to local disk,
+default settings, --force), samples `nvidia-smi` utilisation every 0.5 s while it runs, then
+reads the manifest. Repeat with --gpus 1, 2, 4, 8 and compare; efficiency(k) = rate(k) / (k x
+rate(1)).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+
+def find_synth() -> str:
+    for cand in (os.path.join(ROOT, "..", "shared", "bench"), os.path.join(ROOT, "shared_carry", "bench")):
+        if os.path.isfile(os.path.join(cand, "synth_scene.py")):
+            return os.path.join(cand, "synth_scene.py")
+    raise SystemExit("synth_scene.py not found beside the checkout (../shared/bench)")
+
+
+class GpuSampler(threading.Thread):
+    def __init__(self, gpus: int) -> None:
+        super().__init__(daemon=True)
+        self.gpus, self.samples, self.stop = gpus, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used",
+                                      "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5).stdout
+                row = {}
+                for line in out.strip().splitlines():
+                    i, u, m = [x.strip() for x in line.split(",")]
+                    if int(i) < self.gpus:
+                        row[int(i)] = (float(u), float(m))
+                self.samples.append((time.monotonic(), row))
+            except Exception:
+                pass
+            time.sleep(0.5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", type=int, default=8)
+    ap.add_argument("--gpus", type=int, default=1)
+    ap.add_argument("--n", type=int, default=1048576)
+    ap.add_argument("--work", default="/tmp/scaling")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    inp = os.path.join(a.work, "in")
+    os.makedirs(inp, exist_ok=True)
+    synth = find_synth()
+    t0 = time.monotonic()
+    for seed in range(a.scenes):
+        path = os.path.join(inp, f"scene_{seed:03d}.ply")
+        if not os.path.exists(path):
+            subprocess.run([sys.executable, synth, "--n", str(a.n), "--sh", "3", "--seed", str(seed), "--out", path],
+                           check=True)
+    print(f"scenes ready in {time.monotonic() - t0:.1f}s", flush=True)
+
+    import ray
+    import pyarrow.parquet as pq
+
+    from ray_jobs import backfill
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(a.gpus))
+    ray.init(num_gpus=a.gpus, include_dashboard=False, logging_level="WARNING")
+    out = os.path.join(a.work, f"out_{a.gpus}gpu")
+    sampler = GpuSampler(a.gpus)
+    sampler.start()
+    args = backfill.build_parser().parse_args(["--input", inp, "--output", out, "--force"])
+    t1 = time.monotonic()
+    summary = backfill.run(args)
+    wall = time.monotonic() - t1
+    sampler.stop.set()
+    ray.shutdown()
+    rows = [r for r in pq.read_table(os.path.join(out, "_manifest")).to_pylist() if r["run_id"] == summary["run_id"]]
+    stages = ("read", "sort", "cluster", "quantize", "encode", "write", "total")
+    mean = {s: sum(r[f"seconds_{s}"] for r in rows if r["status"] == "ok") / max(1, summary["ok"]) for s in stages}
+    util = {}
+    for g in range(a.gpus):
+        vals = [row[g][0] for _, row in sampler.samples if g in row]
+        util[g] = {"mean_util_pct": sum(vals) / len(vals) if vals else None,
+                   "busy_fraction": sum(v > 0 for v in vals) / len(vals) if vals else None,
+                   "max_mem_mib": max((row[g][1] for _, row in sampler.samples if g in row), default=None)}
+    result = {"gpus": a.gpus, "scenes": a.scenes, "n": a.n, "ok": summary["ok"], "failed": summary["failed"],
+              "wall_seconds": wall, "scenes_per_minute": summary["ok"] / wall * 60, "stage_mean_seconds": mean,
+              "gpu": util, "gpu_names": sorted({r["gpu"] for r in rows})}
+    print(json.dumps(result, indent=2))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
