@@ -31,9 +31,9 @@ class SogPackage:
         uncompressed (WebP is already compressed; readers may then range-read entries)."""
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-            z.writestr("meta.json", self.meta_bytes())
-            for name, data in self.files.items():
-                z.writestr(name, data)
+            # a fixed entry date: the same scene and settings give the same bytes at any time
+            for name, data in [("meta.json", self.meta_bytes()), *self.files.items()]:
+                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
         return buf.getvalue()
 
     def total_bytes(self) -> int:
