@@ -27,14 +27,25 @@ from sogs_core.plas_sort import PlasConfig, plas_sort  # noqa: E402
 
 VARIANTS = {
     "default": PlasConfig(),
-    "tent": PlasConfig(blur_passes=2),
-    "gauss3": PlasConfig(blur_passes=3),
-    "iters8": PlasConfig(max_iters_per_level=8),
-    "iters16_tent": PlasConfig(max_iters_per_level=16, blur_passes=2),
+    "break1e-5": PlasConfig(improvement_break=1e-5),
     "block8": PlasConfig(min_block_size=8),
     "block4": PlasConfig(min_block_size=4),
-    "block8_iters16": PlasConfig(min_block_size=8, max_iters_per_level=16),
-    "decay0.9_tent_break1e-5": PlasConfig(radius_decay=0.9, blur_passes=2, improvement_break=1e-5),
+    "configs2": PlasConfig(min_configs=2),
+    "block8_configs2": PlasConfig(min_block_size=8, min_configs=2),
+    "break3e-4": PlasConfig(improvement_break=3e-4),
+    "decay0.9": PlasConfig(radius_decay=0.9),
+    "iters8": PlasConfig(max_iters=8),
+    "block4_break5e-5": PlasConfig(min_block_size=4, improvement_break=5e-5),
+    "block4_break3e-5": PlasConfig(min_block_size=4, improvement_break=3e-5),
+    "block4_configs6": PlasConfig(min_block_size=4, min_configs=6),
+    "block4_fp16": PlasConfig(min_block_size=4, store_fp16=True),
+    "b4_fp16_fine1e-5_r8": PlasConfig(min_block_size=4, store_fp16=True, fine_radius=8, fine_break=1e-5),
+    "b4_fine3e-5_r32": PlasConfig(min_block_size=4, fine_radius=32, fine_break=3e-5),
+    "b4_fine1e-5_r8": PlasConfig(min_block_size=4, fine_radius=8, fine_break=1e-5),
+    "b4_fine1e-5_r4": PlasConfig(min_block_size=4, fine_radius=4, fine_break=1e-5),
+    "b4_coarse3e-5_r32": PlasConfig(min_block_size=4, improvement_break=3e-5, fine_radius=32, fine_break=1e-4),
+    "b4_coarse3e-4_fine1e-5_r8": PlasConfig(min_block_size=4, improvement_break=3e-4, fine_radius=8,
+                                            fine_break=1e-5),
 }
 
 
@@ -45,13 +56,53 @@ def run(side: int, dev: torch.device, cfg: PlasConfig) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    order = plas_sort(feats, (side, side), seed=0, config=cfg)
+    stats: dict = {}
+    order = plas_sort(feats, (side, side), seed=0, config=cfg, stats=stats)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
     after = neighbor_distance(feats[order].reshape(side, side, -1))
     ok = bool((torch.sort(order).values == torch.arange(side * side, device=dev)).all())
-    return {"side": side, "seconds": secs, "nd_before": before, "nd_after": after, "permutation": ok}
+    return {"side": side, "seconds": secs, "nd_before": before, "nd_after": after, "permutation": ok, **stats}
+
+
+def micro(side: int, dev: torch.device, dtype: torch.dtype = torch.float32) -> dict:
+    """GPU and host microseconds of one group step per block side, and of one target."""
+    from sogs_core.plas_sort import _backend
+    feats = gs_grid(side).reshape(-1, 13).to(dev)
+    n, cp, mask_ch = side * side, 16, 13
+    grid = torch.zeros(n, cp, device=dev, dtype=dtype)
+    grid[:, :13] = feats.to(dtype)
+    grid[:, mask_ch] = 1
+    order = torch.arange(n, dtype=torch.int32, device=dev)
+    be = _backend("auto", side, side, n, cp, mask_ch, dev, dtype)
+    target = torch.empty_like(grid)
+    sums = torch.zeros(2, dtype=torch.float64, device=dev)
+    out = {"backend": be.name, "dtype": str(dtype), "step_us": {}, "host_us": {}}
+    be.target(grid, 8, target)
+    reps = 200
+    for block in (4, 16, 64, 256, side):
+        be.step(grid, order, target, block, 1, 2, (1, 2, 3, 4), sums)
+        torch.cuda.synchronize()
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0 = time.perf_counter()
+        e0.record()
+        for i in range(reps):
+            be.step(grid, order, target, block, i % block, (3 * i) % block, (i, 2 * i + 1, 7, i ^ 5), sums)
+        e1.record()
+        host = (time.perf_counter() - t0) / reps * 1e6
+        torch.cuda.synchronize()
+        out["step_us"][block] = e0.elapsed_time(e1) / reps * 1e3
+        out["host_us"][block] = host
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for r in range(1, 51):
+        be.target(grid, r, target)
+    e1.record()
+    torch.cuda.synchronize()
+    out["target_us"] = e0.elapsed_time(e1) / 50 * 1e3
+    print(f"micro {side}: " + json.dumps(out), flush=True)
+    return out
 
 
 def main() -> None:
@@ -59,23 +110,39 @@ def main() -> None:
     ap.add_argument("--sides", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--variants", nargs="+", default=None, help="names from the sweep to run")
+    ap.add_argument("--micro", action="store_true", help="also time one step and one target (CUDA)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "plas.json"))
     a = ap.parse_args()
     dev = resolve_device(a.device)
     run(64, dev, PlasConfig())  # warm-up
+    micro_rows = ([micro(side, dev, dt) for side in a.sides for dt in (torch.float32, torch.float16)]
+                  if a.micro and dev.type == "cuda" else [])
     rows = []
     variants = VARIANTS if a.sweep else {"default": PlasConfig()}
-    print(f"{'variant':<22}{'side':>6}{'seconds':>10}{'nd before':>11}{'nd after':>10}")
+    if a.variants:
+        variants = {k: VARIANTS[k] for k in a.variants}
+    print(f"{'variant':<22}{'side':>6}{'seconds':>10}{'nd before':>11}{'nd after':>10}{'steps':>8}{'configs':>8}")
     for side in a.sides:
         for name, cfg in variants.items():
             r = run(side, dev, cfg)
             r["variant"] = name
             r["config"] = cfg.__dict__
             rows.append(r)
-            print(f"{name:<22}{side:>6}{r['seconds']:>10.3f}{r['nd_before']:>11.3f}{r['nd_after']:>10.3f}", flush=True)
+            print(f"{name:<22}{side:>6}{r['seconds']:>10.3f}{r['nd_before']:>11.3f}{r['nd_after']:>10.4f}"
+                  f"{r.get('steps', 0):>8}{r.get('configs', 0):>8}", flush=True)
+            bands = {}
+            for rad, block, cfgs, steps, secs in r.get("per_level", []):
+                key = "r>=32" if rad >= 32 else "r8-31" if rad >= 8 else "r2-7" if rad >= 2 else "r1"
+                b = bands.setdefault(key, [0, 0, 0, 0.0])
+                b[0] += 1
+                b[1] += cfgs
+                b[2] += steps
+                b[3] += secs
+            print("    " + "  ".join(f"{k}: {v[0]} lv {v[1]} cfg {v[2]} steps {v[3]:.3f}s" for k, v in bands.items()))
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
-        json.dump({"device": device_label(dev), "rows": rows}, f, indent=2)
+        json.dump({"device": device_label(dev), "rows": rows, "micro": micro_rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The SH palette: k-means over the 3K-dim f_rest vectors, on the GPU when there is one.
 
-Why our own: PyPI `sogs` spends 26 s here on 1M splats. Distances come from one matmul per batch
-(|x|^2 is constant per row, so argmin(|c|^2 - 2 x.c) is the nearest centroid) and batches are sized
-so that the N x P distance block never exceeds a fixed memory budget.
+Why our own: PyPI `sogs` spends 26 s here on 1M splats. |x|^2 is constant per row, so
+argmin(|c|^2 - 2 x.c) is the nearest centroid: on a GPU with Triton that search is one fused
+kernel (`palette_triton`: tensor-core tiles, running argmin, no distance matrix in memory); on
+the CPU, or with method="torch", it is one matmul per batch, batches sized so that the N x P
+distance block never exceeds a fixed memory budget.
 """
 from __future__ import annotations
 
@@ -42,19 +44,46 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, budget_bytes: int = 1 << 28
     return labels, dists
 
 
+def nearest_fn(x: torch.Tensor, method: str = "auto") -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """A function centroids -> (labels, squared distances) for fixed rows x.
+
+    method: "auto" (Triton tf32 on CUDA when Triton imports, else torch), "torch", "triton"
+    (tf32 products) or "triton-ieee" (float32 products)."""
+    if method not in ("auto", "torch", "triton", "triton-ieee"):
+        raise ValueError(f"unknown nearest-centroid method {method!r}")
+    if method != "torch" and x.is_cuda:
+        try:
+            from . import palette_triton as pt
+        except ImportError:
+            if method != "auto":
+                raise
+        else:
+            xf = x.float().contiguous()
+            mean = xf.mean(0)
+            xp = pt.pad_rows(xf - mean, pt.padded_width(x.shape[1]))
+            precision = "ieee" if method == "triton-ieee" else "tf32"
+            return lambda c: pt.nearest(xp, xf, c.float(), mean, precision=precision)
+    elif method.startswith("triton"):
+        raise ValueError("the Triton nearest-centroid search needs rows on a CUDA device")
+    return lambda c: assign(x, c)
+
+
 def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
-           progress: Optional[Callable[[float], None]] = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+           progress: Optional[Callable[[float], None]] = None,
+           method: str = "auto") -> tuple[torch.Tensor, torch.Tensor, float]:
     """Lloyd's k-means of rows of x (N, D) into k clusters; returns (centroids, labels, inertia).
 
     Seeded with k distinct random rows; an emptied cluster is re-seeded with the row that is
-    currently worst served, so every palette entry stays in use.
+    currently worst served, so every palette entry stays in use. `method` picks the nearest-
+    centroid search (see nearest_fn); the inertia is always summed in float64.
     """
     n = len(x)
     k = min(k, n)
     x = x.float()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     centroids = x[torch.randperm(n, generator=gen, device=x.device)[:k]].clone()
-    labels, dists = assign(x, centroids)
+    find = nearest_fn(x, method)
+    labels, dists = find(centroids)
     for it in range(iterations):
         sums = torch.zeros_like(centroids).index_add_(0, labels, x)
         counts = torch.bincount(labels, minlength=k).to(x.dtype)
@@ -64,7 +93,7 @@ def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
         if n_empty:
             worst = torch.topk(dists, n_empty).indices
             centroids[empty] = x[worst]
-        labels, dists = assign(x, centroids)
+        labels, dists = find(centroids)
         if progress is not None:
             progress((it + 1) / max(iterations, 1))
     return centroids, labels, float(dists.double().sum())

@@ -1,41 +1,56 @@
-"""PLAS: Parallel Linear Assignment Sorting (Morgenstern et al., ECCV 2024), our own torch version.
+"""PLAS: Parallel Linear Assignment Sorting (Morgenstern et al., ECCV 2024), our own version.
 
 Why: SOG images compress well only when neighbouring texels hold similar splats. PLAS lays the
-splats on a 2-D grid and repeatedly (coarse to fine) swaps them inside random groups of four cells
-so that each cell moves towards a blurred copy of the grid. Written from the paper's description;
-differences from the reference code, each chosen for speed or for non-square scenes:
+splats on a 2-D grid and, coarse to fine, swaps them inside random groups of four cells so that
+each cell moves towards a blurred copy of the grid. The schedule follows the reference
+(fraunhoferhhi/PLAS): per blur radius, several block placements ("configs"); per config, one
+target and repeated group steps against it until the relative gain falls under a threshold.
+Written from that description; what differs, each for speed or for non-square scenes:
 
-* any H x W grid with H * W >= N. The N splats fill the first N cells in row-major order and the
-  trailing cells (fewer than W) are masked: never swapped, and left out of the blur through
-  normalised convolution (blur(values * mask) / blur(mask)). No splat is dropped.
-* the target is a box blur computed with cumulative sums, so its cost does not grow with the
-  radius (the reference convolves with a Gaussian kernel as wide as the radius).
-* all groups of a level are solved at once as a batch of 4 x 4 assignment problems over the 24
-  permutations (gather + argmin), on the GPU when there is one.
+* any H x W grid with H * W >= N. The N splats fill the first N cells in row-major order; the
+  trailing cells (fewer than W) are padding: never swapped, and left out of the blur through a
+  mask channel (the blur is normalised by the blurred mask). No splat is dropped.
+* the target is a box blur from a summed-area table: its cost does not grow with the radius.
+* the random groups of a block come from a keyed Feistel bijection of the block's cells (cycle
+  walking), so a GPU thread computes its own group with no random permutation in memory; the
+  same keys drive the torch step and the fused CUDA step (`plas_cuda`), which agree.
+* the host checks the gain of step i while step i + 1 already runs (one step of look-ahead), so
+  the GPU never waits for the host; the extra step can only lower the cost.
+
+State during the sort: `grid` (cells, CP) float32 holds the centred features of the splat in each
+cell, a mask channel (1 on real cells) and zero padding up to a multiple of 4 channels; `order`
+(cells,) int32 holds the splat index of each cell (-1 on padding).
 """
 from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
-PERMS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)  # (24, 4)
+PERMS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)  # (24, 4); row 0 = identity
 
 
 @dataclass(frozen=True)
 class PlasConfig:
     """Schedule of the sort. Defaults follow the reference where it has one."""
 
-    radius_decay: float = 0.95          # radius multiplier per level
-    min_blur_radius: float = 1.0        # last level's radius
-    min_block_size: int = 4             # groups are drawn inside blocks of at least this side (reference: 16;
-                                        # 4 keeps the last levels local: nd 1.490 vs 1.546 on gs_grid(1024))
-    improvement_break: float = 1e-4     # leave a level when the relative gain falls below this
-    max_iters_per_level: int = 64       # hard cap, so a level can never spin
-    blur_passes: int = 1                # box passes of the target (2: tent, 3: near-Gaussian)
+    radius_decay: float = 0.95          # blur radius multiplier per level (reference 0.95)
+    min_blur_radius: float = 1.0        # last level's radius (reference 1)
+    min_block_size: int = 16            # groups are drawn inside blocks of at least this side (reference 16)
+    improvement_break: float = 1e-4     # leave a config when a step gains less than this (reference 1e-5;
+                                        # PlayCanvas sogs calls it with 1e-4: same nd here at 1/5 the steps)
+    fine_radius: int = 0                # levels with a radius below this use fine_break instead
+    fine_break: float = 1e-5            # (0: every level uses improvement_break)
+    min_configs: int = 4                # block placements per level before a level may end (reference 4)
+    max_configs: int = 16               # ... and at most this many (the reference has no cap)
+    max_iters: int = 256                # steps per config, a hard cap so a config can never spin
+    store_fp16: bool = False            # keep grid and target as float16 (half the bytes per step;
+                                        # distances still float32)
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -52,31 +67,6 @@ def grid_shape(n: int) -> tuple[int, int]:
     return h, w
 
 
-def _box_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
-    """Sum over the window [i - r, i + r] along `dim`, clipped at the borders (zero padding)."""
-    length = x.shape[dim]
-    c = torch.cumsum(x, dim=dim)
-    zero_shape = list(x.shape)
-    zero_shape[dim] = 1
-    c = torch.cat([torch.zeros(zero_shape, dtype=x.dtype, device=x.device), c], dim=dim)
-    idx = torch.arange(length, device=x.device)
-    hi = torch.clamp(idx + r + 1, max=length)
-    lo = torch.clamp(idx - r, min=0)
-    return c.index_select(dim, hi) - c.index_select(dim, lo)
-
-
-def box_blur_masked(values: torch.Tensor, mask: torch.Tensor, r: int, passes: int = 1) -> torch.Tensor:
-    """Normalised box blur of (C, H, W) values where mask (H, W) is 1: the mean over valid cells.
-
-    With passes > 1 the box is repeated with a half-width shrunk by sqrt(passes), which keeps the
-    variance of a single box of half-width r and tends to a Gaussian."""
-    a = max(1, int(round(r / math.sqrt(passes)))) if passes > 1 else r
-    s = torch.cat([values * mask, mask[None]], 0)
-    for _ in range(passes):
-        s = _box_sum(_box_sum(s, a, 2), a, 1)
-    return s[:-1] / s[-1:].clamp_min(1e-12)
-
-
 def neighbor_distance(grid_hwc: torch.Tensor) -> float:
     """Mean L2 distance between horizontally and vertically adjacent cells (lower is better)."""
     g = grid_hwc.float()
@@ -85,72 +75,228 @@ def neighbor_distance(grid_hwc: torch.Tensor) -> float:
     return float((dx.sum() + dy.sum()) / (dx.numel() + dy.numel()))
 
 
+# -- the keyed bijection that picks the groups --------------------------------------------------
+MIX_A = 0x7FEB352D   # odd multipliers below 2**31, so the int64 torch version never overflows
+MIX_B = 0x2C1B3C6D
+
+
+def feistel_half_bits(m: int) -> int:
+    """Half the bit width of the smallest even-width power of two >= m (the Feistel domain)."""
+    bits = max(2, (m - 1).bit_length())
+    return (bits + 1) // 2
+
+
+def _mix(v: torch.Tensor, key: int) -> torch.Tensor:
+    v = (v ^ key) & 0xFFFFFFFF
+    v = (v * MIX_A) & 0xFFFFFFFF
+    v = v ^ (v >> 15)
+    v = (v * MIX_B) & 0xFFFFFFFF
+    return v ^ (v >> 12)
+
+
+def _feistel(v: torch.Tensor, keys: tuple[int, ...], half: int) -> torch.Tensor:
+    mask = (1 << half) - 1
+    left, right = v >> half, v & mask
+    for k in keys:
+        left, right = right, left ^ (_mix(right, k) & mask)
+    return (left << half) | right
+
+
+def block_permutation(m: int, keys: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A bijection of range(m) (int64), the same one the CUDA kernel computes per thread."""
+    half = feistel_half_bits(m)
+    p = _feistel(torch.arange(m, dtype=torch.long, device=device), keys, half)
+    out = p >= m
+    while bool(out.any()):                 # cycle walking: at most a few rounds, domain < 4 m
+        p = torch.where(out, _feistel(p, keys, half), p)
+        out = p >= m
+    return p
+
+
+# -- the torch step (CPU, or a GPU without CuPy) -------------------------------------------------
+def box_target(grid: torch.Tensor, h: int, w: int, r: int, mask_ch: int) -> torch.Tensor:
+    """Mean of each cell's (2r+1)^2 window over real cells, from a summed-area table.
+
+    Windows are clipped at the borders; the mask channel's window sum is the count of real
+    cells, so padding never pulls the target. Returns (cells, CP) with the mask channel at 1."""
+    cp = grid.shape[1]
+    s = torch.zeros(h + 1, w + 1, cp, dtype=grid.dtype, device=grid.device)
+    s[1:, 1:] = grid.view(h, w, cp)
+    s = s.cumsum(0).cumsum(1)
+    dev = grid.device
+    y1 = torch.clamp(torch.arange(h, device=dev) + r + 1, max=h)
+    y0 = torch.clamp(torch.arange(h, device=dev) - r, min=0)
+    x1 = torch.clamp(torch.arange(w, device=dev) + r + 1, max=w)
+    x0 = torch.clamp(torch.arange(w, device=dev) - r, min=0)
+    a = s.index_select(0, y1) - s.index_select(0, y0)
+    b = a.index_select(1, x1) - a.index_select(1, x0)
+    return (b / b[..., mask_ch:mask_ch + 1].clamp_min(0.5)).reshape(h * w, cp)
+
+
+class TorchPlasBackend:
+    """Reference implementation of one target and one group step, in plain torch ops."""
+
+    name = "torch"
+
+    def __init__(self, h: int, w: int, n: int, cp: int, mask_ch: int, device: torch.device) -> None:
+        self.h, self.w, self.n, self.mask_ch = h, w, n, mask_ch
+        self.perms = PERMS_4.to(device)
+        self.flat_pick = (torch.arange(4, device=device) * 4)[None, :] + self.perms  # (24, 4) into 4x4
+
+    def target(self, grid: torch.Tensor, r: int, out: torch.Tensor) -> None:
+        out.copy_(box_target(grid.float(), self.h, self.w, r, self.mask_ch))
+
+    def group_cells(self, block: int, sy: int, sx: int, keys: tuple[int, ...]) -> torch.Tensor:
+        """(blocks * B^2 / 4, 4) cell ids of every group of this step, the kernel's enumeration."""
+        dev = self.perms.device
+        local = block_permutation(block * block, keys, dev).view(-1, 4)
+        lr, lc = local // block, local % block
+        nby, nbx = self.h // block, self.w // block
+        rows = (torch.arange(nby, device=dev)[:, None, None, None] * block + lr + sy) % self.h
+        cols = (torch.arange(nbx, device=dev)[None, :, None, None] * block + lc + sx) % self.w
+        return (rows * self.w + cols).reshape(-1, 4)
+
+    def step(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, block: int,
+             sy: int, sx: int, keys: tuple[int, ...], sums: torch.Tensor) -> None:
+        cells = self.group_cells(block, sy, sx, keys)
+        cells = cells[(cells < self.n).all(1)]
+        x = grid[cells].float()                                   # (G, 4, CP) elements
+        t = target[cells].float()                                 # (G, 4, CP) their cells' targets
+        d = ((x[:, :, None, :] - t[:, None, :, :]) ** 2).sum(-1)  # d[g, i, j]: element i at cell j
+        cost = d.reshape(-1, 16)[:, self.flat_pick].sum(-1)       # (G, 24)
+        best_cost, best = cost.min(1)
+        sums.copy_(torch.stack([cost[:, 0].double().sum(), best_cost.double().sum()]))
+        dest = cells.gather(1, self.perms[best]).reshape(-1)      # cell receiving element i
+        src = cells.reshape(-1)
+        order[dest] = order[src]
+        grid[dest] = x.reshape(-1, x.shape[-1]).to(grid.dtype)
+
+
+def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: torch.device,
+             dtype: torch.dtype = torch.float32):
+    if kind not in ("auto", "torch", "cuda"):
+        raise ValueError(f"unknown PLAS backend {kind!r} (auto, torch, cuda)")
+    if kind != "torch" and device.type == "cuda":
+        try:
+            from .plas_cuda import CudaPlasBackend
+            return CudaPlasBackend(h, w, n, cp, mask_ch, device, dtype)
+        except ImportError:
+            if kind == "cuda":
+                raise
+    elif kind == "cuda":
+        raise ValueError("the cuda PLAS backend needs features on a CUDA device")
+    return TorchPlasBackend(h, w, n, cp, mask_ch, device)
+
+
+def level_radii(h: int, w: int, config: PlasConfig) -> list[int]:
+    """Integer blur radii, coarse to fine: side/2 - 1 shrinking by radius_decay down to the minimum."""
+    radius = max(h, w) / 2.0 - 1.0
+    out = []
+    while True:
+        out.append(max(1, int(radius)))
+        radius *= config.radius_decay
+        if radius < config.min_blur_radius:
+            return out
+
+
+def block_side(r: int, h: int, w: int, config: PlasConfig) -> int:
+    """Even block side for radius r: the filter width + 1, at least min_block_size, inside the grid."""
+    b = max(2 * r + 2, config.min_block_size)
+    b = min(b, h, w)
+    return b - b % 2
+
+
 def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
               config: PlasConfig = PlasConfig(),
-              progress: Optional[Callable[[float], None]] = None) -> torch.Tensor:
+              progress: Optional[Callable[[float], None]] = None,
+              backend: str = "auto", stats: Optional[dict] = None) -> torch.Tensor:
     """Sort N feature rows (N, C) onto an H x W grid; returns `order` (N,) with order[cell] = row.
 
-    Deterministic for a given seed and device. Rows are assumed comparable across columns
-    (normalise them first). The first N cells in row-major order receive the N rows.
+    Deterministic for a given seed and backend. Rows are assumed comparable across columns
+    (normalise them first). The first N cells in row-major order receive the N rows. `stats`,
+    when given, receives the counts of levels, configs and steps.
     """
     h, w = shape
     n, c = features.shape
     if n > h * w:
         raise ValueError(f"{n} rows do not fit a {h} x {w} grid")
     dev = features.device
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    rng = np.random.default_rng(seed)
     cells = h * w
-    order = torch.randperm(n, generator=gen, device=dev)
+    mask_ch = c
+    cp = (c + 1 + 3) // 4 * 4
+    start = torch.from_numpy(rng.permutation(n)).to(dev)
     feats = features.float()
-    mask = torch.zeros(cells, device=dev)
-    mask[:n] = 1
-    mask2d = mask.view(h, w)
-    perms = PERMS_4.to(dev)
-    flat_pick = (torch.arange(4, device=dev) * 4)[None, :] + perms  # (24, 4) into a 4x4 flattened
-    cell_ids = torch.arange(cells, device=dev).view(h, w)
+    feats = feats - feats.mean(0)          # centred: the summed-area table keeps its precision
+    dtype = torch.float16 if config.store_fp16 else torch.float32
+    grid = torch.zeros(cells, cp, device=dev, dtype=dtype)
+    grid[:n, :c] = feats[start].to(dtype)
+    grid[:n, mask_ch] = 1.0
+    order = torch.full((cells,), -1, dtype=torch.int32, device=dev)
+    order[:n] = start.to(torch.int32)
+    if min(h, w) < 2 or n < 4:
+        return order[:n].long()
 
-    radius = max(h, w) / 2.0 - 1.0
-    levels = max(1, int(math.ceil(math.log(config.min_blur_radius / max(radius, config.min_blur_radius))
-                                  / math.log(config.radius_decay))) + 1)
-    level = 0
-    grid = torch.zeros(cells, c, device=dev)
-    while True:
-        r = max(int(round(radius)), 1)
-        block = max(2 * r + 2, config.min_block_size)
-        block = min(block, h - h % 2, w - w % 2)
-        block -= block % 2
+    be = _backend(backend, h, w, n, cp, mask_ch, dev, dtype)
+    target = torch.empty_like(grid)
+    cap = config.max_iters
+    sums = torch.zeros(cap + 1, 2, dtype=torch.float64, device=dev)
+    pipelined = dev.type == "cuda"
+    host = torch.zeros(cap + 1, 2, dtype=torch.float64, pin_memory=pipelined) if pipelined else sums
+    host_np = host.numpy()                 # reads of a pinned buffer without torch indexing
+    events = [torch.cuda.Event() for _ in range(cap + 1)] if pipelined else []
+    radii = level_radii(h, w, config)
+    n_configs = n_steps = 0
+    per_level: list = []
+    keys = np.zeros((cap + 1, 4), np.uint64)
+
+    def launch(i: int, block: int, sy: int, sx: int) -> None:
+        be.step(grid, order, target, block, sy, sx, tuple(int(k) for k in keys[i]), sums[i])
+        if pipelined:
+            host[i].copy_(sums[i], non_blocking=True)
+            events[i].record()
+
+    def fetch(i: int) -> tuple[float, float]:
+        if pipelined:
+            events[i].synchronize()
+        return float(host_np[i, 0]), float(host_np[i, 1])
+
+    for li, r in enumerate(radii):
+        block = block_side(r, h, w, config)
         if block < 2:
             break
-        for _ in range(config.max_iters_per_level):
-            grid[:n] = feats[order]
-            target = box_blur_masked(grid.T.reshape(c, h, w), mask2d, r, config.blur_passes).reshape(c, cells).T
-            # random blocks: roll the cell grid by a random offset, cut whole blocks
-            off = torch.randint(0, block, (2,), generator=gen, device=dev).tolist()
-            rolled = torch.roll(cell_ids, shifts=(-off[0], -off[1]), dims=(0, 1))
-            bh, bw = h // block, w // block
-            blocks = rolled[: bh * block, : bw * block].reshape(bh, block, bw, block)
-            blocks = blocks.permute(0, 2, 1, 3).reshape(bh * bw, block * block)
-            shuffle = torch.rand(blocks.shape, generator=gen, device=dev).argsort(dim=1)
-            groups = blocks.gather(1, shuffle).reshape(-1, 4)
-            groups = groups[(groups < n).all(1)]
-            if groups.numel() == 0:
+        brk = config.fine_break if r < config.fine_radius else config.improvement_break
+        cfg = 0
+        level_steps = n_steps
+        t_level = time.perf_counter()
+        while True:
+            sy, sx = (int(v) for v in rng.integers(0, block, 2))
+            keys[:] = rng.integers(0, 1 << 32, (cap + 1, 4), dtype=np.uint64)
+            be.target(grid, r, target)
+            sums.zero_()
+            improved = False
+            launch(0, block, sy, sx)
+            i = 0
+            while True:
+                if i + 1 < cap:
+                    launch(i + 1, block, sy, sx)      # look-ahead: runs while we read step i
+                before, after = fetch(i)
+                gain = (before - after) / before if before > 0 else 0.0
+                if gain < brk or i + 1 >= cap:
+                    n_steps += min(i + 2, cap)
+                    break
+                improved = True
+                i += 1
+            cfg += 1
+            if (not improved and cfg >= config.min_configs) or cfg >= config.max_configs:
                 break
-            x = grid[groups]                      # (G, 4, C) elements
-            t = target[groups]                    # (G, 4, C) targets of their cells
-            d = ((x * x).sum(-1)[:, :, None] + (t * t).sum(-1)[:, None, :]
-                 - 2 * torch.bmm(x, t.transpose(1, 2)))           # d[g, i, j]: element i at cell j
-            cost = d.reshape(-1, 16)[:, flat_pick].sum(-1)        # (G, 24)
-            best_cost, best = cost.min(1)
-            before = cost[:, 0].sum()
-            gain = float((before - best_cost.sum()) / before.clamp_min(1e-12))
-            dest = groups.gather(1, perms[best])                   # cell receiving element i
-            order[dest.reshape(-1)] = order[groups.reshape(-1)]
-            if gain < config.improvement_break:
-                break
-        level += 1
+        n_configs += cfg
+        if stats is not None:              # exact per-level seconds cost one sync per level
+            if pipelined:
+                torch.cuda.synchronize(dev)
+            per_level.append((r, block, cfg, n_steps - level_steps, time.perf_counter() - t_level))
         if progress is not None:
-            progress(min(1.0, level / levels))
-        if r <= config.min_blur_radius:
-            break
-        radius *= config.radius_decay
-    return order
+            progress((li + 1) / len(radii))
+    if stats is not None:
+        stats.update(levels=len(radii), configs=n_configs, steps=n_steps, backend=be.name, per_level=per_level)
+    return order[:n].long()            # padding never moves: the first n cells hold every splat once

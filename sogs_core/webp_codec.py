@@ -21,10 +21,11 @@ from .errors import SogFormatError
 class WebpSettings:
     """libwebp lossless effort: `method` 0 (fast) .. 6 (small), `quality` 0..100 (effort too).
 
-    The default is the point of bench/webp_effort.py's size-vs-time table where more effort
-    stops paying (see bench/NOTES.md)."""
+    The default is the knee of bench/webp_bench.py's size-vs-time table on a 1M-splat scene
+    (H100 host, bench/NOTES.md): method 1 wrote 18.73 MB in 0.49 s; method 4 wrote a larger
+    18.97 MB in 3.1 s; the smallest, method 5-6, 18.69 MB in 2.4-3.1 s; method 0, 21.0 MB."""
 
-    method: int = 4
+    method: int = 1
     quality: int = 50
 
 

@@ -15,7 +15,8 @@ import sys
 import pytest
 import torch
 
-from sogs_core.plas_sort import PlasConfig, box_blur_masked, grid_shape, neighbor_distance, plas_sort
+from sogs_core.plas_sort import (PlasConfig, block_permutation, box_target, grid_shape, neighbor_distance,
+                                 plas_sort)
 
 from .conftest import shared_path
 
@@ -69,13 +70,35 @@ def test_deterministic_for_a_seed():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_masked_blur_ignores_padding():
-    vals = torch.ones(1, 4, 4) * 2.0
-    mask = torch.ones(4, 4)
-    mask[3, 2:] = 0
-    vals[0, 3, 2:] = 1000.0  # padding cells hold garbage
-    out = box_blur_masked(vals, mask, 1)
-    assert torch.allclose(out, torch.full_like(out, 2.0))
+def test_box_target_ignores_padding():
+    grid = torch.zeros(16, 4)
+    grid[:, 0] = 2.0
+    grid[:, 1] = 1.0                    # mask channel
+    grid[14:, 1] = 0.0                  # the last two cells are padding ...
+    grid[14:, 0] = 0.0                  # ... and hold nothing, as in plas_sort
+    out = box_target(grid, 4, 4, 1, mask_ch=1)
+    assert torch.allclose(out[:, 0], torch.full((16,), 2.0))
+    assert torch.allclose(out[:, 1], torch.ones(16))
+
+
+def test_box_target_matches_direct_window_mean():
+    h, w, r = 7, 9, 2
+    vals = torch.randn(h, w, 3)
+    grid = torch.cat([vals, torch.ones(h, w, 1)], -1).reshape(-1, 4)
+    out = box_target(grid, h, w, r, mask_ch=3).reshape(h, w, 4)
+    for y in range(h):
+        for x in range(w):
+            win = vals[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 3)
+            assert torch.allclose(out[y, x, :3], win.mean(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("m", [4, 16, 36, 100, 1024, 4356])
+def test_block_permutation_is_a_bijection(m):
+    p = block_permutation(m, (1, 2, 3, 4), torch.device("cpu"))
+    assert torch.equal(torch.sort(p).values, torch.arange(m))
+    if m > 4:                           # 4! = 24 bijections only: keys may collide there
+        q = block_permutation(m, (5, 6, 7, 8), torch.device("cpu"))
+        assert not torch.equal(p, q)
 
 
 def test_grid_limits():

@@ -1,0 +1,144 @@
+"""Checks of the GPU-only code paths against their torch references; run on the GPU machine.
+
+    bash bench/gpu_check.sh            # or: python bench/gpu_check.py
+
+What is checked, each on fresh random data (never zeros):
+* PLAS CUDA target kernel == torch summed-area box mean (max abs error, float32 sums);
+* PLAS CUDA group step == torch group step from identical state and keys (cells that differ:
+  float ties only; cost sums agree);
+* a whole PLAS sort on each backend: a permutation, neighbour distances within 2 %;
+* Triton nearest-centroid search (tf32 and ieee) vs the torch matmul search: label agreement,
+  distance error, and the inertia of a 10-step k-means run with each.
+Prints one line per check and exits 1 if any fails.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from sogs_core import palette  # noqa: E402
+from sogs_core.plas_sort import (PlasConfig, TorchPlasBackend, neighbor_distance, plas_sort)  # noqa: E402
+
+FAILED: list[str] = []
+
+
+def check(name: str, ok: bool, detail: str) -> None:
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+    if not ok:
+        FAILED.append(name)
+
+
+def plas_checks(dev: torch.device) -> None:
+    from sogs_core.plas_cuda import CudaPlasBackend
+
+    g = torch.Generator(device="cpu").manual_seed(int(time.time()))
+    h, w, c = 200, 256, 13
+    n = h * w - 77                                   # a padded last row
+    cp, mask_ch = 16, c
+    grid = torch.zeros(h * w, cp)
+    grid[:n, :c] = torch.randn(n, c, generator=g)
+    grid[:n, mask_ch] = 1
+    grid = grid.to(dev)
+    order = torch.full((h * w,), -1, dtype=torch.int32)
+    order[:n] = torch.randperm(n, generator=g).to(torch.int32)
+    order = order.to(dev)
+    tb = TorchPlasBackend(h, w, n, cp, mask_ch, dev)
+    cb = CudaPlasBackend(h, w, n, cp, mask_ch, dev)
+    for r in (1, 3, 40, 127):
+        t_ref = torch.full_like(grid, float("nan"))
+        t_cu = torch.full_like(grid, float("nan"))
+        tb.target(grid, r, t_ref)
+        cb.target(grid, r, t_cu)
+        err = float((t_ref - t_cu).abs().max())
+        check(f"plas target r={r}", bool(torch.isfinite(t_cu).all()) and err < 1e-4, f"max abs err {err:.2e}")
+    target = torch.empty_like(grid)
+    tb.target(grid, 3, target)
+    for block, sy, sx in ((8, 3, 5), (16, 0, 15), (64, 63, 1), (200, 7, 9)):
+        keys = tuple(int(k) for k in torch.randint(0, 2**32, (4,), generator=g, dtype=torch.int64))
+        g1, o1, s1 = grid.clone(), order.clone(), torch.zeros(2, dtype=torch.float64, device=dev)
+        g2, o2, s2 = grid.clone(), order.clone(), torch.zeros(2, dtype=torch.float64, device=dev)
+        tb.step(g1, o1, target, block, sy, sx, keys, s1)
+        cb.step(g2, o2, target, block, sy, sx, keys, s2)
+        moved = int((o1 != order).sum())
+        diff = int((o1 != o2).sum())
+        rel = float(((s1 - s2).abs() / s1.abs().clamp_min(1e-9)).max())
+        same_rows = bool(torch.equal(g2[o2 >= 0][:, mask_ch], torch.ones(n, device=dev)))
+        check(f"plas step block={block}", diff <= max(8, moved // 1000) and rel < 1e-5 and same_rows,
+              f"cells moved {moved}, cells differing {diff}, sums rel err {rel:.1e}")
+    gh = grid.half()
+    tbh = TorchPlasBackend(h, w, n, cp, mask_ch, dev)
+    cbh = CudaPlasBackend(h, w, n, cp, mask_ch, dev, torch.float16)
+    t_ref = torch.empty_like(gh)
+    t_cu = torch.empty_like(gh)
+    tbh.target(gh, 5, t_ref)
+    cbh.target(gh, 5, t_cu)
+    err = float((t_ref.float() - t_cu.float()).abs().max())
+    check("plas target fp16 r=5", err < 5e-3, f"max abs err {err:.2e}")
+    keys = (11, 22, 33, 44)
+    g1, o1, s1 = gh.clone(), order.clone(), torch.zeros(2, dtype=torch.float64, device=dev)
+    g2, o2, s2 = gh.clone(), order.clone(), torch.zeros(2, dtype=torch.float64, device=dev)
+    tbh.step(g1, o1, t_ref, 16, 2, 3, keys, s1)
+    cbh.step(g2, o2, t_ref, 16, 2, 3, keys, s2)
+    diff = int((o1 != o2).sum())
+    check("plas step fp16 block=16", diff <= 8 and bool(torch.equal(g1, g2)) == (diff == 0),
+          f"cells moved {int((o1 != order).sum())}, cells differing {diff}")
+    side = 256
+    feats = torch.randn(side * side, 13, generator=g).to(dev)
+    feats[:, :3] += torch.linspace(-3, 3, side * side, device=dev)[:, None]
+    nds = {}
+    for be in ("torch", "cuda"):
+        st: dict = {}
+        t0 = time.perf_counter()
+        o = plas_sort(feats, (side, side), seed=1, config=PlasConfig(), backend=be, stats=st)
+        torch.cuda.synchronize()
+        secs = time.perf_counter() - t0
+        perm = bool(torch.equal(torch.sort(o).values, torch.arange(side * side, device=dev)))
+        nds[be] = neighbor_distance(feats[o].reshape(side, side, -1))
+        check(f"plas sort {be} is a permutation", perm, f"nd {nds[be]:.4f} in {secs:.2f} s, {st}")
+    rel = abs(nds["cuda"] - nds["torch"]) / nds["torch"]
+    check("plas sort cuda ~ torch", rel < 0.02, f"nd rel diff {rel:.4f}")
+
+
+def kmeans_checks(dev: torch.device) -> None:
+    g = torch.Generator(device="cpu").manual_seed(int(time.time()) + 1)
+    x = (torch.randn(200_000, 45, generator=g) * torch.rand(45, generator=g)).to(dev)
+    cents = x[torch.randperm(len(x), generator=g)[:4096].to(dev)].clone() + 0.01
+    ref_l, ref_d = palette.assign(x, cents)
+    for method in ("triton", "triton-ieee"):
+        find = palette.nearest_fn(x, method)
+        lab, dist = find(cents)
+        agree = float((lab == ref_l).float().mean())
+        # a different label is fine only if its distance ties the best within tf32 rounding
+        d_err = float(((dist - ref_d).abs() / ref_d.clamp_min(1e-6)).max())
+        true_d = ((x - cents[lab]) ** 2).sum(1)
+        excess = float((true_d.double().sum() - ref_d.double().sum()) / ref_d.double().sum())
+        lim = 1e-6 if method == "triton-ieee" else 1e-4
+        check(f"nearest {method}", agree > 0.99 and excess < lim,
+              f"labels agree {agree:.5f}, max rel dist err {d_err:.1e}, inertia excess {excess:.2e}")
+    inertia = {}
+    for method in ("torch", "triton"):
+        _, _, inertia[method] = palette.kmeans(x, 4096, iterations=10, seed=3, method=method)
+    rel = (inertia["triton"] - inertia["torch"]) / inertia["torch"]
+    check("kmeans inertia triton <= torch (+1e-4)", rel < 1e-4,
+          f"torch {inertia['torch']:.6e}, triton {inertia['triton']:.6e}, rel {rel:+.2e}")
+
+
+def main() -> None:
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check")
+        sys.exit(2)
+    dev = torch.device("cuda")
+    print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
+    plas_checks(dev)
+    kmeans_checks(dev)
+    print("all passed" if not FAILED else f"{len(FAILED)} failed: {', '.join(FAILED)}")
+    sys.exit(1 if FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
