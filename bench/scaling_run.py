@@ -63,11 +63,17 @@ def main() -> None:
     os.makedirs(inp, exist_ok=True)
     synth = find_synth()
     t0 = time.monotonic()
-    for seed in range(a.scenes):
+
+    def make(seed: int) -> None:
         path = os.path.join(inp, f"scene_{seed:03d}.ply")
         if not os.path.exists(path):
-            subprocess.run([sys.executable, synth, "--n", str(a.n), "--sh", "3", "--seed", str(seed), "--out", path],
-                           check=True)
+            subprocess.run([sys.executable, synth, "--n", str(a.n), "--sh", "3", "--seed", str(seed),
+                            "--out", path + ".part"], check=True, stdout=subprocess.DEVNULL)
+            os.replace(path + ".part", path)
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max(1, min(a.scenes, (os.cpu_count() or 2) // 2))) as pool:
+        list(pool.map(make, range(a.scenes)))
     print(f"scenes ready in {time.monotonic() - t0:.1f}s", flush=True)
 
     import ray

@@ -14,8 +14,8 @@ Written from that description; what differs, each for speed or for non-square sc
 * the random groups of a block come from a keyed Feistel bijection of the block's cells (cycle
   walking), so a GPU thread computes its own group with no random permutation in memory; the
   same keys drive the torch step and the fused CUDA step (`plas_cuda`), which agree.
-* the host checks the gain of step i while step i + 1 already runs (one step of look-ahead), so
-  the GPU never waits for the host; the extra step can only lower the cost.
+* the host checks the gain of step i while steps i + 1 .. i + 3 are already queued
+  (LOOKAHEAD), so the GPU never waits for the host; the extra steps can only lower the cost.
 
 State during the sort: `grid` (cells, CP) float32 holds the centred features of the splat in each
 cell, a mask channel (1 on real cells) and zero padding up to a multiple of 4 channels; `order`
@@ -41,16 +41,27 @@ class PlasConfig:
 
     radius_decay: float = 0.95          # blur radius multiplier per level (reference 0.95)
     min_blur_radius: float = 1.0        # last level's radius (reference 1)
-    min_block_size: int = 16            # groups are drawn inside blocks of at least this side (reference 16)
-    improvement_break: float = 1e-4     # leave a config when a step gains less than this (reference 1e-5;
-                                        # PlayCanvas sogs calls it with 1e-4: same nd here at 1/5 the steps)
-    fine_radius: int = 0                # levels with a radius below this use fine_break instead
-    fine_break: float = 1e-5            # (0: every level uses improvement_break)
+    min_block_size: int = 4             # groups are drawn inside blocks of at least this side
+                                        # (reference 16; 4 keeps the last levels local)
+    improvement_break: float = 1e-4     # leave a config when a step gains less than this (reference
+                                        # 1e-5; PlayCanvas sogs calls it with 1e-4)
+    fine_radius: int = 8                # levels with a radius below this use fine_break instead:
+    fine_break: float = 5e-6            # the fine levels decide the neighbour distance
+    mid_radius: int = 32                # levels with fine_radius <= radius < mid_radius use mid_break
+    mid_break: float = 3e-5
+    coarse_radius: int = 32             # while the radius is >= this, it shrinks by coarse_decay:
+    coarse_decay: float = 0.9           # more effort there did not lower the final distance
     min_configs: int = 4                # block placements per level before a level may end (reference 4)
     max_configs: int = 16               # ... and at most this many (the reference has no cap)
     max_iters: int = 256                # steps per config, a hard cap so a config can never spin
-    store_fp16: bool = False            # keep grid and target as float16 (half the bytes per step;
-                                        # distances still float32)
+    store_fp16: bool = True             # keep grid and target as float16 (half the bytes per step;
+                                        # distances are float32; nd unchanged in bench/NOTES.md)
+
+    @classmethod
+    def reference(cls) -> "PlasConfig":
+        """The reference's schedule (fraunhoferhhi/PLAS defaults), for comparisons."""
+        return cls(min_block_size=16, improvement_break=1e-5, fine_radius=0, mid_radius=0,
+                   coarse_radius=0, store_fp16=False)
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -188,13 +199,20 @@ def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: t
     return TorchPlasBackend(h, w, n, cp, mask_ch, device)
 
 
+#: steps queued on the GPU beyond the one whose gain the host reads: the host's ~20-40 us per
+#: step (launch, copy, event) then never leaves a ~45 us step waiting; the extra steps of a
+#: config that has converged can only lower the cost.
+LOOKAHEAD = 3
+
+
 def level_radii(h: int, w: int, config: PlasConfig) -> list[int]:
     """Integer blur radii, coarse to fine: side/2 - 1 shrinking by radius_decay down to the minimum."""
     radius = max(h, w) / 2.0 - 1.0
     out = []
     while True:
         out.append(max(1, int(radius)))
-        radius *= config.radius_decay
+        coarse = config.coarse_radius and radius >= config.coarse_radius
+        radius *= config.coarse_decay if coarse else config.radius_decay
         if radius < config.min_blur_radius:
             return out
 
@@ -242,6 +260,7 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
     cap = config.max_iters
     sums = torch.zeros(cap + 1, 2, dtype=torch.float64, device=dev)
     pipelined = dev.type == "cuda"
+    lookahead = LOOKAHEAD if pipelined else 0
     host = torch.zeros(cap + 1, 2, dtype=torch.float64, pin_memory=pipelined) if pipelined else sums
     host_np = host.numpy()                 # reads of a pinned buffer without torch indexing
     events = [torch.cuda.Event() for _ in range(cap + 1)] if pipelined else []
@@ -265,7 +284,8 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
         block = block_side(r, h, w, config)
         if block < 2:
             break
-        brk = config.fine_break if r < config.fine_radius else config.improvement_break
+        brk = (config.fine_break if r < config.fine_radius else
+               config.mid_break if r < config.mid_radius else config.improvement_break)
         cfg = 0
         level_steps = n_steps
         t_level = time.perf_counter()
@@ -275,15 +295,16 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
             be.target(grid, r, target)
             sums.zero_()
             improved = False
-            launch(0, block, sy, sx)
+            launched = 0
             i = 0
             while True:
-                if i + 1 < cap:
-                    launch(i + 1, block, sy, sx)      # look-ahead: runs while we read step i
+                while launched < min(cap, i + 1 + lookahead):   # steps queued while we read step i
+                    launch(launched, block, sy, sx)
+                    launched += 1
                 before, after = fetch(i)
                 gain = (before - after) / before if before > 0 else 0.0
                 if gain < brk or i + 1 >= cap:
-                    n_steps += min(i + 2, cap)
+                    n_steps += launched
                     break
                 improved = True
                 i += 1

@@ -17,7 +17,7 @@ from sogs_core.splats import Splats  # noqa: E402
 
 #: a coarser radius schedule: same algorithm, about 4x fewer levels; for tests whose bounds do
 #: not depend on sort quality (quantization bounds hold for any order)
-FAST_PLAS = PlasConfig(radius_decay=0.8)
+FAST_PLAS = PlasConfig(radius_decay=0.8, improvement_break=1e-3, fine_radius=0, mid_radius=0, coarse_radius=0)
 
 
 def shared_path(*parts: str) -> str:

@@ -18,7 +18,7 @@ import torch
 from sogs_core.plas_sort import (PlasConfig, block_permutation, box_target, grid_shape, neighbor_distance,
                                  plas_sort)
 
-from .conftest import shared_path
+from .conftest import FAST_PLAS, shared_path
 
 
 def _gs_grid(side: int) -> torch.Tensor:
@@ -57,16 +57,16 @@ def test_permutation_with_padding(n):
     h, w = grid_shape(n)
     assert h * w >= n and h * w - n < w and w % 4 == 0
     feats = torch.randn(n, 5)
-    order = plas_sort(feats, (h, w), seed=3, config=PlasConfig(radius_decay=0.8))
+    order = plas_sort(feats, (h, w), seed=3, config=FAST_PLAS)
     assert order.shape == (n,)
     assert torch.equal(torch.sort(order).values, torch.arange(n))
 
 
 def test_deterministic_for_a_seed():
     feats = torch.randn(900, 4)
-    a = plas_sort(feats, (30, 30), seed=5, config=PlasConfig(radius_decay=0.8))
-    b = plas_sort(feats, (30, 30), seed=5, config=PlasConfig(radius_decay=0.8))
-    c = plas_sort(feats, (30, 30), seed=6, config=PlasConfig(radius_decay=0.8))
+    a = plas_sort(feats, (30, 30), seed=5, config=FAST_PLAS)
+    b = plas_sort(feats, (30, 30), seed=5, config=FAST_PLAS)
+    c = plas_sort(feats, (30, 30), seed=6, config=FAST_PLAS)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
