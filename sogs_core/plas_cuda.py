@@ -316,6 +316,7 @@ class CudaPlasBackend:
         self._cstream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream,
                                                  device.index or 0)
         self._dims = (np.int32(h), np.int32(w), np.int32(n))
+        self._cached_key: tuple = ()
 
     def target(self, grid: torch.Tensor, r: int, out: torch.Tensor) -> None:
         h, w, T, L = self.h, self.w, self.THREADS, self.CHUNK
@@ -336,13 +337,19 @@ class CudaPlasBackend:
                          (_ptr(sat), _ptr(out), np.int32(h), np.int32(w), np.int32(r)))
 
     def step(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, block: int,
-             sy: int, sx: int, keys: tuple[int, ...], sums: torch.Tensor) -> None:
-        nby, nbx = self.h // block, self.w // block
-        total = nby * nbx * (block * block // 4)
+             sy: int, sx: int, keys, sums: torch.Tensor) -> None:
+        # the arguments before the keys are the same for every step of a config: build them once
+        # (a step's host time bounds the sort once the GPU step is ~45 us)
+        ck = (grid.data_ptr(), order.data_ptr(), target.data_ptr(), block, sy, sx)
+        if self._cached_key != ck:
+            nbx = self.w // block
+            total = (self.h // block) * nbx * (block * block // 4)
+            self._cached_grid = ((total + self.THREADS - 1) // self.THREADS,)
+            self._cached_head = (_ptr(grid), _ptr(order), _ptr(target), *self._dims, np.int32(block),
+                                 np.int32(nbx), np.int64(total), np.int32(sy), np.int32(sx))
+            self._cached_half = np.int32(feistel_half_bits(block * block))
+            self._cached_key = ck
+        k0, k1, k2, k3 = (np.uint32(k) for k in keys)
         with self._cstream:
-            self._step(((total + self.THREADS - 1) // self.THREADS,), (self.THREADS,),
-                       (_ptr(grid), _ptr(order), _ptr(target),
-                        *self._dims, np.int32(block),
-                        np.int32(nbx), np.int64(total), np.int32(sy), np.int32(sx),
-                        *(np.uint32(k) for k in keys), np.int32(feistel_half_bits(block * block)),
-                        _ptr(sums)))
+            self._step(self._cached_grid, (self.THREADS,),
+                       (*self._cached_head, k0, k1, k2, k3, self._cached_half, _ptr(sums)))

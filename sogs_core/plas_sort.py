@@ -14,8 +14,8 @@ Written from that description; what differs, each for speed or for non-square sc
 * the random groups of a block come from a keyed Feistel bijection of the block's cells (cycle
   walking), so a GPU thread computes its own group with no random permutation in memory; the
   same keys drive the torch step and the fused CUDA step (`plas_cuda`), which agree.
-* the host checks the gain of step i while steps i + 1 .. i + 3 are already queued
-  (LOOKAHEAD), so the GPU never waits for the host; the extra steps can only lower the cost.
+* the host reads the gains of steps in chunks of CHECK_EVERY while the next chunk is already
+  queued, so the GPU never waits for the host; the extra steps can only lower the cost.
 
 State during the sort: `grid` (cells, CP) float32 holds the centred features of the splat in each
 cell, a mask channel (1 on real cells) and zero padding up to a multiple of 4 channels; `order`
@@ -169,7 +169,7 @@ class TorchPlasBackend:
 
     def step(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, block: int,
              sy: int, sx: int, keys: tuple[int, ...], sums: torch.Tensor) -> None:
-        cells = self.group_cells(block, sy, sx, keys)
+        cells = self.group_cells(block, sy, sx, tuple(int(k) for k in keys))
         cells = cells[(cells < self.n).all(1)]
         x = grid[cells].float()                                   # (G, 4, CP) elements
         t = target[cells].float()                                 # (G, 4, CP) their cells' targets
@@ -199,10 +199,11 @@ def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: t
     return TorchPlasBackend(h, w, n, cp, mask_ch, device)
 
 
-#: steps queued on the GPU beyond the one whose gain the host reads: the host's ~20-40 us per
-#: step (launch, copy, event) then never leaves a ~45 us step waiting; the extra steps of a
-#: config that has converged can only lower the cost.
-LOOKAHEAD = 3
+#: steps launched between two reads of their gains (one copy and one event per chunk), with one
+#: chunk queued beyond the one being read: a step's host time then falls to about one kernel
+#: launch, under the ~45 us the GPU takes for it; the extra steps queued past the step that
+#: ends a config can only lower the cost.
+CHECK_EVERY = 4
 
 
 def level_radii(h: int, w: int, config: PlasConfig) -> list[int]:
@@ -258,26 +259,32 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
     be = _backend(backend, h, w, n, cp, mask_ch, dev, dtype)
     target = torch.empty_like(grid)
     cap = config.max_iters
-    sums = torch.zeros(cap + 1, 2, dtype=torch.float64, device=dev)
+    sums = torch.zeros(cap + CHECK_EVERY, 2, dtype=torch.float64, device=dev)
+    slots = list(sums.unbind(0))           # views made once: slicing costs host time per step
     pipelined = dev.type == "cuda"
-    lookahead = LOOKAHEAD if pipelined else 0
-    host = torch.zeros(cap + 1, 2, dtype=torch.float64, pin_memory=pipelined) if pipelined else sums
+    every = CHECK_EVERY if pipelined else 1
+    host = torch.zeros_like(sums, device="cpu", pin_memory=True) if pipelined else sums
     host_np = host.numpy()                 # reads of a pinned buffer without torch indexing
-    events = [torch.cuda.Event() for _ in range(cap + 1)] if pipelined else []
+    events = [torch.cuda.Event() for _ in range(cap // every + 2)] if pipelined else []
     radii = level_radii(h, w, config)
     n_configs = n_steps = 0
     per_level: list = []
-    keys = np.zeros((cap + 1, 4), np.uint64)
+    keys = np.zeros((cap + CHECK_EVERY, 4), np.uint32)
 
-    def launch(i: int, block: int, sy: int, sx: int) -> None:
-        be.step(grid, order, target, block, sy, sx, tuple(int(k) for k in keys[i]), sums[i])
+    def launch_chunk(first: int, block: int, sy: int, sx: int) -> int:
+        """Queue steps first .. first + every - 1, one copy of their sums to the host; returns the
+        next step index."""
+        last = min(first + every, cap)
+        for i in range(first, last):
+            be.step(grid, order, target, block, sy, sx, keys[i], slots[i])
         if pipelined:
-            host[i].copy_(sums[i], non_blocking=True)
-            events[i].record()
+            host[first:last].copy_(sums[first:last], non_blocking=True)
+            events[first // every].record()
+        return last
 
     def fetch(i: int) -> tuple[float, float]:
         if pipelined:
-            events[i].synchronize()
+            events[i // every].synchronize()
         return float(host_np[i, 0]), float(host_np[i, 1])
 
     for li, r in enumerate(radii):
@@ -291,16 +298,16 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
         t_level = time.perf_counter()
         while True:
             sy, sx = (int(v) for v in rng.integers(0, block, 2))
-            keys[:] = rng.integers(0, 1 << 32, (cap + 1, 4), dtype=np.uint64)
+            keys[:] = rng.integers(0, 1 << 32, keys.shape, dtype=np.uint64).astype(np.uint32)
             be.target(grid, r, target)
             sums.zero_()
             improved = False
             launched = 0
             i = 0
             while True:
-                while launched < min(cap, i + 1 + lookahead):   # steps queued while we read step i
-                    launch(launched, block, sy, sx)
-                    launched += 1
+                # keep one chunk queued beyond the one holding step i, then read step i
+                while launched < cap and launched < (i // every + 1 + (1 if pipelined else 0)) * every:
+                    launched = launch_chunk(launched, block, sy, sx)
                 before, after = fetch(i)
                 gain = (before - after) / before if before > 0 else 0.0
                 if gain < brk or i + 1 >= cap:
