@@ -106,3 +106,34 @@ def test_grid_limits():
         grid_shape(0)
     with pytest.raises(ValueError):
         grid_shape(16384 * 16384)
+
+
+def test_schedule_bands_and_coarse_decay():
+    from sogs_core.plas_sort import level_radii
+
+    plain = level_radii(1024, 1024, PlasConfig(coarse_radius=0))
+    fast = level_radii(1024, 1024, PlasConfig(coarse_radius=32, coarse_decay=0.9))
+    assert plain[0] == fast[0] == 511 and plain[-1] == fast[-1] == 1
+    assert len(fast) < len(plain)
+    # below the coarse radius both shrink by radius_decay: as many fine levels (+-1 at the seam)
+    assert abs(sum(r < 16 for r in fast) - sum(r < 16 for r in plain)) <= 1
+
+
+def test_cuda_backend_refused_on_cpu_tensors():
+    with pytest.raises(ValueError, match="CUDA"):
+        plas_sort(torch.randn(64, 3), (8, 8), backend="cuda", config=FAST_PLAS)
+    with pytest.raises(ValueError, match="backend"):
+        plas_sort(torch.randn(64, 3), (8, 8), backend="metal", config=FAST_PLAS)
+
+
+def test_fp16_storage_sorts_as_well_as_fp32():
+    feats = torch.randn(1024, 6)
+    feats[:, :2] += torch.linspace(-4, 4, 1024)[:, None]
+    nd = {}
+    for half in (False, True):
+        cfg = PlasConfig(radius_decay=0.8, improvement_break=1e-3, fine_radius=0, mid_radius=0,
+                         coarse_radius=0, store_fp16=half)
+        o = plas_sort(feats, (32, 32), seed=2, config=cfg)
+        assert torch.equal(torch.sort(o).values, torch.arange(1024))
+        nd[half] = neighbor_distance(feats[o].reshape(32, 32, -1))
+    assert nd[True] <= 1.05 * nd[False], nd

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from sogs_core.codebook import kmeans_1d, nearest_index
@@ -99,3 +100,19 @@ def test_kmeans_uses_every_centroid_and_lowers_inertia():
     assert len(torch.unique(l2)) == 256
     d = torch.cdist(x, c2).argmin(1)
     assert torch.equal(d, l2)
+
+
+def test_nearest_fn_methods_on_cpu():
+    from sogs_core.palette import assign, nearest_fn
+
+    x = torch.randn(500, 9)
+    c = torch.randn(40, 9)
+    labels, dists = nearest_fn(x, "auto")(c)          # CPU: the torch search
+    exact = ((x[:, None, :] - c[None]) ** 2).sum(-1)
+    assert torch.equal(labels, exact.argmin(1))
+    assert torch.allclose(dists, exact.min(1).values, atol=1e-4)
+    assert torch.equal(assign(x, c)[0], labels)
+    with pytest.raises(ValueError, match="CUDA"):
+        nearest_fn(x, "triton")
+    with pytest.raises(ValueError, match="unknown"):
+        nearest_fn(x, "faiss")
