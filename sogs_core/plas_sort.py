@@ -117,10 +117,10 @@ def block_permutation(m: int, keys: tuple[int, ...], device: torch.device) -> to
     """A bijection of range(m) (int64), the same one the CUDA kernel computes per thread."""
     half = feistel_half_bits(m)
     p = _feistel(torch.arange(m, dtype=torch.long, device=device), keys, half)
-    out = p >= m
-    while bool(out.any()):                 # cycle walking: at most a few rounds, domain < 4 m
-        p = torch.where(out, _feistel(p, keys, half), p)
-        out = p >= m
+    out = torch.nonzero(p >= m).squeeze(1)
+    while out.numel():                     # cycle walking, on the values still out of range only
+        p[out] = _feistel(p[out], keys, half)
+        out = out[p[out] >= m]
     return p
 
 
@@ -173,7 +173,8 @@ class TorchPlasBackend:
         cells = cells[(cells < self.n).all(1)]
         x = grid[cells].float()                                   # (G, 4, CP) elements
         t = target[cells].float()                                 # (G, 4, CP) their cells' targets
-        d = ((x[:, :, None, :] - t[:, None, :, :]) ** 2).sum(-1)  # d[g, i, j]: element i at cell j
+        diff = x[:, :, None, :] - t[:, None, :, :]
+        d = (diff * diff).sum(-1)                                 # d[g, i, j]: element i at cell j
         cost = d.reshape(-1, 16)[:, self.flat_pick].sum(-1)       # (G, 24)
         best_cost, best = cost.min(1)
         sums.copy_(torch.stack([cost[:, 0].double().sum(), best_cost.double().sum()]))
