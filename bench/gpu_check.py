@@ -6,6 +6,9 @@ What is checked, each on fresh random data (never zeros):
 * PLAS CUDA target kernel == torch summed-area box mean (max abs error, float32 sums);
 * PLAS CUDA group step == torch group step from identical state and keys (cells that differ:
   float ties only; cost sums agree);
+* the persistent config kernel (a config's steps in one cooperative launch, stop decided on the
+  device) == the same config run a step at a time with the gain read back; a level whose
+  configs gain nothing ends after min_configs and its other configs leave the grid untouched;
 * a whole PLAS sort on each backend: a permutation, neighbour distances within 2 %;
 * Triton nearest-centroid search (tf32 and ieee) vs the torch matmul search: label agreement,
   distance error, and the inertia of a 10-step k-means run with each.
@@ -87,6 +90,7 @@ def plas_checks(dev: torch.device) -> None:
     diff = int((o1 != o2).sum())
     check("plas step fp16 block=16", diff <= 8 and bool(torch.equal(g1, g2)) == (diff == 0),
           f"cells moved {int((o1 != order).sum())}, cells differing {diff}")
+    persistent_checks(cb, grid, order, mask_ch, n, dev)
     side = 256
     feats = torch.randn(side * side, 13, generator=g).to(dev)
     feats[:, :3] += torch.linspace(-3, 3, side * side, device=dev)[:, None]
@@ -105,6 +109,38 @@ def plas_checks(dev: torch.device) -> None:
         check(f"plas sort {be} is a permutation", perm, f"nd {nds[be]:.4f} in {secs:.2f} s, {st}")
     rel = abs(nds["cuda"] - nds["torch"]) / nds["torch"]
     check("plas sort cuda ~ torch", rel < 0.02, f"nd rel diff {rel:.4f}")
+
+
+def persistent_checks(cb, grid: torch.Tensor, order: torch.Tensor, mask_ch: int, n: int,
+                      dev: torch.device) -> None:
+    from sogs_core.plas_sort import run_level_stepwise
+    check("plas persistent kernel available", cb.persistent, f"cooperative grid of {cb._coop_blocks} blocks")
+    if not cb.persistent:
+        return
+    draws = [(3, 5, (101, 202, 303, 404)), (7, 1, (5, 6, 7, 8)), (0, 0, (9, 10, 11, 12))]
+    for block, r, brk in ((8, 3, 1e-4), (16, 7, 1e-5), (64, 31, 1e-3)):
+        g1, o1, t1 = grid.clone(), order.clone(), torch.empty_like(grid)
+        g2, o2, t2 = grid.clone(), order.clone(), torch.empty_like(grid)
+        c1 = torch.zeros(len(draws), dtype=torch.int32, device=dev)
+        c2 = torch.zeros(len(draws), dtype=torch.int32, device=dev)
+        run_level_stepwise(cb, g1, o1, t1, r, block, draws, brk, 2, 256, c1)
+        cb.run_level(g2, o2, t2, r, block, draws, brk, 2, 256, c2)
+        torch.cuda.synchronize()
+        diff = int((o1 != o2).sum())
+        perm = bool(torch.equal(torch.sort(o2[o2 >= 0]).values, torch.sort(order[order >= 0]).values))
+        check(f"plas persistent config block={block}", c1.tolist() == c2.tolist() and diff == 0 and perm,
+              f"steps per config {c2.tolist()} (per-step run {c1.tolist()}), cells differing {diff}")
+    # no config can gain 100 %: each stops after its first step and the level after min_configs
+    g3, o3, t3 = grid.clone(), order.clone(), torch.empty_like(grid)
+    draws = [(i % 4, (3 * i) % 4, (i, i + 1, i + 2, i + 3)) for i in range(8)]
+    c3 = torch.zeros(len(draws), dtype=torch.int32, device=dev)
+    cb.run_level(g3, o3, t3, 5, 4, draws, 1.0, 3, 256, c3)
+    g4, o4, t4 = grid.clone(), order.clone(), torch.empty_like(grid)
+    c4 = torch.zeros(len(draws), dtype=torch.int32, device=dev)
+    cb.run_level(g4, o4, t4, 5, 4, draws[:3], 1.0, 3, 256, c4[:3])
+    torch.cuda.synchronize()
+    check("plas persistent level end", c3.tolist() == [1, 1, 1, 0, 0, 0, 0, 0] and torch.equal(o3, o4)
+          and torch.equal(g3, g4), f"steps per config {c3.tolist()}, skipped configs left the grid as it was")
 
 
 def kmeans_checks(dev: torch.device) -> None:

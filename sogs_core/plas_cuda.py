@@ -1,10 +1,13 @@
-"""The PLAS target and group step as two fused CUDA kernels (CuPy RawModule, NVRTC at first use).
+"""The PLAS target and group steps as fused CUDA kernels (CuPy RawModule, NVRTC at first use).
 
 Why: the torch step spends ~15 launches and several full passes over memory per step, and a
-1024 x 1024 sort runs thousands of steps. Here one thread owns one group of four cells: it finds
-its cells through the same keyed Feistel bijection as `plas_sort.block_permutation`, loads the
-four feature rows and the four target rows (float4 loads), scores the 24 assignments, writes the
-winner back in place (groups are disjoint) and adds the before/after cost to the step's sums.
+1024 x 1024 sort runs ~16k steps. Here four lanes own one group of four cells: each finds its
+cell through the same keyed Feistel bijection as `plas_sort.block_permutation`, loads its row
+and the four target rows, the quad scores the 24 assignments, and each lane writes its row to
+its new cell (groups are disjoint: in place); the step's before/after costs are summed per block.
+A whole config (steps against one target until the gain falls under the break) is one
+cooperative launch with a grid barrier between steps, so the host's ~20-35 us per launch no
+longer adds to every ~40 us step, and the configs of a level left after it ends return at once.
 The target is a summed-area table (chunked scans along x, then y: three small kernels per axis)
 turned into the normalised box mean by a fourth; torch's cumsum along the outer axes of a
 (1024, 1024, 16) tensor took ~1 ms here, these ~0.3 ms (bench/plas_bench.py --micro).
@@ -13,7 +16,9 @@ Import fails (ImportError) where CuPy is missing; `plas_sort` then uses the torc
 """
 from __future__ import annotations
 
+import ctypes
 import threading
+import warnings
 
 import cupy  # noqa: F401  (ImportError here selects the torch backend)
 import numpy as np
@@ -31,12 +36,14 @@ _SOURCE = r"""
 #if STORE_HALF
 #include <cuda_fp16.h>
 typedef uint2 row_quad;
-__device__ __forceinline__ float4 ldq(const uint2* p) {
-    const uint2 u = *p;
+__device__ __forceinline__ float4 unpack(const uint2 u) {
     const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
     const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
     return make_float4(a.x, a.y, b.x, b.y);
 }
+__device__ __forceinline__ float4 unpack_raw(const uint2 u) { return unpack(u); }
+__device__ __forceinline__ float4 ldq(const uint2* p) { return unpack(*p); }
+__device__ __forceinline__ float4 ldq_ro(const uint2* p) { return unpack(__ldg(p)); }
 __device__ __forceinline__ void stq(uint2* p, const float4 v) {
     const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
     uint2 u;
@@ -46,7 +53,9 @@ __device__ __forceinline__ void stq(uint2* p, const float4 v) {
 }
 #else
 typedef float4 row_quad;
+__device__ __forceinline__ float4 unpack_raw(const float4 u) { return u; }
 __device__ __forceinline__ float4 ldq(const float4* p) { return *p; }
+__device__ __forceinline__ float4 ldq_ro(const float4* p) { return __ldg(p); }
 __device__ __forceinline__ void stq(float4* p, const float4 v) { *p = v; }
 #endif
 __device__ __forceinline__ float4 ldf(const float4* p) { return *p; }
@@ -74,85 +83,111 @@ __device__ __forceinline__ unsigned int feistel(unsigned int v, int half, unsign
     return (l << half) | r;
 }
 
-extern "C" __global__ void plas_group_step(
-        row_quad* __restrict__ grid, int* __restrict__ order, const row_quad* __restrict__ target,
-        const int h, const int w, const int n, const int B, const int nbx,
-        const long long total_groups, const int sy, const int sx,
-        const unsigned int k0, const unsigned int k1, const unsigned int k2, const unsigned int k3,
-        const int half, double* __restrict__ sums) {
-    __shared__ double red[2][32];
-    const unsigned int m = (unsigned int)(B * B);
-    const unsigned int gpb = m / 4u;
-    const unsigned int mask = (1u << half) - 1u;
-    double before = 0.0, after = 0.0;
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t < total_groups) {
-        const int blk = (int)(t / gpb);
-        const unsigned int g = (unsigned int)(t - (long long)blk * gpb);
-        const int by = blk / nbx, bx = blk - (blk / nbx) * nbx;
-        int cell[4];
-        bool ok = true;
+// Four lanes per group: lane k of a quad of lanes owns cell k of group t (it runs the bijection
+// for its cell only, loads its own row, and scores it against the four targets), the quad swaps
+// its 4 x 4 distances with shuffles, lane k scores the 6 assignments that send element 0 to cell
+// k, the quad keeps the first minimum (the identity on ties, then the lowest index: the torch
+// step's argmin), and each lane writes its own row to its new cell. Grid rows and order are read
+// through L2 (__ldcg): in the persistent kernel other blocks wrote them during the previous step,
+// and L1 is not coherent between SMs. One thread per group needed ~130 registers (2 blocks per
+// SM); a lane needs 72 (fp16), and the step got ~20 % faster at block 4 (bench/NOTES.md).
+// Every lane of the warp must call this (shuffles), active or not.
+__device__ __forceinline__ void quad_swap(
+        const unsigned int t, const bool active, row_quad* grid, int* order,
+        const row_quad* __restrict__ target, const int h, const int w, const int n, const int B,
+        const int nbx, const unsigned int gpb, const int sy, const int sx, const unsigned int k0,
+        const unsigned int k1, const unsigned int k2, const unsigned int k3, const int half,
+        double& before, double& after) {
+    const unsigned int FULL = 0xffffffffu;
+    const int k = threadIdx.x & 3;
+    int cell = 0, ok = 0;
+    if (active) {
+        const unsigned int m = (unsigned int)(B * B);
+        const unsigned int mask = (1u << half) - 1u;
+        const unsigned int blk = t / gpb;
+        const unsigned int g = t - blk * gpb;
+        const int by = (int)(blk / (unsigned int)nbx), bx = (int)(blk - (unsigned int)by * (unsigned int)nbx);
+        unsigned int p = 4u * g + (unsigned int)k;
+        do { p = feistel(p, half, mask, k0, k1, k2, k3); } while (p >= m);
+        int row = by * B + (int)(p / (unsigned int)B) + sy;
+        int col = bx * B + (int)(p % (unsigned int)B) + sx;
+        if (row >= h) row -= h;
+        if (col >= w) col -= w;
+        cell = row * w + col;
+        ok = cell < n;
+    }
+    ok &= __shfl_xor_sync(FULL, ok, 1);
+    ok &= __shfl_xor_sync(FULL, ok, 2);
+    int c[4];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            unsigned int p = 4u * g + (unsigned int)k;
-            do { p = feistel(p, half, mask, k0, k1, k2, k3); } while (p >= m);
-            int row = by * B + (int)(p / (unsigned int)B) + sy;
-            int col = bx * B + (int)(p % (unsigned int)B) + sx;
-            if (row >= h) row -= h;
-            if (col >= w) col -= w;
-            cell[k] = row * w + col;
-            ok = ok && (cell[k] < n);
-        }
-        if (ok) {
-            float4 x[4][NQ], tg[4][NQ];
+    for (int j = 0; j < 4; ++j) c[j] = __shfl_sync(FULL, cell, j, 4);
+    float d[4] = {0.f, 0.f, 0.f, 0.f};
+    row_quad xr[NQ];
+    int o = 0;
+    if (ok) {
+        const row_quad* xp = grid + (long long)cell * NQ;
 #pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                const row_quad* xp = grid + (long long)cell[k] * NQ;
-                const row_quad* tp = target + (long long)cell[k] * NQ;
+        for (int q = 0; q < NQ; ++q) xr[q] = __ldcg(xp + q);
+        o = __ldcg(order + cell);
 #pragma unroll
-                for (int q = 0; q < NQ; ++q) { x[k][q] = ldq(xp + q); tg[k][q] = ldq(tp + q); }
-            }
-            float d[4][4];
+        for (int q = 0; q < NQ; ++q) {
+            const float4 xv = unpack_raw(xr[q]);
 #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    float s = 0.f;
-#pragma unroll
-                    for (int q = 0; q < NQ; ++q) {
-                        float a = x[i][q].x - tg[j][q].x, b = x[i][q].y - tg[j][q].y;
-                        float c = x[i][q].z - tg[j][q].z, e = x[i][q].w - tg[j][q].w;
-                        s = fmaf(a, a, s); s = fmaf(b, b, s); s = fmaf(c, c, s); s = fmaf(e, e, s);
-                    }
-                    d[i][j] = s;
-                }
-            }
-            const int P[24][4] = {__PERMS__};
-            const float ident = d[0][0] + d[1][1] + d[2][2] + d[3][3];
-            float best_cost = ident;
-            int best = 0;
-#pragma unroll
-            for (int p = 1; p < 24; ++p) {
-                const float c = d[0][P[p][0]] + d[1][P[p][1]] + d[2][P[p][2]] + d[3][P[p][3]];
-                if (c < best_cost) { best_cost = c; best = p; }
-            }
-            before = (double)ident;
-            after = (double)best_cost;
-            if (best != 0) {
-                int o[4];
-#pragma unroll
-                for (int k = 0; k < 4; ++k) o[k] = order[cell[k]];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const int dest = cell[PERM[best][i]];
-                    row_quad* out = grid + (long long)dest * NQ;
-#pragma unroll
-                    for (int q = 0; q < NQ; ++q) stq(out + q, x[i][q]);
-                    order[dest] = o[i];
-                }
+            for (int j = 0; j < 4; ++j) {
+                const float4 tv = ldq_ro(target + (long long)c[j] * NQ + q);
+                float a = xv.x - tv.x, b = xv.y - tv.y, cc = xv.z - tv.z, e = xv.w - tv.w;
+                float s = d[j];
+                s = fmaf(a, a, s); s = fmaf(b, b, s); s = fmaf(cc, cc, s); s = fmaf(e, e, s);
+                d[j] = s;
             }
         }
     }
+    // D[i][j]: element i (lane i) at cell j
+    float D[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) D[i][j] = __shfl_sync(FULL, d[j], i, 4);
+    // lane k scores permutations 6k .. 6k+5: element 0 to cell k, elements 1-3 to the other
+    // cells (o0 < o1 < o2) in lexicographic order; sums added in the torch step's order
+    const float d0 = k == 0 ? D[0][0] : k == 1 ? D[0][1] : k == 2 ? D[0][2] : D[0][3];
+    float R[3][3];
+#pragma unroll
+    for (int i = 0; i < 3; ++i) {
+        R[i][0] = k == 0 ? D[i + 1][1] : D[i + 1][0];
+        R[i][1] = k <= 1 ? D[i + 1][2] : D[i + 1][1];
+        R[i][2] = k <= 2 ? D[i + 1][3] : D[i + 1][2];
+    }
+    const int L[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    float best_cost = d0 + R[0][0] + R[1][1] + R[2][2];
+    int best = 6 * k;
+#pragma unroll
+    for (int u = 1; u < 6; ++u) {
+        const float cst = d0 + R[0][L[u][0]] + R[1][L[u][1]] + R[2][L[u][2]];
+        if (cst < best_cost) { best_cost = cst; best = 6 * k + u; }
+    }
+    // first minimum over the quad: lower cost, or equal cost and lower index
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+        const float oc = __shfl_xor_sync(FULL, best_cost, off);
+        const int ob = __shfl_xor_sync(FULL, best, off);
+        if (oc < best_cost || (oc == best_cost && ob < best)) { best_cost = oc; best = ob; }
+    }
+    const float ident = D[0][0] + D[1][1] + D[2][2] + D[3][3];
+    if (ok && k == 0) { before += (double)ident; after += (double)best_cost; }
+    __syncwarp();          // every lane's loads of this quad's rows are done before any write
+    if (ok && best != 0) {
+        const int dest = c[PERM[best][k]];
+        row_quad* out = grid + (long long)dest * NQ;
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) out[q] = xr[q];
+        order[dest] = o;
+    }
+}
+
+// Adds the block's before/after sums to dst[0], dst[1] (two atomics per block).
+__device__ __forceinline__ void block_add2(double before, double after, double* dst) {
+    __shared__ double red[2][32];
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
         before += __shfl_down_sync(0xffffffffu, before, off);
@@ -170,7 +205,112 @@ extern "C" __global__ void plas_group_step(
             before += __shfl_down_sync(0xffffffffu, before, off);
             after += __shfl_down_sync(0xffffffffu, after, off);
         }
-        if (lane == 0) { atomicAdd(sums, before); atomicAdd(sums + 1, after); }
+        if (lane == 0) { atomicAdd(dst, before); atomicAdd(dst + 1, after); }
+    }
+}
+
+// One step: one thread per group; sums must be zero on entry.
+// __launch_bounds__(256, 1): NVRTC then keeps every load of a lane in flight (72 registers at
+// fp16, 3 blocks per SM); with (256) alone it packs 48 registers, 5 blocks, and the step was
+// 15-60 % slower (bench/NOTES.md, session 4).
+extern "C" __global__ void __launch_bounds__(256, 1) plas_group_step(
+        row_quad* grid, int* order, const row_quad* __restrict__ target,
+        const int h, const int w, const int n, const int B, const int nbx,
+        const long long total_groups, const int sy, const int sx,
+        const unsigned int k0, const unsigned int k1, const unsigned int k2, const unsigned int k3,
+        const int half, double* __restrict__ sums) {
+    double before = 0.0, after = 0.0;
+    const unsigned long long u = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+    quad_swap((unsigned int)(u >> 2), (long long)(u >> 2) < total_groups, grid, order, target, h, w, n,
+              B, nbx, (unsigned int)(B * B) / 4u, sy, sx, k0, k1, k2, k3, half, before, after);
+    block_add2(before, after, sums);
+}
+
+// Control words shared by the kernels of one sort (unsigned ints, zero at the start):
+#define CTRL_LEVEL_DONE 0   // set when a config of the level gained nothing: later configs skip
+#define CTRL_BAR_COUNT 1    // grid barrier: blocks arrived
+#define CTRL_BAR_GEN 2      // grid barrier: generation
+#define CTRL_RING 3         // the slot of the sums ring that is zero for the next step
+#define RING 3
+
+__device__ __forceinline__ unsigned int ld_volatile(const unsigned int* p) {
+    return *(const volatile unsigned int*)p;
+}
+
+// All blocks of a cooperative launch (so all resident) wait here for each other. Every thread
+// fences its own writes first; the last block to arrive resets the count and opens the next
+// generation.
+__device__ __forceinline__ void grid_barrier(unsigned int* ctrl) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const unsigned int gen = ld_volatile(ctrl + CTRL_BAR_GEN);
+        __threadfence();
+        if (atomicAdd(ctrl + CTRL_BAR_COUNT, 1u) == gridDim.x - 1u) {
+            atomicExch(ctrl + CTRL_BAR_COUNT, 0u);
+            __threadfence();
+            atomicAdd(ctrl + CTRL_BAR_GEN, 1u);
+        } else {
+            while (ld_volatile(ctrl + CTRL_BAR_GEN) == gen) { }
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+// Step keys: step s of a config with base keys b uses mix32(s, b_j), the same as
+// plas_sort.step_keys on the host.
+// A whole config in one cooperative launch: steps against the same target until a step's relative
+// gain falls under brk (or cap steps), with a grid barrier after each step so that every block reads
+// the same sums and takes the same decision. The host never waits on a step. Writes the number
+// of steps to *steps_out (0 when skipped) and, when may_end and the first step already gained
+// less than brk, marks the level done so that its remaining configs skip.
+extern "C" __global__ void __launch_bounds__(256, 1) plas_config_steps(
+        row_quad* grid, int* order, const row_quad* __restrict__ target,
+        const int h, const int w, const int n, const int B, const int nbx,
+        const long long total_groups, const int sy, const int sx,
+        const unsigned int b0, const unsigned int b1, const unsigned int b2, const unsigned int b3,
+        const int half, double* sums, unsigned int* ctrl, int* steps_out,
+        const double brk, const int cap, const int may_end) {
+    __shared__ unsigned int head[2];
+    if (threadIdx.x == 0) { head[0] = ld_volatile(ctrl + CTRL_LEVEL_DONE); head[1] = ld_volatile(ctrl + CTRL_RING); }
+    __syncthreads();
+    const bool first_thread = blockIdx.x == 0 && threadIdx.x == 0;
+    if (head[0]) {
+        if (first_thread) *steps_out = 0;
+        return;
+    }
+    const unsigned int ring = head[1];
+    const unsigned int gpb = (unsigned int)(B * B) / 4u;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    int s = 0;
+    for (;;) {
+        const unsigned int k0 = mix32((unsigned int)s, b0), k1 = mix32((unsigned int)s, b1);
+        const unsigned int k2 = mix32((unsigned int)s, b2), k3 = mix32((unsigned int)s, b3);
+        double before = 0.0, after = 0.0;
+        // lanes of a warp loop together (the shuffles need every lane): stride is a multiple of 32
+        const long long lanes_total = total_groups * 4;
+        for (long long u = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+             u - (threadIdx.x & 31) < lanes_total; u += stride)
+            quad_swap((unsigned int)(u >> 2), u < lanes_total, grid, order, target, h, w, n, B, nbx, gpb,
+                      sy, sx, k0, k1, k2, k3, half, before, after);
+        double* slot = sums + 2 * ((ring + (unsigned int)s) % RING);
+        block_add2(before, after, slot);
+        // the slot after this one was last read after the barrier two steps ago: clear it now
+        if (first_thread) {
+            double* next = sums + 2 * ((ring + (unsigned int)s + 1u) % RING);
+            next[0] = 0.0; next[1] = 0.0;
+        }
+        grid_barrier(ctrl);
+        const double b = *(volatile double*)slot, a = *(volatile double*)(slot + 1);
+        const double gain = b > 0.0 ? (b - a) / b : 0.0;
+        ++s;
+        if (gain < brk || s >= cap) break;
+    }
+    if (first_thread) {
+        *steps_out = s;
+        if (s == 1 && may_end) ctrl[CTRL_LEVEL_DONE] = 1u;
+        ctrl[CTRL_RING] = (ring + (unsigned int)s) % RING;   // cleared before the last barrier
     }
 }
 
@@ -180,7 +320,9 @@ extern "C" __global__ void plas_group_step(
 // float4 index (i / NQ) * outer + (i % NQ) + j * step.
 #define SCAN_TOTALS(NAME, SRC_T, LOAD) \
 extern "C" __global__ void NAME(const SRC_T* __restrict__ src, float4* __restrict__ tot, \
-        const int lanes, const long long outer, const long long step, const int len, const int L) { \
+        const int lanes, const long long outer, const long long step, const int len, const int L, \
+        const unsigned int* ctrl) { \
+    if (ctrl != nullptr && ld_volatile(ctrl)) return; \
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
     const int nc = (len + L - 1) / L; \
     if (t >= (long long)lanes * nc) return; \
@@ -197,7 +339,9 @@ extern "C" __global__ void NAME(const SRC_T* __restrict__ src, float4* __restric
 SCAN_TOTALS(scan_totals_grid, row_quad, ldq)
 SCAN_TOTALS(scan_totals_sat, float4, ldf)
 
-extern "C" __global__ void scan_chunk_offsets(float4* __restrict__ tot, const int lanes, const int nc) {
+extern "C" __global__ void scan_chunk_offsets(float4* __restrict__ tot, const int lanes, const int nc,
+                                               const unsigned int* ctrl) {
+    if (ctrl != nullptr && ld_volatile(ctrl)) return;
     const int lane = blockIdx.x * blockDim.x + threadIdx.x;
     if (lane >= lanes) return;
     float4 run = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -211,7 +355,8 @@ extern "C" __global__ void scan_chunk_offsets(float4* __restrict__ tot, const in
 #define SCAN_APPLY(NAME, SRC_T, LOAD) \
 extern "C" __global__ void NAME(const SRC_T* src, float4* dst, /* dst may be src: no restrict */ \
         const float4* __restrict__ tot, const int lanes, const long long outer, const long long step, \
-        const int len, const int L) { \
+        const int len, const int L, const unsigned int* ctrl) { \
+    if (ctrl != nullptr && ld_volatile(ctrl)) return; \
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
     const int nc = (len + L - 1) / L; \
     if (t >= (long long)lanes * nc) return; \
@@ -235,7 +380,9 @@ __device__ __forceinline__ float4 sat_at(const float4* __restrict__ sat, int y, 
 
 // sat: (h, w, CP) inclusive prefix sums over both axes; out: the window mean over real cells.
 extern "C" __global__ void plas_box_target(const float4* __restrict__ sat, row_quad* __restrict__ out,
-                                           const int h, const int w, const int r) {
+                                           const int h, const int w, const int r,
+                                           const unsigned int* ctrl) {
+    if (ctrl != nullptr && ld_volatile(ctrl)) return;
     const long long cell = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (cell >= (long long)h * w) return;
     const int y = (int)(cell / w), x = (int)(cell - (long long)(cell / w) * w);
@@ -286,7 +433,13 @@ def _ptr(t: torch.Tensor) -> np.uint64:
 
 
 class CudaPlasBackend:
-    """Same interface and results as plas_sort.TorchPlasBackend, one kernel per step."""
+    """Same interface and results as plas_sort.TorchPlasBackend; a whole config per kernel launch.
+
+    `run_level` queues every config of a level without waiting: each config is the target kernels
+    plus one cooperative launch that runs the steps and decides on the device when to stop (see
+    plas_config_steps), so the host's launch time (~20-30 us a kernel) no longer adds to each
+    ~40 us step. Where a cooperative launch is not possible it falls back to one launch per step
+    with the gain read back after each (plas_sort.run_level_stepwise)."""
 
     name = "cuda"
     THREADS = 256
@@ -313,43 +466,113 @@ class CudaPlasBackend:
         chunks = max((length + self.CHUNK - 1) // self.CHUNK for *_, length in self._axes)
         self._totals = torch.empty(max(lanes for lanes, *_ in self._axes) * chunks * 4, device=device)
         # the torch stream current now runs every kernel of this sort, in order with torch's ops
-        self._cstream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream,
-                                                 device.index or 0)
+        self._stream_ptr = torch.cuda.current_stream(device).cuda_stream
+        self._cstream = cupy.cuda.ExternalStream(self._stream_ptr, device.index or 0)
         self._dims = (np.int32(h), np.int32(w), np.int32(n))
         self._cached_key: tuple = ()
+        # persistent config kernel: control words, a ring of 3 step sums, and its grid size
+        self._ctrl = torch.zeros(4, dtype=torch.int32, device=device)
+        self._ring = torch.zeros(6, dtype=torch.float64, device=device)
+        self._coop_fn, self._coop_blocks = _cooperative(mod, self.THREADS, device)
 
-    def target(self, grid: torch.Tensor, r: int, out: torch.Tensor) -> None:
+    @property
+    def persistent(self) -> bool:
+        """Whether configs run as one cooperative launch each (False: one launch per step)."""
+        return self._coop_blocks > 0
+
+    def target(self, grid: torch.Tensor, r: int, out: torch.Tensor, skip_flag: int = 0) -> None:
+        """The box target of radius r into out; skip_flag: device address of a flag that, when set
+        by an earlier kernel, makes these kernels return at once (0: never skip)."""
         h, w, T, L = self.h, self.w, self.THREADS, self.CHUNK
         sat, tot = self._sat, self._totals
         offsets = self._offsets
+        flag = np.uint64(skip_flag)
         with self._cstream:
             src = grid
             for (totals, apply), (lanes, outer, step, length) in zip(self._scan, self._axes):
                 # rows (along x) from the grid, then columns of the row sums, in place
                 nc = (length + L - 1) // L
                 work = lanes * nc
-                args = (np.int32(lanes), np.int64(outer), np.int64(step), np.int32(length), np.int32(L))
+                args = (np.int32(lanes), np.int64(outer), np.int64(step), np.int32(length), np.int32(L), flag)
                 totals(((work + T - 1) // T,), (T,), (_ptr(src), _ptr(tot), *args))
-                offsets(((lanes + T - 1) // T,), (T,), (_ptr(tot), np.int32(lanes), np.int32(nc)))
+                offsets(((lanes + T - 1) // T,), (T,), (_ptr(tot), np.int32(lanes), np.int32(nc), flag))
                 apply(((work + T - 1) // T,), (T,), (_ptr(src), _ptr(sat), _ptr(tot), *args))
                 src = sat
             self._target(((h * w + T - 1) // T,), (T,),
-                         (_ptr(sat), _ptr(out), np.int32(h), np.int32(w), np.int32(r)))
+                         (_ptr(sat), _ptr(out), np.int32(h), np.int32(w), np.int32(r), flag))
+
+    def _geometry(self, block: int) -> tuple[int, int, int]:
+        nbx = self.w // block
+        return nbx, (self.h // block) * nbx * (block * block // 4), feistel_half_bits(block * block)
 
     def step(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, block: int,
              sy: int, sx: int, keys, sums: torch.Tensor) -> None:
         # the arguments before the keys are the same for every step of a config: build them once
-        # (a step's host time bounds the sort once the GPU step is ~45 us)
         ck = (grid.data_ptr(), order.data_ptr(), target.data_ptr(), block, sy, sx)
         if self._cached_key != ck:
-            nbx = self.w // block
-            total = (self.h // block) * nbx * (block * block // 4)
-            self._cached_grid = ((total + self.THREADS - 1) // self.THREADS,)
+            nbx, total, half = self._geometry(block)
+            lanes = 4 * total          # four lanes per group
+            self._cached_grid = ((lanes + self.THREADS - 1) // self.THREADS,)
             self._cached_head = (_ptr(grid), _ptr(order), _ptr(target), *self._dims, np.int32(block),
                                  np.int32(nbx), np.int64(total), np.int32(sy), np.int32(sx))
-            self._cached_half = np.int32(feistel_half_bits(block * block))
+            self._cached_half = np.int32(half)
             self._cached_key = ck
         k0, k1, k2, k3 = (np.uint32(k) for k in keys)
         with self._cstream:
             self._step(self._cached_grid, (self.THREADS,),
                        (*self._cached_head, k0, k1, k2, k3, self._cached_half, _ptr(sums)))
+
+    def run_level(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, r: int,
+                  block: int, draws: list, brk: float, min_configs: int, cap: int,
+                  steps_out: torch.Tensor) -> None:
+        """Queue the configs of one level (see plas_sort.run_level_stepwise for the semantics);
+        steps_out (len(draws),) int32 on the device receives each config's step count, 0 for
+        the configs skipped after the level ended."""
+        if not self.persistent:
+            from .plas_sort import run_level_stepwise
+            run_level_stepwise(self, grid, order, target, r, block, draws, brk, min_configs, cap, steps_out)
+            return
+        nbx, total, half = self._geometry(block)
+        flag = self._ctrl.data_ptr()       # CTRL_LEVEL_DONE is word 0
+        self._ctrl[0].zero_()
+        for k, (sy, sx, base) in enumerate(draws):
+            self.target(grid, r, target, skip_flag=flag)
+            args = (ctypes.c_uint64(grid.data_ptr()), ctypes.c_uint64(order.data_ptr()),
+                    ctypes.c_uint64(target.data_ptr()), ctypes.c_int32(self.h), ctypes.c_int32(self.w),
+                    ctypes.c_int32(self.n), ctypes.c_int32(block), ctypes.c_int32(nbx),
+                    ctypes.c_int64(total), ctypes.c_int32(sy), ctypes.c_int32(sx),
+                    *(ctypes.c_uint32(int(b)) for b in base), ctypes.c_int32(half),
+                    ctypes.c_uint64(self._ring.data_ptr()), ctypes.c_uint64(flag),
+                    ctypes.c_uint64(steps_out.data_ptr() + 4 * k), ctypes.c_double(brk),
+                    ctypes.c_int32(cap), ctypes.c_int32(1 if k + 1 >= min_configs else 0))
+            params = (ctypes.c_void_p * len(args))(*(ctypes.addressof(a) for a in args))
+            try:
+                cupy.cuda.driver.launchCooperativeKernel(
+                    self._coop_fn, self._coop_blocks, 1, 1, self.THREADS, 1, 1, 0, self._stream_ptr,
+                    ctypes.addressof(params))
+            except cupy.cuda.driver.CUDADriverError as exc:
+                # e.g. the GPU is shared (MPS) and our blocks no longer fit at once: go on per step
+                warnings.warn(f"PLAS: cooperative launch failed ({exc}); one launch per step from now on")
+                self._coop_blocks = 0
+                from .plas_sort import run_level_stepwise
+                run_level_stepwise(self, grid, order, target, r, block, draws[k:], brk,
+                                   max(0, min_configs - k), cap, steps_out[k:])
+                return
+
+
+def _cooperative(mod, threads: int, device: torch.device) -> tuple[int, int]:
+    """(function handle, blocks) for the persistent config kernel, or (0, 0) where this device or
+    CuPy cannot do a cooperative launch: the grid is as many blocks as fit on the GPU at once,
+    which a cooperative launch guarantees to be resident together (the grid barrier needs it)."""
+    try:
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        if not torch.cuda.get_device_properties(idx).major >= 6:
+            return 0, 0
+        attr = getattr(cupy.cuda.runtime, "cudaDevAttrCooperativeLaunch", 95)
+        if not cupy.cuda.runtime.deviceGetAttribute(attr, idx):
+            return 0, 0
+        fn = mod.get_function("plas_config_steps").kernel.ptr
+        per_sm = cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(fn, threads, 0)
+        return fn, per_sm * torch.cuda.get_device_properties(idx).multi_processor_count
+    except (AttributeError, cupy.cuda.driver.CUDADriverError, cupy.cuda.runtime.CUDARuntimeError):
+        return 0, 0

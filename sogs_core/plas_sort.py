@@ -14,8 +14,10 @@ Written from that description; what differs, each for speed or for non-square sc
 * the random groups of a block come from a keyed Feistel bijection of the block's cells (cycle
   walking), so a GPU thread computes its own group with no random permutation in memory; the
   same keys drive the torch step and the fused CUDA step (`plas_cuda`), which agree.
-* the host reads the gains of steps in chunks of CHECK_EVERY while the next chunk is already
-  queued, so the GPU never waits for the host; the extra steps can only lower the cost.
+* on the GPU a whole config (its steps and the decision to stop) is one kernel launch that
+  keeps the GPU to itself (`plas_cuda`), and the configs of a level left after it ends skip on
+  the device: the host never waits for a step. The keys of step s derive from the config's base
+  keys (`step_keys`), so host and device agree on them without a transfer.
 
 State during the sort: `grid` (cells, CP) float32 holds the centred features of the splat in each
 cell, a mask channel (1 on real cells) and zero padding up to a multiple of 4 channels; `order`
@@ -43,6 +45,8 @@ class PlasConfig:
     min_blur_radius: float = 1.0        # last level's radius (reference 1)
     min_block_size: int = 4             # groups are drawn inside blocks of at least this side
                                         # (reference 16; 4 keeps the last levels local)
+    block_factor: float = 1.0           # block side = block_factor * (2r + 2) (reference 1)
+    max_block_size: int = 0             # and at most this (0: the grid)
     improvement_break: float = 1e-4     # leave a config when a step gains less than this (reference
                                         # 1e-5; PlayCanvas sogs calls it with 1e-4)
     fine_radius: int = 8                # levels with a radius below this use fine_break instead:
@@ -54,6 +58,10 @@ class PlasConfig:
     min_configs: int = 4                # block placements per level before a level may end (reference 4)
     max_configs: int = 16               # ... and at most this many (the reference has no cap)
     max_iters: int = 256                # steps per config, a hard cap so a config can never spin
+    init: str = "pca"                   # first layout: "random" (reference) or "pca" (rows by the
+                                        # first principal component, columns by the second): lower
+                                        # nd in fewer steps (bench/NOTES.md, session 4)
+    start_radius: int = 0               # first level's radius (0: side/2 - 1, the reference)
     store_fp16: bool = True             # keep grid and target as float16 (half the bytes per step;
                                         # distances are float32; nd unchanged in bench/NOTES.md)
 
@@ -61,7 +69,7 @@ class PlasConfig:
     def reference(cls) -> "PlasConfig":
         """The reference's schedule (fraunhoferhhi/PLAS defaults), for comparisons."""
         return cls(min_block_size=16, improvement_break=1e-5, fine_radius=0, mid_radius=0,
-                   coarse_radius=0, store_fp16=False)
+                   coarse_radius=0, store_fp16=False, init="random")
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -111,6 +119,18 @@ def _feistel(v: torch.Tensor, keys: tuple[int, ...], half: int) -> torch.Tensor:
     for k in keys:
         left, right = right, left ^ (_mix(right, k) & mask)
     return (left << half) | right
+
+
+def step_keys(base, s: int) -> tuple[int, int, int, int]:
+    """The four Feistel keys of step s of a config with base keys `base` (the CUDA kernel's mix32)."""
+    out = []
+    for b in base:
+        v = (s ^ int(b)) & 0xFFFFFFFF
+        v = (v * MIX_A) & 0xFFFFFFFF
+        v ^= v >> 15
+        v = (v * MIX_B) & 0xFFFFFFFF
+        out.append(v ^ (v >> 12))
+    return tuple(out)
 
 
 def block_permutation(m: int, keys: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -183,6 +203,40 @@ class TorchPlasBackend:
         order[dest] = order[src]
         grid[dest] = x.reshape(-1, x.shape[-1]).to(grid.dtype)
 
+    def run_level(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, r: int,
+                  block: int, draws: list, brk: float, min_configs: int, cap: int,
+                  steps_out: torch.Tensor) -> None:
+        run_level_stepwise(self, grid, order, target, r, block, draws, brk, min_configs, cap, steps_out)
+
+
+def run_level_stepwise(be, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, r: int,
+                       block: int, draws: list, brk: float, min_configs: int, cap: int,
+                       steps_out: torch.Tensor) -> None:
+    """One level of the schedule, a step at a time with the gain read back after each.
+
+    draws: per config (sy, sx, base keys). Each config takes a fresh target of radius r and runs
+    steps until one gains less than brk relative to the cost before it (or cap steps); the
+    level ends after a config whose first step gained less than brk, once min_configs ran.
+    steps_out[k] receives config k's step count (0: not run). The CUDA kernel does the same on
+    the device (plas_config_steps)."""
+    sums = torch.zeros(2, dtype=torch.float64, device=grid.device)
+    counts = [0] * len(draws)
+    for k, (sy, sx, base) in enumerate(draws):
+        be.target(grid, r, target)
+        s = 0
+        while True:
+            sums.zero_()
+            be.step(grid, order, target, block, sy, sx, step_keys(base, s), sums)
+            before, after = sums.tolist()
+            s += 1
+            gain = (before - after) / before if before > 0 else 0.0
+            if gain < brk or s >= cap:
+                break
+        counts[k] = s
+        if s == 1 and k + 1 >= min_configs:
+            break
+    steps_out.copy_(torch.tensor(counts, dtype=steps_out.dtype))
+
 
 def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: torch.device,
              dtype: torch.dtype = torch.float32):
@@ -200,16 +254,11 @@ def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: t
     return TorchPlasBackend(h, w, n, cp, mask_ch, device)
 
 
-#: steps launched between two reads of their gains (one copy and one event per chunk), with one
-#: chunk queued beyond the one being read: a step's host time then falls to about one kernel
-#: launch, under the ~45 us the GPU takes for it; the extra steps queued past the step that
-#: ends a config can only lower the cost.
-CHECK_EVERY = 4
-
-
 def level_radii(h: int, w: int, config: PlasConfig) -> list[int]:
     """Integer blur radii, coarse to fine: side/2 - 1 shrinking by radius_decay down to the minimum."""
     radius = max(h, w) / 2.0 - 1.0
+    if config.start_radius:
+        radius = min(radius, float(config.start_radius))
     out = []
     while True:
         out.append(max(1, int(radius)))
@@ -220,10 +269,32 @@ def level_radii(h: int, w: int, config: PlasConfig) -> list[int]:
 
 
 def block_side(r: int, h: int, w: int, config: PlasConfig) -> int:
-    """Even block side for radius r: the filter width + 1, at least min_block_size, inside the grid."""
-    b = max(2 * r + 2, config.min_block_size)
+    """Even block side for radius r: block_factor x (the filter width + 1), at least min_block_size,
+    at most max_block_size, inside the grid."""
+    b = max(int(config.block_factor * (2 * r + 2)), config.min_block_size)
+    if config.max_block_size:
+        b = min(b, max(config.max_block_size, config.min_block_size))
     b = min(b, h, w)
     return b - b % 2
+
+
+def pca_layout(feats: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """A first layout with global order already in it: splats sorted by their first principal
+    component fill the rows in bands of w, and each row is sorted by the second component.
+    Returns (n,) splat indices for the first n cells. feats: (n, c) centred."""
+    n = feats.shape[0]
+    sample = feats[::max(1, n // 65536)]                  # a strided sample: deterministic
+    cov = (sample.T @ sample).double() / max(1, sample.shape[0] - 1)
+    vecs = torch.linalg.eigh(cov).eigenvectors[:, -2:].flip(1).to(feats.dtype)   # top two, largest first
+    pc = feats @ vecs
+    by_pc1 = torch.argsort(pc[:, 0])
+    cells = torch.full((h * w,), -1, dtype=torch.long, device=feats.device)
+    cells[:n] = by_pc1
+    key = torch.full((h * w,), float("inf"), device=feats.device)
+    key[:n] = pc[by_pc1, 1]
+    within = torch.argsort(key.view(h, w), dim=1)          # padding (inf) stays at the row's end
+    cells = cells.view(h, w).gather(1, within).reshape(-1)
+    return cells[:n]
 
 
 def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
@@ -245,9 +316,14 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
     cells = h * w
     mask_ch = c
     cp = (c + 1 + 3) // 4 * 4
-    start = torch.from_numpy(rng.permutation(n)).to(dev)
     feats = features.float()
     feats = feats - feats.mean(0)          # centred: the summed-area table keeps its precision
+    if config.init == "random":
+        start = torch.from_numpy(rng.permutation(n)).to(dev)
+    elif config.init == "pca":
+        start = pca_layout(feats, h, w)
+    else:
+        raise ValueError(f"unknown PLAS init {config.init!r} (random, pca)")
     dtype = torch.float16 if config.store_fp16 else torch.float32
     grid = torch.zeros(cells, cp, device=dev, dtype=dtype)
     grid[:n, :c] = feats[start].to(dtype)
@@ -259,34 +335,24 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
 
     be = _backend(backend, h, w, n, cp, mask_ch, dev, dtype)
     target = torch.empty_like(grid)
-    cap = config.max_iters
-    sums = torch.zeros(cap + CHECK_EVERY, 2, dtype=torch.float64, device=dev)
-    slots = list(sums.unbind(0))           # views made once: slicing costs host time per step
-    pipelined = dev.type == "cuda"
-    every = CHECK_EVERY if pipelined else 1
-    host = torch.zeros_like(sums, device="cpu", pin_memory=True) if pipelined else sums
-    host_np = host.numpy()                 # reads of a pinned buffer without torch indexing
-    events = [torch.cuda.Event() for _ in range(cap // every + 2)] if pipelined else []
     radii = level_radii(h, w, config)
-    n_configs = n_steps = 0
+    # steps run by each config of each level (0: skipped), read once at the end
+    steps = torch.zeros(len(radii), config.max_configs, dtype=torch.int32, device=dev)
     per_level: list = []
-    keys = np.zeros((cap + CHECK_EVERY, 4), np.uint32)
+    # on the GPU the host queues level li, then waits for level li - 1 to finish: the queue holds
+    # at most two levels (progress lags by one) and the GPU never idles between levels
+    done = [torch.cuda.Event() for _ in radii] if dev.type == "cuda" else []
+    t_prev = time.perf_counter()
 
-    def launch_chunk(first: int, block: int, sy: int, sx: int) -> int:
-        """Queue steps first .. first + every - 1, one copy of their sums to the host; returns the
-        next step index."""
-        last = min(first + every, cap)
-        for i in range(first, last):
-            be.step(grid, order, target, block, sy, sx, keys[i], slots[i])
-        if pipelined:
-            host[first:last].copy_(sums[first:last], non_blocking=True)
-            events[first // every].record()
-        return last
-
-    def fetch(i: int) -> tuple[float, float]:
-        if pipelined:
-            events[i // every].synchronize()
-        return float(host_np[i, 0]), float(host_np[i, 1])
+    def finished(li: int) -> None:
+        nonlocal t_prev
+        if done:
+            done[li].synchronize()
+        t_now = time.perf_counter()
+        per_level[li] = per_level[li] + (t_now - t_prev,)
+        t_prev = t_now
+        if progress is not None:
+            progress((li + 1) / len(radii))
 
     for li, r in enumerate(radii):
         block = block_side(r, h, w, config)
@@ -294,38 +360,27 @@ def plas_sort(features: torch.Tensor, shape: tuple[int, int], seed: int = 0,
             break
         brk = (config.fine_break if r < config.fine_radius else
                config.mid_break if r < config.mid_radius else config.improvement_break)
-        cfg = 0
-        level_steps = n_steps
-        t_level = time.perf_counter()
-        while True:
+        # every config's offsets and keys are drawn up front: the device decides how many run
+        draws = []
+        for _ in range(config.max_configs):
             sy, sx = (int(v) for v in rng.integers(0, block, 2))
-            keys[:] = rng.integers(0, 1 << 32, keys.shape, dtype=np.uint64).astype(np.uint32)
-            be.target(grid, r, target)
-            sums.zero_()
-            improved = False
-            launched = 0
-            i = 0
-            while True:
-                # keep one chunk queued beyond the one holding step i, then read step i
-                while launched < cap and launched < (i // every + 1 + (1 if pipelined else 0)) * every:
-                    launched = launch_chunk(launched, block, sy, sx)
-                before, after = fetch(i)
-                gain = (before - after) / before if before > 0 else 0.0
-                if gain < brk or i + 1 >= cap:
-                    n_steps += launched
-                    break
-                improved = True
-                i += 1
-            cfg += 1
-            if (not improved and cfg >= config.min_configs) or cfg >= config.max_configs:
-                break
-        n_configs += cfg
-        if stats is not None:              # exact per-level seconds cost one sync per level
-            if pipelined:
-                torch.cuda.synchronize(dev)
-            per_level.append((r, block, cfg, n_steps - level_steps, time.perf_counter() - t_level))
-        if progress is not None:
-            progress((li + 1) / len(radii))
+            draws.append((sy, sx, tuple(int(k) for k in rng.integers(0, 1 << 32, 4, dtype=np.uint64))))
+        be.run_level(grid, order, target, r, block, draws, brk, config.min_configs, config.max_iters,
+                     steps[li])
+        per_level.append((r, block))
+        if done:
+            done[li].record()
+            if li > 0:
+                finished(li - 1)
+        else:
+            finished(li)
+    if done and per_level:
+        finished(len(per_level) - 1)
     if stats is not None:
-        stats.update(levels=len(radii), configs=n_configs, steps=n_steps, backend=be.name, per_level=per_level)
+        counts = steps.cpu()
+        stats.update(levels=len(radii), configs=int((counts > 0).sum()), steps=int(counts.sum()),
+                     backend=be.name + ("" if getattr(be, "persistent", True) else "-per-step"),
+                     # seconds: from the previous level's end to this one's (GPU time on a GPU)
+                     per_level=[(r, b, int((counts[i] > 0).sum()), int(counts[i].sum()), secs)
+                                for i, (r, b, secs) in enumerate(per_level)])
     return order[:n].long()            # padding never moves: the first n cells hold every splat once

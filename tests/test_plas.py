@@ -137,3 +137,38 @@ def test_fp16_storage_sorts_as_well_as_fp32():
         assert torch.equal(torch.sort(o).values, torch.arange(1024))
         nd[half] = neighbor_distance(feats[o].reshape(32, 32, -1))
     assert nd[True] <= 1.05 * nd[False], nd
+
+
+def _level_state(side: int = 16, c: int = 6):
+    from sogs_core.plas_sort import TorchPlasBackend
+
+    g = torch.Generator().manual_seed(4)
+    n, cp = side * side, 8
+    grid = torch.zeros(n, cp)
+    grid[:, :c] = torch.randn(n, c, generator=g)
+    grid[:, c] = 1
+    order = torch.randperm(n, generator=g).to(torch.int32)
+    return TorchPlasBackend(side, side, n, cp, c, torch.device("cpu")), grid, order
+
+
+def test_level_ends_after_min_configs_that_gain_nothing():
+    be, grid, order = _level_state()
+    draws = [(i % 4, (3 * i) % 4, (i, i + 1, i + 2, i + 3)) for i in range(8)]
+    steps = torch.full((8,), -1, dtype=torch.int32)
+    # no step can gain 100 %: every config stops after one step, the level after min_configs
+    be.run_level(grid, order, torch.empty_like(grid), 3, 4, draws, 1.0, 3, 256, steps)
+    assert steps.tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    # a break no gain can miss: every config runs to the cap, and the sort only ever improves
+    nd0 = neighbor_distance(grid[:, :6].reshape(16, 16, -1))
+    be.run_level(grid, order, torch.empty_like(grid), 3, 4, draws, -1.0, 3, 5, steps)
+    assert steps.tolist() == [5] * 8
+    assert torch.equal(torch.sort(order).values, torch.arange(256, dtype=torch.int32))
+    assert neighbor_distance(grid[:, :6].reshape(16, 16, -1)) < nd0
+
+
+def test_step_keys_differ_per_step_and_base():
+    from sogs_core.plas_sort import step_keys
+
+    keys = {step_keys((1, 2, 3, 4), s) for s in range(100)} | {step_keys((1, 2, 3, 5), s) for s in range(100)}
+    assert len(keys) == 200
+    assert all(0 <= k < 2 ** 32 for ks in keys for k in ks)
