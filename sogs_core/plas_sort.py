@@ -50,7 +50,7 @@ class PlasConfig:
     improvement_break: float = 1e-4     # leave a config when a step gains less than this (reference
                                         # 1e-5; PlayCanvas sogs calls it with 1e-4)
     fine_radius: int = 8                # levels with a radius below this use fine_break instead:
-    fine_break: float = 5e-6            # the fine levels decide the neighbour distance
+    fine_break: float = 2e-6            # the fine levels decide the neighbour distance
     mid_radius: int = 32                # levels with fine_radius <= radius < mid_radius use mid_break
     mid_break: float = 3e-5
     coarse_radius: int = 32             # while the radius is >= this, it shrinks by coarse_decay:
