@@ -46,21 +46,17 @@ class SceneCompressor:
         return f"{self.node} {self.compressor.device_name}"
 
     def _write(self, pkg, output_uri: str) -> int:
+        """The package to the store: one bundle object, or a folder by sog_files' protocol."""
+        from sogs_core.sog_files import write_folder_with
+
         if self.layout == "bundle":
             data = pkg.bundle_bytes()
             self.store.put(output_uri, data)
             return len(data)
         folder = output_uri.rstrip("/")
-        meta_uri = folder + "/meta.json"
-        if self.store.exists(meta_uri):       # unmark an older scene before replacing its images
-            self.store.delete(meta_uri)
-        total = 0
-        for name, data in pkg.files.items():
-            self.store.put(f"{folder}/{name}", data)
-            total += len(data)
-        meta = pkg.meta_bytes()
-        self.store.put(meta_uri, meta)        # last: its presence means the folder is complete
-        return total + len(meta)
+        return write_folder_with(pkg, lambda name, data: self.store.put(f"{folder}/{name}", data),
+                                 lambda name: self.store.exists(f"{folder}/{name}"),
+                                 lambda name: self.store.delete(f"{folder}/{name}"))
 
     def process(self, task: dict, attempt_offset: int = 0) -> dict:
         """Compress one scene; never raises for a scene's own failure."""
@@ -74,22 +70,17 @@ class SceneCompressor:
         while True:
             attempts += 1
             try:
-                seconds: dict = {}
                 t0 = time.perf_counter()
                 data = self.store.get(task["input_uri"])
-                from sogs_core.ply_io import read_ply
-
-                splats = read_ply(data, task["input_uri"])
-                seconds["read"] = time.perf_counter() - t0
-                pkg, fid = self.compressor.encode(splats, seconds)
-                t1 = time.perf_counter()
-                out_bytes = self._write(pkg, task["output_uri"])
-                seconds["write"] = time.perf_counter() - t1
-                seconds["total"] = time.perf_counter() - t0
-                row.update(status="ok", splats=splats.count, output_bytes=out_bytes,
-                           sh_degree=splats.sh_degree if self.compressor.settings.sh_bands is None
-                           else min(splats.sh_degree, self.compressor.settings.sh_bands),
-                           ratio=task["size"] / out_bytes if out_bytes else None)
+                fetch = time.perf_counter() - t0
+                res = self.compressor.compress(data, name=task["input_uri"],
+                                               writer=lambda pkg: self._write(pkg, task["output_uri"]))
+                seconds = dict(res.seconds)
+                seconds["read"] += fetch          # the download counts as reading
+                seconds["total"] += fetch
+                fid = res.fidelity
+                row.update(status="ok", splats=res.count, output_bytes=res.output_bytes,
+                           sh_degree=res.sh_degree, ratio=res.ratio or None)
                 for s in STAGES:
                     row[f"seconds_{s}"] = seconds.get(s)
                 for f in FIDELITY:

@@ -175,8 +175,10 @@ class Compressor:
         return SogPackage(meta=meta, files=files), report
 
     def compress(self, source: Union[str, bytes], output: Optional[str] = None,
-                 name: Optional[str] = None, with_fidelity: bool = True) -> CompressResult:
-        """Compress a PLY (path or bytes); write to `output` (.sog bundle or folder) when given."""
+                 name: Optional[str] = None, with_fidelity: bool = True,
+                 writer: Optional[Callable[[SogPackage], int]] = None) -> CompressResult:
+        """Compress a PLY (path or bytes); write to `output` (.sog bundle or folder) when given, or
+        through `writer` (returns the bytes written; the Ray actor's store), timed as "write"."""
         seconds: dict = {}
         t0 = time.perf_counter()
         splats = read_ply(source, name)
@@ -185,7 +187,10 @@ class Compressor:
         self._report("read", 1.0)
         pkg, report = self.encode(splats, seconds, with_fidelity)
         t1 = time.perf_counter()
-        out_bytes = write_sog(pkg, output) if output else len(pkg.bundle_bytes())
+        if writer is not None:
+            out_bytes = writer(pkg)
+        else:
+            out_bytes = write_sog(pkg, output) if output else len(pkg.bundle_bytes())
         seconds["write"] = time.perf_counter() - t1
         seconds["total"] = time.perf_counter() - t0
         degree = splats.sh_degree if self.settings.sh_bands is None else min(splats.sh_degree, self.settings.sh_bands)

@@ -105,7 +105,8 @@ def feistel_half_bits(m: int) -> int:
     return (bits + 1) // 2
 
 
-def _mix(v: torch.Tensor, key: int) -> torch.Tensor:
+def _mix(v, key: int):
+    """The kernel's mix32 on python ints, numpy int64 or torch int64 values below 2**32."""
     v = (v ^ key) & 0xFFFFFFFF
     v = (v * MIX_A) & 0xFFFFFFFF
     v = v ^ (v >> 15)
@@ -113,7 +114,7 @@ def _mix(v: torch.Tensor, key: int) -> torch.Tensor:
     return v ^ (v >> 12)
 
 
-def _feistel(v: torch.Tensor, keys: tuple[int, ...], half: int) -> torch.Tensor:
+def _feistel(v, keys: tuple[int, ...], half: int):
     mask = (1 << half) - 1
     left, right = v >> half, v & mask
     for k in keys:
@@ -123,22 +124,25 @@ def _feistel(v: torch.Tensor, keys: tuple[int, ...], half: int) -> torch.Tensor:
 
 def step_keys(base, s: int) -> tuple[int, int, int, int]:
     """The four Feistel keys of step s of a config with base keys `base` (the CUDA kernel's mix32)."""
-    out = []
-    for b in base:
-        v = (s ^ int(b)) & 0xFFFFFFFF
-        v = (v * MIX_A) & 0xFFFFFFFF
-        v ^= v >> 15
-        v = (v * MIX_B) & 0xFFFFFFFF
-        out.append(v ^ (v >> 12))
-    return tuple(out)
+    return tuple(_mix(s, int(b)) for b in base)
 
 
 def block_permutation(m: int, keys: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """A bijection of range(m) (int64), the same one the CUDA kernel computes per thread."""
+    """A bijection of range(m) (int64), the same one the CUDA kernel computes per thread.
+
+    Computed with numpy for a CPU device: ~30 small integer ops per step, each ~1 us in numpy
+    against ~10 us as a torch op (a quarter of a CPU step's time before)."""
     half = feistel_half_bits(m)
+    if device.type == "cpu":
+        p = _feistel(np.arange(m, dtype=np.int64), keys, half)
+        out = np.flatnonzero(p >= m)
+        while out.size:                    # cycle walking, on the values still out of range only
+            p[out] = _feistel(p[out], keys, half)
+            out = out[p[out] >= m]
+        return torch.from_numpy(p)
     p = _feistel(torch.arange(m, dtype=torch.long, device=device), keys, half)
     out = torch.nonzero(p >= m).squeeze(1)
-    while out.numel():                     # cycle walking, on the values still out of range only
+    while out.numel():
         p[out] = _feistel(p[out], keys, half)
         out = out[p[out] >= m]
     return p

@@ -12,6 +12,7 @@ import os
 import shutil
 import zipfile
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import SogFormatError
 
@@ -55,22 +56,35 @@ def write_bundle(pkg: SogPackage, path: str) -> int:
     return len(data)
 
 
-def write_folder(pkg: SogPackage, path: str) -> int:
-    os.makedirs(path, exist_ok=True)
-    stale = os.path.join(path, "meta.json")
-    if os.path.exists(stale):  # an older complete scene: unmark it before touching its images
-        os.remove(stale)
+def write_folder_with(pkg: SogPackage, put: Callable[[str, bytes], None], exists: Callable[[str], bool],
+                      delete: Callable[[str], None]) -> int:
+    """The folder protocol over any storage (local files, S3 keys): unmark an older complete scene
+    (delete its meta.json) before touching its images, write the images, then meta.json last, so
+    a folder with a meta.json is always a complete scene, even after a crash. Names are relative
+    to the folder. Returns bytes written."""
+    if exists("meta.json"):
+        delete("meta.json")
     total = 0
     for name, data in pkg.files.items():
-        with open(os.path.join(path, name), "wb") as f:
-            f.write(data)
+        put(name, data)
         total += len(data)
     meta = pkg.meta_bytes()
-    tmp = os.path.join(path, f".meta.json.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(meta)
-    os.replace(tmp, stale)
+    put("meta.json", meta)
     return total + len(meta)
+
+
+def write_folder(pkg: SogPackage, path: str) -> int:
+    """A folder on the local filesystem; each file written to a temporary name and renamed."""
+    os.makedirs(path, exist_ok=True)
+
+    def put(name: str, data: bytes) -> None:
+        tmp = os.path.join(path, f".{name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(path, name))
+
+    return write_folder_with(pkg, put, lambda name: os.path.exists(os.path.join(path, name)),
+                             lambda name: os.remove(os.path.join(path, name)))
 
 
 def write_sog(pkg: SogPackage, path: str) -> int:
