@@ -176,7 +176,13 @@ class TorchPlasBackend:
     def __init__(self, h: int, w: int, n: int, cp: int, mask_ch: int, device: torch.device) -> None:
         self.h, self.w, self.n, self.mask_ch = h, w, n, mask_ch
         self.perms = PERMS_4.to(device)
-        self.flat_pick = (torch.arange(4, device=device) * 4)[None, :] + self.perms  # (24, 4) into 4x4
+        # (16, 24): column p picks d[0][P0], d[1][P1], d[2][P2], d[3][P3] from a flat 4 x 4; a matmul
+        # sums them 30x faster on a CPU than gathering (G, 24, 4) and summing
+        pick = torch.zeros(16, 24)
+        for p, perm in enumerate(PERMS_4.tolist()):
+            for i, j in enumerate(perm):
+                pick[4 * i + j, p] = 1.0
+        self.pick = pick.to(device)
 
     def target(self, grid: torch.Tensor, r: int, out: torch.Tensor) -> None:
         out.copy_(box_target(grid.float(), self.h, self.w, r, self.mask_ch))
@@ -199,7 +205,7 @@ class TorchPlasBackend:
         t = target[cells].float()                                 # (G, 4, CP) their cells' targets
         diff = x[:, :, None, :] - t[:, None, :, :]
         d = (diff * diff).sum(-1)                                 # d[g, i, j]: element i at cell j
-        cost = d.reshape(-1, 16)[:, self.flat_pick].sum(-1)       # (G, 24)
+        cost = d.reshape(-1, 16) @ self.pick                      # (G, 24)
         best_cost, best = cost.min(1)
         sums.copy_(torch.stack([cost[:, 0].double().sum(), best_cost.double().sum()]))
         dest = cells.gather(1, self.perms[best]).reshape(-1)      # cell receiving element i
