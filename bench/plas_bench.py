@@ -25,6 +25,8 @@ from plas_grid import gs_grid, neighbor_distance  # noqa: E402
 from sogs_core.device import device_label, resolve_device  # noqa: E402
 from sogs_core.plas_sort import PlasConfig, plas_sort  # noqa: E402
 
+# A variant sets only the fields it names; the rest take today's PlasConfig defaults, so a variant
+# measured in an earlier session (bench/NOTES.md gives that day's defaults) may differ today.
 VARIANTS = {
     "default": PlasConfig(),
     "reference": PlasConfig.reference(),
