@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sort / k-means seed (part of the settings hash)")
     p.add_argument("--iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
     p.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None, help="drop SH bands above this")
+    p.add_argument("--plas", default="auto", choices=["auto", "full", "fast"],
+                   help="sort schedule (part of the settings hash): full (best neighbour distance), fast "
+                        "(fewer, looser levels for CPU actors), auto (default: fast with --device cpu or when "
+                        "a local Ray starts on a machine without a CUDA GPU, else full)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -79,8 +83,23 @@ def done_marker(uri: str, layout: str) -> str:
     return uri if layout == "bundle" else uri.rstrip("/") + "/meta.json"
 
 
+def plas_on_gpu(args: argparse.Namespace) -> bool:
+    """Whether --plas auto means the full schedule: decided without connecting to Ray, so that the
+    settings hash (and so what is skipped) is known before any actor starts."""
+    if args.device == "cpu":
+        return False
+    if args.device == "cuda" or args.address or os.environ.get("RAY_ADDRESS"):
+        return True                        # a cluster: its actors are meant to have GPUs
+    import torch
+
+    return torch.cuda.is_available()       # a local Ray sees this machine's GPUs
+
+
 def settings_kwargs(args: argparse.Namespace) -> dict:
-    return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands}
+    from sogs_core.plas_sort import plas_schedule
+
+    return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands,
+            "plas": plas_schedule(args.plas, plas_on_gpu(args))}
 
 
 def settings_hash(args: argparse.Namespace) -> str:
@@ -146,6 +165,8 @@ def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, 
         opts = {"num_gpus": 0, "num_cpus": 1}
         desc = f"{n} CPU actor(s): " + ("--device cpu" if args.device == "cpu" else
                                          f"the Ray cluster has no GPU ({cpus:g} CPUs); compressing on CPU, slowly")
+        if args.plas == "full" or (args.plas == "auto" and plas_on_gpu(args)):
+            desc += "; --plas fast would sort with a shorter schedule"
     n = max(1, min(n, n_tasks))
     return n, opts, desc
 

@@ -53,9 +53,14 @@ def _compress(args: argparse.Namespace) -> int:
         out = out.rstrip("/") or "."
     elif not out.lower().endswith(".sog"):
         raise SogsError(f"{out}: output must end in .sog (bundle) or / (folder)")
-    settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations)
+    from .device import resolve_device
+    from .plas_sort import plas_schedule
+
+    device = resolve_device(args.device)
+    settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
+                                plas=plas_schedule(args.plas, device.type == "cuda"))
     progress = None if args.quiet else StageProgress()
-    with Compressor(device=args.device, settings=settings, progress=progress) as comp:
+    with Compressor(device=str(device), settings=settings, progress=progress) as comp:
         if not args.quiet:
             print(f"sogs-cluster {__version__}: {args.input} -> {out} on {comp.device_name}", file=sys.stderr)
         res = comp.compress(args.input, out)
@@ -142,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep SH bands up to this degree (default: all the input has)")
     c.add_argument("--seed", type=int, default=0, help="seed of the sort and k-means (default 0); same seed, same output")
     c.add_argument("--iterations", type=int, default=10, help="k-means iterations for the SH palette (default 10)")
+    c.add_argument("--plas", default="auto", choices=["auto", "full", "fast"],
+                   help="sort schedule: full (the best neighbour distance; for GPUs), fast (fewer, "
+                        "looser levels: several times fewer steps for a slightly worse order; for CPUs), "
+                        "auto (default: full on CUDA, fast on CPU)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     c.set_defaults(func=_compress)

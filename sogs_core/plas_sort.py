@@ -66,10 +66,30 @@ class PlasConfig:
                                         # distances are float32; nd unchanged in bench/NOTES.md)
 
     @classmethod
+    def fast(cls) -> "PlasConfig":
+        """A short schedule for CPUs, where a step costs milliseconds: fewer levels, looser breaks
+        (bench/NOTES.md, session 4, compares it with the default)."""
+        return cls(radius_decay=0.8, improvement_break=1e-3, fine_break=1e-4, mid_break=3e-4,
+                   coarse_decay=0.8, max_configs=8)
+
+    @classmethod
     def reference(cls) -> "PlasConfig":
         """The reference's schedule (fraunhoferhhi/PLAS defaults), for comparisons."""
         return cls(min_block_size=16, improvement_break=1e-5, fine_radius=0, mid_radius=0,
                    coarse_radius=0, store_fp16=False, init="random")
+
+
+#: what `--plas` accepts: full (the default schedule), fast (PlasConfig.fast), auto (fast on a CPU)
+PLAS_SCHEDULES = ("auto", "full", "fast")
+
+
+def plas_schedule(name: str, on_gpu: bool) -> PlasConfig:
+    """The PlasConfig a `--plas` choice names; auto is full on a GPU, fast on a CPU."""
+    if name not in PLAS_SCHEDULES:
+        raise ValueError(f"unknown PLAS schedule {name!r} ({', '.join(PLAS_SCHEDULES)})")
+    if name == "auto":
+        name = "full" if on_gpu else "fast"
+    return PlasConfig() if name == "full" else PlasConfig.fast()
 
 
 def grid_shape(n: int) -> tuple[int, int]:

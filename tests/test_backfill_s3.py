@@ -138,3 +138,15 @@ def test_folder_layout_writes_meta_last(s3, local_ray, tmp_path):
     assert s["ok"] == 1
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="flout/one/")["Contents"]]
     assert "flout/one/meta.json" in keys and "flout/one/quats.webp" in keys
+
+
+def test_plas_schedule_is_part_of_the_settings_hash(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    def shash(*extra: str) -> str:
+        return backfill.settings_hash(backfill.build_parser().parse_args(["--input", "a", "--output", "b", *extra]))
+
+    assert shash("--plas", "fast") != shash("--plas", "full")
+    assert shash("--device", "cpu") == shash("--plas", "fast")          # auto on CPU actors: fast
+    assert shash("--device", "cuda") == shash("--plas", "full")
+    assert shash("--address", "ray://head:10001") == shash("--plas", "full")   # a cluster: full

@@ -172,3 +172,22 @@ def test_step_keys_differ_per_step_and_base():
     keys = {step_keys((1, 2, 3, 4), s) for s in range(100)} | {step_keys((1, 2, 3, 5), s) for s in range(100)}
     assert len(keys) == 200
     assert all(0 <= k < 2 ** 32 for ks in keys for k in ks)
+
+
+def test_plas_schedules():
+    from sogs_core.plas_sort import plas_schedule
+
+    assert plas_schedule("auto", on_gpu=True) == plas_schedule("full", on_gpu=False) == PlasConfig()
+    assert plas_schedule("auto", on_gpu=False) == plas_schedule("fast", on_gpu=True) == PlasConfig.fast()
+    assert PlasConfig.fast() != PlasConfig()
+    with pytest.raises(ValueError, match="schedule"):
+        plas_schedule("slow", on_gpu=True)
+    # the fast schedule sorts a grid with fewer steps, and still sorts it
+    feats = torch.randn(1024, 6)
+    feats[:, :2] += torch.linspace(-4, 4, 1024)[:, None]
+    st_fast, st_full = {}, {}
+    o = plas_sort(feats, (32, 32), config=PlasConfig.fast(), stats=st_fast)
+    plas_sort(feats, (32, 32), config=PlasConfig(), stats=st_full)
+    assert torch.equal(torch.sort(o).values, torch.arange(1024))
+    assert st_fast["steps"] < st_full["steps"]
+    assert neighbor_distance(feats[o].reshape(32, 32, -1)) < 0.8 * neighbor_distance(feats.reshape(32, 32, -1))
