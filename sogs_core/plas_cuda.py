@@ -21,7 +21,6 @@ import threading
 import warnings
 
 import cupy  # noqa: F401  (ImportError here selects the torch backend)
-import numpy as np
 import torch
 
 from .plas_sort import MIX_A, MIX_B, PERMS_4, feistel_half_bits
@@ -427,9 +426,21 @@ def _module(cp: int, mask_ch: int, half: bool):
         return mod
 
 
-def _ptr(t: torch.Tensor) -> np.uint64:
-    """A tensor's device address as the 64-bit kernel argument CuPy packs for a pointer."""
-    return np.uint64(t.data_ptr())
+P, I32, I64, U32, F64 = ctypes.c_uint64, ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32, ctypes.c_double
+
+
+def _launch(fn: int, blocks: int, threads: int, stream: int, args: tuple, cooperative: bool = False) -> None:
+    """Launch kernel `fn` (a driver function handle) on the raw CUDA stream `stream`; args are
+    ctypes values in the kernel's parameter order (P for a device pointer), copied by the driver
+    during the call. Launching through the driver API keeps every kernel on torch's stream with
+    no CuPy stream object (cupy.cuda.ExternalStream is deprecated) and costs a few us of host
+    time."""
+    params = (ctypes.c_void_p * len(args))(*(ctypes.addressof(a) for a in args))
+    if cooperative:
+        cupy.cuda.driver.launchCooperativeKernel(fn, blocks, 1, 1, threads, 1, 1, 0, stream,
+                                                 ctypes.addressof(params))
+    else:
+        cupy.cuda.driver.launchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, stream, ctypes.addressof(params), 0)
 
 
 class CudaPlasBackend:
@@ -454,22 +465,21 @@ class CudaPlasBackend:
         self.h, self.w, self.n, self.cp, self.mask_ch = h, w, n, cp, mask_ch
         self.device = device
         mod = _module(cp, mask_ch, dtype == torch.float16)
-        self._step = mod.get_function("plas_group_step")
-        self._target = mod.get_function("plas_box_target")
+
+        def fn(name: str) -> int:
+            return mod.get_function(name).kernel.ptr
+
+        self._step, self._target = fn("plas_group_step"), fn("plas_box_target")
+        self._scan = ((fn("scan_totals_grid"), fn("scan_apply_grid")), (fn("scan_totals_sat"), fn("scan_apply_sat")))
+        self._offsets = fn("scan_chunk_offsets")
         self._sat = torch.empty(h, w, cp, device=device)
-        self._scan = ((mod.get_function("scan_totals_grid"), mod.get_function("scan_apply_grid")),
-                      (mod.get_function("scan_totals_sat"), mod.get_function("scan_apply_sat")))
-        self._offsets = mod.get_function("scan_chunk_offsets")
         nq = cp // 4
         # (lanes, outer stride, step, length) of the two scans, in float4 units
         self._axes = ((h * nq, w * nq, nq, w), (w * nq, nq, w * nq, h))
         chunks = max((length + self.CHUNK - 1) // self.CHUNK for *_, length in self._axes)
         self._totals = torch.empty(max(lanes for lanes, *_ in self._axes) * chunks * 4, device=device)
         # the torch stream current now runs every kernel of this sort, in order with torch's ops
-        self._stream_ptr = torch.cuda.current_stream(device).cuda_stream
-        self._cstream = cupy.cuda.ExternalStream(self._stream_ptr, device.index or 0)
-        self._dims = (np.int32(h), np.int32(w), np.int32(n))
-        self._cached_key: tuple = ()
+        self._stream = torch.cuda.current_stream(device).cuda_stream
         # persistent config kernel: control words, a ring of 3 step sums, and its grid size
         self._ctrl = torch.zeros(4, dtype=torch.int32, device=device)
         self._ring = torch.zeros(6, dtype=torch.float64, device=device)
@@ -483,44 +493,38 @@ class CudaPlasBackend:
     def target(self, grid: torch.Tensor, r: int, out: torch.Tensor, skip_flag: int = 0) -> None:
         """The box target of radius r into out; skip_flag: device address of a flag that, when set
         by an earlier kernel, makes these kernels return at once (0: never skip)."""
-        h, w, T, L = self.h, self.w, self.THREADS, self.CHUNK
-        sat, tot = self._sat, self._totals
-        offsets = self._offsets
-        flag = np.uint64(skip_flag)
-        with self._cstream:
-            src = grid
-            for (totals, apply), (lanes, outer, step, length) in zip(self._scan, self._axes):
-                # rows (along x) from the grid, then columns of the row sums, in place
-                nc = (length + L - 1) // L
-                work = lanes * nc
-                args = (np.int32(lanes), np.int64(outer), np.int64(step), np.int32(length), np.int32(L), flag)
-                totals(((work + T - 1) // T,), (T,), (_ptr(src), _ptr(tot), *args))
-                offsets(((lanes + T - 1) // T,), (T,), (_ptr(tot), np.int32(lanes), np.int32(nc), flag))
-                apply(((work + T - 1) // T,), (T,), (_ptr(src), _ptr(sat), _ptr(tot), *args))
-                src = sat
-            self._target(((h * w + T - 1) // T,), (T,),
-                         (_ptr(sat), _ptr(out), np.int32(h), np.int32(w), np.int32(r), flag))
+        h, w, T, L, st = self.h, self.w, self.THREADS, self.CHUNK, self._stream
+        tot, sat, flag = self._totals.data_ptr(), self._sat.data_ptr(), P(skip_flag)
+        src = grid.data_ptr()
+        for (totals, apply), (lanes, outer, step, length) in zip(self._scan, self._axes):
+            # rows (along x) from the grid, then columns of the row sums, in place
+            nc = (length + L - 1) // L
+            blocks = (lanes * nc + T - 1) // T
+            args = (I32(lanes), I64(outer), I64(step), I32(length), I32(L), flag)
+            _launch(totals, blocks, T, st, (P(src), P(tot), *args))
+            _launch(self._offsets, (lanes + T - 1) // T, T, st, (P(tot), I32(lanes), I32(nc), flag))
+            _launch(apply, blocks, T, st, (P(src), P(sat), P(tot), *args))
+            src = sat
+        _launch(self._target, (h * w + T - 1) // T, T, st, (P(sat), P(out.data_ptr()), I32(h), I32(w), I32(r), flag))
 
     def _geometry(self, block: int) -> tuple[int, int, int]:
         nbx = self.w // block
         return nbx, (self.h // block) * nbx * (block * block // 4), feistel_half_bits(block * block)
 
+    def _head(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, block: int,
+              sy: int, sx: int) -> tuple:
+        """The arguments both step kernels start with, and the group count."""
+        nbx, total, half = self._geometry(block)
+        return (P(grid.data_ptr()), P(order.data_ptr()), P(target.data_ptr()), I32(self.h), I32(self.w),
+                I32(self.n), I32(block), I32(nbx), I64(total), I32(sy), I32(sx)), total, half
+
     def step(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, block: int,
              sy: int, sx: int, keys, sums: torch.Tensor) -> None:
-        # the arguments before the keys are the same for every step of a config: build them once
-        ck = (grid.data_ptr(), order.data_ptr(), target.data_ptr(), block, sy, sx)
-        if self._cached_key != ck:
-            nbx, total, half = self._geometry(block)
-            lanes = 4 * total          # four lanes per group
-            self._cached_grid = ((lanes + self.THREADS - 1) // self.THREADS,)
-            self._cached_head = (_ptr(grid), _ptr(order), _ptr(target), *self._dims, np.int32(block),
-                                 np.int32(nbx), np.int64(total), np.int32(sy), np.int32(sx))
-            self._cached_half = np.int32(half)
-            self._cached_key = ck
-        k0, k1, k2, k3 = (np.uint32(k) for k in keys)
-        with self._cstream:
-            self._step(self._cached_grid, (self.THREADS,),
-                       (*self._cached_head, k0, k1, k2, k3, self._cached_half, _ptr(sums)))
+        """One step with explicit keys (the per-step fallback, and the checks against torch)."""
+        head, total, half = self._head(grid, order, target, block, sy, sx)
+        T = self.THREADS
+        _launch(self._step, (4 * total + T - 1) // T, T, self._stream,      # four lanes per group
+                (*head, *(U32(int(k)) for k in keys), I32(half), P(sums.data_ptr())))
 
     def run_level(self, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, r: int,
                   block: int, draws: list, brk: float, min_configs: int, cap: int,
@@ -532,24 +536,15 @@ class CudaPlasBackend:
             from .plas_sort import run_level_stepwise
             run_level_stepwise(self, grid, order, target, r, block, draws, brk, min_configs, cap, steps_out)
             return
-        nbx, total, half = self._geometry(block)
         flag = self._ctrl.data_ptr()       # CTRL_LEVEL_DONE is word 0
         self._ctrl[0].zero_()
         for k, (sy, sx, base) in enumerate(draws):
             self.target(grid, r, target, skip_flag=flag)
-            args = (ctypes.c_uint64(grid.data_ptr()), ctypes.c_uint64(order.data_ptr()),
-                    ctypes.c_uint64(target.data_ptr()), ctypes.c_int32(self.h), ctypes.c_int32(self.w),
-                    ctypes.c_int32(self.n), ctypes.c_int32(block), ctypes.c_int32(nbx),
-                    ctypes.c_int64(total), ctypes.c_int32(sy), ctypes.c_int32(sx),
-                    *(ctypes.c_uint32(int(b)) for b in base), ctypes.c_int32(half),
-                    ctypes.c_uint64(self._ring.data_ptr()), ctypes.c_uint64(flag),
-                    ctypes.c_uint64(steps_out.data_ptr() + 4 * k), ctypes.c_double(brk),
-                    ctypes.c_int32(cap), ctypes.c_int32(1 if k + 1 >= min_configs else 0))
-            params = (ctypes.c_void_p * len(args))(*(ctypes.addressof(a) for a in args))
+            head, _, half = self._head(grid, order, target, block, sy, sx)
+            args = (*head, *(U32(int(b)) for b in base), I32(half), P(self._ring.data_ptr()), P(flag),
+                    P(steps_out.data_ptr() + 4 * k), F64(brk), I32(cap), I32(1 if k + 1 >= min_configs else 0))
             try:
-                cupy.cuda.driver.launchCooperativeKernel(
-                    self._coop_fn, self._coop_blocks, 1, 1, self.THREADS, 1, 1, 0, self._stream_ptr,
-                    ctypes.addressof(params))
+                _launch(self._coop_fn, self._coop_blocks, self.THREADS, self._stream, args, cooperative=True)
             except cupy.cuda.driver.CUDADriverError as exc:
                 # e.g. the GPU is shared (MPS) and our blocks no longer fit at once: go on per step
                 warnings.warn(f"PLAS: cooperative launch failed ({exc}); one launch per step from now on")
