@@ -5,7 +5,7 @@ splats on a 2-D grid and, coarse to fine, swaps them inside random groups of fou
 each cell moves towards a blurred copy of the grid. The schedule follows the reference
 (fraunhoferhhi/PLAS): per blur radius, several block placements ("configs"); per config, one
 target and repeated group steps against it until the relative gain falls under a threshold.
-Written from that description; what differs, each for speed or for non-square scenes:
+Written from that description; what differs, each for speed, quality or non-square scenes:
 
 * any H x W grid with H * W >= N. The N splats fill the first N cells in row-major order; the
   trailing cells (fewer than W) are padding: never swapped, and left out of the blur through a
@@ -18,8 +18,11 @@ Written from that description; what differs, each for speed or for non-square sc
   keeps the GPU to itself (`plas_cuda`), and the configs of a level left after it ends skip on
   the device: the host never waits for a step. The keys of step s derive from the config's base
   keys (`step_keys`), so host and device agree on them without a transfer.
+* the first layout is not random but a principal-component one (`pca_layout`): the coarse
+  levels then converge in fewer steps and the final neighbour distance is lower.
+* a short schedule for CPUs (`PlasConfig.fast`, chosen by `plas_schedule("auto", ...)`).
 
-State during the sort: `grid` (cells, CP) float32 holds the centred features of the splat in each
+State during the sort: `grid` (cells, CP) float32, or float16 with store_fp16, holds the centred features of the splat in each
 cell, a mask channel (1 on real cells) and zero padding up to a multiple of 4 channels; `order`
 (cells,) int32 holds the splat index of each cell (-1 on padding).
 """
