@@ -313,34 +313,50 @@ extern "C" __global__ void __launch_bounds__(256, 1) plas_config_steps(
     }
 }
 
+// The target kernels return at once when the flag at ctrl (the level-done word) is set.
+__device__ __forceinline__ bool skipped(const unsigned int* ctrl) {
+    return ctrl != nullptr && ld_volatile(ctrl);
+}
+
 // Summed-area table in three passes per axis, each lane (a row or column of one float4 quad)
 // cut into chunks of L so that ~100k threads share the work: chunk totals, an exclusive scan of
 // the totals per lane, then each chunk's running sum from its offset. Lane i's element j lies at
 // float4 index (i / NQ) * outer + (i % NQ) + j * step.
+// This thread's chunk of a scan: its lane, the chunk index c, elements [j0, j1) and the lane's base index;
+// false when the thread has no chunk.
+struct ScanChunk { int lane, c, j0, j1; long long base; };
+__device__ __forceinline__ bool scan_chunk(const int lanes, const long long outer, const int len,
+                                           const int L, ScanChunk& k) {
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int nc = (len + L - 1) / L;
+    if (t >= (long long)lanes * nc) return false;
+    k.lane = (int)(t % lanes);
+    k.c = (int)(t / lanes);
+    k.base = (long long)(k.lane / NQ) * outer + k.lane % NQ;
+    k.j0 = k.c * L;
+    k.j1 = min(len, k.j0 + L);
+    return true;
+}
+
 #define SCAN_TOTALS(NAME, SRC_T, LOAD) \
 extern "C" __global__ void NAME(const SRC_T* __restrict__ src, float4* __restrict__ tot, \
         const int lanes, const long long outer, const long long step, const int len, const int L, \
         const unsigned int* ctrl) { \
-    if (ctrl != nullptr && ld_volatile(ctrl)) return; \
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
-    const int nc = (len + L - 1) / L; \
-    if (t >= (long long)lanes * nc) return; \
-    const int lane = (int)(t % lanes), c = (int)(t / lanes); \
-    const long long base = (long long)(lane / NQ) * outer + lane % NQ; \
+    ScanChunk k; \
+    if (skipped(ctrl) || !scan_chunk(lanes, outer, len, L, k)) return; \
     float4 s = make_float4(0.f, 0.f, 0.f, 0.f); \
-    const int j1 = min(len, (c + 1) * L); \
-    for (int j = c * L; j < j1; ++j) { \
-        const float4 v = LOAD(src + base + j * step); \
+    for (int j = k.j0; j < k.j1; ++j) { \
+        const float4 v = LOAD(src + k.base + j * step); \
         s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w; \
     } \
-    tot[(long long)c * lanes + lane] = s; \
+    tot[(long long)k.c * lanes + k.lane] = s; \
 }
 SCAN_TOTALS(scan_totals_grid, row_quad, ldq)
 SCAN_TOTALS(scan_totals_sat, float4, ldf)
 
 extern "C" __global__ void scan_chunk_offsets(float4* __restrict__ tot, const int lanes, const int nc,
                                                const unsigned int* ctrl) {
-    if (ctrl != nullptr && ld_volatile(ctrl)) return;
+    if (skipped(ctrl)) return;
     const int lane = blockIdx.x * blockDim.x + threadIdx.x;
     if (lane >= lanes) return;
     float4 run = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -355,18 +371,13 @@ extern "C" __global__ void scan_chunk_offsets(float4* __restrict__ tot, const in
 extern "C" __global__ void NAME(const SRC_T* src, float4* dst, /* dst may be src: no restrict */ \
         const float4* __restrict__ tot, const int lanes, const long long outer, const long long step, \
         const int len, const int L, const unsigned int* ctrl) { \
-    if (ctrl != nullptr && ld_volatile(ctrl)) return; \
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
-    const int nc = (len + L - 1) / L; \
-    if (t >= (long long)lanes * nc) return; \
-    const int lane = (int)(t % lanes), c = (int)(t / lanes); \
-    const long long base = (long long)(lane / NQ) * outer + lane % NQ; \
-    float4 s = tot[(long long)c * lanes + lane]; \
-    const int j1 = min(len, (c + 1) * L); \
-    for (int j = c * L; j < j1; ++j) { \
-        const float4 v = LOAD(src + base + j * step); \
+    ScanChunk k; \
+    if (skipped(ctrl) || !scan_chunk(lanes, outer, len, L, k)) return; \
+    float4 s = tot[(long long)k.c * lanes + k.lane]; \
+    for (int j = k.j0; j < k.j1; ++j) { \
+        const float4 v = LOAD(src + k.base + j * step); \
         s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w; \
-        dst[base + j * step] = s; \
+        dst[k.base + j * step] = s; \
     } \
 }
 SCAN_APPLY(scan_apply_grid, row_quad, ldq)
@@ -381,7 +392,7 @@ __device__ __forceinline__ float4 sat_at(const float4* __restrict__ sat, int y, 
 extern "C" __global__ void plas_box_target(const float4* __restrict__ sat, row_quad* __restrict__ out,
                                            const int h, const int w, const int r,
                                            const unsigned int* ctrl) {
-    if (ctrl != nullptr && ld_volatile(ctrl)) return;
+    if (skipped(ctrl)) return;
     const long long cell = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (cell >= (long long)h * w) return;
     const int y = (int)(cell / w), x = (int)(cell - (long long)(cell / w) * w);

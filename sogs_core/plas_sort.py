@@ -22,9 +22,9 @@ Written from that description; what differs, each for speed, quality or non-squa
   levels then converge in fewer steps and the final neighbour distance is lower.
 * a short schedule for CPUs (`PlasConfig.fast`, chosen by `plas_schedule("auto", ...)`).
 
-State during the sort: `grid` (cells, CP) float32, or float16 with store_fp16, holds the centred features of the splat in each
-cell, a mask channel (1 on real cells) and zero padding up to a multiple of 4 channels; `order`
-(cells,) int32 holds the splat index of each cell (-1 on padding).
+State during the sort: `grid` (cells, CP) float32, or float16 with store_fp16, holds the centred
+features of the splat in each cell, a mask channel (1 on real cells) and zero padding up to a
+multiple of 4 channels; `order` (cells,) int32 holds the splat index of each cell (-1 on padding).
 """
 from __future__ import annotations
 
@@ -157,18 +157,15 @@ def block_permutation(m: int, keys: tuple[int, ...], device: torch.device) -> to
     against ~10 us as a torch op (a quarter of a CPU step's time before)."""
     half = feistel_half_bits(m)
     if device.type == "cpu":
-        p = _feistel(np.arange(m, dtype=np.int64), keys, half)
-        out = np.flatnonzero(p >= m)
-        while out.size:                    # cycle walking, on the values still out of range only
-            p[out] = _feistel(p[out], keys, half)
-            out = out[p[out] >= m]
-        return torch.from_numpy(p)
-    p = _feistel(torch.arange(m, dtype=torch.long, device=device), keys, half)
-    out = torch.nonzero(p >= m).squeeze(1)
-    while out.numel():
+        p, nonzero = _feistel(np.arange(m, dtype=np.int64), keys, half), np.flatnonzero
+    else:
+        p = _feistel(torch.arange(m, dtype=torch.long, device=device), keys, half)
+        nonzero = lambda b: torch.nonzero(b).squeeze(1)  # noqa: E731
+    out = nonzero(p >= m)
+    while len(out):                        # cycle walking, on the values still out of range only
         p[out] = _feistel(p[out], keys, half)
         out = out[p[out] >= m]
-    return p
+    return torch.from_numpy(p) if device.type == "cpu" else p
 
 
 # -- the torch step (CPU, or a GPU without CuPy) -------------------------------------------------
