@@ -165,7 +165,9 @@ def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, 
         opts = {"num_gpus": 0, "num_cpus": 1}
         desc = f"{n} CPU actor(s): " + ("--device cpu" if args.device == "cpu" else
                                          f"the Ray cluster has no GPU ({cpus:g} CPUs); compressing on CPU, slowly")
-        if args.plas == "full" or (args.plas == "auto" and plas_on_gpu(args)):
+        from sogs_core.plas_sort import PlasConfig
+
+        if settings_kwargs(args)["plas"] != PlasConfig.fast():
             desc += "; --plas fast would sort with a shorter schedule"
     n = max(1, min(n, n_tasks))
     return n, opts, desc
