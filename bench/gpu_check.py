@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from sogs_core import palette  # noqa: E402
-from sogs_core.plas_sort import (PlasConfig, TorchPlasBackend, neighbor_distance, plas_sort)  # noqa: E402
+from sogs_core.order.plas import (PlasConfig, TorchPlasBackend, neighbor_distance, plas_sort)  # noqa: E402
 
 FAILED: list[str] = []
 
@@ -37,7 +37,7 @@ def check(name: str, ok: bool, detail: str) -> None:
 
 
 def plas_checks(dev: torch.device) -> None:
-    from sogs_core.plas_cuda import CudaPlasBackend
+    from sogs_core.order.plas_cuda import CudaPlasBackend
 
     g = torch.Generator(device="cpu").manual_seed(int(time.time()))
     h, w, c = 200, 256, 13
@@ -113,7 +113,7 @@ def plas_checks(dev: torch.device) -> None:
 
 def persistent_checks(cb, grid: torch.Tensor, order: torch.Tensor, mask_ch: int, n: int,
                       dev: torch.device) -> None:
-    from sogs_core.plas_sort import run_level_stepwise
+    from sogs_core.order.plas_steps import run_level_stepwise
     check("plas persistent kernel available", cb.persistent, f"cooperative grid of {cb._coop_blocks} blocks")
     if not cb.persistent:
         return

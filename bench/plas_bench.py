@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from plas_grid import gs_grid, neighbor_distance  # noqa: E402
 
 from sogs_core.device import device_label, resolve_device  # noqa: E402
-from sogs_core.plas_sort import PlasConfig, plas_sort  # noqa: E402
+from sogs_core.order.plas import PlasConfig, plas_sort  # noqa: E402
 
 # A variant sets only the fields it names; the rest take today's PlasConfig defaults, so a variant
 # measured in an earlier session (bench/NOTES.md gives that day's defaults) may differ today.
@@ -92,7 +92,7 @@ def run(side: int, dev: torch.device, cfg: PlasConfig, seed: int = 0) -> dict:
 
 def micro(side: int, dev: torch.device, dtype: torch.dtype = torch.float32) -> dict:
     """GPU and host microseconds of one group step per block side, and of one target."""
-    from sogs_core.plas_sort import _backend
+    from sogs_core.order.plas import _backend
     feats = gs_grid(side).reshape(-1, 13).to(dev)
     n, cp, mask_ch = side * side, 16, 13
     grid = torch.zeros(n, cp, device=dev, dtype=dtype)

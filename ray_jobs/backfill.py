@@ -19,6 +19,8 @@ import time
 import uuid
 from typing import Optional
 
+from sogs_core.cli import ORDER_HELP, ORDER_METHODS
+
 from .manifest import ManifestWriter, latest_settled, read_manifest
 from .storage import ObjectInfo, Store, is_s3, join
 
@@ -65,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sort / k-means seed (part of the settings hash)")
     p.add_argument("--iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
     p.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None, help="drop SH bands above this")
+    p.add_argument("--order", default="chain", choices=list(ORDER_METHODS),
+                   help=ORDER_HELP + " (part of the settings hash)")
     p.add_argument("--plas", default="auto", choices=["auto", "full", "fast"],
-                   help="sort schedule (part of the settings hash): full (best neighbour distance), fast "
+                   help="schedule of --order plas (part of the settings hash): full (best neighbour distance), fast "
                         "(fewer, looser levels for CPU actors), auto (default: fast with --device cpu or when "
                         "a local Ray starts on a machine without a CUDA GPU, else full)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
@@ -96,10 +100,10 @@ def plas_on_gpu(args: argparse.Namespace) -> bool:
 
 
 def settings_kwargs(args: argparse.Namespace) -> dict:
-    from sogs_core.plas_sort import plas_schedule
+    from sogs_core.order.plas import plas_schedule
 
     return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands,
-            "plas": plas_schedule(args.plas, plas_on_gpu(args))}
+            "order": args.order, "plas": plas_schedule(args.plas, plas_on_gpu(args))}
 
 
 def settings_hash(args: argparse.Namespace) -> str:
@@ -165,9 +169,10 @@ def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, 
         opts = {"num_gpus": 0, "num_cpus": 1}
         desc = f"{n} CPU actor(s): " + ("--device cpu" if args.device == "cpu" else
                                          f"the Ray cluster has no GPU ({cpus:g} CPUs); compressing on CPU, slowly")
-        from sogs_core.plas_sort import PlasConfig
+        from sogs_core.order.plas import PlasConfig
 
-        if settings_kwargs(args)["plas"] != PlasConfig.fast():
+        kwargs = settings_kwargs(args)
+        if kwargs["order"] == "plas" and kwargs["plas"] != PlasConfig.fast():
             desc += "; --plas fast would sort with a shorter schedule"
     n = max(1, min(n, n_tasks))
     return n, opts, desc

@@ -1,7 +1,8 @@
 """sogs_core: 3D Gaussian Splatting PLY -> PlayCanvas SOG compressor (no Ray in here).
 
-The pipeline, one module a stage: ply_io (read) -> plas_sort (sort) -> palette / codebook /
-quantize (cluster, quantize) -> sog_layout + webp_codec (encode) -> sog_files (write);
+The pipeline, one module a stage: ply_io (read) -> palette / codebook / quantize (cluster,
+quantize) -> order/ (the splat order, chosen from the quantized bytes) -> sog_layout + webp_codec
+(encode) -> sog_files (write);
 sog_read decodes back to `Splats`, fidelity compares two scenes, compressor ties it together.
 """
 __version__ = "0.1.0"

@@ -15,6 +15,13 @@ from .errors import SogsError
 
 EXIT_BAD_INPUT = 2
 
+#: kept here (no torch import) so that --help is quick; order/__init__.py says the same at length
+ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
+ORDER_HELP = ("splat order, which decides the size: chain (default: a Hilbert curve re-chained so that "
+              "neighbouring texels store similar bytes, or the plain curve where a sample encodes smaller), "
+              "hilbert, morton (what splat-transform writes), plas (PLAS grid sort; slower, larger on real "
+              "scenes), input (keep the input order)")
+
 
 class StageProgress:
     """Prints each stage's progress on stderr: a live percentage on a terminal, else one line
@@ -54,11 +61,11 @@ def _compress(args: argparse.Namespace) -> int:
     elif not out.lower().endswith(".sog"):
         raise SogsError(f"{out}: output must end in .sog (bundle) or / (folder)")
     from .device import resolve_device
-    from .plas_sort import plas_schedule
+    from .order.plas import plas_schedule
 
     device = resolve_device(args.device)
     settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
-                                plas=plas_schedule(args.plas, device.type == "cuda"))
+                                order=args.order, plas=plas_schedule(args.plas, device.type == "cuda"))
     progress = None if args.quiet else StageProgress()
     with Compressor(device=str(device), settings=settings, progress=progress) as comp:
         if not args.quiet:
@@ -137,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compress", help="compress one PLY to a .sog bundle or a SOG folder",
                        description="Compress IN.ply to OUT.sog (one ZIP bundle) or OUT_DIR/ (meta.json + WebP files). "
-                                   "Sorts with PLAS, clusters SH with k-means, prints sizes, stage times and the "
+                                   "Quantizes, clusters SH with k-means, orders the splats for bytes, prints sizes, stage times and the "
                                    "fidelity of the result.")
     c.add_argument("input", metavar="IN.ply")
     c.add_argument("output", metavar="OUT.sog|OUT_DIR/")
@@ -147,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep SH bands up to this degree (default: all the input has)")
     c.add_argument("--seed", type=int, default=0, help="seed of the sort and k-means (default 0); same seed, same output")
     c.add_argument("--iterations", type=int, default=10, help="k-means iterations for the SH palette (default 10)")
+    c.add_argument("--order", default="chain", choices=list(ORDER_METHODS), help=ORDER_HELP)
     c.add_argument("--plas", default="auto", choices=["auto", "full", "fast"],
-                   help="sort schedule: full (the best neighbour distance; for GPUs), fast (fewer, "
+                   help="schedule of --order plas: full (the best neighbour distance; for GPUs), fast (fewer, "
                         "looser levels: several times fewer steps for a slightly worse order; for CPUs), "
                         "auto (default: full on CUDA, fast on CPU)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")

@@ -1,7 +1,8 @@
 """`Compressor`: built once (device, thread pool, warmed kernels), then `compress` many scenes.
 
-The stages, timed one by one: read (PLY bytes -> Splats), sort (PLAS), cluster (SH palette
-k-means), quantize (codebooks and per-splat codes), encode (WebP, in parallel threads), write.
+The stages, timed one by one: read (PLY bytes -> Splats), quantize (codebooks and per-splat
+codes) with cluster (its SH palette k-means) timed apart, sort (the order: `order/`, chosen from
+the quantized bytes), encode (WebP, in parallel threads), write.
 The GPU stages run under a lock while reading and encoding do not, so two threads calling
 `compress` on one Compressor overlap one scene's WebP encoding with the next scene's GPU work;
 the Ray actors use exactly that.
@@ -24,7 +25,8 @@ from . import __version__
 from .device import device_label, resolve_device
 from .fidelity import fidelity
 from .palette import kmeans, palette_size
-from .plas_sort import PlasConfig, grid_shape, plas_sort
+from .order import ORDER_METHODS, ChainConfig, PlasConfig, order_scene
+from .order.choose import smallest_by_sample
 from .ply_io import read_ply
 from .quantize import QuantizedScene, dequantize, encode_means, quantize_scene
 from .sog_files import SogPackage, write_sog
@@ -42,12 +44,23 @@ class CompressSettings:
     sh_bands: Optional[int] = None      # drop SH bands above this (None: keep all)
     seed: int = 0
     kmeans_iterations: int = 10
-    sort: bool = True                   # False: keep input order (debugging only)
-    plas: PlasConfig = field(default_factory=PlasConfig)
+    order: str = "chain"                # one of order.ORDER_METHODS ("input": keep the input order)
+    plas: PlasConfig = field(default_factory=PlasConfig)      # used by order "plas"
+    chain: ChainConfig = field(default_factory=ChainConfig)   # used by order "chain"
     webp: WebpSettings = field(default_factory=WebpSettings)
 
+    def __post_init__(self) -> None:
+        if self.order not in ORDER_METHODS:
+            raise ValueError(f"unknown order {self.order!r} ({', '.join(ORDER_METHODS)})")
+
     def digest(self) -> str:
-        blob = json.dumps({"v": __version__, **asdict(self)}, sort_keys=True, default=str)
+        """Hash of what changes the bytes: the schedule of an order that is not used is left out."""
+        fields = asdict(self)
+        if self.order != "plas":
+            fields.pop("plas")
+        if self.order != "chain":
+            fields.pop("chain")
+        blob = json.dumps({"v": __version__, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -68,17 +81,6 @@ class CompressResult:
     @property
     def ratio(self) -> float:
         return self.input_bytes / self.output_bytes if self.output_bytes else 0.0
-
-
-def sort_features(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
-                  f_dc: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
-    """The attributes the images store, z-scored per column: what PLAS makes smooth."""
-    t = torch.sign(means) * torch.log1p(means.abs())
-    q = quats / quats.norm(dim=1, keepdim=True)
-    q = q * torch.where(q[:, :1] < 0, -1.0, 1.0)
-    f = torch.cat([t, f_dc, torch.sigmoid(opacity)[:, None], log_scales, q], 1).float()
-    std = f.std(0)
-    return (f - f.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
 
 
 class Compressor:
@@ -126,31 +128,29 @@ class Compressor:
             self.progress(stage, fraction)
 
     def _gpu_stages(self, splats: Splats, seconds: dict) -> tuple[np.ndarray, QuantizedScene]:
-        """sort + cluster + quantize on the device; returns (order, quantized codes)."""
+        """quantize + cluster, then the order, on the device; returns (order, ordered codes)."""
         s = self.settings
         dev = self.device
         with self._gpu_lock, torch.no_grad():
             t0 = time.perf_counter()
             tens = {k: torch.from_numpy(getattr(splats, k)).to(dev, non_blocking=True)
                     for k in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")}
-            shape = grid_shape(splats.count)
-            if s.sort and splats.count > 1:
-                feats = sort_features(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
-                order_t = plas_sort(feats, shape, seed=s.seed, config=s.plas,
-                                    progress=lambda f: self._report("sort", f))
-            else:
-                order_t = torch.arange(splats.count, device=dev)
-            ordered = {k: v[order_t] for k, v in tens.items()}
-            self._sync()
-            t1 = time.perf_counter()
-            seconds["sort"] = t1 - t0
-            q = quantize_scene(ordered["means"], ordered["quats"], ordered["log_scales"], ordered["f_dc"],
-                               ordered["opacity"], ordered["f_rest"], kmeans_iterations=s.kmeans_iterations,
+            q = quantize_scene(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"],
+                               tens["opacity"], tens["f_rest"], kmeans_iterations=s.kmeans_iterations,
                                seed=s.seed, progress=lambda f: self._report("cluster", f), timings=seconds)
             self._sync()
+            t1 = time.perf_counter()
             seconds.setdefault("cluster", 0.0)
-            seconds["quantize"] = time.perf_counter() - t1 - seconds["cluster"]
-            return order_t.cpu().numpy(), q
+            seconds["quantize"] = t1 - t0 - seconds["cluster"]
+            order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
+                                      choose=self._smallest, progress=lambda f: self._report("sort", f))
+            self._sync()
+            seconds["sort"] = time.perf_counter() - t1
+            return order, q
+
+    def _smallest(self, candidates: list[QuantizedScene]) -> int:
+        """The candidate order whose sampled images encode smallest with this encoder's settings."""
+        return smallest_by_sample(candidates, lambda imgs: encode_all(imgs, self.pool, self.settings.webp))
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -199,5 +199,4 @@ class Compressor:
                               device=self.device_name, package=pkg)
 
 
-__all__ = ["Compressor", "CompressSettings", "CompressResult", "sort_features", "palette_size",
-           "kmeans", "encode_means"]
+__all__ = ["Compressor", "CompressSettings", "CompressResult", "palette_size", "kmeans", "encode_means"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -106,12 +106,31 @@ class QuantizedScene:
     sh_palette_count: int = 0
     sh_inertia: float = 0.0
 
+    def take(self, order: np.ndarray) -> "QuantizedScene":
+        """The same scene with splat i of the result = splat order[i] of this one (codebooks and
+        palette unchanged): the codes are order-free, so the order is chosen after quantizing."""
+        return replace(self, count=len(order), means_q=self.means_q[order], quats_b=self.quats_b[order],
+                       scales_idx=self.scales_idx[order], sh0_idx=self.sh0_idx[order],
+                       opacity_b=self.opacity_b[order],
+                       sh_labels=None if self.sh_labels is None else self.sh_labels[order])
+
+    def renumber_palette(self, new_index: np.ndarray) -> "QuantizedScene":
+        """The same scene with SH palette entry e renamed new_index[e] (labels and palette rows)."""
+        if self.sh_labels is None:
+            return self
+        rows = np.empty_like(new_index)
+        rows[new_index] = np.arange(len(new_index))
+        return replace(self, sh_labels=new_index[self.sh_labels], sh_palette_idx=self.sh_palette_idx[rows])
+
 
 def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
                    f_dc: torch.Tensor, opacity: torch.Tensor, f_rest: torch.Tensor,
                    kmeans_iterations: int = 10, seed: int = 0, progress=None,
                    timings: Optional[dict] = None) -> QuantizedScene:
-    """Quantize attributes that are already in their final order (all tensors on one device).
+    """Quantize the attributes (all tensors on one device), splats in input order.
+
+    Nothing here depends on the order except the k-means start (random rows of the input), so
+    the order is chosen afterwards, from the stored bytes, and applied with `QuantizedScene.take`.
 
     timings, when given, receives 'cluster': the seconds of the SH palette k-means."""
     n = len(means)

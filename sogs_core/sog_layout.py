@@ -12,8 +12,21 @@ import numpy as np
 
 from . import __version__
 from .errors import SogFormatError
-from .plas_sort import grid_shape
 from .quantize import QuantizedScene
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(H, W) of the texture for n splats: W as splat-transform (multiple of 4), H just enough.
+
+    Padding (H * W - n < W cells) sits at the end of the last row, where the format ignores it.
+    """
+    if n <= 0:
+        raise ValueError("grid_shape needs at least one splat")
+    w = max(4, int(math.ceil(math.sqrt(n) / 4)) * 4)
+    h = int(math.ceil(n / w))
+    if w > 16383 or h > 16383:
+        raise ValueError(f"{n} splats exceed the 16383 x 16383 WebP limit of one SOG")
+    return h, w
+
 
 PER_SPLAT_FILES = ("means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp")
 SHN_FILES = ("shN_centroids.webp", "shN_labels.webp")
@@ -27,19 +40,45 @@ def _texels(n: int, shape: tuple[int, int], cols: list[np.ndarray]) -> np.ndarra
     return img.reshape(h, w, 4)
 
 
+def per_splat_channels(q: QuantizedScene) -> dict[str, list[np.ndarray]]:
+    """name -> the four (N,) uint8 channel columns of each per-splat image, splats in q's order."""
+    full = np.full(q.count, 255, np.uint8)
+    mq = q.means_q
+    out = {
+        "means_l.webp": [(mq[:, a] & 0xFF).astype(np.uint8) for a in range(3)] + [full],
+        "means_u.webp": [(mq[:, a] >> 8).astype(np.uint8) for a in range(3)] + [full],
+        "quats.webp": [q.quats_b[:, c] for c in range(4)],
+        "scales.webp": [q.scales_idx[:, c] for c in range(3)] + [full],
+        "sh0.webp": [q.sh0_idx[:, c] for c in range(3)] + [q.opacity_b],
+    }
+    if q.sh_bands:
+        labels = q.sh_labels
+        out["shN_labels.webp"] = [(labels & 0xFF).astype(np.uint8), (labels >> 8).astype(np.uint8),
+                                  np.zeros(q.count, np.uint8), full]
+    return out
+
+
+def row_bands(q: QuantizedScene, bands: int, texels: int) -> dict[str, np.ndarray]:
+    """Per-splat images cut down to `bands` evenly spaced bands of whole rows holding about
+    `texels` texels in all, stacked: (rows, W, 4) each; the whole images when that is most of
+    them. What WebP sees of each band is what it sees there in the full image (same width, same
+    rows), so the bands' encoded size estimates the full size for comparing orders."""
+    h, w = grid_shape(q.count)
+    full_rows = q.count // w
+    per_band = max(1, -(-texels // (bands * w)))
+    if full_rows < 2 * bands * per_band:
+        return {name: _texels(q.count, (h, w), cols) for name, cols in per_splat_channels(q).items()}
+    starts = np.linspace(0, full_rows - per_band, bands).astype(np.int64)
+    idx = (starts[:, None] * w + np.arange(per_band * w)[None, :]).reshape(-1)
+    return {name: np.stack(cols, 1)[idx].reshape(bands * per_band, w, 4)
+            for name, cols in per_splat_channels(q).items()}
+
+
 def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Images (name -> (H, W, 4) uint8) and the meta.json dict of a quantized scene."""
     n = q.count
     shape = shape or grid_shape(n)
-    full = np.full(n, 255, np.uint8)
-    mq = q.means_q
-    images = {
-        "means_l.webp": _texels(n, shape, [(mq[:, a] & 0xFF).astype(np.uint8) for a in range(3)] + [full]),
-        "means_u.webp": _texels(n, shape, [(mq[:, a] >> 8).astype(np.uint8) for a in range(3)] + [full]),
-        "quats.webp": _texels(n, shape, [q.quats_b[:, c] for c in range(4)]),
-        "scales.webp": _texels(n, shape, [q.scales_idx[:, c] for c in range(3)] + [full]),
-        "sh0.webp": _texels(n, shape, [q.sh0_idx[:, c] for c in range(3)] + [q.opacity_b]),
-    }
+    images = {name: _texels(n, shape, cols) for name, cols in per_splat_channels(q).items()}
     meta = {
         "version": 2,
         "asset": {"generator": f"sogs-cluster v{__version__}"},
@@ -51,10 +90,6 @@ def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None) -> tup
         "sh0": {"codebook": [float(v) for v in q.sh0_codebook], "files": ["sh0.webp"]},
     }
     if q.sh_bands:
-        labels = q.sh_labels
-        images["shN_labels.webp"] = _texels(n, shape, [(labels & 0xFF).astype(np.uint8),
-                                                       (labels >> 8).astype(np.uint8),
-                                                       np.zeros(n, np.uint8), full])
         p, _, k = q.sh_palette_idx.shape
         rows = math.ceil(p / 64)
         cent = np.zeros((rows * 64 * k, 4), np.uint8)

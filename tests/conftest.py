@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 sys.path.insert(0, ROOT)
 
-from sogs_core.plas_sort import PlasConfig  # noqa: E402
+from sogs_core.order.plas import PlasConfig  # noqa: E402
 from sogs_core.splats import Splats  # noqa: E402
 
 #: a coarser radius schedule: same algorithm, about 4x fewer levels; for tests whose bounds do

@@ -11,7 +11,7 @@ from sogs_core.ply_io import read_ply, write_ply
 from sogs_core.sog_read import read_sog
 
 from . import splat_transform
-from .conftest import FAST_PLAS, make_scene, shared_path
+from .conftest import make_scene, shared_path
 
 ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
@@ -28,7 +28,7 @@ def assert_same_splats(a, b, atol=1e-5):
 def ours(tmp_path_factory):
     d = tmp_path_factory.mktemp("conf")
     write_ply(d / "in.ply", make_scene(3001, 3, seed=11))
-    with Compressor(device="cpu", settings=CompressSettings(plas=FAST_PLAS), warm=False) as c:
+    with Compressor(device="cpu", settings=CompressSettings(), warm=False) as c:
         c.compress(str(d / "in.ply"), str(d / "scene.sog"))
         c.compress(str(d / "in.ply"), str(d / "folder"))
     return d
@@ -69,7 +69,7 @@ def test_real_scene_round_trip(tmp_path, name):
     ply = tmp_path / f"{name}.ply"
     splat_transform.run(src, str(ply))
     scene = read_ply(str(ply))
-    with Compressor(device="cpu", settings=CompressSettings(plas=FAST_PLAS), warm=False) as c:
+    with Compressor(device="cpu", settings=CompressSettings(), warm=False) as c:
         res = c.compress(str(ply), str(tmp_path / "out.sog"))
     dec = read_sog(str(tmp_path / "out.sog"))
     rep = fidelity(scene, dec)

@@ -15,8 +15,9 @@ import sys
 import pytest
 import torch
 
-from sogs_core.plas_sort import (PlasConfig, block_permutation, box_target, grid_shape, neighbor_distance,
-                                 plas_sort)
+from sogs_core.order.plas import PlasConfig, box_target, neighbor_distance, plas_sort
+from sogs_core.order.plas_steps import block_permutation
+from sogs_core.sog_layout import grid_shape
 
 from .conftest import FAST_PLAS, shared_path
 
@@ -109,7 +110,7 @@ def test_grid_limits():
 
 
 def test_schedule_bands_and_coarse_decay():
-    from sogs_core.plas_sort import level_radii
+    from sogs_core.order.plas import level_radii
 
     plain = level_radii(1024, 1024, PlasConfig(coarse_radius=0))
     fast = level_radii(1024, 1024, PlasConfig(coarse_radius=32, coarse_decay=0.9))
@@ -140,7 +141,7 @@ def test_fp16_storage_sorts_as_well_as_fp32():
 
 
 def _level_state(side: int = 16, c: int = 6):
-    from sogs_core.plas_sort import TorchPlasBackend
+    from sogs_core.order.plas import TorchPlasBackend
 
     g = torch.Generator().manual_seed(4)
     n, cp = side * side, 8
@@ -167,7 +168,7 @@ def test_level_ends_after_min_configs_that_gain_nothing():
 
 
 def test_step_keys_differ_per_step_and_base():
-    from sogs_core.plas_sort import step_keys
+    from sogs_core.order.plas_steps import step_keys
 
     keys = {step_keys((1, 2, 3, 4), s) for s in range(100)} | {step_keys((1, 2, 3, 5), s) for s in range(100)}
     assert len(keys) == 200
@@ -175,7 +176,7 @@ def test_step_keys_differ_per_step_and_base():
 
 
 def test_plas_schedules():
-    from sogs_core.plas_sort import plas_schedule
+    from sogs_core.order.plas import plas_schedule
 
     assert plas_schedule("auto", on_gpu=True) == plas_schedule("full", on_gpu=False) == PlasConfig()
     assert plas_schedule("auto", on_gpu=False) == plas_schedule("fast", on_gpu=True) == PlasConfig.fast()

@@ -16,12 +16,12 @@ from sogs_core.fidelity import fidelity
 from sogs_core.ply_io import ply_bytes, write_ply
 from sogs_core.sog_read import read_sog, read_sog_bytes
 
-from .conftest import FAST_PLAS, make_scene
+from .conftest import make_scene
 
 
 @pytest.fixture(scope="module")
 def comp():
-    c = Compressor(device="cpu", settings=CompressSettings(plas=FAST_PLAS), threads=2)
+    c = Compressor(device="cpu", settings=CompressSettings(), threads=2)
     yield c
     c.close()
 
@@ -94,7 +94,7 @@ def test_same_seed_same_bytes(tmp_path, comp):
 def test_sh_bands_option_drops_bands(tmp_path):
     scene = make_scene(800, 3)
     write_ply(tmp_path / "in.ply", scene)
-    with Compressor(device="cpu", settings=CompressSettings(plas=FAST_PLAS, sh_bands=1), warm=False) as c:
+    with Compressor(device="cpu", settings=CompressSettings(sh_bands=1), warm=False) as c:
         res = c.compress(str(tmp_path / "in.ply"), str(tmp_path / "o.sog"))
     assert res.sh_degree == 1
     assert read_sog(str(tmp_path / "o.sog")).sh_degree == 1
@@ -109,7 +109,7 @@ def test_sort_shrinks_output(tmp_path, comp):
     scene = make_scene(4096, 0)
     data = ply_bytes(scene)
     srt = comp.compress(data).package.files
-    with Compressor(device="cpu", settings=CompressSettings(sort=False), warm=False) as c:
+    with Compressor(device="cpu", settings=CompressSettings(order="input"), warm=False) as c:
         raw = c.compress(data).package.files
     smooth = ("means_u.webp", "sh0.webp")
     assert sum(len(srt[k]) for k in smooth) < 0.95 * sum(len(raw[k]) for k in smooth)

@@ -17,7 +17,7 @@ Written from that description; what differs, each for speed, quality or non-squa
 * on the GPU a whole config (its steps and the decision to stop) is one kernel launch that
   keeps the GPU to itself (`plas_cuda`), and the configs of a level left after it ends skip on
   the device: the host never waits for a step. The keys of step s derive from the config's base
-  keys (`step_keys`), so host and device agree on them without a transfer.
+  keys (`plas_steps.step_keys`), so host and device agree on them without a transfer.
 * the first layout is not random but a principal-component one (`pca_layout`): the coarse
   levels then converge in fewer steps and the final neighbour distance is lower.
 * a short schedule for CPUs (`PlasConfig.fast`, chosen by `plas_schedule("auto", ...)`).
@@ -28,7 +28,6 @@ multiple of 4 channels; `order` (cells,) int32 holds the splat index of each cel
 """
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-PERMS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)  # (24, 4); row 0 = identity
+from .plas_steps import PERMS_4, block_permutation, run_level_stepwise
+
 
 
 @dataclass(frozen=True)
@@ -95,18 +95,15 @@ def plas_schedule(name: str, on_gpu: bool) -> PlasConfig:
     return PlasConfig() if name == "full" else PlasConfig.fast()
 
 
-def grid_shape(n: int) -> tuple[int, int]:
-    """(H, W) of the texture for n splats: W as splat-transform (multiple of 4), H just enough.
-
-    Padding (H * W - n < W cells) sits at the end of the last row, where the format ignores it.
-    """
-    if n <= 0:
-        raise ValueError("grid_shape needs at least one splat")
-    w = max(4, int(math.ceil(math.sqrt(n) / 4)) * 4)
-    h = int(math.ceil(n / w))
-    if w > 16383 or h > 16383:
-        raise ValueError(f"{n} splats exceed the 16383 x 16383 WebP limit of one SOG")
-    return h, w
+def plas_features(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
+                  f_dc: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
+    """The attributes the images store, z-scored per column: what PLAS makes smooth."""
+    t = torch.sign(means) * torch.log1p(means.abs())
+    q = quats / quats.norm(dim=1, keepdim=True)
+    q = q * torch.where(q[:, :1] < 0, -1.0, 1.0)
+    f = torch.cat([t, f_dc, torch.sigmoid(opacity)[:, None], log_scales, q], 1).float()
+    std = f.std(0)
+    return (f - f.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
 
 
 def neighbor_distance(grid_hwc: torch.Tensor) -> float:
@@ -115,57 +112,6 @@ def neighbor_distance(grid_hwc: torch.Tensor) -> float:
     dx = (g[:, 1:] - g[:, :-1]).norm(dim=-1)
     dy = (g[1:] - g[:-1]).norm(dim=-1)
     return float((dx.sum() + dy.sum()) / (dx.numel() + dy.numel()))
-
-
-# -- the keyed bijection that picks the groups --------------------------------------------------
-MIX_A = 0x7FEB352D   # odd multipliers below 2**31, so the int64 torch version never overflows
-MIX_B = 0x2C1B3C6D
-
-
-def feistel_half_bits(m: int) -> int:
-    """Half the bit width of the smallest even-width power of two >= m (the Feistel domain)."""
-    bits = max(2, (m - 1).bit_length())
-    return (bits + 1) // 2
-
-
-def _mix(v, key: int):
-    """The kernel's mix32 on python ints, numpy int64 or torch int64 values below 2**32."""
-    v = (v ^ key) & 0xFFFFFFFF
-    v = (v * MIX_A) & 0xFFFFFFFF
-    v = v ^ (v >> 15)
-    v = (v * MIX_B) & 0xFFFFFFFF
-    return v ^ (v >> 12)
-
-
-def _feistel(v, keys: tuple[int, ...], half: int):
-    mask = (1 << half) - 1
-    left, right = v >> half, v & mask
-    for k in keys:
-        left, right = right, left ^ (_mix(right, k) & mask)
-    return (left << half) | right
-
-
-def step_keys(base, s: int) -> tuple[int, int, int, int]:
-    """The four Feistel keys of step s of a config with base keys `base` (the CUDA kernel's mix32)."""
-    return tuple(_mix(s, int(b)) for b in base)
-
-
-def block_permutation(m: int, keys: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """A bijection of range(m) (int64), the same one the CUDA kernel computes per thread.
-
-    Computed with numpy for a CPU device: ~30 small integer ops per step, each ~1 us in numpy
-    against ~10 us as a torch op (a quarter of a CPU step's time before)."""
-    half = feistel_half_bits(m)
-    if device.type == "cpu":
-        p, nonzero = _feistel(np.arange(m, dtype=np.int64), keys, half), np.flatnonzero
-    else:
-        p = _feistel(torch.arange(m, dtype=torch.long, device=device), keys, half)
-        nonzero = lambda b: torch.nonzero(b).squeeze(1)  # noqa: E731
-    out = nonzero(p >= m)
-    while len(out):                        # cycle walking, on the values still out of range only
-        p[out] = _feistel(p[out], keys, half)
-        out = out[p[out] >= m]
-    return torch.from_numpy(p) if device.type == "cpu" else p
 
 
 # -- the torch step (CPU, or a GPU without CuPy) -------------------------------------------------
@@ -237,35 +183,6 @@ class TorchPlasBackend:
                   block: int, draws: list, brk: float, min_configs: int, cap: int,
                   steps_out: torch.Tensor) -> None:
         run_level_stepwise(self, grid, order, target, r, block, draws, brk, min_configs, cap, steps_out)
-
-
-def run_level_stepwise(be, grid: torch.Tensor, order: torch.Tensor, target: torch.Tensor, r: int,
-                       block: int, draws: list, brk: float, min_configs: int, cap: int,
-                       steps_out: torch.Tensor) -> None:
-    """One level of the schedule, a step at a time with the gain read back after each.
-
-    draws: per config (sy, sx, base keys). Each config takes a fresh target of radius r and runs
-    steps until one gains less than brk relative to the cost before it (or cap steps); the
-    level ends after a config whose first step gained less than brk, once min_configs ran.
-    steps_out[k] receives config k's step count (0: not run). The CUDA kernel does the same on
-    the device (plas_config_steps)."""
-    sums = torch.zeros(2, dtype=torch.float64, device=grid.device)
-    counts = [0] * len(draws)
-    for k, (sy, sx, base) in enumerate(draws):
-        be.target(grid, r, target)
-        s = 0
-        while True:
-            sums.zero_()
-            be.step(grid, order, target, block, sy, sx, step_keys(base, s), sums)
-            before, after = sums.tolist()
-            s += 1
-            gain = (before - after) / before if before > 0 else 0.0
-            if gain < brk or s >= cap:
-                break
-        counts[k] = s
-        if s == 1 and k + 1 >= min_configs:
-            break
-    steps_out.copy_(torch.tensor(counts, dtype=steps_out.dtype))
 
 
 def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: torch.device,

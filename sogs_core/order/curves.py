@@ -1,0 +1,76 @@
+"""Space-filling-curve keys of splat positions: Morton (Z-order) and Hilbert, 21 bits per axis.
+
+Why: a curve order is the cheap baseline every peer ships (splat-transform and LichtFeld Studio
+sort by Morton code) and the backbone of our default: consecutive splats on the curve are close
+in space, so the high position bytes (`means_u`) change rarely along an image row. The curve runs
+over the same log transform the format quantizes positions with, so its cells line up with the
+stored 16-bit grid. Pure torch integer ops: the same code and the same keys on a CPU and a GPU.
+"""
+from __future__ import annotations
+
+import torch
+
+BITS = 21   # per axis: 63-bit keys in an int64
+
+
+def position_codes(means: torch.Tensor, bits: int = BITS) -> torch.Tensor:
+    """(N, 3) positions -> (N, 3) int64 in [0, 2^bits) on the format's log-transformed axes."""
+    t = means.double()
+    t = torch.sign(t) * torch.log1p(t.abs())
+    lo, hi = t.min(0).values, t.max(0).values
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    top = (1 << bits) - 1
+    return ((t - lo) / span * top).round().clamp(0, top).long()
+
+
+def _spread3(v: torch.Tensor) -> torch.Tensor:
+    """Bits 0..20 of v moved to bits 0, 3, 6, ... 60 (the classic magic-number bit spread)."""
+    v = v & 0x1FFFFF
+    v = (v | (v << 32)) & 0x1F00000000FFFF
+    v = (v | (v << 16)) & 0x1F0000FF0000FF
+    v = (v | (v << 8)) & 0x100F00F00F00F00F
+    v = (v | (v << 4)) & 0x10C30C30C30C30C3
+    return (v | (v << 2)) & 0x1249249249249249
+
+
+def morton_keys(codes: torch.Tensor) -> torch.Tensor:
+    """(N, 3) 21-bit codes -> (N,) int64 Morton keys, x in the lowest bit of each triple."""
+    return _spread3(codes[:, 0]) | (_spread3(codes[:, 1]) << 1) | (_spread3(codes[:, 2]) << 2)
+
+
+def hilbert_keys(codes: torch.Tensor, bits: int = BITS) -> torch.Tensor:
+    """(N, 3) codes -> (N,) int64 Hilbert keys (Skilling's transpose form, vectorised).
+
+    Unlike Morton, the Hilbert curve never jumps: consecutive keys are adjacent cells, which
+    keeps the high position bytes in longer runs (bench/NOTES.md: -0.1 % total bytes)."""
+    x = [codes[:, i].clone() for i in range(3)]
+    q = 1 << (bits - 1)
+    while q > 1:                                   # undo excess work: Gray-code inverse per level
+        p = q - 1
+        for i in range(3):
+            hit = (x[i] & q) != 0
+            if i == 0:
+                x[0] = torch.where(hit, x[0] ^ p, x[0])
+            else:
+                t = (x[0] ^ x[i]) & p
+                x[0], x[i] = torch.where(hit, x[0] ^ p, x[0] ^ t), torch.where(hit, x[i], x[i] ^ t)
+        q >>= 1
+    x[1] = x[1] ^ x[0]
+    x[2] = x[2] ^ x[1]
+    t = torch.zeros_like(x[0])
+    q = 1 << (bits - 1)
+    while q > 1:
+        t = torch.where((x[2] & q) != 0, t ^ (q - 1), t)
+        q >>= 1
+    x = [xi ^ t for xi in x]
+    key = torch.zeros_like(x[0])
+    for b in range(bits - 1, -1, -1):              # interleave, x[0] the most significant
+        key = (key << 3) | (((x[0] >> b) & 1) << 2) | (((x[1] >> b) & 1) << 1) | ((x[2] >> b) & 1)
+    return key
+
+
+def curve_order(means: torch.Tensor, curve: str = "hilbert") -> torch.Tensor:
+    """Splat indices (N,) int64 sorted along the curve (ties keep input order)."""
+    codes = position_codes(means)
+    keys = hilbert_keys(codes) if curve == "hilbert" else morton_keys(codes)
+    return torch.argsort(keys, stable=True)
