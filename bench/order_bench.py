@@ -15,6 +15,7 @@ bench/results/order_bench.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -33,7 +34,6 @@ from sogs_core.device import device_label, resolve_device  # noqa: E402
 from sogs_core.order import ORDER_METHODS, apply_order, order_scene  # noqa: E402
 from sogs_core.order.chain import chain_orders  # noqa: E402
 from sogs_core.order.choose import smallest_by_sample  # noqa: E402
-from sogs_core.order.curves import curve_order  # noqa: E402
 from sogs_core.ply_io import read_ply  # noqa: E402
 from sogs_core.quantize import QuantizedScene, quantize_scene  # noqa: E402
 from sogs_core.sog_layout import build_images  # noqa: E402
@@ -82,17 +82,19 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
     sync(dev)
     row = {"scene": name, "splats": splats.count, "sh_degree": splats.sh_degree,
            "quantize_seconds": time.perf_counter() - t0, "methods": {}}
-    choose = lambda c: smallest_by_sample(c, lambda imgs: encode_all(imgs, pool, settings.webp))  # noqa: E731
+    choose = lambda qs, c: smallest_by_sample(qs, c, lambda imgs: encode_all(imgs, pool, settings.webp))  # noqa: E731
     for m in methods:
+        method, _, chunk = m.partition(":")      # "chain:256": the chained order with another chunk
+        chain = dataclasses.replace(settings.chain, chunk=int(chunk)) if chunk else settings.chain
         secs = []
         for _ in range(repeat):
             t1 = time.perf_counter()
-            _, qo, info = order_scene(q, tens, m, plas=settings.plas, chain=settings.chain, choose=choose)
+            _, qo, info = order_scene(q, tens, method, plas=settings.plas, chain=chain, choose=choose)
             sync(dev)
             secs.append(time.perf_counter() - t1)
         r = {"seconds": min(secs), "seconds_all": secs, "info": info, "bytes": sizes(qo, pool, settings)}
-        if m == "chain":
-            cands = chain_orders(q, curve_order(tens["means"], "hilbert"), settings.chain)
+        if method == "chain":
+            cands = chain_orders(q, tens["means"], chain)
             r["candidates_bytes"] = [sizes(apply_order(q, c.cpu().numpy()), pool, settings)["total"] for c in cands]
         row["methods"][m] = r
         print(f"  {name:<22}{m:<9}{r['bytes']['total']:>12,} B  {r['seconds']:8.3f} s  {info}", flush=True)
@@ -107,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenes", nargs="*", help="PLY files, .sog bundles or SOG folders (real scenes)")
     ap.add_argument("--methods", default="chain,hilbert,morton,plas",
-                    help=f"comma-separated, of {', '.join(ORDER_METHODS)}")
+                    help=f"comma-separated, of {', '.join(ORDER_METHODS)}; chain:K = chain with chunk K")
     ap.add_argument("--synth", type=int, default=0, help="add a synthetic SH3 scene of this many splats")
     ap.add_argument("--synth-script", default=os.path.join(ROOT, "..", "shared", "bench", "synth_scene.py"),
                     help="the shared scene generator (default ../shared/bench/synth_scene.py)")
@@ -118,7 +120,7 @@ def main() -> None:
     a = ap.parse_args()
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     for m in methods:
-        if m not in ORDER_METHODS:
+        if m.partition(":")[0] not in ORDER_METHODS:
             ap.error(f"unknown method {m!r}")
     dev = resolve_device(a.device)
     pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2))

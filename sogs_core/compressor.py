@@ -148,9 +148,9 @@ class Compressor:
             seconds["sort"] = time.perf_counter() - t1
             return order, q
 
-    def _smallest(self, candidates: list[QuantizedScene]) -> int:
+    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray]) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings."""
-        return smallest_by_sample(candidates, lambda imgs: encode_all(imgs, self.pool, self.settings.webp))
+        return smallest_by_sample(q, orders, lambda imgs: encode_all(imgs, self.pool, self.settings.webp))
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -58,20 +58,18 @@ def per_splat_channels(q: QuantizedScene) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def row_bands(q: QuantizedScene, bands: int, texels: int) -> dict[str, np.ndarray]:
-    """Per-splat images cut down to `bands` evenly spaced bands of whole rows holding about
-    `texels` texels in all, stacked: (rows, W, 4) each; the whole images when that is most of
-    them. What WebP sees of each band is what it sees there in the full image (same width, same
-    rows), so the bands' encoded size estimates the full size for comparing orders."""
-    h, w = grid_shape(q.count)
-    full_rows = q.count // w
+def sample_rows(n: int, bands: int, texels: int) -> tuple[np.ndarray, int]:
+    """Texel indices of `bands` evenly spaced bands of whole rows, about `texels` in all (every
+    texel when that is most of the image), and the image width: (indices, W). A band keeps the
+    width and the left neighbours it has in the full image, so its encoded size estimates the
+    full image's, for comparing orders."""
+    h, w = grid_shape(n)
+    full_rows = n // w
     per_band = max(1, -(-texels // (bands * w)))
     if full_rows < 2 * bands * per_band:
-        return {name: _texels(q.count, (h, w), cols) for name, cols in per_splat_channels(q).items()}
+        return np.arange(full_rows * w), w
     starts = np.linspace(0, full_rows - per_band, bands).astype(np.int64)
-    idx = (starts[:, None] * w + np.arange(per_band * w)[None, :]).reshape(-1)
-    return {name: np.stack(cols, 1)[idx].reshape(bands * per_band, w, 4)
-            for name, cols in per_splat_channels(q).items()}
+    return (starts[:, None] * w + np.arange(per_band * w)[None, :]).reshape(-1), w
 
 
 def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], dict]:

@@ -4,8 +4,8 @@ Every per-splat image shares one order, and the order decides how well lossless 
 them. Methods (`--order`):
 
 * `chain` (default): a 3-D Hilbert curve over the positions, re-chained in chunks so that
-  consecutive splats also store similar bytes (`chain`), and, when it pays on a sample of the
-  image rows, the plain curve instead (`choose`). Milliseconds on a GPU, about a second per
+  consecutive splats also store similar bytes (`chain`), or plain Morton where that encodes
+  smaller on a sample of the image rows (`choose`). Milliseconds on a GPU, about a second per
   150k splats on two CPU cores.
 * `hilbert`, `morton`: the plain curves (`curves`); Morton is what splat-transform and
   LichtFeld Studio write.
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..quantize import QuantizedScene
+from ..sog_layout import grid_shape
 from .chain import ChainConfig, chain_orders
 from .curves import curve_order
 from .palette_numbering import palette_numbering
@@ -32,8 +33,8 @@ from .plas import PlasConfig, plas_features, plas_sort
 #: what `--order` accepts; the first is the default
 ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 
-#: picks the smallest of several ordered candidates (index into the list)
-Chooser = Callable[[list[QuantizedScene]], int]
+#: (scene, candidate orders) -> index of the one to write
+Chooser = Callable[[QuantizedScene, list[np.ndarray]], int]
 
 
 def apply_order(q: QuantizedScene, order: np.ndarray) -> QuantizedScene:
@@ -63,18 +64,13 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     if method in ("hilbert", "morton"):
         order = curve_order(means, method).cpu().numpy()
     elif method == "plas":
-        from ..sog_layout import grid_shape
-
         feats = plas_features(means, tensors["quats"], tensors["log_scales"], tensors["f_dc"], tensors["opacity"])
         order = plas_sort(feats, grid_shape(n), seed=seed, config=plas, progress=progress).cpu().numpy()
     else:
-        cands = [c.cpu().numpy() for c in chain_orders(q, curve_order(means, "hilbert"), chain)]
-        ordered = [apply_order(q, c) for c in cands]
-        pick = choose(ordered) if choose is not None and len(cands) > 1 else 0
+        cands = [c.cpu().numpy() for c in chain_orders(q, means, chain)]
+        pick = choose(q, cands) if choose is not None and len(cands) > 1 else 0
         info.update(candidates=len(cands), chosen=pick)
-        if progress is not None:
-            progress(1.0)
-        return cands[pick], ordered[pick], info
+        order = cands[pick]
     if progress is not None:
         progress(1.0)
     return order, apply_order(q, order), info

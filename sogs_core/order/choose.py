@@ -2,9 +2,12 @@
 
 Why: the chained order wins ~4 % on scenes whose neighbouring splats share attributes and loses
 ~1.5 % where they do not (the real SH scene of ../shared/scenes); no cheap statistic told the
-two apart, the encoder does. A few bands of whole rows (same width and neighbourhood as in the
-full image) of every per-splat image are encoded for each candidate, in the encode pool, and
-the smallest sum wins. About 6 % of the texels for a 1M-splat scene.
+two apart, the encoder does. Evenly spaced thin bands of whole rows (same width and left
+neighbours as in the full image) of every per-splat image are encoded for each candidate, in the
+encode pool, and the smallest sum wins: 32768 texels, 3 % of a 1M-splat scene. Many thin bands,
+not a few thick ones: each order puts other splats in a given row, and four thick bands ranked
+the playbot candidates wrongly where 64 thin ones ranked all three real scenes right
+(bench/NOTES.md, session 5).
 """
 from __future__ import annotations
 
@@ -13,18 +16,25 @@ from typing import Callable
 import numpy as np
 
 from ..quantize import QuantizedScene
-from ..sog_layout import row_bands
+from ..sog_layout import per_splat_channels, sample_rows
+from .palette_numbering import palette_numbering
 
-BANDS = 4
-SAMPLE_TEXELS = 65536
+BANDS = 64
+SAMPLE_TEXELS = 32768
 
 
-def smallest_by_sample(candidates: list[QuantizedScene],
+def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
                        encode: Callable[[dict[str, np.ndarray]], dict[str, bytes]],
                        bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
-    """Index of the candidate whose sampled per-splat images encode smallest (first on ties)."""
+    """Index of the order under which q's sampled per-splat images encode smallest (first on
+    ties). Only the sampled texels are gathered; the SH palette is numbered along each order as
+    `apply_order` will number it."""
+    idx, w = sample_rows(q.count, bands, texels)
     sizes = []
-    for q in candidates:
-        files = encode(row_bands(q, bands, texels))
-        sizes.append(sum(len(b) for b in files.values()))
+    for order in orders:
+        part = q.take(order[idx])
+        if part.sh_bands:
+            part = part.renumber_palette(palette_numbering(q.sh_labels[order], q.sh_palette_count))
+        images = {name: np.stack(cols, 1).reshape(-1, w, 4) for name, cols in per_splat_channels(part).items()}
+        sizes.append(sum(len(b) for b in encode(images).values()))
     return int(np.argmin(sizes))

@@ -176,7 +176,7 @@ class CudaPlasBackend:
                 # e.g. the GPU is shared (MPS) and our blocks no longer fit at once: go on per step
                 warnings.warn(f"PLAS: cooperative launch failed ({exc}); one launch per step from now on")
                 self._coop_blocks = 0
-                    run_level_stepwise(self, grid, order, target, r, block, draws[k:], brk,
+                run_level_stepwise(self, grid, order, target, r, block, draws[k:], brk,
                                    max(0, min_configs - k), cap, steps_out[k:])
                 return
 

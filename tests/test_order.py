@@ -1,0 +1,165 @@
+"""The order stage: every method is a permutation, round-trips within the core bounds, and is
+deterministic; the curves are the curves; the chain lowers its own cost; the palette numbering
+changes no decoded value; the sampled choice picks the smaller candidate.
+
+Bounds as in test_roundtrip (from the quantization): positions within one 16-bit step, rotation
+<= 1.5 degrees, opacity within half a byte after the sigmoid; an order changes none of them.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from sogs_core.compressor import Compressor, CompressSettings
+from sogs_core.fidelity import fidelity
+from sogs_core.order import ORDER_METHODS, apply_order, order_scene
+from sogs_core.order.chain import ChainConfig, byte_columns, greedy_chain
+from sogs_core.order.choose import smallest_by_sample
+from sogs_core.order.curves import curve_order, hilbert_keys, morton_keys, position_codes
+from sogs_core.order.palette_numbering import palette_numbering
+from sogs_core.ply_io import ply_bytes
+from sogs_core.quantize import dequantize, quantize_scene
+from sogs_core.sog_layout import build_images
+from sogs_core.sog_read import read_sog_bytes
+from sogs_core.webp_codec import encode_all
+
+from .conftest import FAST_PLAS, make_scene
+
+ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
+
+
+def _quantized(n: int, sh: int, seed: int = 1):
+    scene = make_scene(n, sh, seed=seed)
+    tens = {k: torch.from_numpy(getattr(scene, k)) for k in ATTRS}
+    return scene, tens, quantize_scene(*(tens[k] for k in ATTRS), kmeans_iterations=2)
+
+
+@pytest.mark.parametrize("method", ORDER_METHODS)
+@pytest.mark.parametrize("n", [1, 3, 1001, 5003])
+def test_every_order_is_a_permutation(method, n):
+    """No splat lost or duplicated, for counts that are not multiples of the image width."""
+    _, tens, q = _quantized(n, 1 if n > 100 else 0)
+    order, qo, info = order_scene(q, tens, method, plas=FAST_PLAS, choose=None)
+    assert sorted(order.tolist()) == list(range(n))
+    assert qo.count == n and info["order"] == method
+    np.testing.assert_array_equal(qo.quats_b, q.quats_b[order])
+    np.testing.assert_array_equal(qo.means_q, q.means_q[order])
+
+
+@pytest.mark.parametrize("method", ["chain", "morton", "hilbert", "plas"])
+def test_each_order_round_trips_within_bounds(method):
+    scene = make_scene(3001, 2, seed=5)
+    with Compressor(device="cpu", settings=CompressSettings(order=method, plas=FAST_PLAS), warm=False) as c:
+        res = c.compress(ply_bytes(scene))
+    dec = read_sog_bytes(res.package.bundle_bytes())
+    rep = fidelity(scene, dec)
+    assert rep["unmatched"] == 0
+    assert rep["position_max_steps"] <= 1.0
+    assert rep["rotation_max_deg"] <= 1.5
+    assert rep["opacity_max_error"] <= 0.5 / 255 + 1e-6
+
+
+def test_default_order_same_seed_same_bytes():
+    data = ply_bytes(make_scene(4097, 1, seed=9))
+    outs = []
+    for _ in range(2):
+        with Compressor(device="cpu", settings=CompressSettings(seed=3), warm=False) as c:
+            outs.append(c.compress(data).package.bundle_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_morton_keys_interleave_bits():
+    codes = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [3, 0, 0], [(1 << 21) - 1] * 3])
+    assert morton_keys(codes).tolist() == [1, 2, 4, 9, (1 << 63) - 1]
+
+
+def test_hilbert_curve_visits_every_cell_through_neighbours():
+    g = torch.stack(torch.meshgrid(*[torch.arange(8)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    keys = hilbert_keys(g, bits=3)
+    assert sorted(keys.tolist()) == list(range(512))            # a bijection of the 8^3 cells
+    path = g[torch.argsort(keys)]
+    assert int((path[1:] - path[:-1]).abs().sum(1).max()) == 1  # each step to a face neighbour
+
+
+def test_position_codes_use_the_full_range():
+    means = torch.tensor([[-5.0, 0.0, 1.0], [5.0, 2.0, 1.0], [0.0, 1.0, 1.0]])
+    codes = position_codes(means)
+    assert codes[:, 0].tolist() == [0, (1 << 21) - 1, (1 << 20)]
+    assert codes[:, 2].tolist() == [0, 0, 0]                    # a flat axis maps to 0
+
+
+def _chain_cost(seq: torch.Tensor, cols: np.ndarray, w: np.ndarray) -> float:
+    x = torch.from_numpy(cols)[seq].to(torch.int16)
+    d = (x[1:] - x[:-1]).abs()
+    d = torch.minimum(d, 256 - d).float()
+    return float((torch.log2(1 + d) @ torch.from_numpy(w)).sum())
+
+
+def test_greedy_chain_permutes_inside_chunks_and_lowers_its_cost():
+    _, tens, q = _quantized(5003, 0)
+    seq = curve_order(tens["means"], "hilbert")
+    cols, w = byte_columns(q, 3.0)
+    out = greedy_chain(seq, torch.from_numpy(cols), torch.from_numpy(w), 64)
+    m = len(seq) // 64 * 64
+    for a in range(0, m, 64):                                   # each chunk keeps its members ...
+        assert sorted(out[a:a + 64].tolist()) == sorted(seq[a:a + 64].tolist())
+        assert out[a] == seq[a]                                 # ... and its first splat
+    assert torch.equal(out[m:], seq[m:])                        # the tail keeps its order
+    assert _chain_cost(out, cols, w) < 0.95 * _chain_cost(seq, cols, w)
+
+
+def test_palette_numbering_is_a_bijection_and_changes_no_value():
+    _, tens, q = _quantized(5003, 2)
+    order = curve_order(tens["means"], "morton").numpy()
+    labels = q.sh_labels[order]
+    new = palette_numbering(labels, q.sh_palette_count, block=64)
+    assert sorted(new.tolist()) == list(range(q.sh_palette_count))
+    uses = np.bincount(labels, minlength=q.sh_palette_count)
+    assert uses[new < 64].min() >= uses[new >= 64].max()        # the most used entries in block 0
+    first = {int(e): i for i, e in reversed(list(enumerate(labels)))}
+    in_block0 = sorted((e for e in range(q.sh_palette_count) if new[e] < 64), key=lambda e: new[e])
+    assert [first.get(e, len(labels)) for e in in_block0] == sorted(first.get(e, len(labels)) for e in in_block0)
+    qo = q.take(order)
+    a, b = dequantize(qo), dequantize(qo.renumber_palette(new))
+    np.testing.assert_array_equal(a.f_rest, b.f_rest)
+    assert not np.array_equal(qo.sh_labels, qo.renumber_palette(new).sh_labels)
+
+
+def test_sampled_choice_picks_the_smaller_order():
+    _, tens, q = _quantized(20000, 1)
+    curve = curve_order(tens["means"], "morton").numpy()
+    shuffled = np.random.default_rng(0).permutation(q.count)
+    with ThreadPoolExecutor(2) as pool:
+        enc = lambda imgs: encode_all(imgs, pool)  # noqa: E731
+        assert smallest_by_sample(q, [shuffled, curve], enc) == 1
+        assert smallest_by_sample(q, [curve, shuffled], enc) == 0
+        # and the choice agrees with the full encode
+        full = [sum(len(b) for b in enc(build_images(apply_order(q, o))[0]).values()) for o in (shuffled, curve)]
+    assert full[1] < full[0]
+
+
+def test_chain_without_choice_has_one_candidate():
+    _, tens, q = _quantized(3000, 0)
+    _, _, info = order_scene(q, tens, "chain", chain=ChainConfig(choose=False),
+                             choose=lambda *_: pytest.fail("no choice with one candidate"))
+    assert info["candidates"] == 1 and info["chosen"] == 0
+
+
+def test_settings_hash_follows_the_order_that_is_used():
+    base = CompressSettings()
+    assert CompressSettings(plas=FAST_PLAS).digest() == base.digest()       # PLAS unused by chain
+    assert CompressSettings(order="morton").digest() != base.digest()
+    assert CompressSettings(chain=ChainConfig(chunk=64)).digest() != base.digest()
+    assert (CompressSettings(order="plas", plas=FAST_PLAS).digest()
+            != CompressSettings(order="plas").digest())
+    with pytest.raises(ValueError, match="unknown order"):
+        CompressSettings(order="zorder")
+
+
+def test_cli_lists_the_same_orders():
+    from sogs_core import cli
+
+    assert cli.ORDER_METHODS == ORDER_METHODS
