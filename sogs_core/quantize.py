@@ -109,10 +109,12 @@ class QuantizedScene:
     def take(self, order: np.ndarray) -> "QuantizedScene":
         """The same scene with splat i of the result = splat order[i] of this one (codebooks and
         palette unchanged): the codes are order-free, so the order is chosen after quantizing."""
-        return replace(self, count=len(order), means_q=self.means_q[order], quats_b=self.quats_b[order],
-                       scales_idx=self.scales_idx[order], sh0_idx=self.sh0_idx[order],
-                       opacity_b=self.opacity_b[order],
-                       sh_labels=None if self.sh_labels is None else self.sh_labels[order])
+        def take(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+            return None if a is None else np.take(a, order, axis=0)   # 3-4x faster than a[order] on (N, 3)
+
+        return replace(self, count=len(order), means_q=take(self.means_q), quats_b=take(self.quats_b),
+                       scales_idx=take(self.scales_idx), sh0_idx=take(self.sh0_idx),
+                       opacity_b=take(self.opacity_b), sh_labels=take(self.sh_labels))
 
     def renumber_palette(self, new_index: np.ndarray) -> "QuantizedScene":
         """The same scene with SH palette entry e renamed new_index[e] (labels and palette rows)."""

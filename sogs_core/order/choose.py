@@ -24,17 +24,19 @@ SAMPLE_TEXELS = 32768
 
 
 def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
-                       encode: Callable[[dict[str, np.ndarray]], dict[str, bytes]],
+                       encode: Callable[[dict], dict],
                        bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
     """Index of the order under which q's sampled per-splat images encode smallest (first on
     ties). Only the sampled texels are gathered; the SH palette is numbered along each order as
     `apply_order` will number it."""
     idx, w = sample_rows(q.count, bands, texels)
-    sizes = []
-    for order in orders:
+    images = {}
+    for k, order in enumerate(orders):
         part = q.take(order[idx])
         if part.sh_bands:
             part = part.renumber_palette(palette_numbering(q.sh_labels[order], q.sh_palette_count))
-        images = {name: np.stack(cols, 1).reshape(-1, w, 4) for name, cols in per_splat_channels(part).items()}
-        sizes.append(sum(len(b) for b in encode(images).values()))
+        for name, cols in per_splat_channels(part).items():
+            images[(k, name)] = np.stack(cols, 1).reshape(-1, w, 4)
+    files = encode(images)                    # every candidate's images in one parallel batch
+    sizes = [sum(len(b) for (k, _), b in files.items() if k == i) for i in range(len(orders))]
     return int(np.argmin(sizes))
