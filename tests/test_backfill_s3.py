@@ -140,13 +140,17 @@ def test_folder_layout_writes_meta_last(s3, local_ray, tmp_path):
     assert "flout/one/meta.json" in keys and "flout/one/quats.webp" in keys
 
 
-def test_plas_schedule_is_part_of_the_settings_hash(monkeypatch):
+def test_order_and_plas_schedule_are_part_of_the_settings_hash(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
     def shash(*extra: str) -> str:
         return backfill.settings_hash(backfill.build_parser().parse_args(["--input", "a", "--output", "b", *extra]))
 
-    assert shash("--plas", "fast") != shash("--plas", "full")
-    assert shash("--device", "cpu") == shash("--plas", "fast")          # auto on CPU actors: fast
-    assert shash("--device", "cuda") == shash("--plas", "full")
-    assert shash("--address", "ray://head:10001") == shash("--plas", "full")   # a cluster: full
+    assert shash("--order", "morton") != shash() != shash("--order", "plas")
+    plas = ("--order", "plas")
+    assert shash(*plas, "--plas", "fast") != shash(*plas, "--plas", "full")
+    assert shash(*plas, "--device", "cpu") == shash(*plas, "--plas", "fast")     # auto on CPU actors: fast
+    assert shash(*plas, "--device", "cuda") == shash(*plas, "--plas", "full")
+    assert shash(*plas, "--address", "ray://head:10001") == shash(*plas, "--plas", "full")   # a cluster: full
+    # the default order does not use the PLAS schedule: changing it redoes nothing
+    assert shash("--plas", "fast") == shash("--plas", "full") == shash()
