@@ -28,7 +28,6 @@ multiple of 4 channels; `order` (cells,) int32 holds the splat index of each cel
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
