@@ -11,7 +11,9 @@ What is checked, each on fresh random data (never zeros):
   configs gain nothing ends after min_configs and its other configs leave the grid untouched;
 * a whole PLAS sort on each backend: a permutation, neighbour distances within 2 %;
 * Triton nearest-centroid search (tf32 and ieee) vs the torch matmul search: label agreement,
-  distance error, and the inertia of a 10-step k-means run with each.
+  distance error, and the inertia of a 10-step k-means run with each;
+* the Triton chain walk vs the torch one on the same bytes: each chunk a permutation of its
+  members starting at the same splat, path costs within 0.5 % (float ties may break otherwise).
 Prints one line per check and exits 1 if any fails.
 """
 from __future__ import annotations
@@ -167,6 +169,42 @@ def kmeans_checks(dev: torch.device) -> None:
           f"torch {inertia['torch']:.6e}, triton {inertia['triton']:.6e}, rel {rel:+.2e}")
 
 
+def chain_checks(dev: torch.device) -> None:
+    from sogs_core.order.chain import greedy_chain
+
+    gen = torch.Generator(device="cpu").manual_seed(5)
+    n, k = 200_003, 128
+    # bytes with local structure, as along a curve: a random walk per channel plus noise
+    walk = torch.randint(-3, 4, (n, 14), generator=gen).cumsum(0)
+    cols = ((walk + torch.randint(0, 40, (n, 14), generator=gen)) % 256).to(torch.uint8).to(dev)
+    w = torch.ones(14, device=dev)
+    w[:3] = 3.0
+    seq = torch.randperm(n, generator=gen).to(dev)
+
+    def cost(order: torch.Tensor) -> float:
+        x = cols[order].to(torch.int16)
+        d = (x[1:] - x[:-1]).abs()
+        d = torch.minimum(d, 256 - d).float()
+        return float((torch.log2(d + 1.0) @ w).sum())
+
+    out = {}
+    for method in ("torch", "triton"):
+        greedy_chain(seq, cols, w, k, method=method)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out[method] = greedy_chain(seq, cols, w, k, method=method)
+        torch.cuda.synchronize()
+        out[method + "_s"] = time.perf_counter() - t0
+    m = n // k * k
+    a, b = out["torch"], out["triton"]
+    same_sets = bool((a[:m].view(-1, k).sort(1).values == b[:m].view(-1, k).sort(1).values).all())
+    same_start = bool((a[:m:k] == b[:m:k]).all()) and bool((a[m:] == b[m:]).all())
+    ca, cb = cost(a), cost(b)
+    check("chain triton ~ torch", same_sets and same_start and abs(cb - ca) / ca < 5e-3 and cb < cost(seq),
+          f"chunks permuted alike {same_sets and same_start}, path cost torch {ca:.6e} triton {cb:.6e} "
+          f"(input {cost(seq):.3e}); {out['torch_s'] * 1e3:.1f} ms vs {out['triton_s'] * 1e3:.1f} ms at n={n}")
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
@@ -175,6 +213,7 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
     plas_checks(dev)
     kmeans_checks(dev)
+    chain_checks(dev)
     print("all passed" if not FAILED else f"{len(FAILED)} failed: {', '.join(FAILED)}")
     sys.exit(1 if FAILED else 0)
 

@@ -13,7 +13,8 @@ residuals do), the high position bytes weighted `means_u_weight` times, the low 
 not at all (they are incompressible in any order). Guitar and biker come out ~4 % below Morton.
 
 A chunk is independent of the others, so all chunks take their j-th step together: `chunk`
-sequential steps of batched tensor ops, on a GPU or a CPU alike.
+sequential steps of batched tensor ops on a CPU; on a GPU one Triton program per chunk walks
+all its steps in registers (`chain_triton`).
 """
 from __future__ import annotations
 
@@ -48,11 +49,16 @@ def byte_columns(q: QuantizedScene, means_u_weight: float) -> tuple[np.ndarray, 
     return np.stack(cols, 1), weights
 
 
-def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, chunk: int) -> torch.Tensor:
+def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, chunk: int,
+                 method: str = "auto") -> torch.Tensor:
     """Re-chain `seq` (N,) splat indices in chunks of `chunk`; returns the new sequence.
 
     cols: (N, C) uint8 bytes per splat (indexed by splat), weights (C,) float32, all on one
-    device. The last N mod chunk splats keep their order."""
+    device. The last N mod chunk splats keep their order. method: "auto" (the fused Triton
+    kernel, `chain_triton`, on CUDA when Triton imports and the chunk is a power of two; else
+    torch ops), "torch" or "triton"."""
+    if method not in ("auto", "torch", "triton"):
+        raise ValueError(f"unknown chain method {method!r} (auto, torch, triton)")
     n = len(seq)
     m = n // chunk
     if m == 0 or chunk < 3:
@@ -61,6 +67,18 @@ def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, c
     members = seq[: m * chunk].view(m, chunk)
     x = cols[members].to(torch.int16)                          # (m, K, C)
     w = weights.to(dev, torch.float32)
+    if method != "torch" and dev.type == "cuda" and chunk & (chunk - 1) == 0:
+        try:
+            from .chain_triton import chain_paths
+        except ImportError:
+            if method == "triton":
+                raise
+        else:
+            out = seq.clone()
+            out[: m * chunk] = members.gather(1, chain_paths(x, w)).reshape(-1)
+            return out
+    elif method == "triton":
+        raise ValueError("the Triton chain needs bytes on a CUDA device and a power-of-two chunk")
     taken = torch.zeros(m, chunk, device=dev)                  # +inf once visited
     rows = torch.arange(m, device=dev)
     cur = torch.zeros(m, dtype=torch.long, device=dev)
