@@ -1,8 +1,9 @@
 """`Compressor`: built once (device, thread pool, warmed kernels), then `compress` many scenes.
 
 The stages, timed one by one: read (PLY bytes -> Splats), quantize (codebooks and per-splat
-codes) with cluster (its SH palette k-means) timed apart, sort (the order: `order/`, chosen from
-the quantized bytes), encode (WebP, in parallel threads), write.
+codes, and the fidelity report, computed on the device from the codes) with cluster (its SH
+palette k-means) timed apart, sort (the order: `order/`, chosen from the quantized bytes),
+encode (images and WebP, in parallel threads), write.
 The GPU stages run under a lock while reading and encoding do not, so two threads calling
 `compress` on one Compressor overlap one scene's WebP encoding with the next scene's GPU work;
 the Ray actors use exactly that.
@@ -23,12 +24,12 @@ import torch
 
 from . import __version__
 from .device import device_label, resolve_device
-from .fidelity import fidelity
+from .fidelity import fidelity_tensors
 from .palette import kmeans, palette_size
 from .order import ORDER_METHODS, ChainConfig, PlasConfig, order_scene
 from .order.choose import smallest_by_sample
 from .ply_io import read_ply
-from .quantize import QuantizedScene, dequantize, encode_means, quantize_scene
+from .quantize import QuantizedScene, dequantize_tensors, encode_means, quantize_scene
 from .sog_files import SogPackage, write_sog
 from .sog_layout import build_images
 from .splats import Splats
@@ -127,8 +128,10 @@ class Compressor:
         if self.progress is not None:
             self.progress(stage, fraction)
 
-    def _gpu_stages(self, splats: Splats, seconds: dict) -> tuple[np.ndarray, QuantizedScene]:
-        """quantize + cluster, then the order, on the device; returns (order, ordered codes)."""
+    def _gpu_stages(self, splats: Splats, seconds: dict,
+                    with_fidelity: bool = True) -> tuple[np.ndarray, QuantizedScene, dict]:
+        """quantize + cluster, then the order, then the fidelity report (timed with quantize), on
+        the device; returns (order, ordered codes, report)."""
         s = self.settings
         dev = self.device
         with self._gpu_lock, torch.no_grad():
@@ -145,8 +148,18 @@ class Compressor:
             order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
                                       choose=self._smallest, progress=lambda f: self._report("sort", f))
             self._sync()
-            seconds["sort"] = time.perf_counter() - t1
-            return order, q
+            t2 = time.perf_counter()
+            seconds["sort"] = t2 - t1
+            report: dict = {}
+            if with_fidelity:
+                report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
+                order_t = torch.from_numpy(order).to(dev)
+                report.update(fidelity_tensors({k: v[order_t] for k, v in tens.items()},
+                                               dequantize_tensors(q, dev)))
+                if q.sh_bands:
+                    report["sh_palette_inertia"] = q.sh_inertia
+                seconds["quantize"] += time.perf_counter() - t2
+            return order, q, report
 
     def _smallest(self, q: QuantizedScene, orders: list[np.ndarray]) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings."""
@@ -162,14 +175,10 @@ class Compressor:
         seconds = {} if seconds is None else seconds
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
-        order, q = self._gpu_stages(splats, seconds)
+        _, q, report = self._gpu_stages(splats, seconds, with_fidelity)
         t0 = time.perf_counter()
-        fid_future = self.pool.submit(fidelity, splats, dequantize(q), order) if with_fidelity else None
         images, meta = build_images(q)
         files = encode_all(images, self.pool, self.settings.webp)
-        report = fid_future.result() if fid_future is not None else {}
-        if q.sh_bands:
-            report["sh_palette_inertia"] = q.sh_inertia
         seconds["encode"] = time.perf_counter() - t0
         self._report("encode", 1.0)
         return SogPackage(meta=meta, files=files), report

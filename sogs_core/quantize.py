@@ -34,12 +34,33 @@ def encode_means(means: torch.Tensor) -> tuple[torch.Tensor, list[float], list[f
     return q, lo.tolist(), hi.tolist()
 
 
-def decode_means(q: np.ndarray, mins, maxs) -> np.ndarray:
-    lo = np.asarray(mins, np.float64)
-    hi = np.asarray(maxs, np.float64)
-    rng = np.where(hi > lo, hi - lo, 1.0)
-    t = lo + rng * (q.astype(np.float64) / 65535.0)
-    return (np.sign(t) * np.expm1(np.abs(t))).astype(np.float32)
+def numpy_tensor(a: np.ndarray) -> torch.Tensor:
+    """A CPU tensor over a numpy array, copied only when torch cannot share it (read-only arrays,
+    such as images decoded by Pillow, or non-contiguous ones)."""
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        a = np.array(a, order="C")
+    return torch.from_numpy(a)
+
+
+def _numpy_or_torch(decode):
+    """Let a torch decoder take numpy arrays too (and give numpy back): the decoder of files and
+    the compressor's on-device fidelity report share one implementation of each inverse."""
+    def wrapper(codes, *args):
+        if isinstance(codes, np.ndarray):
+            return decode(numpy_tensor(codes), *args).numpy()
+        return decode(codes, *args)
+    wrapper.__doc__, wrapper.__name__ = decode.__doc__, decode.__name__
+    return wrapper
+
+
+@_numpy_or_torch
+def decode_means(q: torch.Tensor, mins, maxs) -> torch.Tensor:
+    """(N, 3) 16-bit codes -> float32 positions (the format's inverse log transform)."""
+    lo = torch.tensor(mins, dtype=torch.float64, device=q.device)
+    hi = torch.tensor(maxs, dtype=torch.float64, device=q.device)
+    rng = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    t = lo + rng * (q.double() / 65535.0)
+    return (torch.sign(t) * torch.expm1(t.abs())).float()
 
 
 # ---- rotations: smallest three ---------------------------------------------------------------
@@ -58,20 +79,19 @@ def encode_quats(quats: torch.Tensor) -> torch.Tensor:
     return torch.cat([b, (252 + m)[:, None].double()], 1).to(torch.uint8)
 
 
-def decode_quats(b: np.ndarray) -> np.ndarray:
+@_numpy_or_torch
+def decode_quats(b: torch.Tensor) -> torch.Tensor:
     """(N, 4) uint8 -> (N, 4) unit quaternions w,x,y,z (tag outside 252..255 -> identity)."""
-    c = (b[:, :3].astype(np.float64) / 255.0 * 2.0 - 1.0) / SQRT2
-    largest = np.sqrt(np.maximum(0.0, 1.0 - (c * c).sum(1)))
-    tag = b[:, 3].astype(np.int64) - 252
-    out = np.zeros((len(b), 4), np.float64)
+    c = (b[:, :3].double() / 255.0 * 2.0 - 1.0) / SQRT2
+    largest = torch.sqrt(torch.clamp(1.0 - (c * c).sum(1), min=0.0))
+    tag = b[:, 3].long() - 252
     valid = (tag >= 0) & (tag <= 3)
-    others = _OTHERS.numpy()
-    for m in range(4):
-        rows = valid & (tag == m)
-        out[rows, m] = largest[rows]
-        out[np.ix_(rows, others[m])] = c[rows]
-    out[~valid] = (1.0, 0.0, 0.0, 0.0)
-    return out.astype(np.float32)
+    m = tag.clamp(0, 3)
+    out = torch.zeros(len(b), 4, dtype=torch.float64, device=b.device)
+    out.scatter_(1, _OTHERS.to(b.device)[m], c)
+    out.scatter_(1, m[:, None], largest[:, None])
+    identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64, device=b.device)
+    return torch.where(valid[:, None], out, identity).float()
 
 
 # ---- opacity: one byte after the sigmoid -----------------------------------------------------
@@ -79,9 +99,11 @@ def encode_opacity(logits: torch.Tensor) -> torch.Tensor:
     return torch.round(torch.sigmoid(logits.double()) * 255.0).clamp(0, 255).to(torch.uint8)
 
 
-def decode_opacity(a: np.ndarray) -> np.ndarray:
-    p = np.clip(a.astype(np.float64) / 255.0, 1e-6, 1.0 - 1e-6)
-    return np.log(p / (1.0 - p)).astype(np.float32)
+@_numpy_or_torch
+def decode_opacity(a: torch.Tensor) -> torch.Tensor:
+    """Opacity bytes -> logits (A/255 clamped to [1e-6, 1 - 1e-6])."""
+    p = torch.clamp(a.double() / 255.0, 1e-6, 1.0 - 1e-6)
+    return torch.log(p / (1.0 - p)).float()
 
 
 # ---- the whole scene -------------------------------------------------------------------------
@@ -166,14 +188,27 @@ def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.T
     return out
 
 
+def dequantize_tensors(q: QuantizedScene, device: torch.device) -> dict[str, torch.Tensor]:
+    """What a decoder will read back from `q` (no image round trip), as float32 tensors on
+    `device` keyed like `Splats`' fields: the compressor's fidelity report runs on its device."""
+    def dev(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    out = {"means": decode_means(dev(q.means_q), q.means_mins, q.means_maxs),
+           "quats": decode_quats(dev(q.quats_b)),
+           "log_scales": dev(q.scales_codebook)[dev(q.scales_idx).long()],
+           "f_dc": dev(q.sh0_codebook)[dev(q.sh0_idx).long()],
+           "opacity": decode_opacity(dev(q.opacity_b)),
+           "f_rest": torch.zeros(q.count, 0, device=device)}
+    if q.sh_bands:
+        palette = dev(q.sh_codebook)[dev(q.sh_palette_idx).long()]       # (P, 3, K) values
+        out["f_rest"] = palette[dev(q.sh_labels).long()].reshape(q.count, -1)
+    return out
+
+
 def dequantize(q: QuantizedScene) -> "Splats":
-    """What a decoder will read back from `q` (no image round trip): for fidelity reports."""
+    """What a decoder will read back from `q`, as numpy `Splats` (see dequantize_tensors)."""
     from .splats import Splats
 
-    f_rest = np.zeros((q.count, 0), np.float32)
-    if q.sh_bands:
-        vals = q.sh_codebook[q.sh_palette_idx][q.sh_labels]          # (N, 3, K)
-        f_rest = np.ascontiguousarray(vals.reshape(q.count, -1), dtype=np.float32)
-    return Splats(means=decode_means(q.means_q, q.means_mins, q.means_maxs),
-                  quats=decode_quats(q.quats_b), log_scales=q.scales_codebook[q.scales_idx],
-                  f_dc=q.sh0_codebook[q.sh0_idx], opacity=decode_opacity(q.opacity_b), f_rest=f_rest)
+    t = dequantize_tensors(q, torch.device("cpu"))
+    return Splats(**{k: v.numpy() for k, v in t.items()})

@@ -17,26 +17,25 @@ import numpy as np
 
 from ..quantize import QuantizedScene
 from ..sog_layout import per_splat_channels, sample_rows
-from .palette_numbering import palette_numbering
 
 BANDS = 64
 SAMPLE_TEXELS = 32768
+LABELS = "shN_labels.webp"
 
 
 def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
                        encode: Callable[[dict], dict],
                        bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
     """Index of the order under which q's sampled per-splat images encode smallest (first on
-    ties). Only the sampled texels are gathered; the SH palette is numbered along each order as
-    `apply_order` will number it."""
+    ties). Only the sampled texels are gathered. The SH labels image is left out: its size
+    depends on the palette numbering, which needs the whole order (two gathers and a pass over
+    N labels per candidate), and it moved by 0.1 % between the candidates on playbot."""
     idx, w = sample_rows(q.count, bands, texels)
     images = {}
     for k, order in enumerate(orders):
-        part = q.take(order[idx])
-        if part.sh_bands:
-            part = part.renumber_palette(palette_numbering(q.sh_labels[order], q.sh_palette_count))
-        for name, cols in per_splat_channels(part).items():
-            images[(k, name)] = np.stack(cols, 1).reshape(-1, w, 4)
+        for name, cols in per_splat_channels(q.take(order[idx])).items():
+            if name != LABELS:
+                images[(k, name)] = np.stack(cols, 1).reshape(-1, w, 4)
     files = encode(images)                    # every candidate's images in one parallel batch
     sizes = [sum(len(b) for (k, _), b in files.items() if k == i) for i in range(len(orders))]
     return int(np.argmin(sizes))
