@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Union
 
@@ -26,14 +26,14 @@ from . import __version__
 from .device import device_label, resolve_device
 from .fidelity import fidelity_tensors
 from .palette import kmeans, palette_size
-from .order import ORDER_METHODS, ChainConfig, PlasConfig, order_scene
+from .order import ORDER_METHODS, ChainConfig, PlasConfig, number_palette, order_scene
 from .order.choose import smallest_by_sample
 from .ply_io import read_ply
-from .quantize import QuantizedScene, dequantize_tensors, encode_means, quantize_scene
+from .quantize import QuantizedScene, add_palette, dequantize_tensors, encode_means, quantize_splats
 from .sog_files import SogPackage, write_sog
 from .sog_layout import build_images
 from .splats import Splats
-from .webp_codec import WebpSettings, encode_all
+from .webp_codec import WebpSettings, encode_all, encode_webp
 
 Progress = Callable[[str, float], None]
 
@@ -102,7 +102,8 @@ class Compressor:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Run every GPU kernel once on a tiny scene, so the first real scene is not slower."""
+        """Compress a tiny scene once (every GPU kernel, the order, the WebP encoder), so that the
+        first real scene is not slower than the rest."""
         rng = np.random.default_rng(0)
         n = 1024
         tiny = Splats(rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32),
@@ -110,7 +111,7 @@ class Compressor:
                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 45)).astype(np.float32))
         saved, self.progress = self.progress, None
         try:
-            self._gpu_stages(tiny, {})
+            self.encode(tiny, {})
         finally:
             self.progress = saved
 
@@ -128,38 +129,41 @@ class Compressor:
         if self.progress is not None:
             self.progress(stage, fraction)
 
-    def _gpu_stages(self, splats: Splats, seconds: dict,
-                    with_fidelity: bool = True) -> tuple[np.ndarray, QuantizedScene, dict]:
-        """quantize + cluster, then the order, then the fidelity report (timed with quantize), on
-        the device; returns (order, ordered codes, report)."""
+    def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True
+                    ) -> tuple[QuantizedScene, dict, dict[str, Future]]:
+        """On the device: quantize all but the SH palette, order, then (while CPU threads encode
+        the five images that are final by then) the SH palette's k-means on the ordered rows, and
+        the fidelity report (timed with quantize). Returns (ordered codes, report, name -> future
+        of the images already being encoded)."""
         s = self.settings
         dev = self.device
         with self._gpu_lock, torch.no_grad():
             t0 = time.perf_counter()
             tens = {k: torch.from_numpy(getattr(splats, k)).to(dev, non_blocking=True)
                     for k in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")}
-            q = quantize_scene(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"],
-                               tens["opacity"], tens["f_rest"], kmeans_iterations=s.kmeans_iterations,
-                               seed=s.seed, progress=lambda f: self._report("cluster", f), timings=seconds)
+            q = quantize_splats(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
             self._sync()
             t1 = time.perf_counter()
-            seconds.setdefault("cluster", 0.0)
-            seconds["quantize"] = t1 - t0 - seconds["cluster"]
             order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
                                       choose=self._smallest, progress=lambda f: self._report("sort", f))
-            self._sync()
             t2 = time.perf_counter()
-            seconds["sort"] = t2 - t1
+            early_images, _ = build_images(q)
+            early = {name: self.pool.submit(encode_webp, img, s.webp) for name, img in early_images.items()}
+            order_t = torch.from_numpy(order).to(dev)
+            ordered = {k: v[order_t] for k, v in tens.items()}
+            seconds["cluster"] = 0.0
+            q = number_palette(add_palette(q, ordered["f_rest"], s.kmeans_iterations, s.seed,
+                                           progress=lambda f: self._report("cluster", f), timings=seconds))
             report: dict = {}
             if with_fidelity:
                 report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
-                order_t = torch.from_numpy(order).to(dev)
-                report.update(fidelity_tensors({k: v[order_t] for k, v in tens.items()},
-                                               dequantize_tensors(q, dev)))
+                report.update(fidelity_tensors(ordered, dequantize_tensors(q, dev)))
                 if q.sh_bands:
                     report["sh_palette_inertia"] = q.sh_inertia
-                seconds["quantize"] += time.perf_counter() - t2
-            return order, q, report
+            self._sync()
+            seconds["sort"] = t2 - t1
+            seconds["quantize"] = (t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
+            return q, report, early
 
     def _smallest(self, q: QuantizedScene, orders: list[np.ndarray]) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings."""
@@ -175,10 +179,13 @@ class Compressor:
         seconds = {} if seconds is None else seconds
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
-        _, q, report = self._gpu_stages(splats, seconds, with_fidelity)
+        q, report, early = self._gpu_stages(splats, seconds, with_fidelity)
         t0 = time.perf_counter()
-        images, meta = build_images(q)
-        files = encode_all(images, self.pool, self.settings.webp)
+        images, meta = build_images(q, skip=early)
+        late = {name: self.pool.submit(encode_webp, img, self.settings.webp) for name, img in images.items()}
+        files = {name: fut.result() for name, fut in (*early.items(), *late.items())}
+        # what is left of the encoding after the GPU stages (the first five images mostly
+        # finished while the SH palette's k-means ran)
         seconds["encode"] = time.perf_counter() - t0
         self._report("encode", 1.0)
         return SogPackage(meta=meta, files=files), report

@@ -147,45 +147,55 @@ class QuantizedScene:
         return replace(self, sh_labels=new_index[self.sh_labels], sh_palette_idx=self.sh_palette_idx[rows])
 
 
-def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
-                   f_dc: torch.Tensor, opacity: torch.Tensor, f_rest: torch.Tensor,
-                   kmeans_iterations: int = 10, seed: int = 0, progress=None,
-                   timings: Optional[dict] = None) -> QuantizedScene:
-    """Quantize the attributes (all tensors on one device), splats in input order.
+def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
+                    f_dc: torch.Tensor, opacity: torch.Tensor) -> QuantizedScene:
+    """Quantize everything but the SH palette (all tensors on one device), splats in input order.
 
-    Nothing here depends on the order except the k-means start (random rows of the input), so
-    the order is chosen afterwards, from the stored bytes, and applied with `QuantizedScene.take`.
-
-    timings, when given, receives 'cluster': the seconds of the SH palette k-means."""
-    n = len(means)
+    Nothing here depends on the order, so the order is chosen afterwards, from these bytes, and
+    applied with `QuantizedScene.take`; the five images these codes fill are then final, and the
+    compressor encodes them while the SH palette's k-means (`add_palette`) runs."""
     mq, mins, maxs = encode_means(means)
     scb, sidx = kmeans_1d(log_scales)
     dcb, didx = kmeans_1d(f_dc)
-    out = QuantizedScene(
-        count=n, means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
+    return QuantizedScene(
+        count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
         quats_b=encode_quats(quats).cpu().numpy(),
         scales_idx=sidx.cpu().numpy(), scales_codebook=scb.cpu().numpy(),
         sh0_idx=didx.cpu().numpy(), sh0_codebook=dcb.cpu().numpy(),
         opacity_b=encode_opacity(opacity).cpu().numpy())
+
+
+def add_palette(q: QuantizedScene, f_rest: torch.Tensor, kmeans_iterations: int = 10, seed: int = 0,
+                progress=None, timings: Optional[dict] = None) -> QuantizedScene:
+    """q with the SH palette of f_rest (rows in q's splat order): k-means centroids, each splat's
+    label, and the 256-entry codebook of the centroid values. q itself when there is no SH.
+
+    timings, when given, receives 'cluster': the seconds of the k-means."""
     k = f_rest.shape[1] // 3
-    if k:
-        p = palette_size(n)
-        t0 = time.perf_counter()
-        centroids, labels, inertia = kmeans(f_rest.float(), p, kmeans_iterations, seed, progress)
-        if f_rest.is_cuda:
-            torch.cuda.synchronize(f_rest.device)
-        if timings is not None:
-            timings["cluster"] = time.perf_counter() - t0
-        if len(centroids) < p:  # fewer splats than palette entries cannot happen (p <= n), but stay safe
-            centroids = torch.cat([centroids, centroids[-1:].expand(p - len(centroids), -1)])
-        ccb, cidx = kmeans_1d(centroids)
-        out.sh_bands = (0, 3, 8, 15).index(k)
-        out.sh_labels = labels.cpu().numpy()
-        out.sh_palette_idx = cidx.reshape(p, 3, k).cpu().numpy()
-        out.sh_codebook = ccb.cpu().numpy()
-        out.sh_palette_count = p
-        out.sh_inertia = inertia
-    return out
+    if not k:
+        return q
+    p = palette_size(q.count)
+    t0 = time.perf_counter()
+    centroids, labels, inertia = kmeans(f_rest.float(), p, kmeans_iterations, seed, progress)
+    if f_rest.is_cuda:
+        torch.cuda.synchronize(f_rest.device)
+    if timings is not None:
+        timings["cluster"] = time.perf_counter() - t0
+    if len(centroids) < p:  # fewer splats than palette entries cannot happen (p <= n), but stay safe
+        centroids = torch.cat([centroids, centroids[-1:].expand(p - len(centroids), -1)])
+    ccb, cidx = kmeans_1d(centroids)
+    return replace(q, sh_bands=(0, 3, 8, 15).index(k), sh_labels=labels.cpu().numpy(),
+                   sh_palette_idx=cidx.reshape(p, 3, k).cpu().numpy(), sh_codebook=ccb.cpu().numpy(),
+                   sh_palette_count=p, sh_inertia=inertia)
+
+
+def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
+                   f_dc: torch.Tensor, opacity: torch.Tensor, f_rest: torch.Tensor,
+                   kmeans_iterations: int = 10, seed: int = 0, progress=None,
+                   timings: Optional[dict] = None) -> QuantizedScene:
+    """Quantize every attribute, SH palette included (`quantize_splats` + `add_palette`)."""
+    return add_palette(quantize_splats(means, quats, log_scales, f_dc, opacity), f_rest,
+                       kmeans_iterations, seed, progress, timings)
 
 
 def dequantize_tensors(q: QuantizedScene, device: torch.device) -> dict[str, torch.Tensor]:

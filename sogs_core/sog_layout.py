@@ -7,6 +7,7 @@ alphas 255, as splat-transform writes them.
 from __future__ import annotations
 
 import math
+from typing import Collection
 
 import numpy as np
 
@@ -72,11 +73,13 @@ def sample_rows(n: int, bands: int, texels: int) -> tuple[np.ndarray, int]:
     return (starts[:, None] * w + np.arange(per_band * w)[None, :]).reshape(-1), w
 
 
-def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Images (name -> (H, W, 4) uint8) and the meta.json dict of a quantized scene."""
+def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None,
+                 skip: Collection[str] = ()) -> tuple[dict[str, np.ndarray], dict]:
+    """Images (name -> (H, W, 4) uint8) and the meta.json dict of a quantized scene; the images
+    named in `skip` (already encoded elsewhere) are not built."""
     n = q.count
     shape = shape or grid_shape(n)
-    images = {name: _texels(n, shape, cols) for name, cols in per_splat_channels(q).items()}
+    images = {name: _texels(n, shape, cols) for name, cols in per_splat_channels(q).items() if name not in skip}
     meta = {
         "version": 2,
         "asset": {"generator": f"sogs-cluster v{__version__}"},
@@ -94,7 +97,8 @@ def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None) -> tup
         cent[:, 3] = 255
         # centroid c, coefficient j -> texel c*K + j; RGB = channel R, G, B of that coefficient
         cent[: p * k, :3] = q.sh_palette_idx.transpose(0, 2, 1).reshape(p * k, 3)
-        images["shN_centroids.webp"] = cent.reshape(rows, 64 * k, 4)
+        if "shN_centroids.webp" not in skip:
+            images["shN_centroids.webp"] = cent.reshape(rows, 64 * k, 4)
         meta["shN"] = {"count": int(q.sh_palette_count), "bands": int(q.sh_bands),
                        "codebook": [float(v) for v in q.sh_codebook], "files": list(SHN_FILES)}
     return images, meta

@@ -37,12 +37,16 @@ ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 Chooser = Callable[[QuantizedScene, list[np.ndarray]], int]
 
 
+def number_palette(q: QuantizedScene) -> QuantizedScene:
+    """q with its SH palette numbered along q's splat order (`palette_numbering`)."""
+    if not q.sh_bands:
+        return q
+    return q.renumber_palette(palette_numbering(q.sh_labels, q.sh_palette_count))
+
+
 def apply_order(q: QuantizedScene, order: np.ndarray) -> QuantizedScene:
     """q in `order`, with the SH palette numbered along that order."""
-    out = q.take(order)
-    if out.sh_bands:
-        out = out.renumber_palette(palette_numbering(out.sh_labels, out.sh_palette_count))
-    return out
+    return number_palette(q.take(order))
 
 
 def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str = "chain", seed: int = 0,
@@ -76,4 +80,4 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     return order, apply_order(q, order), info
 
 
-__all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "apply_order", "order_scene"]
+__all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "apply_order", "number_palette", "order_scene"]
