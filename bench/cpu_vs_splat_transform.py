@@ -51,7 +51,7 @@ def main() -> None:
             st = [a.splat_transform, "-q", "-w", "-g", "cpu", path, st_out]
             if a.sh_bands is not None:
                 ours[4:4] = ["--sh-bands", str(a.sh_bands)]
-                st[5:5] = ["-H", str(a.sh_bands)]
+                st[6:6] = ["-H", str(a.sh_bands)]                  # an action: after the input
             t_ours, t_st = [], []
             for _ in range(a.repeat):
                 t_ours.append(timed(ours))

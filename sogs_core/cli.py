@@ -67,7 +67,8 @@ def _compress(args: argparse.Namespace) -> int:
     settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
                                 order=args.order, plas=plas_schedule(args.plas, device.type == "cuda"))
     progress = None if args.quiet else StageProgress()
-    with Compressor(device=str(device), settings=settings, progress=progress) as comp:
+    # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
+    with Compressor(device=str(device), settings=settings, progress=progress, warm=False) as comp:
         if not args.quiet:
             print(f"sogs-cluster {__version__}: {args.input} -> {out} on {comp.device_name}", file=sys.stderr)
         res = comp.compress(args.input, out)
