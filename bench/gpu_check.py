@@ -12,6 +12,8 @@ What is checked, each on fresh random data (never zeros):
 * a whole PLAS sort on each backend: a permutation, neighbour distances within 2 %;
 * Triton nearest-centroid search (tf32 and ieee) vs the torch matmul search: label agreement,
   distance error, and the inertia of a 10-step k-means run with each;
+* the two-level palette search (the default): its fused Triton kernel labels like the per-cell
+  torch search, and 10 Lloyd steps end within 0.5 % of the exact search's inertia;
 * the Triton chain walk vs the torch one on the same bytes: each chunk a permutation of its
   members starting at the same splat, path costs within 0.5 % (float ties may break otherwise).
 Prints one line per check and exits 1 if any fails.
@@ -23,6 +25,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for _cand in ("../shared/bench", "../../shared/bench"):      # the shared scene generator, if beside us
+    _p = os.path.join(os.path.dirname(os.path.abspath(__file__)), _cand)
+    if os.path.isfile(os.path.join(_p, "synth_scene.py")):
+        sys.path.insert(0, _p)
 
 import torch  # noqa: E402
 
@@ -167,6 +173,38 @@ def kmeans_checks(dev: torch.device) -> None:
     rel = (inertia["triton"] - inertia["torch"]) / inertia["torch"]
     check("kmeans inertia triton <= torch (+1e-4)", rel < 1e-4,
           f"torch {inertia['torch']:.6e}, triton {inertia['triton']:.6e}, rel {rel:+.2e}")
+    # the two-level search (the default): its fused kernel labels like the torch cell search, and
+    # 10 Lloyd steps end within 0.5 % of the exact search's inertia (the speed issue's bound)
+    from sogs_core.palette_ivf import CellLayout, CellSearch
+
+    sh = _synth_rest(dev, 262144)
+    cents = sh[torch.randperm(len(sh), device=dev)[:16384]]
+    fused = CellSearch(sh)(cents)
+    layout = CellLayout.build(sh, cents, 16)
+    per_cell = torch.empty_like(fused[0])
+    bounds = layout.row_start.tolist()
+    for c in range(len(bounds) - 1):
+        rows = layout.row_order[bounds[c]:bounds[c + 1]]
+        cand = layout.candidates(c)
+        per_cell[rows] = cand[palette.assign(sh[rows], cents[cand])[0]]
+    agree = float((fused[0] == per_cell).float().mean())
+    check("cells fused == torch per cell", agree > 0.999, f"labels agree {agree:.5f}")
+    for method in ("torch", "cells"):
+        _, _, inertia[method] = palette.kmeans(sh, 16384, iterations=10, seed=3, method=method)
+    rel = (inertia["cells"] - inertia["torch"]) / inertia["torch"]
+    check("kmeans inertia cells <= exact (+0.5 %)", rel < 5e-3,
+          f"exact {inertia['torch']:.6e}, cells {inertia['cells']:.6e}, rel {rel:+.2e}")
+
+
+def _synth_rest(dev: torch.device, n: int) -> torch.Tensor:
+    """SH rest coefficients (n, 45) of the shared synthetic scene, or structured noise without it."""
+    try:
+        from synth_scene import synth_scene  # type: ignore
+    except ImportError:
+        g = torch.Generator(device="cpu").manual_seed(2)
+        centres = torch.randn(512, 45, generator=g) * 0.05
+        return (centres[torch.randint(0, 512, (n,), generator=g)] + 0.02 * torch.randn(n, 45, generator=g)).to(dev)
+    return torch.from_numpy(synth_scene(n, seed=7, sh_degree=3)["f_rest"]).float().to(dev)
 
 
 def chain_checks(dev: torch.device) -> None:

@@ -47,12 +47,13 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, budget_bytes: int = 1 << 28
 def nearest_fn(x: torch.Tensor, method: str = "auto") -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """A function centroids -> (labels, squared distances) for fixed rows x.
 
-    method: "auto" (Triton tf32 on CUDA when Triton imports, else the two-level search on a CPU),
-    "torch" (exact, batched matmuls), "cells" (the two-level search, `palette_ivf`), "triton"
-    (tf32 products) or "triton-ieee" (float32 products)."""
+    method: "auto" (= "cells"), "cells" (the two-level search, `palette_ivf`: on CUDA one fused
+    Triton kernel, on a CPU a matmul per coarse cell; exact below ~64 centroids per cell), "torch"
+    (exact, batched matmuls), "triton" (every centroid, tf32 products) or "triton-ieee" (float32
+    products)."""
     if method not in ("auto", "torch", "cells", "triton", "triton-ieee"):
         raise ValueError(f"unknown nearest-centroid method {method!r}")
-    if method == "cells" or (method == "auto" and not x.is_cuda):
+    if method in ("auto", "cells"):
         from .palette_ivf import CellSearch
 
         return CellSearch(x)

@@ -17,6 +17,8 @@ the nearest one inside it. 10 Lloyd steps on the shared synthetic SH3 scenes, 2 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -34,36 +36,99 @@ def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> to
     return centres
 
 
+@dataclass
+class CellLayout:
+    """Rows and centroids grouped by coarse cell, and each cell's `probe` nearest cells."""
+
+    cent_order: torch.Tensor      # (P,) centroid ids sorted by cell
+    cent_start: torch.Tensor      # (C + 1,) int32: cell j's centroids are cent_order[start[j]:start[j+1]]
+    row_order: torch.Tensor       # (N,) row ids sorted by cell
+    row_start: torch.Tensor       # (C + 1,) int64, likewise for rows
+    near: torch.Tensor            # (C, probe) int32: each cell's nearest cells, itself first
+
+    @classmethod
+    def build(cls, x: torch.Tensor, centroids: torch.Tensor, probe: int) -> Optional["CellLayout"]:
+        """The layout for these rows and centroids; None where too few centroids to pay off."""
+        p = len(centroids)
+        cells = max(1, int(round(math.sqrt(p))))
+        if cells * 4 >= p or probe >= cells:
+            return None
+        centres = coarse_cells(centroids, cells)
+        cent_cell, _ = assign(centroids, centres)
+        row_cell, _ = assign(x, centres)
+
+        def grouped(cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            counts = torch.bincount(cell, minlength=cells)
+            start = torch.zeros(cells + 1, dtype=torch.long, device=cell.device)
+            start[1:] = torch.cumsum(counts, 0)
+            return torch.argsort(cell, stable=True), start
+
+        cent_order, cent_start = grouped(cent_cell)
+        row_order, row_start = grouped(row_cell)
+        near = assign_topk(centres, centres, probe).to(torch.int32)
+        return cls(cent_order, cent_start.to(torch.int32), row_order, row_start, near)
+
+    def candidates(self, cell: int) -> torch.Tensor:
+        """Centroid ids a row of `cell` searches."""
+        bounds = self.cent_start.tolist()
+        return torch.cat([self.cent_order[bounds[j]:bounds[j + 1]] for j in self.near[cell].tolist()])
+
+    def row_blocks(self, block: int) -> "RowBlocks":
+        """Rows in blocks of `block` that never straddle two cells (row id -1 pads a block)."""
+        dev = self.row_order.device
+        counts = self.row_start[1:] - self.row_start[:-1]
+        per_cell = (counts + block - 1) // block
+        first_block = torch.cumsum(per_cell, 0) - per_cell
+        cells = torch.arange(len(counts), device=dev)
+        block_cell = torch.repeat_interleave(cells, per_cell)
+        cell_of_row = torch.repeat_interleave(cells, counts)
+        pos = torch.arange(len(self.row_order), device=dev) - self.row_start[cell_of_row]
+        slots = first_block[cell_of_row] * block + pos
+        rows = torch.full((int(per_cell.sum()) * block,), -1, dtype=torch.int32, device=dev)
+        rows[slots] = self.row_order.to(torch.int32)
+        return RowBlocks(rows, block_cell.to(torch.int32))
+
+
+@dataclass
+class RowBlocks:
+    rows: torch.Tensor            # (blocks * block,) int32 row ids, -1 for padding
+    block_cell: torch.Tensor      # (blocks,) int32 cell of each block
+
+
 class CellSearch:
-    """Nearest centroid of fixed rows x (N, D) for any centroids, through coarse cells."""
+    """Nearest centroid of fixed rows x (N, D) for any centroids, through coarse cells; on a
+    CUDA device with Triton one fused kernel over row blocks (`palette_triton.nearest_cells`),
+    elsewhere a dense matmul per cell."""
 
     def __init__(self, x: torch.Tensor, probe: int = 16) -> None:
         self.x = x.float()
         self.probe = probe
+        self.fused = None
+        if self.x.is_cuda:
+            try:
+                from . import palette_triton as pt
+            except ImportError:
+                pass
+            else:
+                mean = self.x.mean(0)
+                xp = pt.pad_rows(self.x - mean, pt.padded_width(self.x.shape[1]))
+                self.fused = lambda c, layout: pt.nearest_cells(xp, self.x, c.float(), mean, layout)
 
     def __call__(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, p = self.x, len(centroids)
-        cells = max(1, int(round(math.sqrt(p))))
-        if cells * 4 >= p or self.probe >= cells:
+        x = self.x
+        layout = CellLayout.build(x, centroids, self.probe)
+        if layout is None:
             return assign(x, centroids)                       # too few centroids to pay off
-        centres = coarse_cells(centroids, cells)
-        cent_cell, _ = assign(centroids, centres)
-        row_cell, _ = assign(x, centres)
-        near = assign_topk(centres, centres, self.probe)       # (C, probe) nearest cells of each cell
-        by_cell = torch.argsort(cent_cell)
-        counts = torch.bincount(cent_cell, minlength=cells)
-        starts = torch.cumsum(counts, 0) - counts
+        if self.fused is not None:
+            return self.fused(centroids, layout)
         labels = torch.empty(len(x), dtype=torch.long, device=x.device)
         dists = torch.empty(len(x), dtype=torch.float32, device=x.device)
-        rows_by_cell = torch.argsort(row_cell)
-        row_counts = torch.bincount(row_cell, minlength=cells).tolist()
-        row_start = 0
-        for c, m in enumerate(row_counts):
-            if m == 0:
+        bounds = layout.row_start.tolist()
+        for c in range(len(bounds) - 1):
+            if bounds[c + 1] == bounds[c]:
                 continue
-            rows = rows_by_cell[row_start:row_start + m]
-            row_start += m
-            cand = torch.cat([by_cell[starts[j]:starts[j] + counts[j]] for j in near[c].tolist()])
+            rows = layout.row_order[bounds[c]:bounds[c + 1]]
+            cand = layout.candidates(c)
             lab, dist = assign(x[rows], centroids[cand])
             labels[rows] = cand[lab]
             dists[rows] = dist
