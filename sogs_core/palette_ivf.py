@@ -1,4 +1,4 @@
-"""A two-level nearest-centroid search for the SH palette on a CPU (an inverted file).
+"""A two-level nearest-centroid search for the SH palette (an inverted file), CPU and GPU.
 
 Why: splat-transform's palette has up to 65536 entries, almost one per splat in small scenes
 (16384 for 20,000 splats), and the brute-force search costs N x P x D per Lloyd step: 9-15 s of
@@ -13,6 +13,8 @@ the nearest one inside it. 10 Lloyd steps on the shared synthetic SH3 scenes, 2 
 (P = 16384) probe 8 / 16 / 32: +1.8 % / +0.25 % / 0.0 % in 1.1 / 1.6 / 2.3 s (exact 8.7 s);
 50k (P = 32768): +3.9 % / +0.31 % / 0.0 % in 3.0 / 5.4 / 10.1 s (exact 44.8 s). Default probe
 16; `tests/test_quantize.py` holds it within 0.5 %. Distances are exact for the labels returned.
+On a GPU the same search is one Triton kernel (`palette_triton.nearest_cells`): 65536 x 45 over
+1M splats in 0.29 s against 0.89 s for the fused brute force, +0.13 % inertia (H100).
 """
 from __future__ import annotations
 
