@@ -148,7 +148,7 @@ class Compressor:
                                       choose=self._smallest, progress=lambda f: self._report("sort", f))
             t2 = time.perf_counter()
             early_images, _ = build_images(q)
-            early = {name: self.pool.submit(encode_webp, img, s.webp) for name, img in early_images.items()}
+            early = {name: self.pool.submit(encode_webp, img, s.webp, name) for name, img in early_images.items()}
             order_t = torch.from_numpy(order).to(dev)
             ordered = {k: v[order_t] for k, v in tens.items()}
             seconds["cluster"] = 0.0
@@ -182,7 +182,7 @@ class Compressor:
         q, report, early = self._gpu_stages(splats, seconds, with_fidelity)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
-        late = {name: self.pool.submit(encode_webp, img, self.settings.webp) for name, img in images.items()}
+        late = {name: self.pool.submit(encode_webp, img, self.settings.webp, name) for name, img in images.items()}
         files = {name: fut.result() for name, fut in (*early.items(), *late.items())}
         # what is left of the encoding after the GPU stages (the first five images mostly
         # finished while the SH palette's k-means ran)

@@ -26,14 +26,24 @@ class WebpSettings:
     18.97 MB in 3.1 s; the smallest, method 5-6, 18.69 MB in 2.4-3.1 s; method 0, 21.0 MB."""
 
     method: int = 1
-    quality: int = 50
+    quality: int = 25
+    #: images whose bytes pay for more search (quality 50 vs 25: means_u -7..-10 %, the SH
+    #: palette -4 %); the others came out within +-0.05 % at half the time (bench/NOTES.md, session 5)
+    quality_overrides: tuple[tuple[str, int], ...] = (("means_u.webp", 50), ("shN_centroids.webp", 50))
+
+    def quality_for(self, name: str) -> int:
+        """The quality for the image `name` (a file name, or a key ending in one)."""
+        for image, quality in self.quality_overrides:
+            if name.endswith(image):
+                return quality
+        return self.quality
 
 
-def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings()) -> bytes:
-    """(H, W, 4) uint8 -> lossless WebP bytes."""
+def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name: str = "") -> bytes:
+    """(H, W, 4) uint8 -> lossless WebP bytes, with the effort `settings` give the image `name`."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
-        buf, format="WEBP", lossless=True, exact=True, method=settings.method, quality=settings.quality)
+        buf, format="WEBP", lossless=True, exact=True, method=settings.method, quality=settings.quality_for(name))
     return buf.getvalue()
 
 
@@ -52,8 +62,9 @@ def decode_webp(data: bytes, source: str = "<webp>") -> np.ndarray:
 
 def encode_all(images: dict[str, np.ndarray], pool: Executor | None,
                settings: WebpSettings = WebpSettings()) -> dict[str, bytes]:
-    """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order)."""
+    """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order).
+    Keys are file names, or strings ending in one (the effort follows the file name)."""
     if pool is None:
-        return {name: encode_webp(img, settings) for name, img in images.items()}
-    futures = {name: pool.submit(encode_webp, img, settings) for name, img in images.items()}
+        return {name: encode_webp(img, settings, name) for name, img in images.items()}
+    futures = {name: pool.submit(encode_webp, img, settings, name) for name, img in images.items()}
     return {name: fut.result() for name, fut in futures.items()}

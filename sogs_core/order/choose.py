@@ -24,7 +24,7 @@ LABELS = "shN_labels.webp"
 
 
 def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
-                       encode: Callable[[dict], dict],
+                       encode: Callable[[dict[str, np.ndarray]], dict[str, bytes]],
                        bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
     """Index of the order under which q's sampled per-splat images encode smallest (first on
     ties). Only the sampled texels are gathered. The SH labels image is left out: its size
@@ -35,7 +35,7 @@ def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
     for k, order in enumerate(orders):
         for name, cols in per_splat_channels(q.take(order[idx])).items():
             if name != LABELS:
-                images[(k, name)] = np.stack(cols, 1).reshape(-1, w, 4)
+                images[f"{k}:{name}"] = np.stack(cols, 1).reshape(-1, w, 4)
     files = encode(images)                    # every candidate's images in one parallel batch
-    sizes = [sum(len(b) for (k, _), b in files.items() if k == i) for i in range(len(orders))]
+    sizes = [sum(len(b) for key, b in files.items() if key.startswith(f"{i}:")) for i in range(len(orders))]
     return int(np.argmin(sizes))
