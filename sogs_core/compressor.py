@@ -29,7 +29,8 @@ from .palette import kmeans, palette_size
 from .order import ORDER_METHODS, ChainConfig, PlasConfig, number_palette, order_scene
 from .order.choose import smallest_by_sample
 from .ply_io import read_ply
-from .quantize import QuantizedScene, add_palette, dequantize_tensors, encode_means, quantize_splats
+from .quantize import (QuantizedScene, add_palette, dequantize_tensors, encode_means, numpy_tensor,
+                       quantize_splats)
 from .sog_files import SogPackage, write_sog
 from .sog_layout import build_images
 from .splats import Splats
@@ -139,7 +140,7 @@ class Compressor:
         dev = self.device
         with self._gpu_lock, torch.no_grad():
             t0 = time.perf_counter()
-            tens = {k: torch.from_numpy(getattr(splats, k)).to(dev, non_blocking=True)
+            tens = {k: numpy_tensor(getattr(splats, k)).to(dev, non_blocking=True)
                     for k in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")}
             q = quantize_splats(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
             self._sync()

@@ -60,15 +60,15 @@ def per_splat_channels(q: QuantizedScene) -> dict[str, list[np.ndarray]]:
 
 
 def sample_rows(n: int, bands: int, texels: int) -> tuple[np.ndarray, int]:
-    """Texel indices of `bands` evenly spaced bands of whole rows, about `texels` in all (every
-    texel when that is most of the image), and the image width: (indices, W). A band keeps the
-    width and the left neighbours it has in the full image, so its encoded size estimates the
-    full image's, for comparing orders."""
+    """Texel indices of `bands` evenly spaced bands of whole rows, about `texels` in all (all n
+    texels when that is most of the image, the last row then partial), and the image width:
+    (indices, W). A band keeps the width and the left neighbours it has in the full image, so
+    its encoded size estimates the full image's, for comparing orders."""
     h, w = grid_shape(n)
     full_rows = n // w
     per_band = max(1, -(-texels // (bands * w)))
     if full_rows < 2 * bands * per_band:
-        return np.arange(full_rows * w), w
+        return np.arange(n), w
     starts = np.linspace(0, full_rows - per_band, bands).astype(np.int64)
     return (starts[:, None] * w + np.arange(per_band * w)[None, :]).reshape(-1), w
 

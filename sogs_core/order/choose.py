@@ -35,7 +35,9 @@ def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
     for k, order in enumerate(orders):
         for name, cols in per_splat_channels(q.take(order[idx])).items():
             if name != LABELS:
-                images[f"{k}:{name}"] = np.stack(cols, 1).reshape(-1, w, 4)
+                texels = np.zeros((-(-len(idx) // w) * w, 4), np.uint8)   # whole rows, zero padded
+                texels[: len(idx)] = np.stack(cols, 1)
+                images[f"{k}:{name}"] = texels.reshape(-1, w, 4)
     files = encode(images)                    # every candidate's images in one parallel batch
     sizes = [sum(len(b) for key, b in files.items() if key.startswith(f"{i}:")) for i in range(len(orders))]
     return int(np.argmin(sizes))
