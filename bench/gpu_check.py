@@ -179,15 +179,10 @@ def kmeans_checks(dev: torch.device) -> None:
 
     sh = _synth_rest(dev, 262144)
     cents = sh[torch.randperm(len(sh), device=dev)[:16384]]
-    fused = CellSearch(sh)(cents)
-    layout = CellLayout.build(sh, cents, 16)
-    per_cell = torch.empty_like(fused[0])
-    bounds = layout.row_start.tolist()
-    for c in range(len(bounds) - 1):
-        rows = layout.row_order[bounds[c]:bounds[c + 1]]
-        cand = layout.candidates(c)
-        per_cell[rows] = cand[palette.assign(sh[rows], cents[cand])[0]]
-    agree = float((fused[0] == per_cell).float().mean())
+    search = CellSearch(sh)
+    fused = search(cents)
+    per_cell = search.per_cell(cents, CellLayout.build(sh, cents, search.probe))
+    agree = float((fused[0] == per_cell[0]).float().mean())
     check("cells fused == torch per cell", agree > 0.999, f"labels agree {agree:.5f}")
     for method in ("torch", "cells"):
         _, _, inertia[method] = palette.kmeans(sh, 16384, iterations=10, seed=3, method=method)

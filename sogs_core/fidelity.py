@@ -11,18 +11,15 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .quantize import numpy_tensor
+from .quantize import log_transform, numpy_tensor
 from .splats import Splats
 
 
 ATTRIBUTES = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
 
-def _log_t(v):
-    """The format's log transform, on numpy arrays or torch tensors."""
-    if isinstance(v, np.ndarray):
-        return np.sign(v) * np.log1p(np.abs(v))
-    return torch.sign(v) * torch.log1p(v.abs())
+def _log_t(v: np.ndarray) -> np.ndarray:
+    return np.sign(v) * np.log1p(np.abs(v))
 
 
 def match_by_position(reference: Splats, other: Splats) -> tuple[np.ndarray, int]:
@@ -68,7 +65,7 @@ def fidelity_tensors(ref: dict[str, torch.Tensor], dec: dict[str, torch.Tensor])
     where this takes milliseconds instead of the seconds numpy took on the critical path."""
     report: dict = {}
     means_r, means_d = ref["means"].double(), dec["means"].double()
-    t_ref, t_dec = _log_t(means_r), _log_t(means_d)
+    t_ref, t_dec = log_transform(means_r), log_transform(means_d)
     span = t_ref.max(0).values - t_ref.min(0).values
     step = torch.where(span > 0, span / 65535.0, torch.ones_like(span))
     pos_err = (means_r - means_d).abs()

@@ -123,6 +123,11 @@ class CellSearch:
             return assign(x, centroids)                       # too few centroids to pay off
         if self.fused is not None:
             return self.fused(centroids, layout)
+        return self.per_cell(centroids, layout)
+
+    def per_cell(self, centroids: torch.Tensor, layout: CellLayout) -> tuple[torch.Tensor, torch.Tensor]:
+        """The search as one dense matmul per coarse cell (the CPU path; the fused kernel's check)."""
+        x = self.x
         labels = torch.empty(len(x), dtype=torch.long, device=x.device)
         dists = torch.empty(len(x), dtype=torch.float32, device=x.device)
         bounds = layout.row_start.tolist()

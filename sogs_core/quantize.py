@@ -6,6 +6,7 @@ bound of every attribute a property of this file alone.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -45,11 +46,11 @@ def numpy_tensor(a: np.ndarray) -> torch.Tensor:
 def _numpy_or_torch(decode):
     """Let a torch decoder take numpy arrays too (and give numpy back): the decoder of files and
     the compressor's on-device fidelity report share one implementation of each inverse."""
+    @functools.wraps(decode)
     def wrapper(codes, *args):
         if isinstance(codes, np.ndarray):
             return decode(numpy_tensor(codes), *args).numpy()
         return decode(codes, *args)
-    wrapper.__doc__, wrapper.__name__ = decode.__doc__, decode.__name__
     return wrapper
 
 
@@ -202,7 +203,7 @@ def dequantize_tensors(q: QuantizedScene, device: torch.device) -> dict[str, tor
     """What a decoder will read back from `q` (no image round trip), as float32 tensors on
     `device` keyed like `Splats`' fields: the compressor's fidelity report runs on its device."""
     def dev(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return numpy_tensor(a).to(device)
 
     out = {"means": decode_means(dev(q.means_q), q.means_mins, q.means_maxs),
            "quats": decode_quats(dev(q.quats_b)),

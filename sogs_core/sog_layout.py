@@ -15,6 +15,7 @@ from . import __version__
 from .errors import SogFormatError
 from .quantize import QuantizedScene
 
+
 def grid_shape(n: int) -> tuple[int, int]:
     """(H, W) of the texture for n splats: W as splat-transform (multiple of 4), H just enough.
 
@@ -33,7 +34,8 @@ PER_SPLAT_FILES = ("means_l.webp", "means_u.webp", "quats.webp", "scales.webp", 
 SHN_FILES = ("shN_centroids.webp", "shN_labels.webp")
 
 
-def _texels(n: int, shape: tuple[int, int], cols: list[np.ndarray]) -> np.ndarray:
+def texel_image(n: int, shape: tuple[int, int], cols: list[np.ndarray]) -> np.ndarray:
+    """(H, W, 4) uint8 image whose first n texels hold the channel columns; the rest zero."""
     h, w = shape
     img = np.zeros((h * w, 4), np.uint8)
     for ch, col in enumerate(cols):
@@ -41,22 +43,23 @@ def _texels(n: int, shape: tuple[int, int], cols: list[np.ndarray]) -> np.ndarra
     return img.reshape(h, w, 4)
 
 
-def per_splat_channels(q: QuantizedScene) -> dict[str, list[np.ndarray]]:
-    """name -> the four (N,) uint8 channel columns of each per-splat image, splats in q's order."""
+def per_splat_channels(q: QuantizedScene, skip: Collection[str] = ()) -> dict[str, list[np.ndarray]]:
+    """name -> the four (N,) uint8 channel columns of each per-splat image, splats in q's order;
+    the images named in `skip` are left out (their columns are not computed)."""
     full = np.full(q.count, 255, np.uint8)
     mq = q.means_q
-    out = {
-        "means_l.webp": [(mq[:, a] & 0xFF).astype(np.uint8) for a in range(3)] + [full],
-        "means_u.webp": [(mq[:, a] >> 8).astype(np.uint8) for a in range(3)] + [full],
-        "quats.webp": [q.quats_b[:, c] for c in range(4)],
-        "scales.webp": [q.scales_idx[:, c] for c in range(3)] + [full],
-        "sh0.webp": [q.sh0_idx[:, c] for c in range(3)] + [q.opacity_b],
+    makers = {
+        "means_l.webp": lambda: [(mq[:, a] & 0xFF).astype(np.uint8) for a in range(3)] + [full],
+        "means_u.webp": lambda: [(mq[:, a] >> 8).astype(np.uint8) for a in range(3)] + [full],
+        "quats.webp": lambda: [q.quats_b[:, c] for c in range(4)],
+        "scales.webp": lambda: [q.scales_idx[:, c] for c in range(3)] + [full],
+        "sh0.webp": lambda: [q.sh0_idx[:, c] for c in range(3)] + [q.opacity_b],
     }
     if q.sh_bands:
         labels = q.sh_labels
-        out["shN_labels.webp"] = [(labels & 0xFF).astype(np.uint8), (labels >> 8).astype(np.uint8),
-                                  np.zeros(q.count, np.uint8), full]
-    return out
+        makers["shN_labels.webp"] = lambda: [(labels & 0xFF).astype(np.uint8), (labels >> 8).astype(np.uint8),
+                                             np.zeros(q.count, np.uint8), full]
+    return {name: make() for name, make in makers.items() if name not in skip}
 
 
 def sample_rows(n: int, bands: int, texels: int) -> tuple[np.ndarray, int]:
@@ -79,7 +82,7 @@ def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None,
     named in `skip` (already encoded elsewhere) are not built."""
     n = q.count
     shape = shape or grid_shape(n)
-    images = {name: _texels(n, shape, cols) for name, cols in per_splat_channels(q).items() if name not in skip}
+    images = {name: texel_image(n, shape, cols) for name, cols in per_splat_channels(q, skip).items()}
     meta = {
         "version": 2,
         "asset": {"generator": f"sogs-cluster v{__version__}"},

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..quantize import QuantizedScene
-from ..sog_layout import per_splat_channels, sample_rows
+from ..sog_layout import per_splat_channels, sample_rows, texel_image
 
 BANDS = 64
 SAMPLE_TEXELS = 32768
@@ -31,13 +31,11 @@ def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
     depends on the palette numbering, which needs the whole order (two gathers and a pass over
     N labels per candidate), and it moved by 0.1 % between the candidates on playbot."""
     idx, w = sample_rows(q.count, bands, texels)
+    shape = (-(-len(idx) // w), w)                   # whole rows; a partial last row zero padded
     images = {}
     for k, order in enumerate(orders):
-        for name, cols in per_splat_channels(q.take(order[idx])).items():
-            if name != LABELS:
-                texels = np.zeros((-(-len(idx) // w) * w, 4), np.uint8)   # whole rows, zero padded
-                texels[: len(idx)] = np.stack(cols, 1)
-                images[f"{k}:{name}"] = texels.reshape(-1, w, 4)
+        for name, cols in per_splat_channels(q.take(order[idx]), skip=(LABELS,)).items():
+            images[f"{k}:{name}"] = texel_image(len(idx), shape, cols)
     files = encode(images)                    # every candidate's images in one parallel batch
     sizes = [sum(len(b) for key, b in files.items() if key.startswith(f"{i}:")) for i in range(len(orders))]
     return int(np.argmin(sizes))
