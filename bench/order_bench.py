@@ -34,10 +34,10 @@ from sogs_core.device import device_label, resolve_device  # noqa: E402
 from sogs_core.order import ORDER_METHODS, apply_order, order_scene  # noqa: E402
 from sogs_core.order.chain import chain_orders  # noqa: E402
 from sogs_core.order.choose import smallest_by_sample  # noqa: E402
-from sogs_core.ply_io import read_ply  # noqa: E402
+from sogs_core.readers.ply import read_ply  # noqa: E402
 from sogs_core.quantize import QuantizedScene, quantize_scene  # noqa: E402
 from sogs_core.sog_layout import build_images  # noqa: E402
-from sogs_core.sog_read import read_sog  # noqa: E402
+from sogs_core.readers.sog import read_sog  # noqa: E402
 from sogs_core.splats import Splats  # noqa: E402
 from sogs_core.webp_codec import encode_all  # noqa: E402
 

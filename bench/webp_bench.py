@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sogs_core.compressor import Compressor  # noqa: E402
-from sogs_core.ply_io import read_ply  # noqa: E402
+from sogs_core.readers.ply import read_ply  # noqa: E402
 from sogs_core.sog_layout import build_images  # noqa: E402
 from sogs_core.webp_codec import WebpSettings, encode_webp  # noqa: E402
 

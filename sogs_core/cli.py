@@ -15,6 +15,10 @@ from .errors import SogsError
 
 EXIT_BAD_INPUT = 2
 
+#: what compress, decompress, info and compare read (readers/ says how each is recognised)
+INPUT_FORMATS = ("PLY (INRIA 3DGS), compressed PLY (PlayCanvas/SuperSplat), .spz (v2-v4), .splat, .ksplat, "
+                 "SOG v2 or v1 (.sog bundle, SOG folder or its meta.json)")
+
 #: kept here (no torch import) so that --help is quick; order/__init__.py says the same at length
 ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 ORDER_HELP = ("splat order, which decides the size: chain (default: a Hilbert curve re-chained so that "
@@ -53,8 +57,8 @@ def _compress(args: argparse.Namespace) -> int:
     from .compressor import Compressor, CompressSettings
     from .fidelity import format_report
 
-    if not os.path.isfile(args.input):
-        raise SogsError(f"{args.input}: no such file")
+    if not os.path.exists(args.input):
+        raise SogsError(f"{args.input}: no such file or folder")
     out = args.output
     if out.endswith("/") or os.path.isdir(out):
         out = out.rstrip("/") or "."
@@ -65,18 +69,21 @@ def _compress(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
-                                order=args.order, plas=plas_schedule(args.plas, device.type == "cuda"))
+                                order=args.order, plas=plas_schedule(args.plas, device.type == "cuda"),
+                                requantize=args.requantize)
     progress = None if args.quiet else StageProgress()
     # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
     with Compressor(device=str(device), settings=settings, progress=progress, warm=False) as comp:
         if not args.quiet:
             print(f"sogs-cluster {__version__}: {args.input} -> {out} on {comp.device_name}", file=sys.stderr)
         res = comp.compress(args.input, out)
-    print(f"{res.count} splats, SH degree {res.sh_degree}: {res.input_bytes:,} -> {res.output_bytes:,} bytes "
-          f"({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
+    kept = ", its SOG v2 codes kept (re-ordered only)" if res.kept_codes else ""
+    print(f"{res.count} splats, SH degree {res.sh_degree} ({res.input_format}{kept}): {res.input_bytes:,} -> "
+          f"{res.output_bytes:,} bytes ({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
     print("stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
     if args.json:
-        print(json.dumps({"output": out, "count": res.count, "sh_degree": res.sh_degree,
+        print(json.dumps({"output": out, "input_format": res.input_format, "kept_codes": res.kept_codes,
+                          "count": res.count, "sh_degree": res.sh_degree,
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
                           "seconds": res.seconds, "fidelity": res.fidelity, "device": res.device}))
     elif not args.quiet:
@@ -85,34 +92,39 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _decompress(args: argparse.Namespace) -> int:
-    from .ply_io import write_ply
-    from .sog_read import read_sog
+    from .ply_write import write_ply
+    from .readers import read_scene
 
-    splats = read_sog(args.input)
-    n = write_ply(args.output, splats)
-    print(f"{splats.count} splats, SH degree {splats.sh_degree} -> {args.output} ({n:,} bytes)")
+    scene = read_scene(args.input)
+    n = write_ply(args.output, scene.splats)
+    print(f"{scene.splats.count} splats, SH degree {scene.splats.sh_degree} ({scene.format}) -> {args.output} ({n:,} bytes)")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .ply_io import read_ply
-    from .sog_read import sog_info
+    from .readers import read_scene
+    from .readers.sog import sog_info
+    from .sog_files import SOG_MAGICS
 
-    if args.input.lower().endswith(".ply"):
-        s = read_ply(args.input)
-        info = {"path": args.input, "format": "ply", "count": s.count, "sh_degree": s.sh_degree,
-                "bytes": os.path.getsize(args.input)}
-    else:
+    is_sog = os.path.isdir(args.input) or os.path.basename(args.input) == "meta.json"
+    if not is_sog and os.path.isfile(args.input):
+        with open(args.input, "rb") as f:
+            is_sog = f.read(4) in SOG_MAGICS
+    if is_sog:
         info = sog_info(args.input)
+        info["format"] = f"sog-v{info['version']}"
+    else:
+        scene = read_scene(args.input)
+        info = {"path": args.input, "format": scene.format, "count": scene.splats.count,
+                "sh_degree": scene.splats.sh_degree, "bytes": scene.input_bytes}
     print(json.dumps(info, indent=2))
     return 0
 
 
 def _load_any(path: str):
-    from .ply_io import read_ply
-    from .sog_read import read_sog
+    from .readers import read_splats
 
-    return read_ply(path) if path.lower().endswith(".ply") else read_sog(path)
+    return read_splats(path)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -125,7 +137,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .ply_io import write_ply
+    from .ply_write import write_ply
     from .synth import synthetic_scene
 
     os.makedirs(args.folder, exist_ok=True)
@@ -139,15 +151,18 @@ def _synth(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sogs-cluster",
-        description="Compress 3D Gaussian Splatting PLY scenes to PlayCanvas SOG (v2), on a GPU when there is one.")
+        description="Compress 3D Gaussian Splatting scenes to PlayCanvas SOG (v2), on a GPU when there is one. "
+                    f"Reads {INPUT_FORMATS}; the format is recognised from the content.")
     p.add_argument("--version", action="version", version=f"sogs-cluster {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("compress", help="compress one PLY to a .sog bundle or a SOG folder",
-                       description="Compress IN.ply to OUT.sog (one ZIP bundle) or OUT_DIR/ (meta.json + WebP files). "
+    c = sub.add_parser("compress", help="compress one scene to a .sog bundle or a SOG folder",
+                       description="Compress IN to OUT.sog (one ZIP bundle) or OUT_DIR/ (meta.json + WebP files). "
                                    "Quantizes, clusters SH with k-means, orders the splats for bytes, prints sizes, stage times and the "
-                                   "fidelity of the result.")
-    c.add_argument("input", metavar="IN.ply")
+                                   f"fidelity of the result. IN: {INPUT_FORMATS}. A SOG v2 input keeps its stored codes and "
+                                   "palette (only the order and the WebP encoding change, so it loses nothing a second time); "
+                                   "--requantize quantizes it again instead.")
+    c.add_argument("input", metavar="IN", help="the scene file (or SOG folder)")
     c.add_argument("output", metavar="OUT.sog|OUT_DIR/")
     c.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                    help="where sort and k-means run (default: auto = CUDA if torch sees a GPU)")
@@ -160,20 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="schedule of --order plas: full (the best neighbour distance; for GPUs), fast (fewer, "
                         "looser levels: several times fewer steps for a slightly worse order; for CPUs), "
                         "auto (default: full on CUDA, fast on CPU)")
+    c.add_argument("--requantize", action="store_true",
+                   help="SOG v2 input: quantize and cluster it again instead of keeping its codes (default: keep)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     c.set_defaults(func=_compress)
 
-    d = sub.add_parser("decompress", help="decode a SOG (v2 or legacy v1) back to a 3DGS PLY")
-    d.add_argument("input", metavar="IN", help="a .sog bundle, a SOG folder or its meta.json")
+    d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")
+    d.add_argument("input", metavar="IN", help=f"{INPUT_FORMATS}")
     d.add_argument("output", metavar="OUT.ply")
     d.set_defaults(func=_decompress)
 
-    i = sub.add_parser("info", help="print what a PLY or SOG holds (JSON)")
+    i = sub.add_parser("info", help="print what a scene file holds: format, count, SH degree, bytes (JSON)")
     i.add_argument("input", metavar="FILE")
     i.set_defaults(func=_info)
 
-    m = sub.add_parser("compare", help="per-attribute error between two scenes (PLY or SOG), matched by position")
+    m = sub.add_parser("compare", help="per-attribute error between two scenes (any supported format), matched by position")
     m.add_argument("a", metavar="A")
     m.add_argument("b", metavar="B")
     m.add_argument("--json", action="store_true")

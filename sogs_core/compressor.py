@@ -28,9 +28,9 @@ from .fidelity import fidelity_tensors
 from .palette import kmeans, palette_size
 from .order import ORDER_METHODS, ChainConfig, PlasConfig, number_palette, order_scene
 from .order.choose import smallest_by_sample
-from .ply_io import read_ply
 from .quantize import (QuantizedScene, add_palette, dequantize_tensors, encode_means, numpy_tensor,
                        quantize_splats)
+from .readers import read_scene
 from .sog_files import SogPackage, write_sog
 from .sog_layout import build_images
 from .splats import Splats
@@ -49,6 +49,7 @@ class CompressSettings:
     order: str = "chain"                # one of order.ORDER_METHODS ("input": keep the input order)
     plas: PlasConfig = field(default_factory=PlasConfig)      # used by order "plas"
     chain: ChainConfig = field(default_factory=ChainConfig)   # used by order "chain"
+    requantize: bool = False            # SOG v2 inputs: quantize again instead of keeping their codes
     webp: WebpSettings = field(default_factory=WebpSettings)
 
     def __post_init__(self) -> None:
@@ -79,6 +80,8 @@ class CompressResult:
     fidelity: dict
     device: str
     package: Optional[SogPackage] = None
+    input_format: str = "ply"
+    kept_codes: bool = False            # a SOG v2 input whose codes were kept (no second quantization)
 
     @property
     def ratio(self) -> float:
@@ -130,19 +133,21 @@ class Compressor:
         if self.progress is not None:
             self.progress(stage, fraction)
 
-    def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True
-                    ) -> tuple[QuantizedScene, dict, dict[str, Future]]:
+    def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
+                    codes: Optional[QuantizedScene] = None) -> tuple[QuantizedScene, dict, dict[str, Future]]:
         """On the device: quantize all but the SH palette, order, then (while CPU threads encode
         the five images that are final by then) the SH palette's k-means on the ordered rows, and
-        the fidelity report (timed with quantize). Returns (ordered codes, report, name -> future
-        of the images already being encoded)."""
+        the fidelity report (timed with quantize). With `codes` (a SOG v2 input's stored bytes)
+        nothing is quantized: the codes and palette are kept and only ordered. Returns (ordered
+        codes, report, name -> future of the images already being encoded)."""
         s = self.settings
         dev = self.device
         with self._gpu_lock, torch.no_grad():
             t0 = time.perf_counter()
             tens = {k: numpy_tensor(getattr(splats, k)).to(dev, non_blocking=True)
                     for k in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")}
-            q = quantize_splats(tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
+            q = codes if codes is not None else quantize_splats(
+                tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
             self._sync()
             t1 = time.perf_counter()
             order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
@@ -153,13 +158,15 @@ class Compressor:
             order_t = torch.from_numpy(order).to(dev)
             ordered = {k: v[order_t] for k, v in tens.items()}
             seconds["cluster"] = 0.0
-            q = number_palette(add_palette(q, ordered["f_rest"], s.kmeans_iterations, s.seed,
-                                           progress=lambda f: self._report("cluster", f), timings=seconds))
+            if codes is None:
+                q = add_palette(q, ordered["f_rest"], s.kmeans_iterations, s.seed,
+                                progress=lambda f: self._report("cluster", f), timings=seconds)
+            q = number_palette(q)
             report: dict = {}
             if with_fidelity:
                 report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
                 report.update(fidelity_tensors(ordered, dequantize_tensors(q, dev)))
-                if q.sh_bands:
+                if q.sh_bands and codes is None:
                     report["sh_palette_inertia"] = q.sh_inertia
             self._sync()
             seconds["sort"] = t2 - t1
@@ -175,12 +182,14 @@ class Compressor:
             torch.cuda.synchronize(self.device)
 
     def encode(self, splats: Splats, seconds: Optional[dict] = None,
-               with_fidelity: bool = True) -> tuple[SogPackage, dict]:
-        """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity."""
+               with_fidelity: bool = True, codes: Optional[QuantizedScene] = None) -> tuple[SogPackage, dict]:
+        """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity.
+        `codes`: the stored codes of a SOG v2 input, kept as they are (only re-ordered)."""
         seconds = {} if seconds is None else seconds
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
-        q, report, early = self._gpu_stages(splats, seconds, with_fidelity)
+            codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
+        q, report, early = self._gpu_stages(splats, seconds, with_fidelity, codes)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
         late = {name: self.pool.submit(encode_webp, img, self.settings.webp, name) for name, img in images.items()}
@@ -194,15 +203,17 @@ class Compressor:
     def compress(self, source: Union[str, bytes], output: Optional[str] = None,
                  name: Optional[str] = None, with_fidelity: bool = True,
                  writer: Optional[Callable[[SogPackage], int]] = None) -> CompressResult:
-        """Compress a PLY (path or bytes); write to `output` (.sog bundle or folder) when given, or
-        through `writer` (returns the bytes written; the Ray actor's store), timed as "write"."""
+        """Compress a scene file of any supported format (path or bytes; see `readers`); write to
+        `output` (.sog bundle or folder) when given, or through `writer` (returns the bytes
+        written; the Ray actor's store), timed as "write"."""
         seconds: dict = {}
         t0 = time.perf_counter()
-        splats = read_ply(source, name)
-        input_bytes = len(source) if isinstance(source, (bytes, bytearray)) else os.path.getsize(source)
+        scene = read_scene(source, name)
+        splats = scene.splats
         seconds["read"] = time.perf_counter() - t0
         self._report("read", 1.0)
-        pkg, report = self.encode(splats, seconds, with_fidelity)
+        codes = None if self.settings.requantize else scene.codes
+        pkg, report = self.encode(splats, seconds, with_fidelity, codes)
         t1 = time.perf_counter()
         if writer is not None:
             out_bytes = writer(pkg)
@@ -211,9 +222,10 @@ class Compressor:
         seconds["write"] = time.perf_counter() - t1
         seconds["total"] = time.perf_counter() - t0
         degree = splats.sh_degree if self.settings.sh_bands is None else min(splats.sh_degree, self.settings.sh_bands)
-        return CompressResult(output=output, count=splats.count, sh_degree=degree, input_bytes=input_bytes,
+        return CompressResult(output=output, count=splats.count, sh_degree=degree, input_bytes=scene.input_bytes,
                               output_bytes=out_bytes, seconds=seconds, fidelity=report,
-                              device=self.device_name, package=pkg)
+                              device=self.device_name, package=pkg, input_format=scene.format,
+                              kept_codes=codes is not None)
 
 
 __all__ = ["Compressor", "CompressSettings", "CompressResult", "palette_size", "kmeans", "encode_means"]

@@ -9,8 +9,10 @@ class SogsError(Exception):
     """Base of every error the compressor raises on purpose."""
 
 
-class PlyError(SogsError):
-    """A PLY file that cannot be read: the message names the file and the problem."""
+class SplatFileError(SogsError):
+    """An input file of any supported format that cannot be read: truncated, bad magic, an
+    unsupported version, counts that do not match the bytes, a broken gzip or zstd stream. The
+    message names the file and the problem; every reader raises this type (or a subclass)."""
 
     def __init__(self, source: str, problem: str) -> None:
         self.source = source
@@ -18,10 +20,9 @@ class PlyError(SogsError):
         super().__init__(f"{source}: {problem}")
 
 
-class SogFormatError(SogsError):
+class PlyError(SplatFileError):
+    """A PLY file (INRIA or PlayCanvas compressed) that cannot be read."""
+
+
+class SogFormatError(SplatFileError):
     """A SOG file set (bundle or folder) that does not follow the format."""
-
-    def __init__(self, source: str, problem: str) -> None:
-        self.source = source
-        self.problem = problem
-        super().__init__(f"{source}: {problem}")

@@ -139,6 +139,17 @@ class QuantizedScene:
                        scales_idx=take(self.scales_idx), sh0_idx=take(self.sh0_idx),
                        opacity_b=take(self.opacity_b), sh_labels=take(self.sh_labels))
 
+    def with_sh_bands(self, bands: int) -> "QuantizedScene":
+        """The same scene keeping SH bands up to `bands` (never adds any): the palette's
+        coefficients of the dropped bands are cut, labels and codebook stay."""
+        if bands >= self.sh_bands:
+            return self
+        if bands == 0:
+            return replace(self, sh_bands=0, sh_labels=None, sh_palette_idx=None, sh_codebook=None,
+                           sh_palette_count=0, sh_inertia=0.0)
+        k = (0, 3, 8, 15)[bands]
+        return replace(self, sh_bands=bands, sh_palette_idx=np.ascontiguousarray(self.sh_palette_idx[:, :, :k]))
+
     def renumber_palette(self, new_index: np.ndarray) -> "QuantizedScene":
         """The same scene with SH palette entry e renamed new_index[e] (labels and palette rows)."""
         if self.sh_labels is None:

@@ -41,6 +41,10 @@ class SogPackage:
         return len(self.meta_bytes()) + sum(len(d) for d in self.files.values())
 
 
+#: the first bytes of a .sog bundle (a ZIP archive; the second is an empty one)
+SOG_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def is_bundle_path(path: str) -> bool:
     return path.lower().endswith(".sog")
 

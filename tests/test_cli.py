@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sogs_core.ply_io import write_ply
+from sogs_core.ply_write import write_ply
 
 from .conftest import ROOT, make_scene
 

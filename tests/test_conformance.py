@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.ply_io import read_ply, write_ply
-from sogs_core.sog_read import read_sog
+from sogs_core.ply_write import write_ply
+from sogs_core.readers.ply import read_ply
+from sogs_core.readers.sog import read_sog
 
 from . import splat_transform
 from .conftest import make_scene, shared_path

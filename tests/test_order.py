@@ -20,10 +20,10 @@ from sogs_core.order.chain import ChainConfig, byte_columns, greedy_chain
 from sogs_core.order.choose import smallest_by_sample
 from sogs_core.order.curves import curve_order, hilbert_keys, morton_keys, position_codes
 from sogs_core.order.palette_numbering import palette_numbering
-from sogs_core.ply_io import ply_bytes
+from sogs_core.ply_write import ply_bytes
 from sogs_core.quantize import dequantize, quantize_scene
 from sogs_core.sog_layout import build_images
-from sogs_core.sog_read import read_sog_bytes
+from sogs_core.readers.sog import read_sog_bytes
 from sogs_core.webp_codec import encode_all
 
 from .conftest import FAST_PLAS, make_scene

@@ -13,8 +13,8 @@ import pytest
 
 from sogs_core.compressor import Compressor, CompressSettings
 from sogs_core.fidelity import fidelity
-from sogs_core.ply_io import ply_bytes, write_ply
-from sogs_core.sog_read import read_sog, read_sog_bytes
+from sogs_core.ply_write import ply_bytes, write_ply
+from sogs_core.readers.sog import read_sog, read_sog_bytes
 
 from .conftest import make_scene
 

@@ -1,4 +1,5 @@
-"""Read and write 3DGS PLY files (INRIA layout) with numpy alone.
+"""The INRIA 3DGS PLY (binary, float properties `x`..`rot_3`, `f_rest_*`), and the PLY header
+parser that the compressed-PLY reader shares.
 
 The header is parsed by hand so that every way a file can be wrong becomes one `PlyError` that
 names the file and the problem, and so that no array is sized from a header count before the
@@ -7,14 +8,15 @@ numpy structured dtype: a 1M-splat file decodes in a fraction of a second.
 """
 from __future__ import annotations
 
-import os
 import re
-from typing import Union
+from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PlyError
-from .splats import SH_COEFFS_PER_CHANNEL, Splats
+from ..errors import PlyError
+from ..splats import SH_COEFFS_PER_CHANNEL, Splats
+from .checks import finish
+from .source import Source, load
 
 PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -25,27 +27,30 @@ PLY_TYPES = {
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
             "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 MAX_HEADER_BYTES = 1 << 20
-#: +-inf opacity logits become +-this (sigmoid within 2e-9 of 0 or 1: the same opacity byte)
-OPACITY_LOGIT_LIMIT = 20.0
-#: -inf log-scales (a flat axis) become this (exp(-30) ~ 1e-13 scene units)
-FLAT_LOG_SCALE = -30.0
-
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
 
-def _load(source: Source, name: str | None) -> tuple[memoryview, str]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return memoryview(source), name or "<bytes>"
-    path = os.fspath(source)
-    try:
-        with open(path, "rb") as f:
-            return memoryview(f.read()), name or path
-    except OSError as exc:
-        raise PlyError(name or path, f"cannot open: {exc.strerror or exc}") from None
+@dataclass
+class PlyHeader:
+    format: str
+    elements: list          # [(element, count, [(prop, dtype) | ('list', ...)])]
+    body: int               # byte offset of the first element
+    comments: list
 
 
-def _parse_header(buf: memoryview, name: str) -> tuple[str, list[tuple[str, int, list]], int]:
-    """Returns (format, [(element, count, [(prop, dtype) | ('list', ...)])], body offset)."""
+@dataclass
+class Element:
+    """A fixed-size element located in the body: `count` rows of `dtype` at byte `offset`."""
+
+    name: str
+    count: int
+    dtype: np.dtype
+    offset: int
+
+    def rows(self, buf: memoryview) -> np.ndarray:
+        return np.frombuffer(buf, dtype=self.dtype, count=self.count, offset=self.offset)
+
+
+def parse_header(buf: memoryview, name: str) -> PlyHeader:
     head = bytes(buf[:MAX_HEADER_BYTES])
     if not head.startswith(b"ply"):
         raise PlyError(name, "not a PLY file (no 'ply' magic at the start)")
@@ -55,11 +60,14 @@ def _parse_header(buf: memoryview, name: str) -> tuple[str, list[tuple[str, int,
     lines = head[: end.start()].decode("ascii", errors="replace").splitlines()
     fmt = None
     elements: list[tuple[str, int, list]] = []
+    comments: list[str] = []
     for raw in lines[1:]:
         words = raw.split()
-        if not words or words[0] in ("comment", "obj_info"):
+        if not words or words[0] == "obj_info":
             continue
-        if words[0] == "format":
+        if words[0] == "comment":
+            comments.append(raw.strip()[len("comment"):].strip())
+        elif words[0] == "format":
             if len(words) < 2:
                 raise PlyError(name, "malformed 'format' line")
             fmt = words[1]
@@ -80,60 +88,80 @@ def _parse_header(buf: memoryview, name: str) -> tuple[str, list[tuple[str, int,
             raise PlyError(name, f"unexpected header line: {raw.strip()!r}")
     if fmt is None:
         raise PlyError(name, "header has no 'format' line")
-    return fmt, elements, end.end()
+    if fmt == "ascii":
+        raise PlyError(name, "ASCII PLY is not supported; convert it to binary first")
+    if fmt not in ("binary_little_endian", "binary_big_endian"):
+        raise PlyError(name, f"unknown PLY format {fmt!r}")
+    return PlyHeader(fmt, elements, end.end(), comments)
+
+
+def locate(buf: memoryview, name: str, header: PlyHeader, wanted: tuple[str, ...]) -> dict[str, Element]:
+    """The fixed-size elements named in `wanted`, located in the body with their counts checked
+    against the bytes present (elements after a list-property element cannot be located)."""
+    endian = "<" if header.format == "binary_little_endian" else ">"
+    found: dict[str, Element] = {}
+    offset = header.body
+    for el_name, count, props in header.elements:
+        if any(p[0] == "list" for p in props):
+            if el_name in wanted:
+                raise PlyError(name, f"list properties in the {el_name!r} element are not supported")
+            if all(w in found for w in wanted):
+                break
+            raise PlyError(name, f"element {el_name!r} has list properties; cannot locate the elements after it")
+        dtype = np.dtype([(p, endian + t) for p, t in props])
+        need = count * dtype.itemsize
+        available = len(buf) - offset
+        if el_name in wanted:
+            if need > available:
+                what = "splats" if el_name == "vertex" else f"{el_name!r} rows"
+                raise PlyError(name, f"truncated body: header claims {count} {what} ({need} bytes) but only "
+                                     f"{available} bytes follow ({available // max(dtype.itemsize, 1)} {what})")
+            found[el_name] = Element(el_name, count, dtype, offset)
+            if all(w in found for w in wanted):
+                break
+        elif need > available:
+            raise PlyError(name, f"truncated body: element {el_name!r} claims {count} rows")
+        offset += need
+    return found
+
+
+def is_compressed(header: PlyHeader) -> bool:
+    """PlayCanvas compressed PLY: a `chunk` element and a `packed_position` vertex property."""
+    names = {el for el, _, _ in header.elements}
+    vertex_props = {p[0] for el, _, props in header.elements if el == "vertex" for p in props}
+    return "chunk" in names and "packed_position" in vertex_props
 
 
 def read_ply(source: Source, name: str | None = None) -> Splats:
     """Read a 3DGS PLY (path or bytes) into `Splats`; raises `PlyError` on any malformed input.
 
     Handles binary little/big-endian, float or double properties, SH degree 0..3 (from the number
-    of `f_rest_*`), extra properties and extra elements (skipped if fixed-size).
+    of `f_rest_*`), extra properties and extra elements (skipped if fixed-size). A PlayCanvas
+    compressed PLY is handed to its own reader.
     """
-    buf, name = _load(source, name)
-    fmt, elements, offset = _parse_header(buf, name)
-    if fmt == "ascii":
-        raise PlyError(name, "ASCII PLY is not supported; convert it to binary first")
-    if fmt not in ("binary_little_endian", "binary_big_endian"):
-        raise PlyError(name, f"unknown PLY format {fmt!r}")
-    endian = "<" if fmt == "binary_little_endian" else ">"
+    buf, name = load(source, name, PlyError)
+    header = parse_header(buf, name)
+    if is_compressed(header):
+        from .compressed_ply import decode_compressed
 
-    vertex = None
-    for el_name, count, props in elements:
-        if any(p[0] == "list" for p in props):
-            if el_name == "vertex":
-                raise PlyError(name, "list properties in the vertex element are not supported")
-            if vertex is None:
-                raise PlyError(name, f"element {el_name!r} before 'vertex' has list properties; "
-                                     "cannot locate the vertex data")
-            continue
-        dtype = np.dtype([(p, endian + t) for p, t in props])
-        if el_name == "vertex":
-            vertex = (count, dtype, offset)
-            break
-        if count * dtype.itemsize > len(buf) - offset:
-            raise PlyError(name, f"truncated body: element {el_name!r} claims {count} rows")
-        offset += count * dtype.itemsize
+        return decode_compressed(buf, name, header)
+    vertex = locate(buf, name, header, ("vertex",)).get("vertex")
     if vertex is None:
         raise PlyError(name, "no 'vertex' element in the header")
-    count, dtype, offset = vertex
+    count, dtype, offset = vertex.count, vertex.dtype, vertex.offset
     names = set(dtype.names or ())
     missing = [p for p in REQUIRED if p not in names]
     if missing:
         raise PlyError(name, f"missing property: {', '.join(missing)} (not a 3DGS PLY?)")
     if count == 0:
         raise PlyError(name, "zero splats (element vertex 0)")
-    available = len(buf) - offset
-    need = count * dtype.itemsize
-    if need > available:
-        raise PlyError(name, f"truncated body: header claims {count} splats ({need} bytes) but only "
-                             f"{available} bytes follow the header ({available // dtype.itemsize} splats)")
     n_rest = 0
     while f"f_rest_{n_rest}" in names:
         n_rest += 1
     if n_rest // 3 not in SH_COEFFS_PER_CHANNEL or n_rest % 3:
         raise PlyError(name, f"{n_rest} f_rest properties do not match SH degree 0..3 (0, 9, 24 or 45)")
 
-    body = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+    body = vertex.rows(buf)
     field_types = {dtype.fields[f][0] for f in dtype.names}
     if len(field_types) == 1:
         # Every property has one type (the usual all-float file): view the body as a 2-D array and
@@ -168,46 +196,4 @@ def read_ply(source: Source, name: str | None = None) -> Splats:
         opacity=cols(["opacity"])[:, 0].copy(),
         f_rest=cols([f"f_rest_{i}" for i in range(n_rest)]),
     )
-    # Saturated values that trained scenes really contain (SuperSplat exports hold +inf opacity
-    # logits for fully opaque splats, -inf log-scales for flat ones) have a clear meaning: clamp
-    # them to finite values that quantize to the same bytes. Everything else non-finite is an error.
-    np.clip(splats.opacity, -OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT, out=splats.opacity,
-            where=np.isinf(splats.opacity))
-    flat = np.isneginf(splats.log_scales)
-    if flat.any():
-        splats.log_scales[flat] = FLAT_LOG_SCALE
-    for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
-        arr = getattr(splats, attr)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            rows = np.nonzero(bad.reshape(count, -1).any(1))[0]
-            raise PlyError(name, f"non-finite values (NaN or inf) in {attr} of {len(rows)} splats "
-                                 f"(first at splat {int(rows[0])})")
-    zero_rot = (splats.quats * splats.quats).sum(1) == 0
-    if zero_rot.any():
-        raise PlyError(name, f"zero-length rotation quaternion in {int(zero_rot.sum())} splats "
-                             f"(first at splat {int(np.argmax(zero_rot))})")
-    return splats
-
-
-def ply_bytes(splats: Splats) -> bytes:
-    """Serialise `Splats` as a binary little-endian float32 3DGS PLY (INRIA property order)."""
-    n = splats.count
-    names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-    names += [f"f_rest_{i}" for i in range(splats.f_rest.shape[1])]
-    names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    body = np.concatenate([splats.means, np.zeros((n, 3), np.float32), splats.f_dc, splats.f_rest,
-                           splats.opacity[:, None], splats.log_scales, splats.quats], axis=1)
-    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n"
-    header += "".join(f"property float {p}\n" for p in names) + "end_header\n"
-    return header.encode("ascii") + np.ascontiguousarray(body, dtype="<f4").tobytes()
-
-
-def write_ply(path: str | os.PathLike, splats: Splats) -> int:
-    """Write `splats` to `path` (atomically, via a temporary file); returns bytes written."""
-    data = ply_bytes(splats)
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return len(data)
+    return finish(splats, name, PlyError)
