@@ -58,20 +58,35 @@ class SceneCompressor:
                                  lambda name: self.store.exists(f"{folder}/{name}"),
                                  lambda name: self.store.delete(f"{folder}/{name}"))
 
+    def _fetch(self, uri: str):
+        """The input's bytes; for a SOG folder (its meta.json) the scene read with the files that
+        meta.json names, fetched from beside it."""
+        if uri.rsplit("/", 1)[-1].lower() != "meta.json":
+            return self.store.get(uri)
+        from sogs_core.readers import read_sog_folder
+
+        folder = uri.rsplit("/", 1)[0]
+
+        def get(name: str):
+            return self.store.get(f"{folder}/{name}") if self.store.exists(f"{folder}/{name}") else None
+
+        return read_sog_folder(self.store.get(uri), get, uri)
+
     def process(self, task: dict, attempt_offset: int = 0) -> dict:
         """Compress one scene; never raises for a scene's own failure."""
         from sogs_core.errors import SogsError
 
         row = empty_row()
         row.update(run_id=self.run_id, input_uri=task["input_uri"], input_bytes=task["size"],
-                   input_etag=task["etag"], output_uri=task["output_uri"], node=self.node,
+                   input_etag=task["etag"], input_format=task.get("format"), output_uri=task["output_uri"],
+                   node=self.node,
                    gpu=self.compressor.device_name, settings_hash=self.settings_hash, started_at=utcnow())
         attempts = attempt_offset
         while True:
             attempts += 1
             try:
                 t0 = time.perf_counter()
-                data = self.store.get(task["input_uri"])
+                data = self._fetch(task["input_uri"])
                 fetch = time.perf_counter() - t0
                 res = self.compressor.compress(data, name=task["input_uri"],
                                                writer=lambda pkg: self._write(pkg, task["output_uri"]))
@@ -79,7 +94,8 @@ class SceneCompressor:
                 seconds["read"] += fetch          # the download counts as reading
                 seconds["total"] += fetch
                 fid = res.fidelity
-                row.update(status="ok", splats=res.count, output_bytes=res.output_bytes,
+                row.update(status="ok", splats=res.count, output_bytes=res.output_bytes, input_format=res.input_format,
+                           input_bytes=res.input_bytes,
                            sh_degree=res.sh_degree, ratio=res.ratio or None)
                 for s in STAGES:
                     row[f"seconds_{s}"] = seconds.get(s)
@@ -121,7 +137,7 @@ def failed_row(task: dict, run_id: str, settings_hash: str, exc: BaseException, 
     """The row for a scene whose actor died (process killed, node lost) on every attempt."""
     row = empty_row()
     row.update(run_id=run_id, input_uri=task["input_uri"], input_bytes=task["size"], input_etag=task["etag"],
-               output_uri=task["output_uri"], settings_hash=settings_hash, status="failed",
+               input_format=task.get("format"), output_uri=task["output_uri"], settings_hash=settings_hash, status="failed",
                error_class=type(exc).__name__, error_message=(str(exc).strip() or repr(exc))[:2000],
                attempts=attempts, started_at=started or utcnow(), finished_at=utcnow(),
                node=os.environ.get("HOSTNAME"))

@@ -1,9 +1,10 @@
-"""Backfill driver: every PLY under a prefix -> SOG, on Ray actors, with a Parquet manifest.
+"""Backfill driver: every splat scene under a prefix -> SOG, on Ray actors, with a Parquet manifest.
 
     python -m ray_jobs.backfill --input s3://bucket/scenes/ --output s3://bucket/sog/
     python -m ray_jobs.backfill --input ./scenes/ --output ./out/          # local Ray, local disk
 
-Lists the inputs, skips scenes already done with the same input ETag and settings (resume),
+Lists the inputs (PLY, compressed PLY, SPZ, .splat, .ksplat, .sog bundles and SOG folders: a
+folder's meta.json is the unit), skips scenes already done with the same input ETag and settings (resume),
 starts one actor per GPU (or CPU actors when the cluster has no GPU), keeps two scenes in flight
 per actor, writes outputs whole-or-nothing and a manifest row per scene as it finishes.
 """
@@ -20,6 +21,7 @@ import uuid
 from typing import Optional
 
 from sogs_core.cli import ORDER_HELP, ORDER_METHODS
+from sogs_core.readers import FORMAT_NAMES, format_of_name
 
 from .manifest import ManifestWriter, latest_settled, read_manifest
 from .storage import ObjectInfo, Store, is_s3, join
@@ -34,7 +36,9 @@ def log(msg: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ray_jobs.backfill",
-        description="Compress every *.ply under --input to SOG under --output on a Ray cluster, "
+        description="Compress every splat scene under --input (the --formats: PLY and compressed PLY, .spz, .splat, "
+                    ".ksplat, .sog bundles and SOG v1/v2 folders, whose meta.json is the unit) to SOG under --output "
+                    "on a Ray cluster, "
                     "recording one Parquet manifest row per scene. Re-running skips scenes already "
                     "done with the same input ETag and settings (and inputs that failed as bad "
                     "input and have not changed since); --force redoes everything. With no RAY_ADDRESS it starts a "
@@ -42,12 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 1 when scenes were to be done and none is ok (done now or skipped as "
                "already done), or with --fail-on-error when any failed; 2 on bad arguments or a "
                "missing input folder; 0 otherwise. Failed scenes are rows in the manifest either way.")
-    p.add_argument("--input", required=True, help="s3://bucket/prefix/ or a local folder of PLY files")
+    p.add_argument("--input", required=True, help="s3://bucket/prefix/ or a local folder of scenes")
     p.add_argument("--output", required=True, help="s3://bucket/prefix/ or a local folder for the SOG outputs")
     p.add_argument("--manifest", default=None,
                    help="where the Parquet manifest parts go (default: OUTPUT/_manifest/)")
+    p.add_argument("--formats", default=",".join(FORMAT_NAMES), type=_formats,
+                   help="comma-separated input formats to list (default: all): ply (also compressed PLY), spz, "
+                        "splat, ksplat, sog (.sog bundles and SOG folders' meta.json, v2 or legacy v1: a bucket of v1 "
+                        "folders is upgraded to v2)")
     p.add_argument("--layout", choices=["bundle", "folder"], default="bundle",
-                   help="bundle: a/b/scene.ply -> a/b/scene.sog (default); folder: -> a/b/scene/meta.json + WebP")
+                   help="bundle: a/b/scene.spz -> a/b/scene.sog (default); folder: -> a/b/scene/meta.json + WebP. "
+                        "A SOG folder a/b/scene/meta.json maps to a/b/scene.sog or a/b/scene/")
     p.add_argument("--actors", default="auto",
                    help="number of compressor actors, or 'auto' (default): one per --gpus-per-actor of the "
                         "cluster's GPUs; with no GPU, one per two CPUs")
@@ -73,13 +82,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="schedule of --order plas (part of the settings hash): full (best neighbour distance), fast "
                         "(fewer, looser levels for CPU actors), auto (default: fast with --device cpu or when "
                         "a local Ray starts on a machine without a CUDA GPU, else full)")
+    p.add_argument("--requantize", action="store_true",
+                   help="SOG v2 inputs: quantize again instead of keeping their codes (default: keep them, re-order "
+                        "and re-encode only, so they lose nothing a second time; part of the settings hash)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
 
-def output_uri(output: str, rel: str, layout: str) -> str:
-    stem = rel[: -len(".ply")] if rel.lower().endswith(".ply") else rel
+def _formats(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in FORMAT_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {','.join(FORMAT_NAMES)}")
+    return names
+
+
+def output_uri(output: str, rel: str, layout: str, input_name: str = "scene") -> str:
+    """a/b/x.spz -> a/b/x.sog (the last extension replaced; a/b/x.compressed.ply -> a/b/x.compressed.sog),
+    a SOG folder a/b/x/meta.json -> a/b/x.sog; with the folder layout a/b/x/ instead."""
+    if rel.rsplit("/", 1)[-1].lower() == "meta.json":
+        stem = rel.rsplit("/", 1)[0] if "/" in rel else input_name
+    else:
+        head, _, last = rel.rpartition("/")
+        base = last.rsplit(".", 1)[0] if "." in last else last
+        stem = f"{head}/{base}" if head else base
     return join(output, stem + ".sog") if layout == "bundle" else join(output, stem) + "/"
+
+
+class OutputCollision(Exception):
+    """Two inputs (say x.ply and x.spz) map to one output, or an output would overwrite its input:
+    the later input gets this as a failed row instead of overwriting."""
+
+
+def _inside(uri: str, prefix: str) -> bool:
+    """Whether uri lies under prefix (both local paths or both s3:// URIs)."""
+    if is_s3(uri) != is_s3(prefix):
+        return False
+    if not is_s3(uri):
+        uri, prefix = os.path.abspath(uri), os.path.abspath(prefix)
+    return uri.rstrip("/").startswith(prefix.rstrip("/") + "/")
 
 
 def done_marker(uri: str, layout: str) -> str:
@@ -103,7 +145,7 @@ def settings_kwargs(args: argparse.Namespace) -> dict:
     from sogs_core.order.plas import plas_schedule
 
     return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands,
-            "order": args.order, "plas": plas_schedule(args.plas, plas_on_gpu(args))}
+            "order": args.order, "plas": plas_schedule(args.plas, plas_on_gpu(args)), "requantize": args.requantize}
 
 
 def settings_hash(args: argparse.Namespace) -> str:
@@ -118,14 +160,30 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     from .actors import utcnow
     from .manifest import empty_row
 
-    objs: list[ObjectInfo] = store.list(args.input, include=args.include, exclude=args.exclude)
+    formats = set(args.formats)
+    objs: list[ObjectInfo] = [
+        o for o in store.list(args.input, accept=lambda rel: format_of_name(rel) in formats,
+                              include=args.include, exclude=args.exclude)
+        # outputs and the manifest, when they live under the input prefix, are not inputs
+        if not _inside(o.uri, args.output) and not _inside(o.uri, args.manifest)]
     listed = len(objs)
     if args.limit is not None:
         objs = objs[: args.limit]
     done = {} if args.force else latest_settled(read_manifest(store, args.manifest))
-    tasks, skipped = [], []
+    tasks, skipped, claimed = [], [], {}
+    input_name = args.input.rstrip("/").rsplit("/", 1)[-1] or "scene"
     for o in objs:
-        out = output_uri(args.output, o.rel, args.layout)
+        out = output_uri(args.output, o.rel, args.layout, input_name)
+        fmt = format_of_name(o.rel)
+        clash = claimed.get(out)
+        if clash is None and (out.rstrip("/") == o.uri or (fmt == "sog" and _inside(o.uri, out))):
+            clash = "itself (the output would overwrite the input; use another --output)"
+        if clash is not None:
+            tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
+                          "format": fmt, "error": f"its output {out} is also the output of {clash}; rename one "
+                                                  "or narrow --formats / --include"})
+            continue
+        claimed[out] = o.uri
         prev = done.get(o.uri)
         same = prev is not None and prev["input_etag"] == o.etag and prev["settings_hash"] == shash
         if same and prev["status"] == "ok":
@@ -137,7 +195,8 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
             row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now)
             skipped.append(row)
             continue
-        tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out})
+        tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
+                      "format": fmt})
     return tasks, skipped, listed
 
 
@@ -187,19 +246,29 @@ def run(args: argparse.Namespace) -> dict:
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     shash = settings_hash(args)
     tasks, skipped, listed = plan(store, args, shash, run_id)
-    log(f"run {run_id}: {listed} PLY file(s) under {args.input}; {len(tasks)} to do, {len(skipped)} already done")
-    summary = {"run_id": run_id, "listed": listed, "todo": len(tasks), "ok": 0, "failed": 0,
-               "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
+    log(f"run {run_id}: {listed} scene(s) ({','.join(args.formats)}) under {args.input}; {len(tasks)} to do, "
+        f"{len(skipped)} already done")
+    clashes = [t for t in tasks if "error" in t]
+    tasks = [t for t in tasks if "error" not in t]
+    summary = {"run_id": run_id, "listed": listed, "todo": len(tasks) + len(clashes), "ok": 0,
+               "failed": len(clashes), "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
     if args.dry_run:
         for t in tasks:
             print(f"do    {t['input_uri']} -> {t['output_uri']}")
+        for t in clashes:
+            print(f"fail  {t['input_uri']}: {t['error']}")
         for r in skipped:
             why = f"known bad input: {r['error_message']}" if r["error_class"] else "already done"
             print(f"skip  {r['input_uri']} ({why})")
         return summary
+    from .actors import failed_row
+
     writer = ManifestWriter(store, args.manifest, run_id)
     for row in skipped:
         writer.add(row)
+    for t in clashes:
+        log(f"failed {t['rel']}: {t['error']}")
+        writer.add(failed_row(t, run_id, shash, OutputCollision(t["error"]), attempts=0))
     if tasks:
         _run_tasks(args, tasks, writer, summary, run_id, shash)
     writer.flush()

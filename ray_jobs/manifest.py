@@ -22,7 +22,7 @@ FIDELITY = ("position_max_steps", "rotation_max_deg", "log_scale_max_error", "op
 
 SCHEMA = pa.schema(
     [("run_id", pa.string()), ("input_uri", pa.string()), ("input_bytes", pa.int64()),
-     ("input_etag", pa.string()), ("splats", pa.int64()), ("sh_degree", pa.int8()),
+     ("input_etag", pa.string()), ("input_format", pa.string()), ("splats", pa.int64()), ("sh_degree", pa.int8()),
      ("output_uri", pa.string()), ("output_bytes", pa.int64()), ("ratio", pa.float64())]
     + [(f"seconds_{s}", pa.float64()) for s in STAGES]
     + [(f"fid_{f}", pa.float64()) for f in FIDELITY]
@@ -67,17 +67,27 @@ class ManifestWriter:
         self.last_flush = time.monotonic()
 
 
+def conform(table: pa.Table) -> pa.Table:
+    """A part written by an older version, brought to today's SCHEMA: columns it lacks (such as
+    input_format) are added as nulls; then cast."""
+    for f in SCHEMA:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(len(table), f.type))
+    return table.select(SCHEMA.names).cast(SCHEMA)
+
+
 def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
     """All rows of all runs under the manifest prefix (None when there are none)."""
     tables = []
     for obj in store.list_all(prefix):
         if obj.rel.endswith(".parquet") and "/" not in obj.rel:
-            tables.append(pq.read_table(io.BytesIO(store.get(obj.uri))).cast(SCHEMA))
+            tables.append(conform(pq.read_table(io.BytesIO(store.get(obj.uri)))))
     return pa.concat_tables(tables) if tables else None
 
 
 #: failures that the same input and settings reproduce: a re-run skips them until the input changes
-PERMANENT_ERRORS = ("PlyError", "SogFormatError", "SogsError")
+PERMANENT_ERRORS = ("SplatFileError", "PlyError", "SogFormatError", "SpzError", "SplatError", "KsplatError",
+                    "SogsError")
 
 
 def latest_settled(table: Optional[pa.Table]) -> dict[str, dict]:

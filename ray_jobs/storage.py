@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlparse
 
 
@@ -56,14 +56,14 @@ class Store:
         return p.netloc, p.path.lstrip("/")
 
     # -- listing -------------------------------------------------------------------------------
-    def list(self, prefix: str, suffix: str = ".ply", include: Optional[list[str]] = None,
-             exclude: Optional[list[str]] = None) -> list[ObjectInfo]:
-        """Every object under `prefix` whose name ends in `suffix` (case-insensitive), filtered
+    def list(self, prefix: str, accept: Optional[Callable[[str], bool]] = None,
+             include: Optional[list[str]] = None, exclude: Optional[list[str]] = None) -> list[ObjectInfo]:
+        """Every object under `prefix` whose relative path `accept` takes (default: all), filtered
         by include/exclude globs on the relative path; sorted by relative path."""
         items = self._list_s3(prefix) if is_s3(prefix) else self._list_local(prefix)
         out = []
         for it in items:
-            if not it.rel.lower().endswith(suffix):
+            if accept is not None and not accept(it.rel):
                 continue
             if include and not any(fnmatch.fnmatch(it.rel, g) for g in include):
                 continue

@@ -30,7 +30,7 @@ from .order import ORDER_METHODS, ChainConfig, PlasConfig, number_palette, order
 from .order.choose import smallest_by_sample
 from .quantize import (QuantizedScene, add_palette, dequantize_tensors, encode_means, numpy_tensor,
                        quantize_splats)
-from .readers import read_scene
+from .readers import SceneInput, read_scene
 from .sog_files import SogPackage, write_sog
 from .sog_layout import build_images
 from .splats import Splats
@@ -63,6 +63,8 @@ class CompressSettings:
             fields.pop("plas")
         if self.order != "chain":
             fields.pop("chain")
+        if not self.requantize:
+            fields.pop("requantize")        # the default leaves the hash of earlier runs as it was
         blob = json.dumps({"v": __version__, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -200,15 +202,16 @@ class Compressor:
         self._report("encode", 1.0)
         return SogPackage(meta=meta, files=files), report
 
-    def compress(self, source: Union[str, bytes], output: Optional[str] = None,
+    def compress(self, source: Union[str, bytes, SceneInput], output: Optional[str] = None,
                  name: Optional[str] = None, with_fidelity: bool = True,
                  writer: Optional[Callable[[SogPackage], int]] = None) -> CompressResult:
-        """Compress a scene file of any supported format (path or bytes; see `readers`); write to
+        """Compress a scene file of any supported format (path or bytes; see `readers`; or a scene
+        already read, such as a SOG folder fetched from a store); write to
         `output` (.sog bundle or folder) when given, or through `writer` (returns the bytes
         written; the Ray actor's store), timed as "write"."""
         seconds: dict = {}
         t0 = time.perf_counter()
-        scene = read_scene(source, name)
+        scene = source if isinstance(source, SceneInput) else read_scene(source, name)
         splats = scene.splats
         seconds["read"] = time.perf_counter() - t0
         self._report("read", 1.0)

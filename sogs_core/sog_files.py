@@ -12,7 +12,7 @@ import os
 import shutil
 import zipfile
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from .errors import SogFormatError
 
@@ -110,16 +110,30 @@ def load_files(path: str) -> tuple[dict, dict[str, bytes], str]:
         raise SogFormatError(path, "no such file or folder")
     if not os.path.isfile(meta_path):
         raise SogFormatError(path, "no meta.json (not a SOG folder, or an unfinished write)")
-    with open(meta_path, "rb") as f:
-        meta = _parse_meta(f.read(), path)
-    files = {}
-    for name in _named_files(meta):
+
+    def get(name: str) -> Optional[bytes]:
         p = os.path.join(folder, name)
         if not os.path.isfile(p):
-            raise SogFormatError(path, f"meta.json names {name}, which is missing")
+            return None
         with open(p, "rb") as f:
-            files[name] = f.read()
-    return meta, files, path
+            return f.read()
+
+    with open(meta_path, "rb") as f:
+        return load_folder_with(f.read(), get, path)
+
+
+def load_folder_with(meta_raw: bytes, get: Callable[[str], Optional[bytes]], label: str
+                     ) -> tuple[dict, dict[str, bytes], str]:
+    """A SOG folder from its meta.json bytes and `get(name)` -> the bytes of a file beside it
+    (None when missing): a local folder or a prefix in an object store."""
+    meta = _parse_meta(meta_raw, label)
+    files = {}
+    for name in _named_files(meta):
+        data = get(name)
+        if data is None:
+            raise SogFormatError(label, f"meta.json names {name}, which is missing")
+        files[name] = data
+    return meta, files, label
 
 
 def load_bundle_bytes(data: bytes, label: str) -> tuple[dict, dict[str, bytes], str]:

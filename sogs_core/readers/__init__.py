@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from ..errors import SplatFileError
 from ..sog_files import SOG_MAGICS
@@ -111,6 +111,17 @@ def read_scene(source: Source, name: Optional[str] = None) -> SceneInput:
     return SceneInput(splats, f"sog-v{version}", len(buf), codes)
 
 
+def read_sog_folder(meta_raw: bytes, get: Callable[[str], Optional[bytes]], label: str) -> SceneInput:
+    """A SOG folder held elsewhere (an object store): its meta.json bytes and `get(name)` for the
+    files it names (None when missing)."""
+    from .sog import read_sog_scene
+    from ..sog_files import load_folder_with
+
+    meta, files, label = load_folder_with(meta_raw, get, label)
+    splats, codes, version = read_sog_scene(meta, files, label)
+    return SceneInput(splats, f"sog-v{version}", len(meta_raw) + sum(len(d) for d in files.values()), codes)
+
+
 def read_splats(source: Source, name: Optional[str] = None) -> Splats:
     """The splats of any supported file (see `read_scene`)."""
     return read_scene(source, name).splats
@@ -127,4 +138,5 @@ def format_of_name(rel: str) -> Optional[str]:
     return None
 
 
-__all__ = ["FORMATS", "FORMAT_NAMES", "SceneInput", "detect", "format_of_name", "read_scene", "read_splats"]
+__all__ = ["FORMATS", "FORMAT_NAMES", "SceneInput", "detect", "format_of_name", "read_scene", "read_sog_folder",
+           "read_splats"]
