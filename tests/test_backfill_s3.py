@@ -154,3 +154,74 @@ def test_order_and_plas_schedule_are_part_of_the_settings_hash(monkeypatch):
     assert shash(*plas, "--address", "ray://head:10001") == shash(*plas, "--plas", "full")   # a cluster: full
     # the default order does not use the PLAS schedule: changing it redoes nothing
     assert shash("--plas", "fast") == shash("--plas", "full") == shash()
+
+
+def test_backfill_over_a_mixed_folder(s3, local_ray, tmp_path):
+    """Every format in one bucket prefix: each becomes a .sog with its format in the manifest; a SOG
+    v1 folder (its meta.json the unit, its images fetched beside it) is upgraded to v2; a bad SPZ and
+    two inputs mapping to one output are failed rows; the other scenes go on."""
+    from sogs_core.ply_write import write_ply
+    from sogs_core.readers.sog import read_sog
+
+    from . import splat_transform
+    from .conftest import make_scene, shared_path
+    from .format_writers import ksplat_bytes, splat_bytes
+
+    _, client = s3
+    scene = make_scene(1600, 1, seed=41)
+    write_ply(tmp_path / "a.ply", scene)
+    splat_transform.run(str(tmp_path / "a.ply"), str(tmp_path / "a.compressed.ply"))
+    splat_transform.run(str(tmp_path / "a.ply"), str(tmp_path / "a.spz"))
+    splat_transform.run(str(tmp_path / "a.ply"), str(tmp_path / "a.sog"))
+    files = {"plain/a.ply": (tmp_path / "a.ply").read_bytes(),
+             "packed/a.compressed.ply": (tmp_path / "a.compressed.ply").read_bytes(),
+             "niantic/a.spz": (tmp_path / "a.spz").read_bytes(),
+             "web/a.splat": splat_bytes(scene.with_sh_degree(0)),
+             "web/b.ksplat": ksplat_bytes(scene, 1),
+             "tools/a.sog": (tmp_path / "a.sog").read_bytes(),
+             "bad/broken.spz": b"NGSP" + b"\x00" * 40,
+             "twice/x.ply": (tmp_path / "a.ply").read_bytes(),
+             "twice/x.spz": (tmp_path / "a.spz").read_bytes()}
+    logo = shared_path("scenes", "sog_refs", "playcanvas-logo_v1")
+    for name in os.listdir(logo):
+        files[f"old/logo/{name}"] = open(os.path.join(logo, name), "rb").read()
+    for rel, data in files.items():
+        client.put_object(Bucket=BUCKET, Key=f"mixed/{rel}", Body=data)
+
+    args = backfill.build_parser().parse_args(
+        ["--input", f"s3://{BUCKET}/mixed/", "--output", f"s3://{BUCKET}/mixout/", "--max-retries", "0"])
+    s = backfill.run(args)
+    rows = {r["input_uri"].split("/mixed/")[1]: r for r in _rows_under(client, "mixout/_manifest/", s["run_id"])}
+    expect = {"plain/a.ply": "ply", "packed/a.compressed.ply": "compressed-ply", "niantic/a.spz": "spz",
+              "web/a.splat": "splat", "web/b.ksplat": "ksplat", "tools/a.sog": "sog-v2",
+              "old/logo/meta.json": "sog-v1", "twice/x.ply": "ply"}
+    for rel, fmt in expect.items():
+        assert rows[rel]["status"] == "ok" and rows[rel]["input_format"] == fmt, rows[rel]
+    assert rows["bad/broken.spz"]["status"] == "failed" and rows["bad/broken.spz"]["error_class"] == "SpzError"
+    clash = rows["twice/x.spz"]
+    assert clash["status"] == "failed" and "twice/x.sog" in clash["error_message"] and clash["input_format"] == "spz"
+    assert (s["ok"], s["failed"]) == (8, 2) and len(rows) == 10
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="mixout/")["Contents"]}
+    for out in ("plain/a.sog", "packed/a.compressed.sog", "niantic/a.sog", "web/a.sog", "web/b.sog", "tools/a.sog",
+                "old/logo.sog", "twice/x.sog"):
+        assert f"mixout/{out}" in keys, out
+    body = client.get_object(Bucket=BUCKET, Key="mixout/old/logo.sog")["Body"].read()
+    (tmp_path / "logo.sog").write_bytes(body)
+    assert read_sog(str(tmp_path / "logo.sog")).count == rows["old/logo/meta.json"]["splats"] == 307128
+    assert rows["old/logo/meta.json"]["input_bytes"] > 4_000_000     # meta.json and every image it names
+
+    # --formats narrows the listing; a re-run skips what is done and the known-bad input; with
+    # x.ply out of the listing, x.spz no longer collides and is to do
+    args = backfill.build_parser().parse_args(
+        ["--input", f"s3://{BUCKET}/mixed/", "--output", f"s3://{BUCKET}/mixout/", "--formats", "spz,ksplat",
+         "--dry-run"])
+    s = backfill.run(args)
+    assert (s["listed"], s["skipped"], s["todo"]) == (4, 3, 1)
+
+
+def _rows_under(client, prefix: str, run_id: str) -> list[dict]:
+    rows = []
+    for obj in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []):
+        body = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+        rows += pq.read_table(io.BytesIO(body)).to_pylist()
+    return [r for r in rows if r["run_id"] == run_id]
