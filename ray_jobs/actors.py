@@ -9,6 +9,7 @@ the job's --max-retries.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import socket
 import time
@@ -17,6 +18,9 @@ from typing import Optional
 
 from .manifest import FIDELITY, STAGES, empty_row
 from .storage import Store
+
+#: write errors that retrying at once cannot fix (full disk, quota, read-only, denied, too large)
+OUTPUT_REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 def utcnow() -> dt.datetime:
@@ -27,12 +31,12 @@ class SceneCompressor:
     """Plain class; backfill.py wraps it with ray.remote(num_gpus=..., max_concurrency=2)."""
 
     def __init__(self, device: str, settings_kwargs: dict, layout: str, run_id: str, settings_hash: str,
-                 max_retries: int) -> None:
+                 max_retries: int, s3_retry_seconds: float = 120.0) -> None:
         from sogs_core.compressor import Compressor, CompressSettings
 
         self.layout, self.run_id, self.settings_hash = layout, run_id, settings_hash
         self.max_retries = max_retries
-        self.store = Store()
+        self.store = Store(retry_seconds=s3_retry_seconds)
         self.compressor = Compressor(device=device, settings=CompressSettings(**settings_kwargs))
         self.node = socket.gethostname()
         try:
@@ -103,6 +107,17 @@ class SceneCompressor:
                     row[f"fid_{f}"] = fid.get(f)
                 break
             except SogsError as exc:          # bad input: retrying cannot help
+                row.update(status="failed", error_class=type(exc).__name__, error_message=str(exc)[:2000])
+                break
+            except OSError as exc:
+                if exc.errno in OUTPUT_REFUSED:   # a full disk, a denied write: the same write fails again now
+                    where = exc.filename or task["output_uri"]
+                    row.update(status="failed", error_class=type(exc).__name__,
+                               error_message=f"{where}: {exc.strerror or exc}"[:2000])
+                    break
+                if attempts <= self.max_retries:
+                    time.sleep(min(2 ** attempts, 30) * 0.1)
+                    continue
                 row.update(status="failed", error_class=type(exc).__name__, error_message=str(exc)[:2000])
                 break
             except Exception as exc:          # transient or resource trouble: retry, then give up

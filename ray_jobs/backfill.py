@@ -23,11 +23,9 @@ from typing import Optional
 from sogs_core.cli import ORDER_HELP, ORDER_METHODS
 from sogs_core.readers import FORMAT_NAMES, format_of_name
 
+from .leases import Leases
 from .manifest import ManifestWriter, latest_settled, read_manifest
 from .storage import ObjectInfo, Store, is_s3, join
-
-IN_FLIGHT_PER_ACTOR = 2
-
 
 def log(msg: str) -> None:
     print(f"[backfill] {msg}", file=sys.stderr, flush=True)
@@ -85,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requantize", action="store_true",
                    help="SOG v2 inputs: quantize again instead of keeping their codes (default: keep them, re-order "
                         "and re-encode only, so they lose nothing a second time; part of the settings hash)")
+    p.add_argument("--scene-timeout", default="auto", type=_timeout,
+                   help="seconds one scene may take before it is failed and its actor restarted; auto (default) = "
+                        "600 s + 10 s per MB of input")
+    p.add_argument("--s3-retry-seconds", type=float, default=120.0,
+                   help="how long S3 requests are retried through an outage (exponential backoff 0.5 s doubling to a "
+                        "16 s cap, with jitter) before the scene fails (default 120)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -96,6 +100,17 @@ def _formats(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown) or '(none)'}; "
                                          f"choose from {','.join(FORMAT_NAMES)}")
     return names
+
+
+def _timeout(text: str) -> str:
+    if text == "auto":
+        return text
+    try:
+        if float(text) > 0:
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"--scene-timeout must be 'auto' or seconds > 0, not {text!r}")
 
 
 def output_uri(output: str, rel: str, layout: str, input_name: str = "scene") -> str:
@@ -162,7 +177,7 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
 
     formats = set(args.formats)
     objs: list[ObjectInfo] = [
-        o for o in store.list(args.input, accept=lambda rel: format_of_name(rel) in formats,
+        o for o in store.list(args.input, accept=lambda rel: rel.endswith("/") or format_of_name(rel) in formats,
                               include=args.include, exclude=args.exclude)
         # outputs and the manifest, when they live under the input prefix, are not inputs
         if not _inside(o.uri, args.output) and not _inside(o.uri, args.manifest)]
@@ -175,13 +190,18 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     for o in objs:
         out = output_uri(args.output, o.rel, args.layout, input_name)
         fmt = format_of_name(o.rel)
+        if o.problem is not None:          # a symlink loop, a dangling link, a named pipe...
+            tasks.append({"input_uri": o.uri, "rel": o.rel, "size": 0, "etag": "", "output_uri": None,
+                          "format": fmt, "error": o.problem, "error_class": "UnreadableInput"})
+            continue
         clash = claimed.get(out)
         if clash is None and (out.rstrip("/") == o.uri or (fmt == "sog" and _inside(o.uri, out))):
             clash = "itself (the output would overwrite the input; use another --output)"
         if clash is not None:
             tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
-                          "format": fmt, "error": f"its output {out} is also the output of {clash}; rename one "
-                                                  "or narrow --formats / --include"})
+                          "format": fmt, "error_class": "OutputCollision",
+                          "error": f"its output {out} is also the output of {clash}; rename one "
+                                   "or narrow --formats / --include"})
             continue
         claimed[out] = o.uri
         prev = done.get(o.uri)
@@ -237,97 +257,88 @@ def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, 
     return n, opts, desc
 
 
+class PlannedFailure(Exception):
+    """A scene failed before any actor saw it (an unreadable listing entry, an output collision);
+    the row's error_class says which."""
+
+
 def run(args: argparse.Namespace) -> dict:
     if args.manifest is None:
         args.manifest = join(args.output, "_manifest")
     if not is_s3(args.input) and not os.path.isdir(args.input):
         raise FileNotFoundError(f"input folder {args.input} does not exist")
-    store = Store(max_attempts=8)
+    store = Store(retry_seconds=args.s3_retry_seconds)
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     shash = settings_hash(args)
     tasks, skipped, listed = plan(store, args, shash, run_id)
     log(f"run {run_id}: {listed} scene(s) ({','.join(args.formats)}) under {args.input}; {len(tasks)} to do, "
         f"{len(skipped)} already done")
-    clashes = [t for t in tasks if "error" in t]
+    planned = [t for t in tasks if "error" in t]
     tasks = [t for t in tasks if "error" not in t]
-    summary = {"run_id": run_id, "listed": listed, "todo": len(tasks) + len(clashes), "ok": 0,
-               "failed": len(clashes), "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
+    summary = {"run_id": run_id, "listed": listed, "todo": len(tasks) + len(planned), "ok": 0,
+               "failed": len(planned), "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
     if args.dry_run:
         for t in tasks:
             print(f"do    {t['input_uri']} -> {t['output_uri']}")
-        for t in clashes:
+        for t in planned:
             print(f"fail  {t['input_uri']}: {t['error']}")
         for r in skipped:
             why = f"known bad input: {r['error_message']}" if r["error_class"] else "already done"
             print(f"skip  {r['input_uri']} ({why})")
         return summary
+    for where in dict.fromkeys((args.output, args.manifest)):
+        problem = store.check_writable(where, run_id)
+        if problem is not None:
+            raise NotWritable(problem)
     from .actors import failed_row
 
-    writer = ManifestWriter(store, args.manifest, run_id)
-    for row in skipped:
-        writer.add(row)
-    for t in clashes:
+    writer = ManifestWriter(store, args.manifest, run_id, log=log)
+    writer.add_many(skipped)
+    for t in planned:
         log(f"failed {t['rel']}: {t['error']}")
-        writer.add(failed_row(t, run_id, shash, OutputCollision(t["error"]), attempts=0))
-    if tasks:
-        _run_tasks(args, tasks, writer, summary, run_id, shash)
-    writer.flush()
-    summary["manifest_parts"] = writer.written
+        row = failed_row(t, run_id, shash, PlannedFailure(t["error"]), attempts=0)
+        row["error_class"] = t["error_class"]
+        writer.add(row)
+    leases = Leases(store, run_id)
+    try:
+        if tasks:
+            _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash)
+    finally:
+        leases.release_all()
+        lost = writer.close()
+        summary["manifest_parts"] = writer.written
+        if lost:
+            summary["unwritten_rows"] = len(lost)
+            log(f"error: {len(lost)} manifest row(s) could not be written to {args.manifest}; they follow as JSON")
+            for row in lost:
+                print(json.dumps(row, default=str), file=sys.stderr)
     return summary
 
 
-def _run_tasks(args, tasks, writer, summary, run_id, shash) -> None:
-    from .actors import SceneCompressor, failed_row
+class NotWritable(Exception):
+    """The output or manifest location refuses a write: checked before any work."""
+
+
+def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> None:
+    from .actors import SceneCompressor
+    from .scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
 
     ray = connect_ray(args.address)
     n, opts, desc = pool_shape(ray, args, len(tasks))
     log(desc)
-    remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1,
-                            max_task_retries=args.max_retries, **opts)(SceneCompressor)
-    actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries)
+    # max_task_retries=0: the scheduler retries a dead actor's scenes itself, counting attempts
+    remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1, max_task_retries=0,
+                            **opts)(SceneCompressor)
+    actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries,
+                                args.s3_retry_seconds)
               for _ in range(n)]
-    queue = list(reversed(tasks))
-    in_flight: dict = {}          # ObjectRef -> (actor index, task, started)
-    load = [0] * n
-    t_start = time.monotonic()
-    finished = 0
-
-    def submit(i: int) -> None:
-        task = queue.pop()
-        ref = actors[i].process.remote(task)
-        in_flight[ref] = (i, task, dt.datetime.now(dt.timezone.utc))
-        load[i] += 1
-
-    for i in range(n):
-        while queue and load[i] < IN_FLIGHT_PER_ACTOR:
-            submit(i)
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
-        if not ready:
-            writer.flush() if writer.pending else None
-            continue
-        ref = ready[0]
-        i, task, started = in_flight.pop(ref)
-        load[i] -= 1
-        try:
-            row = ray.get(ref)
-        except Exception as exc:  # the actor died on every attempt (OOM kill, node lost)
-            row = failed_row(task, run_id, shash, exc, args.max_retries + 1, started)
-        writer.add(row)
-        finished += 1
-        summary["ok" if row["status"] == "ok" else "failed"] += 1
-        rate = finished / max(time.monotonic() - t_start, 1e-9) * 60
-        eta = (len(tasks) - finished) / rate if rate else 0
-        detail = (f"{row['splats']:,} splats, {row['seconds_total']:.1f}s" if row["status"] == "ok"
-                  else f"{row['error_class']}: {row['error_message']}")
-        log(f"[{finished}/{len(tasks)}] {row['status']:<6} {task['rel']} ({detail}) "
-            f"- {rate:.1f} scenes/min, ETA {eta:.1f} min")
-        if queue:
-            submit(i)
-    summary["seconds"] = time.monotonic() - t_start
-    summary["scenes_per_minute"] = finished / summary["seconds"] * 60 if summary["seconds"] else 0.0
-    for a in actors:
-        ray.kill(a)
+    sched = Scheduler(ray, actors, writer, leases, lambda out: store.exists(done_marker(out, args.layout)),
+                      run_id, shash, args.max_retries, args.scene_timeout, summary, log)
+    try:
+        sched.run(tasks)
+    finally:
+        for a in actors:
+            ray.kill(a)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -338,7 +349,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         build_parser().error("--gpus-per-actor must be > 0")
     try:
         summary = run(args)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotWritable) as exc:
         log(f"error: {exc}")
         return 2
     log(f"done: {summary['ok']} ok, {summary['skipped']} skipped, {summary['failed']} failed; "
@@ -347,6 +358,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.dry_run:
         return 0
     if args.fail_on_error and summary["failed"]:
+        return 1
+    if summary.get("unwritten_rows"):
         return 1
     if summary["todo"] and not (summary["ok"] or summary["skipped"]):
         return 1

@@ -1,14 +1,13 @@
-"""The Parquet manifest: one row per input scene per run, persisted as it finishes.
+"""The Parquet manifest: one row per input scene per run, durable the moment it finishes.
 
-Rows go to part files `<manifest>/run-<run_id>-part-<nnnnn>.parquet`, flushed every few rows or
-seconds, so a killed driver keeps what finished; nothing is ever rewritten. Resume reads every
-part of every run and keeps, per input, the latest `ok` row. The columns are listed in SCHEMA
-and documented in the README.
+Each row is its own small object first (`<manifest>/run-<run_id>-row-<n>.parquet`), compacted
+into parts (`run-<run_id>-part-<n>.parquet`) as the run goes and at its end, so a killed driver
+loses no finished scene. Resume reads every part and row object of every run and keeps, per
+input, the latest settled row. The columns are listed in SCHEMA and documented in the README.
 """
 from __future__ import annotations
 
 import io
-import time
 from typing import Optional
 
 import pyarrow as pa
@@ -37,34 +36,84 @@ def empty_row() -> dict:
 
 
 class ManifestWriter:
-    """Buffers rows and writes them as Parquet part files through the Store."""
+    """The run's rows, durable one by one: each row is written as its own small Parquet object
+    (`run-<id>-row-<n>.parquet`, a journal) the moment it is added, so a killed driver loses no
+    finished scene; every `compact_rows` rows and at `close` they are compacted into one part
+    (`run-<id>-part-<n>.parquet`, written before the row objects are deleted; `read_manifest`
+    drops the duplicates that a crash between the two leaves). A write that fails (full disk,
+    denied, an outage longer than the store's retries) never raises: the rows stay pending, are
+    tried again with the next row and at `close`, which returns what could not be written."""
 
-    def __init__(self, store: Store, prefix: str, run_id: str, flush_rows: int = 8,
-                 flush_seconds: float = 10.0) -> None:
+    def __init__(self, store: Store, prefix: str, run_id: str, compact_rows: int = 500,
+                 log=None) -> None:
         self.store, self.prefix, self.run_id = store, prefix, run_id
-        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self.compact_rows = compact_rows
+        self.log = log or (lambda msg: None)
         self.pending: list[dict] = []
+        self.journal: list[tuple[str, list[dict]]] = []     # row objects written since the last part
+        self.seq = 0
         self.part = 0
-        self.last_flush = time.monotonic()
         self.written: list[str] = []
+        self.failures = 0
 
-    def add(self, row: dict) -> None:
-        self.pending.append(row)
-        if len(self.pending) >= self.flush_rows or time.monotonic() - self.last_flush >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        table = pa.Table.from_pylist(self.pending, schema=SCHEMA)
+    def _put_rows(self, name: str, rows: list[dict]) -> str:
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        uri = join(self.prefix, f"run-{self.run_id}-part-{self.part:05d}.parquet")
+        uri = join(self.prefix, name)
         self.store.put(uri, buf.getvalue())
+        return uri
+
+    def add(self, row: dict) -> bool:
+        """Write `row` now (with any rows still pending); True when it is durable."""
+        return self.add_many([row])
+
+    def add_many(self, rows: list[dict]) -> bool:
+        """Write rows as one journal object; True when they (and all pending rows) are durable."""
+        self.pending.extend(rows)
+        if not self.pending:
+            return True
+        try:
+            uri = self._put_rows(f"run-{self.run_id}-row-{self.seq:06d}.parquet", self.pending)
+        except Exception as exc:
+            self.failures += 1
+            self.log(f"manifest write failed ({len(self.pending)} row(s) kept to retry): "
+                     f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}")
+            return False
+        self.seq += 1
+        self.journal.append((uri, self.pending))
         self.written.append(uri)
-        self.part += 1
         self.pending = []
-        self.last_flush = time.monotonic()
+        if sum(len(r) for _, r in self.journal) >= self.compact_rows:
+            self.compact()
+        return True
+
+    def compact(self) -> None:
+        """The journal's rows into one part, then the row objects deleted (best effort)."""
+        if len(self.journal) < 2:
+            return
+        rows = [r for _, batch in self.journal for r in batch]
+        try:
+            part = self._put_rows(f"run-{self.run_id}-part-{self.part:05d}.parquet", rows)
+        except Exception as exc:
+            self.log(f"manifest compaction failed (rows stay as journal objects): {exc}")
+            return
+        self.part += 1
+        self.written.append(part)
+        for uri, _ in self.journal:
+            try:
+                self.store.delete(uri)
+                self.written.remove(uri)
+            except Exception:
+                pass
+        self.journal = []
+
+    def close(self) -> list[dict]:
+        """Write what is pending, compact; returns the rows that still could not be written."""
+        if self.pending:
+            self.add_many([])
+        self.compact()
+        return list(self.pending)
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -77,12 +126,23 @@ def conform(table: pa.Table) -> pa.Table:
 
 
 def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
-    """All rows of all runs under the manifest prefix (None when there are none)."""
+    """All rows of all runs under the manifest prefix (None when there are none): parts and
+    journal objects, one row per (run, input) (a row both in a part and in a journal object that
+    a crash kept is counted once)."""
     tables = []
     for obj in store.list_all(prefix):
-        if obj.rel.endswith(".parquet") and "/" not in obj.rel:
+        if obj.rel.endswith(".parquet") and "/" not in obj.rel and obj.problem is None:
             tables.append(conform(pq.read_table(io.BytesIO(store.get(obj.uri)))))
-    return pa.concat_tables(tables) if tables else None
+    if not tables:
+        return None
+    table = pa.concat_tables(tables)
+    seen: dict[tuple, int] = {}
+    keep = []
+    for i, (run, uri) in enumerate(zip(table.column("run_id").to_pylist(), table.column("input_uri").to_pylist())):
+        if (run, uri) not in seen:
+            seen[(run, uri)] = i
+            keep.append(i)
+    return table.take(keep) if len(keep) < len(table) else table
 
 
 #: failures that the same input and settings reproduce: a re-run skips them until the input changes

@@ -53,11 +53,25 @@ def write_bundle(pkg: SogPackage, path: str) -> int:
     data = pkg.bundle_bytes()
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
     return len(data)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """`data` to `path` through a temporary file beside it and a rename: the file appears whole or
+    not at all, and a failed write (full disk, denied) leaves no temporary file behind."""
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{id(data):x}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def write_folder_with(pkg: SogPackage, put: Callable[[str, bytes], None], exists: Callable[[str], bool],
@@ -68,12 +82,21 @@ def write_folder_with(pkg: SogPackage, put: Callable[[str, bytes], None], exists
     to the folder. Returns bytes written."""
     if exists("meta.json"):
         delete("meta.json")
-    total = 0
-    for name, data in pkg.files.items():
-        put(name, data)
-        total += len(data)
-    meta = pkg.meta_bytes()
-    put("meta.json", meta)
+    total, written = 0, []
+    try:
+        for name, data in pkg.files.items():
+            put(name, data)
+            written.append(name)
+            total += len(data)
+        meta = pkg.meta_bytes()
+        put("meta.json", meta)
+    except BaseException:
+        for name in written:          # a failed write leaves no half scene behind
+            try:
+                delete(name)
+            except Exception:
+                pass
+        raise
     return total + len(meta)
 
 
@@ -82,10 +105,7 @@ def write_folder(pkg: SogPackage, path: str) -> int:
     os.makedirs(path, exist_ok=True)
 
     def put(name: str, data: bytes) -> None:
-        tmp = os.path.join(path, f".{name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, os.path.join(path, name))
+        atomic_write(os.path.join(path, name), data)
 
     return write_folder_with(pkg, put, lambda name: os.path.exists(os.path.join(path, name)),
                              lambda name: os.remove(os.path.join(path, name)))

@@ -1,0 +1,206 @@
+"""The driver's loop: hand scenes to the actors, and keep every promise when things go wrong.
+
+- A scene's row is written (durably, `ManifestWriter`) before the scene counts as done, and its
+  lease is released only then.
+- Only actors known to be alive get work. When an actor dies (killed, OOM, node lost), each scene
+  it was running counts one attempt and goes back to the queue (up to --max-retries, then a
+  `failed` row with every attempt counted); the actor is sent nothing until Ray has restarted it
+  and it answers again, so no scene is ever failed for "the actor is restarting".
+- A scene that runs past its time limit (--scene-timeout) becomes a `failed` row and its actor is
+  restarted; the other scene that actor held goes back to the queue.
+- A scene whose output another run holds a lease on waits (re-checked every few seconds) until
+  that run finishes it (then it is `skipped`) or its lease expires (then this run takes it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import deque
+from typing import Callable, Optional
+
+from .actors import failed_row, utcnow
+from .leases import Leases
+from .manifest import ManifestWriter
+
+IN_FLIGHT_PER_ACTOR = 2
+WAIT_RECHECK_SECONDS = 5.0
+#: with no actor alive for this long, the scenes left are failed instead of waiting forever
+NO_ACTOR_LIMIT_SECONDS = 600.0
+
+
+class SceneTimeout(Exception):
+    """A scene ran past --scene-timeout."""
+
+
+class NoLiveActor(Exception):
+    """No actor came back for NO_ACTOR_LIMIT_SECONDS."""
+
+
+def scene_timeout(setting: str, size_bytes: int) -> float:
+    """--scene-timeout: seconds, or auto = 600 s + 10 s per MB of input (a 250 MB 1M-splat PLY:
+    ~43 min, far above what a GPU or even a CPU actor needs, far below forever)."""
+    if setting == "auto":
+        return 600.0 + 10.0 * size_bytes / 1e6
+    return float(setting)
+
+
+def is_actor_death(exc: BaseException) -> bool:
+    import ray.exceptions as rex
+
+    return isinstance(exc, (rex.RayActorError, getattr(rex, "ActorUnavailableError", rex.RayActorError)))
+
+
+class Scheduler:
+    def __init__(self, ray, actors: list, writer: ManifestWriter, leases: Leases, done: Callable[[str], bool],
+                 run_id: str, shash: str, max_retries: int, timeout_setting: str, summary: dict,
+                 log: Callable[[str], None]) -> None:
+        self.ray, self.actors, self.writer, self.leases = ray, actors, writer, leases
+        self.done = done                  # output uri -> whether a complete output is there
+        self.run_id, self.shash, self.max_retries = run_id, shash, max_retries
+        self.timeout_setting = timeout_setting
+        self.summary, self.log = summary, log
+        self.in_flight: dict = {}         # ref -> (actor index, task, started datetime, deadline)
+        self.recovering: dict = {}        # ready() ref -> actor index
+        self.alive = [True] * len(actors)
+        self.load = [0] * len(actors)
+        self.queue: deque = deque()
+        self.waiting: list[tuple[float, dict, str]] = []    # (next check, task, holder)
+        self.finished = 0
+        self.total = 0
+        self.t_start = time.monotonic()
+        self.no_actor_since: Optional[float] = None
+
+    # -- rows ----------------------------------------------------------------------------------
+    def _record(self, task: dict, row: dict) -> None:
+        """The row durable first, then the lease released, then the scene counted."""
+        self.writer.add(row)
+        self.leases.release(task["output_uri"])
+        self.finished += 1
+        status = row["status"]
+        self.summary[status if status in ("ok", "failed", "skipped") else "failed"] += 1
+        elapsed = max(time.monotonic() - self.t_start, 1e-9)
+        rate = self.finished / elapsed * 60
+        eta = (self.total - self.finished) / rate if rate else 0
+        if status == "ok":
+            detail = f"{row['splats']:,} splats, {row['seconds_total']:.1f}s"
+        else:
+            detail = f"{row['error_class']}: {row['error_message']}"
+        self.log(f"[{self.finished}/{self.total}] {status:<6} {task['rel']} ({detail}) "
+                 f"- {rate:.1f} scenes/min, ETA {eta:.1f} min")
+
+    def _fail(self, task: dict, exc: BaseException, started: Optional[dt.datetime] = None) -> None:
+        self._record(task, failed_row(task, self.run_id, self.shash, exc, task.get("attempts", 0), started))
+
+    # -- work ----------------------------------------------------------------------------------
+    def _submit(self, i: int, task: dict) -> None:
+        ref = self.actors[i].process.remote(task, task.get("attempts", 0))
+        deadline = time.monotonic() + scene_timeout(self.timeout_setting, task["size"])
+        self.in_flight[ref] = (i, task, utcnow(), deadline)
+        self.load[i] += 1
+
+    def _fill(self) -> None:
+        for i in range(len(self.actors)):
+            while self.alive[i] and self.load[i] < IN_FLIGHT_PER_ACTOR and self.queue:
+                task = self.queue.popleft()
+                holder = self.leases.claim(task["output_uri"]) if task["output_uri"] not in self.leases.held else None
+                if holder is not None:
+                    if "waited_for" not in task:
+                        self.log(f"waiting for {task['rel']}: its output is being written by {holder}")
+                    self.waiting.append((time.monotonic() + WAIT_RECHECK_SECONDS, task, holder))
+                    continue
+                if "waited_for" in task and self.done(task["output_uri"]):
+                    row = failed_row(task, self.run_id, self.shash, Exception(""), 0)
+                    row.update(status="skipped", error_class=None,
+                               error_message=f"written meanwhile by {task['waited_for']}; see that run's row")
+                    self._record(task, row)
+                    continue
+                self._submit(i, task)
+
+    def _actor_down(self, i: int) -> None:
+        if self.alive[i]:
+            self.alive[i] = False
+            self.recovering[self.actors[i].ready.remote()] = i
+
+    def _on_result(self, ref) -> None:
+        if ref in self.recovering:
+            i = self.recovering.pop(ref)
+            try:
+                self.ray.get(ref)
+                self.alive[i] = True
+                self.log(f"actor {i} is back")
+            except Exception:
+                self.recovering[self.actors[i].ready.remote()] = i
+            return
+        i, task, started, _ = self.in_flight.pop(ref)
+        self.load[i] -= 1
+        try:
+            row = self.ray.get(ref)
+        except Exception as exc:
+            if not is_actor_death(exc):
+                task["attempts"] = task.get("attempts", 0) + 1
+                self._fail(task, exc, started)
+                return
+            self._actor_down(i)
+            task["attempts"] = task.get("attempts", 0) + 1
+            if task["attempts"] <= self.max_retries:
+                self.log(f"{task['rel']}: its actor died (attempt {task['attempts']}); retrying")
+                self.queue.appendleft(task)
+            else:
+                self._fail(task, exc, started)
+            return
+        self._record(task, row)
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for ref, (i, task, started, deadline) in list(self.in_flight.items()):
+            if now < deadline:
+                continue
+            del self.in_flight[ref]
+            self.load[i] -= 1
+            limit = scene_timeout(self.timeout_setting, task["size"])
+            task["attempts"] = task.get("attempts", 0) + 1
+            self._fail(task, SceneTimeout(f"did not finish within {limit:.0f} s (--scene-timeout); "
+                                          "its actor was restarted"), started)
+            self.log(f"restarting actor {i} (a scene ran past its time limit)")
+            self.ray.kill(self.actors[i], no_restart=False)
+            self._actor_down(i)
+
+    def _check_waiting(self) -> None:
+        """Scenes another run held: due ones go back to the queue, where `_fill` claims them."""
+        now = time.monotonic()
+        due = [w for w in self.waiting if w[0] <= now]
+        self.waiting = [w for w in self.waiting if w[0] > now]
+        for _, task, holder in due:
+            task["waited_for"] = holder
+            self.queue.append(task)
+
+    def _check_no_actor(self) -> None:
+        if any(self.alive):
+            self.no_actor_since = None
+            return
+        now = time.monotonic()
+        self.no_actor_since = self.no_actor_since or now
+        if now - self.no_actor_since > NO_ACTOR_LIMIT_SECONDS:
+            while self.queue:
+                self._fail(self.queue.popleft(), NoLiveActor(f"no actor alive for {NO_ACTOR_LIMIT_SECONDS:.0f} s"))
+
+    def run(self, tasks: list[dict]) -> None:
+        self.queue.extend(tasks)
+        self.total = len(tasks)
+        while self.queue or self.in_flight or self.waiting:
+            self._fill()
+            if self.leases.renew_due():
+                self.leases.renew()
+            refs = list(self.in_flight) + list(self.recovering)
+            if refs:
+                ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+                for ref in ready:
+                    self._on_result(ref)
+            else:
+                time.sleep(0.5)
+            self._check_timeouts()
+            self._check_waiting()
+            self._check_no_actor()
+        self.summary["seconds"] = time.monotonic() - self.t_start
+        self.summary["scenes_per_minute"] = (self.finished / self.summary["seconds"] * 60
+                                             if self.summary["seconds"] else 0.0)
