@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-retry-seconds", type=float, default=120.0,
                    help="how long S3 requests are retried through an outage (exponential backoff 0.5 s doubling to a "
                         "16 s cap, with jitter) before the scene fails (default 120)")
+    p.add_argument("--lease-seconds", type=float, default=90.0,
+                   help="each scene in work holds a lease beside its output, renewed while it runs; another run "
+                        "waits for it, and a dead run's lease is taken over after this long (default 90)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -299,7 +302,7 @@ def run(args: argparse.Namespace) -> dict:
         row = failed_row(t, run_id, shash, PlannedFailure(t["error"]), attempts=0)
         row["error_class"] = t["error_class"]
         writer.add(row)
-    leases = Leases(store, run_id)
+    leases = Leases(store, run_id, ttl=args.lease_seconds)
     try:
         if tasks:
             _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash)
@@ -332,8 +335,16 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> No
     actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries,
                                 args.s3_retry_seconds)
               for _ in range(n)]
-    sched = Scheduler(ray, actors, writer, leases, lambda out: store.exists(done_marker(out, args.layout)),
-                      run_id, shash, args.max_retries, args.scene_timeout, summary, log)
+    def done_by_other_run(task: dict) -> Optional[dict]:
+        """After waiting on another run's lease: its row, when it did this input with our settings."""
+        prev = latest_settled(read_manifest(store, args.manifest)).get(task["input_uri"])
+        if (prev is not None and prev["status"] == "ok" and prev["input_etag"] == task["etag"]
+                and prev["settings_hash"] == shash and store.exists(done_marker(task["output_uri"], args.layout))):
+            return prev
+        return None
+
+    sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,
+                      args.scene_timeout, summary, log)
     try:
         sched.run(tasks)
     finally:

@@ -51,17 +51,20 @@ def is_actor_death(exc: BaseException) -> bool:
 
 
 class Scheduler:
-    def __init__(self, ray, actors: list, writer: ManifestWriter, leases: Leases, done: Callable[[str], bool],
+    def __init__(self, ray, actors: list, writer: ManifestWriter, leases: Leases,
+                 done: Callable[[dict], Optional[dict]],
                  run_id: str, shash: str, max_retries: int, timeout_setting: str, summary: dict,
                  log: Callable[[str], None]) -> None:
         self.ray, self.actors, self.writer, self.leases = ray, actors, writer, leases
-        self.done = done                  # output uri -> whether a complete output is there
+        self.done = done                  # task -> the settled row that makes it done (same input and settings)
         self.run_id, self.shash, self.max_retries = run_id, shash, max_retries
         self.timeout_setting = timeout_setting
         self.summary, self.log = summary, log
         self.in_flight: dict = {}         # ref -> (actor index, task, started datetime, deadline)
-        self.recovering: dict = {}        # ready() ref -> actor index
-        self.alive = [True] * len(actors)
+        # nothing is sent to an actor before it answers ready(): its start (imports, warm-up) does
+        # not eat into the first scenes' time limits
+        self.recovering: dict = {a.ready.remote(): i for i, a in enumerate(actors)}   # ready() ref -> actor
+        self.alive = [False] * len(actors)
         self.load = [0] * len(actors)
         self.queue: deque = deque()
         self.waiting: list[tuple[float, dict, str]] = []    # (next check, task, holder)
@@ -108,10 +111,11 @@ class Scheduler:
                         self.log(f"waiting for {task['rel']}: its output is being written by {holder}")
                     self.waiting.append((time.monotonic() + WAIT_RECHECK_SECONDS, task, holder))
                     continue
-                if "waited_for" in task and self.done(task["output_uri"]):
-                    row = failed_row(task, self.run_id, self.shash, Exception(""), 0)
-                    row.update(status="skipped", error_class=None,
-                               error_message=f"written meanwhile by {task['waited_for']}; see that run's row")
+                prev = self.done(task) if "waited_for" in task else None
+                if prev is not None:              # the other run did it, with these settings
+                    row = dict(prev)
+                    row.update(run_id=self.run_id, status="skipped", attempts=0, started_at=utcnow(),
+                               finished_at=utcnow())
                     self._record(task, row)
                     continue
                 self._submit(i, task)
@@ -125,10 +129,13 @@ class Scheduler:
         if ref in self.recovering:
             i = self.recovering.pop(ref)
             try:
-                self.ray.get(ref)
+                where = self.ray.get(ref)
                 self.alive[i] = True
-                self.log(f"actor {i} is back")
-            except Exception:
+                self.log(f"actor {i} ready: {where}")
+            except Exception as exc:
+                if not is_actor_death(exc):
+                    raise
+                self.log(f"actor {i} is down ({str(exc).strip().splitlines()[0][:200]}); waiting for Ray to restart it")
                 self.recovering[self.actors[i].ready.remote()] = i
             return
         i, task, started, _ = self.in_flight.pop(ref)

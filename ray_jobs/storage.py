@@ -75,10 +75,10 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retrying(fn: Callable[[], T], retry_seconds: float, what: str = "S3 request",
-             sleep: Callable[[float], None] = time.sleep) -> T:
+             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
     """fn(), retried on transient errors by the module's backoff until retry_seconds have passed;
-    then the last error is raised with how long it was tried."""
-    deadline = time.monotonic() + retry_seconds
+    then the last error is raised."""
+    deadline = clock() + retry_seconds
     wait = BACKOFF_FIRST
     while True:
         try:
@@ -87,7 +87,7 @@ def retrying(fn: Callable[[], T], retry_seconds: float, what: str = "S3 request"
             if not is_transient(exc):
                 raise
             pause = wait / 2 + random.uniform(0, wait / 2)
-            if time.monotonic() + pause > deadline:
+            if clock() + pause > deadline:
                 raise
             print(f"[storage] {what}: {type(exc).__name__}: {str(exc)[:200]}; retrying in {pause:.1f}s",
                   file=sys.stderr, flush=True)

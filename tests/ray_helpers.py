@@ -81,3 +81,71 @@ def write_local(root: str, files: dict[str, bytes]) -> None:
 def fast_env() -> dict:
     """Variables that keep a 2-core test box responsive under Ray."""
     return {"RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "0"}
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the moto server that can fail requests the way S3
+    does under trouble: every Nth request (`fail_every`) or every request until `outage_until`
+    (time.monotonic()) gets a 503 SlowDown; the rest pass through byte for byte."""
+
+    def __init__(self, target: str) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlparse
+
+        self.fail_every = 0
+        self.outage_until = 0.0
+        self.count = 0
+        self.failed = 0
+        lock = threading.Lock()
+        host, port = urlparse(target).hostname, urlparse(target).port
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    proxy.count += 1
+                    fail = (time.monotonic() < proxy.outage_until
+                            or (proxy.fail_every and proxy.count % proxy.fail_every == 0))
+                    proxy.failed += bool(fail)
+                if fail:
+                    msg = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
+                conn = http.client.HTTPConnection(host, port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
