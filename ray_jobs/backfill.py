@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-seconds", type=float, default=90.0,
                    help="each scene in work holds a lease beside its output, renewed while it runs; another run "
                         "waits for it, and a dead run's lease is taken over after this long (default 90)")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write an HTML report of the run beside the manifest at the end and print its path "
+                        "(default on; sogs-cluster report MANIFEST makes one later, e.g. after an interrupted run)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -310,6 +313,14 @@ def run(args: argparse.Namespace) -> dict:
         leases.release_all()
         lost = writer.close()
         summary["manifest_parts"] = writer.written
+        if args.report and not lost:
+            try:
+                from .report import write_report
+
+                summary["report"] = write_report(store, args.manifest, run=run_id)
+                log(f"report: {summary['report']}")
+            except Exception as exc:           # a report is a convenience: never fail the run for it
+                log(f"no report: {type(exc).__name__}: {exc}")
         if lost:
             summary["unwritten_rows"] = len(lost)
             log(f"error: {len(lost)} manifest row(s) could not be written to {args.manifest}; they follow as JSON")

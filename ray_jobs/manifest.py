@@ -27,12 +27,16 @@ SCHEMA = pa.schema(
     + [(f"fid_{f}", pa.float64()) for f in FIDELITY]
     + [("status", pa.string()), ("error_class", pa.string()), ("error_message", pa.string()),
        ("attempts", pa.int32()), ("node", pa.string()), ("gpu", pa.string()),
-       ("settings_hash", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+       ("settings_hash", pa.string()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
        ("finished_at", pa.timestamp("us", tz="UTC"))])
 
 
 def empty_row() -> dict:
-    return {name: None for name in SCHEMA.names}
+    from sogs_core import __version__
+
+    row = {name: None for name in SCHEMA.names}
+    row["software_version"] = __version__
+    return row
 
 
 class ManifestWriter:

@@ -136,6 +136,18 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ray_jobs.report import write_report
+    from ray_jobs.storage import Store
+
+    try:
+        out = write_report(Store(), args.manifest, args.output, args.run, args.all)
+    except ValueError as exc:
+        raise SogsError(str(exc)) from None
+    print(out)
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from .ply_write import write_ply
     from .synth import synthetic_scene
@@ -203,6 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sh", type=int, default=3, choices=[0, 1, 2, 3], help="SH degree (default 3)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_synth)
+
+    r = sub.add_parser("report", help="one self-contained HTML page from a backfill manifest",
+                       description="Read a backfill's Parquet manifest (a local folder or s3:// prefix) and write one "
+                                   "HTML file that opens with no network: totals (ok/skipped/failed, bytes, ratio, wall "
+                                   "time, scenes per minute, GPU-stage seconds per scene), plots (throughput, seconds "
+                                   "per stage, ratio against splat count, fidelity against the quantization's bounds; "
+                                   "they need the 'report' extra, matplotlib), the failures, the slowest scenes, the "
+                                   "settings, versions, nodes and GPUs seen.")
+    r.add_argument("manifest", metavar="MANIFEST_URI", help="the manifest prefix, e.g. out/_manifest or s3://b/sog/_manifest")
+    r.add_argument("-o", "--output", default="report.html", help="where to write the page (local or s3://; default report.html)")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--run", default=None, metavar="RUN_ID", help="the run to report (default: the latest)")
+    which.add_argument("--all", action="store_true", help="every run in the manifest")
+    r.set_defaults(func=_report)
 
     b = sub.add_parser("backfill", help="the Ray batch job (same as python -m ray_jobs.backfill)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)

@@ -17,6 +17,12 @@ from .splats import Splats
 
 ATTRIBUTES = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
+#: the worst errors the quantization allows (tests/test_roundtrip.py derives and checks each):
+#: positions rounded to a 16-bit step (half a step), smallest-three 8-bit rotations (1.5 degrees),
+#: opacity rounded to a byte after the sigmoid (half a byte). Scales and colours go through
+#: 256-entry codebooks fitted per scene, so their bound is the scene's codebook, not a constant.
+QUANTIZATION_BOUNDS = {"position_max_steps": 0.5, "rotation_max_deg": 1.5, "opacity_max_error": 0.5 / 255}
+
 
 def _log_t(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * np.log1p(np.abs(v))

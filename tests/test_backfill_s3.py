@@ -201,6 +201,8 @@ def test_backfill_over_a_mixed_folder(s3, local_ray, tmp_path):
     clash = rows["twice/x.spz"]
     assert clash["status"] == "failed" and "twice/x.sog" in clash["error_message"] and clash["input_format"] == "spz"
     assert (s["ok"], s["failed"]) == (8, 2) and len(rows) == 10
+    report = client.get_object(Bucket=BUCKET, Key=s["report"][len(f"s3://{BUCKET}/"):])["Body"].read().decode()
+    assert "OutputCollision" in report and "SpzError" in report and report.count("<svg") == 4
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="mixout/")["Contents"]}
     for out in ("plain/a.sog", "packed/a.compressed.sog", "niantic/a.sog", "web/a.sog", "web/b.sog", "tools/a.sog",
                 "old/logo.sog", "twice/x.sog"):

@@ -1,0 +1,118 @@
+"""`sogs-cluster report`: the HTML page holds the right totals and every failure's message, and
+loads nothing from the network."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+from ray_jobs.manifest import ManifestWriter, empty_row
+from ray_jobs.storage import Store
+
+from .conftest import ROOT
+
+
+class Page(HTMLParser):
+    """Tables as lists of rows of cell texts, plus what the page references."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+        self.refs: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for k, v in attrs:
+            if k in ("src", "href") and v:
+                self.refs.append(v)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def _row(i: int, status: str, t0: dt.datetime, **kw) -> dict:
+    r = empty_row()
+    r.update(run_id="20261124T100000Z-abc123", input_uri=f"s3://b/in/scene_{i}.ply", input_bytes=1_000_000,
+             input_etag="e", input_format="ply", output_uri=f"s3://b/out/scene_{i}.sog", status=status,
+             attempts=1, node="n1/aaaa", gpu="NVIDIA H100", settings_hash="h-bundle",
+             started_at=t0 + dt.timedelta(seconds=10 * i), finished_at=t0 + dt.timedelta(seconds=10 * i + 8))
+    if status == "ok":
+        r.update(splats=100_000 * (i + 1), sh_degree=3, output_bytes=100_000, ratio=10.0,
+                 fid_position_max_steps=0.5, fid_rotation_max_deg=0.4, fid_opacity_max_error=0.0019,
+                 fid_log_scale_max_error=0.05, fid_f_dc_rmse=0.01, fid_f_rest_rmse=0.02)
+        for s, v in (("read", 0.2), ("sort", 0.1), ("cluster", 0.3), ("quantize", 0.2), ("encode", 0.5),
+                     ("write", 0.05), ("total", 1.35 + i)):
+            r[f"seconds_{s}"] = v
+    r.update(kw)
+    return r
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    t0 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.timezone.utc)
+    rows = [_row(i, "ok", t0) for i in range(5)]
+    rows += [_row(5, "failed", t0, error_class="PlyError", error_message="scene_5.ply: truncated body <here>"),
+             _row(6, "failed", t0, error_class="SceneTimeout", error_message="did not finish within 600 s",
+                  attempts=3),
+             _row(7, "skipped", t0, attempts=0)]
+    older = _row(0, "ok", t0 - dt.timedelta(days=1), run_id="20261123T100000Z-old000")
+    w = ManifestWriter(Store(), str(tmp_path / "_manifest"), "20261124T100000Z-abc123", compact_rows=3)
+    for r in rows:
+        w.add(r)
+    assert not w.close()
+    ManifestWriter(Store(), str(tmp_path / "_manifest"), "20261123T100000Z-old000").add(older)
+    return tmp_path / "_manifest"
+
+
+def _report(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sogs_core.cli", "report", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_report_totals_failures_and_no_network(manifest, tmp_path):
+    r = _report(str(manifest), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "r.html").read_text()
+    page = Page()
+    page.feed(text)
+    totals = {row[0]: row[1] for row in page.tables[0][1:]}
+    assert (totals["scenes"], totals["ok"], totals["skipped"], totals["failed"]) == ("8", "5", "1", "2")
+    assert totals["input bytes (ok)"] == "5,000,000" and totals["output bytes (ok)"] == "500,000"
+    assert totals["overall ratio"] == "10.00x"
+    assert totals["wall time"] == "68.0 s"   # first start 10:00:00, last worked-on end 10:01:08 (skipped rows excluded)
+    failures = next(t for t in page.tables if t[0][:2] == ["scene", "error class"])
+    assert {row[1]: row[2] for row in failures[1:]} == {
+        "PlyError": "scene_5.ply: truncated body <here>", "SceneTimeout": "did not finish within 600 s"}
+    assert [row[3] for row in failures[1:] if row[1] == "SceneTimeout"] == ["3"]
+    assert "script" not in page.tags and not [u for u in page.refs if "//" in u]
+    assert text.count("<svg") == 4                   # throughput, stages, ratio, fidelity
+    assert "20261123T100000Z-old000" not in text     # the latest run only, by default
+
+
+def test_report_of_all_runs_and_a_missing_run(manifest, tmp_path):
+    r = _report(str(manifest), "--all", "-o", str(tmp_path / "all.html"))
+    assert r.returncode == 0
+    page = Page()
+    page.feed((tmp_path / "all.html").read_text())
+    assert {row[0]: row[1] for row in page.tables[0][1:]}["scenes"] == "9"
+    r = _report(str(manifest), "--run", "nope")
+    assert r.returncode == 2 and "no run 'nope'" in r.stderr and "Traceback" not in r.stderr
+    r = _report(str(tmp_path / "empty"))
+    assert r.returncode == 2 and "no manifest rows" in r.stderr
