@@ -196,8 +196,9 @@ def render(rows: list[dict], what: str, source: str) -> str:
 
 def write_report(store, manifest: str, out: Optional[str] = None, run: Optional[str] = None,
                  all_runs: bool = False) -> str:
-    """Read the manifest through `store`, render, write to `out` (default: beside the manifest,
-    report-<run>.html); returns where it went."""
+    """Read the manifest through `store`, render, write to `out` (default: beside the manifest
+    folder, MANIFEST_reports/report-<run>.html: inside it, the page would break readers of the
+    folder as one Parquet dataset); returns where it went."""
     from .manifest import read_manifest
     from .storage import join
 
@@ -208,6 +209,6 @@ def write_report(store, manifest: str, out: Optional[str] = None, run: Optional[
     page = render(rows, what, manifest).encode()
     if out is None:
         name = "report-all.html" if all_runs else f"report-{rows[0]['run_id']}.html"
-        out = join(manifest, name)
+        out = join(manifest.rstrip("/") + "_reports", name)
     store.put(out, page)
     return out

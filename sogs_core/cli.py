@@ -132,8 +132,56 @@ def _compare(args: argparse.Namespace) -> int:
 
     a, b = _load_any(args.a), _load_any(args.b)
     report = fidelity(a, b)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.render:
+        report["render"] = _render_compare(args, a)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(format_report({k: v for k, v in report.items() if k != "render"}))
+    if args.render:
+        r = report["render"]
+        print(f"render ({r['engine']}, {r['size']}, {len(r['views'])} views):")
+        for i, v in enumerate(r["views"]):
+            print(f"  view {i}: PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
+        print(f"  mean:   PSNR {r['psnr_mean']:.2f} dB  SSIM {r['ssim_mean']:.4f}")
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+        if w > 0 and h > 0:
+            return w, h
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"--size must look like 512x512, not {text!r}")
+
+
+def _render_compare(args: argparse.Namespace, original) -> dict:
+    """Both files rendered by the PlayCanvas engine from the same cameras (framed on A)."""
+    import numpy as np
+
+    from .render import RenderError, Renderer, psnr, ssim, views_around
+    from .render.harness import ENGINE_VERSION
+
+    width, height = args.size
+    views, near, far = views_around(original.means, args.views)
+    try:
+        renderer = Renderer(width, height)
+        ref = renderer.render(args.a, views, 60.0, near, far)
+        out = renderer.render(args.b, views, 60.0, near, far)
+    except RenderError as exc:
+        raise SogsError(f"render failed: {exc}") from None
+    per_view = [{"psnr": psnr(x, y), "ssim": ssim(x, y)} for x, y in zip(ref, out)]
+    if args.save_png:
+        from PIL import Image
+
+        os.makedirs(args.save_png, exist_ok=True)
+        for i, (x, y) in enumerate(zip(ref, out)):
+            Image.fromarray(np.concatenate([x, y], axis=1)).save(os.path.join(args.save_png, f"view_{i:02d}.png"))
+    return {"engine": f"playcanvas {ENGINE_VERSION}", "size": f"{width}x{height}", "views": per_view,
+            "psnr_mean": float(np.mean([v["psnr"] for v in per_view])),
+            "ssim_mean": float(np.mean([v["ssim"] for v in per_view]))}
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -202,10 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("input", metavar="FILE")
     i.set_defaults(func=_info)
 
-    m = sub.add_parser("compare", help="per-attribute error between two scenes (any supported format), matched by position")
+    m = sub.add_parser("compare", help="per-attribute error between two scenes (any supported format), matched by "
+                                       "position; --render adds PSNR/SSIM of the engine's renders",
+                       description="A is the reference (the original), B the other (compressed) scene.")
     m.add_argument("a", metavar="A")
     m.add_argument("b", metavar="B")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--render", action="store_true",
+                   help="also render A and B in the PlayCanvas engine (headless Chromium, WebGL 2) from the same "
+                        "cameras around A and report PSNR and SSIM per view and their means")
+    m.add_argument("--views", type=int, default=4, help="cameras on a circle around the scene (default 4)")
+    m.add_argument("--size", type=_size, default=(512, 512), metavar="WxH", help="render size (default 512x512)")
+    m.add_argument("--save-png", default=None, metavar="DIR", help="write A|B side by side, one PNG per view")
     m.set_defaults(func=_compare)
 
     s = sub.add_parser("synth", help="write synthetic demo scenes (PLY) into a folder")

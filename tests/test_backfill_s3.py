@@ -58,7 +58,7 @@ def _manifest_rows(client, run_id=None) -> list[dict]:
 
 def _outputs(client) -> set[str]:
     listing = client.list_objects_v2(Bucket=BUCKET, Prefix="out/")
-    return {o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("out/_manifest/")}
+    return {o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("out/_manifest")}
 
 
 def _run(*extra: str) -> dict:

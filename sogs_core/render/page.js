@@ -1,0 +1,69 @@
+// Loads one splat file in the PlayCanvas engine, renders it from each requested camera, and posts
+// the pixels (and every error or console error) back to the Python server that served this page.
+import * as pc from '/engine/playcanvas.mjs';
+
+const job = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+const post = (path, body) => fetch(path, { method: 'POST', body });
+const fail = (msg) => post('/error', String(msg));
+window.addEventListener('error', (e) => fail(`page error: ${e.message}`));
+window.addEventListener('unhandledrejection', (e) => fail(`unhandled rejection: ${e.reason}`));
+const consoleError = console.error.bind(console);
+console.error = (...args) => { consoleError(...args); fail(`console error: ${args.join(' ')}`); };
+
+const canvas = document.createElement('canvas');
+canvas.width = job.width;
+canvas.height = job.height;
+document.body.appendChild(canvas);
+
+const app = new pc.Application(canvas, {
+    graphicsDeviceOptions: { deviceTypes: ['webgl2'], antialias: false, preserveDrawingBuffer: true, alpha: false }
+});
+app.setCanvasFillMode(pc.FILLMODE_NONE, job.width, job.height);
+app.setCanvasResolution(pc.RESOLUTION_FIXED, job.width, job.height);
+app.start();
+post('/log', `device: ${app.graphicsDevice.deviceType} ${app.graphicsDevice.unmaskedRenderer || ''}`);
+
+const camera = new pc.Entity('camera');
+camera.addComponent('camera', {
+    clearColor: new pc.Color(job.background[0], job.background[1], job.background[2], 1),
+    fov: job.fov, nearClip: job.near, farClip: job.far
+});
+app.root.addChild(camera);
+
+const asset = new pc.Asset('scene', 'gsplat', { url: job.scene });
+asset.on('error', (err) => fail(`asset error: ${err}`));
+app.assets.add(asset);
+
+const gl = app.graphicsDevice.gl;
+const pixels = new Uint8Array(job.width * job.height * 4);
+const checksum = () => {
+    let s = 0;
+    for (let i = 0; i < pixels.length; i += 97) s = (s * 31 + pixels[i]) >>> 0;
+    return s;
+};
+const nextFrame = () => new Promise((resolve) => app.once('frameend', resolve));
+
+asset.ready(async () => {
+    const entity = new pc.Entity('splats');
+    entity.addComponent('gsplat', { asset });
+    app.root.addChild(entity);
+    for (let v = 0; v < job.views.length; v++) {
+        const view = job.views[v];
+        camera.setPosition(view.position[0], view.position[1], view.position[2]);
+        camera.lookAt(new pc.Vec3(view.target[0], view.target[1], view.target[2]),
+            new pc.Vec3(view.up[0], view.up[1], view.up[2]));
+        // the splats are sorted in the background: wait until the picture stops changing
+        let last = -1, same = 0;
+        for (let frame = 0; frame < job.maxFrames; frame++) {
+            await nextFrame();
+            gl.readPixels(0, 0, job.width, job.height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+            const sum = checksum();
+            same = sum === last ? same + 1 : 0;
+            last = sum;
+            if (frame >= job.minFrames && same >= job.stableFrames) break;
+        }
+        await post(`/result/${v}`, pixels);
+    }
+    await post('/done', 'ok');
+});
+app.assets.load(asset);
