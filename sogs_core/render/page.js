@@ -36,10 +36,17 @@ app.assets.add(asset);
 
 const gl = app.graphicsDevice.gl;
 const pixels = new Uint8Array(job.width * job.height * 4);
+const clear = job.background.map((c) => Math.round(c * 255));
 const checksum = () => {
     let s = 0;
     for (let i = 0; i < pixels.length; i += 97) s = (s * 31 + pixels[i]) >>> 0;
     return s;
+};
+const hasContent = () => {
+    for (let i = 0; i < pixels.length; i += 4) {
+        if (pixels[i] !== clear[0] || pixels[i + 1] !== clear[1] || pixels[i + 2] !== clear[2]) return true;
+    }
+    return false;
 };
 const nextFrame = () => new Promise((resolve) => app.once('frameend', resolve));
 
@@ -52,16 +59,19 @@ asset.ready(async () => {
         camera.setPosition(view.position[0], view.position[1], view.position[2]);
         camera.lookAt(new pc.Vec3(view.target[0], view.target[1], view.target[2]),
             new pc.Vec3(view.up[0], view.up[1], view.up[2]));
-        // the splats are sorted in the background: wait until the picture stops changing
-        let last = -1, same = 0;
+        // the splats are uploaded and sorted in the background: wait until something is drawn and
+        // the picture has stopped changing (an empty view is accepted only after maxFrames)
+        let last = -1, same = 0, drawn = false;
         for (let frame = 0; frame < job.maxFrames; frame++) {
             await nextFrame();
             gl.readPixels(0, 0, job.width, job.height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
             const sum = checksum();
             same = sum === last ? same + 1 : 0;
             last = sum;
-            if (frame >= job.minFrames && same >= job.stableFrames) break;
+            drawn = drawn || hasContent();
+            if (drawn && frame >= job.minFrames && same >= job.stableFrames) break;
         }
+        if (!drawn) post('/log', `view ${v}: nothing drawn after ${job.maxFrames} frames`);
         await post(`/result/${v}`, pixels);
     }
     await post('/done', 'ok');
