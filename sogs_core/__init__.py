@@ -6,7 +6,7 @@ compressed PLY, SPZ, .splat, .ksplat, SOG) -> palette / codebook / quantize (clu
 -> sog_files (write); readers/sog decodes SOG back to `Splats`, ply_write writes PLY, fidelity
 compares two scenes, compressor ties it together.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import PlyError, SogFormatError, SogsError, SplatFileError  # noqa: E402,F401
 from .splats import Splats  # noqa: E402,F401

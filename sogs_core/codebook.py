@@ -11,12 +11,18 @@ import torch
 
 
 def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
-              tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+              tol: float = 1e-7, pin_ends: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit k sorted centroids to `values` (any shape); returns (codebook (k,) float32, labels).
 
     labels has the shape of `values`, dtype uint8 for k <= 256 (int64 otherwise), and holds for
     each value the index of its nearest centroid. With fewer distinct values than k, the codebook
     holds each distinct value once (exact), padded with the largest.
+
+    pin_ends keeps the first and last level at the smallest and largest value: plain Lloyd pulls
+    the end levels inwards to the mean of their sparse tail cells, so the most extreme values (the
+    largest splats, the brightest colours: what a viewer shows most) get the worst error. Pinned,
+    a synthetic SH3 scene's worst log-scale error went from 0.32 to 0.18 and its render PSNR from
+    45.97 to 46.99 dB, at a few bytes' cost (bench/NOTES.md).
     """
     flat = values.reshape(-1).to(torch.float64)
     srt, _ = torch.sort(flat)
@@ -41,6 +47,8 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
             sums = prefix[ends] - prefix[starts]
             new = torch.where(counts > 0, sums / counts.clamp_min(1), cb)
             new, _ = torch.sort(new)
+            if pin_ends:
+                new[0], new[-1] = srt[0], srt[-1]
             shift = float((new - cb).abs().max())
             cb = new
             if shift <= tol * max(float(srt[-1] - srt[0]), 1e-30):

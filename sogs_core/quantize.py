@@ -167,8 +167,8 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     applied with `QuantizedScene.take`; the five images these codes fill are then final, and the
     compressor encodes them while the SH palette's k-means (`add_palette`) runs."""
     mq, mins, maxs = encode_means(means)
-    scb, sidx = kmeans_1d(log_scales)
-    dcb, didx = kmeans_1d(f_dc)
+    scb, sidx = kmeans_1d(log_scales, pin_ends=True)
+    dcb, didx = kmeans_1d(f_dc, pin_ends=True)
     return QuantizedScene(
         count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
         quats_b=encode_quats(quats).cpu().numpy(),

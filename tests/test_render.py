@@ -113,10 +113,7 @@ def _scene_case(name: str, tmp_path) -> str:
     return path
 
 
-@pytest.mark.parametrize("name", ["guitar", "biker", pytest.param("synthetic-sh3", marks=pytest.mark.xfail(
-    strict=True, reason="measured 45.97 dB against splat-transform's 47.01 dB at equal size: our MSE-optimal "
-                        "scale codebook leaves a 0.32 worst log-scale error where splat-transform's density-weighted "
-                        "one leaves 0.035 (bench/NOTES.md); open"))])
+@pytest.mark.parametrize("name", ["guitar", "biker", "synthetic-sh3"])
 def test_render_psnr_at_least_splat_transforms(renderer, tmp_path, name):
     original = _scene_case(name, tmp_path)
     with Compressor(device="cpu", warm=False) as comp:
