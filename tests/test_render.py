@@ -10,8 +10,6 @@ what each scene scores is in the README's quality table.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -22,38 +20,22 @@ from sogs_core.readers import read_splats
 from sogs_core.render import RenderError, Renderer, psnr, ssim, views_around
 
 from . import splat_transform
+from .browser import ensure_chromium, registry_reachable
 from .conftest import ROOT, make_scene, shared_path
 
 PSNR_FLOOR_DB = 40.0
 os.environ.setdefault("SOGS_CACHE", os.path.join(ROOT, ".cache"))
 
 
-def _registry_reachable(cmd: list[str]) -> bool:
-    try:
-        return subprocess.run(cmd, capture_output=True, timeout=180).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.fixture(scope="module")
 def renderer():
     """Chromium from apt and the engine from npm, installed when missing; skipped (with the
     reason printed) only when those registries cannot be reached."""
-    if not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
-        installed = False
-        if shutil.which("apt-get") and os.geteuid() == 0:
-            subprocess.run(["apt-get", "update"], capture_output=True, timeout=600)
-            installed = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-                                       capture_output=True, timeout=1200).returncode == 0
-        if not installed:
-            if not _registry_reachable(["apt-get", "update"]):
-                print("SKIP REASON: chromium missing and the apt registry is unreachable")
-                pytest.skip("chromium missing and the apt registry is unreachable")
-            pytest.fail("chromium is not installed and apt-get install chromium failed")
+    browser = ensure_chromium()
     try:
-        return Renderer(512, 512, timeout=600)
+        return Renderer(512, 512, browser=browser, timeout=600)
     except RenderError as exc:
-        if "npm install" in str(exc) and not _registry_reachable(["npm", "ping"]):
+        if "npm install" in str(exc) and not registry_reachable(["npm", "ping"]):
             print(f"SKIP REASON: npm registry unreachable ({exc})")
             pytest.skip(f"npm registry unreachable: {exc}")
         raise

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from ray_jobs.manifest import ManifestWriter, empty_row
@@ -116,3 +117,21 @@ def test_report_of_all_runs_and_a_missing_run(manifest, tmp_path):
     assert r.returncode == 2 and "no run 'nope'" in r.stderr and "Traceback" not in r.stderr
     r = _report(str(tmp_path / "empty"))
     assert r.returncode == 2 and "no manifest rows" in r.stderr
+
+
+def test_report_renders_in_a_browser_with_no_console_errors(manifest, tmp_path):
+    """The page opened in headless Chromium: a screenshot with something on it, and not one
+    console message (the page runs no script, so any would be an error)."""
+    from PIL import Image
+
+    from .browser import ensure_chromium
+
+    assert _report(str(manifest), "-o", str(tmp_path / "r.html")).returncode == 0
+    shot = tmp_path / "shot.png"
+    r = subprocess.run([ensure_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                        "--window-size=1100,2400", "--enable-logging=stderr", "--v=0",
+                        f"file://{tmp_path / 'r.html'}"], capture_output=True, text=True, timeout=180)
+    assert shot.is_file(), r.stderr[-2000:]
+    assert [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln] == []
+    img = np.asarray(Image.open(shot).convert("L"))
+    assert (img < 128).mean() > 0.01            # text and plots drawn, not a blank page
