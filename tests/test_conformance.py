@@ -17,12 +17,12 @@ from .conftest import make_scene, shared_path
 ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
 
-def assert_same_splats(a, b, atol=1e-5):
+def assert_same_splats(a, b, atol=1e-5, rtol=1e-5):
     assert a.count == b.count
     for attr in ATTRS:
         x, y = getattr(a, attr), getattr(b, attr)
         assert x.shape == y.shape, attr
-        np.testing.assert_allclose(x, y, atol=atol, rtol=1e-5, err_msg=attr)
+        np.testing.assert_allclose(x, y, atol=atol, rtol=rtol, err_msg=attr)
 
 
 @pytest.fixture(scope="module")
