@@ -185,8 +185,12 @@ def _render_compare(args: argparse.Namespace, original) -> dict:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ray_jobs.report import write_report
-    from ray_jobs.storage import Store
+    try:
+        from ray_jobs.report import write_report
+        from ray_jobs.storage import Store
+    except ImportError as exc:
+        raise SogsError(f"report needs the 'report' extra ({exc.name} is missing): "
+                        "pip install 'sogs-cluster[report]'") from None
 
     try:
         out = write_report(Store(), args.manifest, args.output, args.run, args.all)
