@@ -72,7 +72,8 @@ class SceneCompressor:
         folder = uri.rsplit("/", 1)[0]
 
         def get(name: str):
-            return self.store.get(f"{folder}/{name}") if self.store.exists(f"{folder}/{name}") else None
+            found = self.store.get_with_etag(f"{folder}/{name}")      # one request; None when absent
+            return None if found is None else found[0]
 
         return read_sog_folder(self.store.get(uri), get, uri)
 

@@ -211,6 +211,8 @@ class Store:
                 raise
             return obj["Body"].read(), obj["ETag"]
         try:
+            if not stat.S_ISREG(os.stat(uri).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", uri)
             with open(uri, "rb") as f:
                 data = f.read()
             st = os.stat(uri)

@@ -87,10 +87,11 @@ def read_scene(source: Source, name: Optional[str] = None) -> SceneInput:
     buf, label = load(source, name)
     fmt = detect(buf, label)
     if fmt == "ply":
-        from .ply import is_compressed, parse_header, read_ply
+        from .ply import decode_ply, is_compressed, parse_header
 
-        compressed = is_compressed(parse_header(buf, label))
-        return SceneInput(read_ply(buf, label), "compressed-ply" if compressed else "ply", len(buf))
+        header = parse_header(buf, label)
+        fmt = "compressed-ply" if is_compressed(header) else "ply"
+        return SceneInput(decode_ply(buf, label, header), fmt, len(buf))
     if fmt == "spz":
         from .spz import read_spz
 

@@ -140,7 +140,11 @@ def read_ply(source: Source, name: str | None = None) -> Splats:
     compressed PLY is handed to its own reader.
     """
     buf, name = load(source, name, PlyError)
-    header = parse_header(buf, name)
+    return decode_ply(buf, name, parse_header(buf, name))
+
+
+def decode_ply(buf: memoryview, name: str, header: PlyHeader) -> Splats:
+    """The splats of a PLY whose header is parsed: INRIA, or compressed (handed to its reader)."""
     if is_compressed(header):
         from .compressed_ply import decode_compressed
 
