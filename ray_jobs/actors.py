@@ -110,18 +110,13 @@ class SceneCompressor:
             except SogsError as exc:          # bad input: retrying cannot help
                 row.update(status="failed", error_class=type(exc).__name__, error_message=str(exc)[:2000])
                 break
-            except OSError as exc:
-                if exc.errno in OUTPUT_REFUSED:   # a full disk, a denied write: the same write fails again now
+            except Exception as exc:          # transient or resource trouble: retry, then give up
+                if isinstance(exc, OSError) and exc.errno in OUTPUT_REFUSED:
+                    # a full disk, a denied write: the same write would fail again right now
                     where = exc.filename or task["output_uri"]
                     row.update(status="failed", error_class=type(exc).__name__,
                                error_message=f"{where}: {exc.strerror or exc}"[:2000])
                     break
-                if attempts <= self.max_retries:
-                    time.sleep(min(2 ** attempts, 30) * 0.1)
-                    continue
-                row.update(status="failed", error_class=type(exc).__name__, error_message=str(exc)[:2000])
-                break
-            except Exception as exc:          # transient or resource trouble: retry, then give up
                 if _is_oom(exc):
                     _free_gpu_memory()
                 if attempts <= self.max_retries:

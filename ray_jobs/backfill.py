@@ -11,12 +11,10 @@ per actor, writes outputs whole-or-nothing and a manifest row per scene as it fi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import os
 import sys
-import time
 import uuid
 from typing import Optional
 
@@ -24,7 +22,7 @@ from sogs_core.cli import ORDER_HELP, ORDER_METHODS
 from sogs_core.readers import FORMAT_NAMES, format_of_name
 
 from .leases import Leases
-from .manifest import ManifestWriter, latest_settled, read_manifest
+from .manifest import ManifestWriter, latest_settled, read_manifest, skipped_row
 from .storage import ObjectInfo, Store, is_s3, join
 
 def log(msg: str) -> None:
@@ -176,11 +174,16 @@ def settings_hash(args: argparse.Namespace) -> str:
     return f"{digest}-{args.layout}"
 
 
+def still_settled(prev: Optional[dict], etag: str, out: str, shash: str, store: Store, layout: str) -> bool:
+    """Whether a settled row covers the scene now: same input ETag and settings, and for an `ok`
+    row its output still there (a bad-input row stands until the input changes)."""
+    if prev is None or prev["input_etag"] != etag or prev["settings_hash"] != shash:
+        return False
+    return prev["status"] != "ok" or (prev["output_uri"] == out and store.exists(done_marker(out, layout)))
+
+
 def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tuple[list[dict], list[dict], int]:
     """(tasks to run, rows for skipped scenes, number listed)."""
-    from .actors import utcnow
-    from .manifest import empty_row
-
     formats = set(args.formats)
     objs: list[ObjectInfo] = [
         o for o in store.list(args.input, accept=lambda rel: rel.endswith("/") or format_of_name(rel) in formats,
@@ -211,15 +214,8 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
             continue
         claimed[out] = o.uri
         prev = done.get(o.uri)
-        same = prev is not None and prev["input_etag"] == o.etag and prev["settings_hash"] == shash
-        if same and prev["status"] == "ok":
-            same = prev["output_uri"] == out and store.exists(done_marker(out, args.layout))
-        if same:
-            # the previous row's figures (and, for a known-bad input, its error) carry over
-            row = dict(prev)
-            now = utcnow()
-            row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now)
-            skipped.append(row)
+        if still_settled(prev, o.etag, out, shash, store, args.layout):
+            skipped.append(skipped_row(prev, run_id))
             continue
         tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
                       "format": fmt})
@@ -347,12 +343,9 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> No
                                 args.s3_retry_seconds)
               for _ in range(n)]
     def done_by_other_run(task: dict) -> Optional[dict]:
-        """After waiting on another run's lease: its row, when it did this input with our settings."""
+        """After waiting on another run's lease: its row, when it settled this input with our settings."""
         prev = latest_settled(read_manifest(store, args.manifest)).get(task["input_uri"])
-        if (prev is not None and prev["status"] == "ok" and prev["input_etag"] == task["etag"]
-                and prev["settings_hash"] == shash and store.exists(done_marker(task["output_uri"], args.layout))):
-            return prev
-        return None
+        return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store, args.layout) else None
 
     sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,
                       args.scene_timeout, summary, log)

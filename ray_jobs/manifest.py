@@ -120,6 +120,17 @@ class ManifestWriter:
         return list(self.pending)
 
 
+def skipped_row(prev: dict, run_id: str) -> dict:
+    """This run's row for a scene a settled row already covers: its figures (and, for a
+    known-bad input, its error) carry over."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    row = dict(prev)
+    row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now)
+    return row
+
+
 def conform(table: pa.Table) -> pa.Table:
     """A part written by an older version, brought to today's SCHEMA: columns it lacks (such as
     input_format) are added as nulls; then cast."""

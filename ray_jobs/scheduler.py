@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from .actors import failed_row, utcnow
 from .leases import Leases
-from .manifest import ManifestWriter
+from .manifest import ManifestWriter, skipped_row
 
 IN_FLIGHT_PER_ACTOR = 2
 WAIT_RECHECK_SECONDS = 5.0
@@ -112,11 +112,8 @@ class Scheduler:
                     self.waiting.append((time.monotonic() + WAIT_RECHECK_SECONDS, task, holder))
                     continue
                 prev = self.done(task) if "waited_for" in task else None
-                if prev is not None:              # the other run did it, with these settings
-                    row = dict(prev)
-                    row.update(run_id=self.run_id, status="skipped", attempts=0, started_at=utcnow(),
-                               finished_at=utcnow())
-                    self._record(task, row)
+                if prev is not None:              # the other run settled it, with these settings
+                    self._record(task, skipped_row(prev, self.run_id))
                     continue
                 self._submit(i, task)
 
