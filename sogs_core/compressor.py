@@ -124,6 +124,10 @@ class Compressor:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
+    def gpu_lock(self) -> threading.Lock:
+        """The lock the GPU stages run under (a streamed chunk's decimation takes it too)."""
+        return self._gpu_lock
+
     def __enter__(self) -> "Compressor":
         return self
 
@@ -136,7 +140,8 @@ class Compressor:
             self.progress(stage, fraction)
 
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
-                    codes: Optional[QuantizedScene] = None) -> tuple[QuantizedScene, dict, dict[str, Future]]:
+                    codes: Optional[QuantizedScene] = None,
+                    segments: Optional[list[int]] = None) -> tuple[QuantizedScene, dict, dict[str, Future]]:
         """On the device: quantize all but the SH palette, order, then (while CPU threads encode
         the five images that are final by then) the SH palette's k-means on the ordered rows, and
         the fidelity report (timed with quantize). With `codes` (a SOG v2 input's stored bytes)
@@ -153,7 +158,8 @@ class Compressor:
             self._sync()
             t1 = time.perf_counter()
             order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
-                                      choose=self._smallest, progress=lambda f: self._report("sort", f))
+                                      choose=self._smallest, progress=lambda f: self._report("sort", f),
+                                      segments=segments)
             t2 = time.perf_counter()
             early_images, _ = build_images(q)
             early = {name: self.pool.submit(encode_webp, img, s.webp, name) for name, img in early_images.items()}
@@ -184,14 +190,16 @@ class Compressor:
             torch.cuda.synchronize(self.device)
 
     def encode(self, splats: Splats, seconds: Optional[dict] = None,
-               with_fidelity: bool = True, codes: Optional[QuantizedScene] = None) -> tuple[SogPackage, dict]:
+               with_fidelity: bool = True, codes: Optional[QuantizedScene] = None,
+               segments: Optional[list[int]] = None) -> tuple[SogPackage, dict]:
         """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity.
-        `codes`: the stored codes of a SOG v2 input, kept as they are (only re-ordered)."""
+        `codes`: the stored codes of a SOG v2 input, kept as they are (only re-ordered).
+        `segments`: runs of splats ordered each on its own and kept in place (streamed chunks)."""
         seconds = {} if seconds is None else seconds
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
             codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
-        q, report, early = self._gpu_stages(splats, seconds, with_fidelity, codes)
+        q, report, early = self._gpu_stages(splats, seconds, with_fidelity, codes, segments)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
         late = {name: self.pool.submit(encode_webp, img, self.settings.webp, name) for name, img in images.items()}

@@ -52,14 +52,19 @@ def apply_order(q: QuantizedScene, order: np.ndarray) -> QuantizedScene:
 def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str = "chain", seed: int = 0,
                 plas: PlasConfig = PlasConfig(), chain: ChainConfig = ChainConfig(),
                 choose: Optional[Chooser] = None,
-                progress: Optional[Callable[[float], None]] = None) -> tuple[np.ndarray, QuantizedScene, dict]:
+                progress: Optional[Callable[[float], None]] = None,
+                segments: Optional[list[int]] = None) -> tuple[np.ndarray, QuantizedScene, dict]:
     """Order a quantized scene. tensors: the float attributes on the working device (means,
-    quats, log_scales, f_dc, opacity), for the curve and PLAS features.
+    quats, log_scales, f_dc, opacity), for the curve and PLAS features. segments: lengths of
+    consecutive runs of splats that must stay together and in place (a streamed SOG's chunks
+    in one file): each run is ordered on its own.
 
     Returns (order: splat index per texel, the ordered scene, info: which candidate was written
     and how many there were)."""
     if method not in ORDER_METHODS:
         raise ValueError(f"unknown order {method!r} ({', '.join(ORDER_METHODS)})")
+    if segments is not None and len(segments) > 1:
+        return _order_segments(q, tensors, segments, method, seed, plas, chain, choose)
     n = q.count
     means = tensors["means"]
     info = {"order": method, "candidates": 1, "chosen": 0}
@@ -81,3 +86,20 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
 
 
 __all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "apply_order", "number_palette", "order_scene"]
+
+
+def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segments: list[int], method: str,
+                    seed: int, plas: PlasConfig, chain: ChainConfig,
+                    choose: Optional[Chooser]) -> tuple[np.ndarray, QuantizedScene, dict]:
+    """Each run of `segments` ordered by `method` on its own, the runs kept in place."""
+    if sum(segments) != q.count:
+        raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
+    parts, start = [], 0
+    for length in segments:
+        idx = np.arange(start, start + length)
+        sub_t = {k: v[start:start + length] for k, v in tensors.items()}
+        part, _, _ = order_scene(q.take(idx), sub_t, method, seed, plas, chain, choose)
+        parts.append(part + start)
+        start += length
+    order = np.concatenate(parts)
+    return order, apply_order(q, order), {"order": method, "candidates": 1, "chosen": 0, "segments": len(segments)}

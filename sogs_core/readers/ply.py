@@ -152,28 +152,37 @@ def decode_ply(buf: memoryview, name: str, header: PlyHeader) -> Splats:
     vertex = locate(buf, name, header, ("vertex",)).get("vertex")
     if vertex is None:
         raise PlyError(name, "no 'vertex' element in the header")
-    count, dtype, offset = vertex.count, vertex.dtype, vertex.offset
-    names = set(dtype.names or ())
+    n_rest = check_vertex(vertex, name)
+    return splats_from_rows(vertex.rows(buf), n_rest, name)
+
+
+def check_vertex(vertex: Element, name: str) -> int:
+    """Refuse a vertex element that is not 3DGS; returns its number of f_rest properties."""
+    names = set(vertex.dtype.names or ())
     missing = [p for p in REQUIRED if p not in names]
     if missing:
         raise PlyError(name, f"missing property: {', '.join(missing)} (not a 3DGS PLY?)")
-    if count == 0:
+    if vertex.count == 0:
         raise PlyError(name, "zero splats (element vertex 0)")
     n_rest = 0
     while f"f_rest_{n_rest}" in names:
         n_rest += 1
     if n_rest // 3 not in SH_COEFFS_PER_CHANNEL or n_rest % 3:
         raise PlyError(name, f"{n_rest} f_rest properties do not match SH degree 0..3 (0, 9, 24 or 45)")
+    return n_rest
 
-    body = vertex.rows(buf)
+
+def splats_from_rows(body: np.ndarray, n_rest: int, name: str) -> Splats:
+    """Splats from PLY vertex rows (a contiguous structured array: the whole body viewed in
+    place, or rows gathered from it, `PlyRows.gather`)."""
+    dtype, count = body.dtype, len(body)
     field_types = {dtype.fields[f][0] for f in dtype.names}
     if len(field_types) == 1:
         # Every property has one type (the usual all-float file): view the body as a 2-D array and
         # copy each attribute in one pass (a run of columns is one strided copy). Copying column by
         # column instead walks all 260 MB of a 1M-splat file once per property: 62 passes.
         base = field_types.pop()
-        table = np.frombuffer(buf, dtype=base, count=count * len(dtype.names), offset=offset)
-        table = table.reshape(count, len(dtype.names))
+        table = body.view(base).reshape(count, len(dtype.names))
         index = {f: i for i, f in enumerate(dtype.names)}
 
         def cols(prefix_names: list[str]) -> np.ndarray:

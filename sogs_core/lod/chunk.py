@@ -1,0 +1,119 @@
+"""One chunk group of a streamed SOG, start to end: its levels, bounds and one SOG per level.
+
+A group is a run of neighbouring leaves of the chunk tree (at most `chunk_count` splats at
+level 0). Level 0 is the group's own splats; level k merges level k-1 in pairs inside each
+leaf (`decimate`), so every leaf has every level and a coarse splat never leaves its chunk.
+Each level is written as one unbundled SOG v2 (`{level}_{group}/meta.json`) whose splats are
+the leaves' runs one after another, each run ordered on its own (lod-meta.json addresses a
+leaf's run by offset and count). Only this group's splats are ever held: the memory bound of
+the whole streamed write.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..sog_files import SogPackage
+from ..splats import Splats
+from .decimate import ATTRS, decimate, quat_to_matrix
+
+#: (folder name such as "1_7", package) -> bytes written
+FolderWriter = Callable[[str, SogPackage], int]
+
+
+@dataclass
+class GroupResult:
+    """What one group produced: per level the splat count of each of its leaves, the bytes
+    written, the leaves' bounds (over every level), per-stage seconds and the worst fidelity."""
+
+    group: int
+    leaves: list[int]
+    counts: list[list[int]]                 # [level][leaf in group]
+    bytes: list[int]                        # [level]
+    bounds: list[list[list[float]]]         # [leaf in group] -> [min xyz, max xyz]
+    seconds: dict = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)
+
+
+def folder_name(level: int, group: int) -> str:
+    return f"{level}_{group}"
+
+
+def splats_tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(getattr(s, k))).to(device) for k in ATTRS}
+
+
+def tensors_splats(t: dict[str, torch.Tensor]) -> Splats:
+    return Splats(*(t[k].cpu().numpy() for k in ATTRS))
+
+
+def build_levels(splats: Splats, leaf_sizes: list[int], levels: int,
+                 device: torch.device) -> list[tuple[Splats, list[int]]]:
+    """[(splats of level k grouped by leaf, count per leaf)] for k = 0 .. levels-1."""
+    t = splats_tensors(splats, device)
+    seg = torch.repeat_interleave(torch.arange(len(leaf_sizes), device=device),
+                                  torch.tensor(leaf_sizes, device=device))
+    out = [(splats, list(leaf_sizes))]
+    for _ in range(1, levels):
+        t, seg = decimate(t, seg)
+        counts = torch.bincount(seg, minlength=len(leaf_sizes)).tolist()
+        out.append((tensors_splats(t), counts))
+    return out
+
+
+def leaf_bounds(level_splats: list[tuple[Splats, list[int]]], n_leaves: int) -> list[list[list[float]]]:
+    """Per leaf, the box around every level's 1-sigma ellipsoids (as the viewer culls by)."""
+    lo = np.full((n_leaves, 3), np.inf)
+    hi = np.full((n_leaves, 3), -np.inf)
+    for s, counts in level_splats:
+        r = quat_to_matrix(torch.from_numpy(s.quats).double()).numpy()
+        half = np.abs(r) @ np.exp(s.log_scales.astype(np.float64))[:, :, None]
+        half = half[:, :, 0]
+        seg = np.repeat(np.arange(n_leaves), counts)
+        np.minimum.at(lo, seg, s.means - half)
+        np.maximum.at(hi, seg, s.means + half)
+    return [[lo[k].tolist(), hi[k].tolist()] for k in range(n_leaves)]
+
+
+def worst(a: dict, b: dict) -> dict:
+    """Per fidelity key the worse of two reports (max; counts summed)."""
+    out = dict(a)
+    for k, v in b.items():
+        if not isinstance(v, (int, float)):
+            continue
+        if k.startswith("count_") or k == "unmatched":
+            out[k] = out.get(k, 0) + v
+        else:
+            out[k] = max(out.get(k, v), v)
+    return out
+
+
+def compress_group(compressor, group: int, leaves: list[int], splats: Splats, leaf_sizes: list[int],
+                   levels: int, write: FolderWriter,
+                   given: Optional[list[tuple[Splats, list[int]]]] = None) -> GroupResult:
+    """Build the group's levels (or take the `given` ones) and write one SOG per level."""
+    t0 = time.perf_counter()
+    if given is not None:
+        level_splats = given
+    else:
+        with compressor.gpu_lock(), torch.no_grad():
+            level_splats = build_levels(splats, leaf_sizes, levels, compressor.device)
+    seconds = {"decimate": time.perf_counter() - t0}
+    bounds = leaf_bounds(level_splats, len(leaf_sizes))
+    counts, written, report = [], [], {}
+    for level, (s, per_leaf) in enumerate(level_splats):
+        st: dict = {}
+        pkg, fid = compressor.encode(s, st, segments=per_leaf)
+        t1 = time.perf_counter()
+        written.append(write(folder_name(level, group), pkg))
+        st["write"] = time.perf_counter() - t1
+        for k, v in st.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+        counts.append(per_leaf)
+        report = worst(report, fid)
+    seconds["total"] = time.perf_counter() - t0
+    return GroupResult(group, leaves, counts, written, bounds, seconds, report)

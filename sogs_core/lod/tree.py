@@ -1,0 +1,91 @@
+"""The chunk tree of a streamed SOG: a k-d tree over the splat centres, cut into leaves.
+
+A node is split at the median of its widest axis while it holds more than `chunk_count`
+splats, or while it is wider than `chunk_extent` and holds more than `chunk_min` (the rule
+PlayCanvas's streamed-SOG writer documents: the minimum keeps sparse sky and background from
+being cut into near-empty chunks). Leaves come out in depth-first order, so consecutive leaves
+are neighbours in space; `group_leaves` packs them into chunk groups (one SOG file per group
+and level: the unit of parallel work).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+
+@dataclass
+class ChunkOptions:
+    """How a streamed SOG is cut (`compress --chunk-count/--chunk-extent/--chunk-min`)."""
+
+    chunk_count: int = 512 * 1024      # splats per leaf and per file, at most (level 0)
+    chunk_extent: float = 16.0         # world units: wider leaves are split ...
+    chunk_min: int = 8 * 1024          # ... while they hold more than this many splats
+
+    def __post_init__(self) -> None:
+        if self.chunk_count < 1 or self.chunk_min < 1 or not self.chunk_extent > 0:
+            raise ValueError("chunk count and minimum must be >= 1 and the extent > 0")
+
+
+#: a tree node: a leaf's number, or (axis, split value, left node, right node)
+Node = Union[int, tuple]
+
+
+def build_tree(means: np.ndarray, opts: ChunkOptions) -> tuple[Node, list[np.ndarray]]:
+    """(tree, leaves): each leaf the sorted row indices (int64) of the splats it holds."""
+    leaves: list[np.ndarray] = []
+    pts = np.asarray(means, np.float32)
+
+    def split(idx: np.ndarray) -> Node:
+        p = pts[idx]
+        lo, hi = p.min(0), p.max(0)
+        axis = int(np.argmax(hi - lo))
+        wide = float(hi[axis] - lo[axis]) > opts.chunk_extent
+        if len(idx) > opts.chunk_count or (wide and len(idx) > opts.chunk_min):
+            mid = len(idx) // 2
+            part = np.argpartition(p[:, axis], mid)
+            cut = float(p[part[mid], axis])
+            return axis, cut, split(idx[part[:mid]]), split(idx[part[mid:]])
+        leaves.append(np.sort(idx))
+        return len(leaves) - 1
+
+    if len(pts) == 0:
+        raise ValueError("a streamed SOG needs at least one splat")
+    return split(np.arange(len(pts), dtype=np.int64)), leaves
+
+
+def group_leaves(leaves: list[np.ndarray], chunk_count: int) -> list[list[int]]:
+    """Consecutive leaves packed into groups of at most chunk_count splats (a leaf is never
+    cut, so a group holds at least one leaf)."""
+    groups: list[list[int]] = [[]]
+    size = 0
+    for k, leaf in enumerate(leaves):
+        if groups[-1] and size + len(leaf) > chunk_count:
+            groups.append([])
+            size = 0
+        groups[-1].append(k)
+        size += len(leaf)
+    return groups
+
+
+def route(tree: Node, means: np.ndarray) -> np.ndarray:
+    """The leaf of each position (another level's splats placed into level 0's leaves)."""
+    out = np.empty(len(means), np.int64)
+
+    def walk(node: Node, idx: np.ndarray) -> None:
+        if isinstance(node, int):
+            out[idx] = node
+            return
+        axis, cut, left, right = node
+        right_side = means[idx, axis] >= cut
+        walk(left, idx[~right_side])
+        walk(right, idx[right_side])
+
+    walk(tree, np.arange(len(means)))
+    return out
+
+
+def children(node: Node) -> tuple:
+    """The two children of an inner node."""
+    return node[2], node[3]

@@ -1,0 +1,76 @@
+"""An INRIA PLY on disk read by ranges: positions in slices, splats gathered by row index.
+
+Why: a streamed SOG exists for scenes too large to hold at once (tens of millions of splats,
+several GB). The file is memory-mapped, so only the pages a slice or a gather touches are read;
+the positions of all splats (12 bytes each) are the one thing held for the whole scene.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ..errors import PlyError
+from ..splats import Splats
+from .ply import check_vertex, is_compressed, locate, parse_header, splats_from_rows
+
+#: rows per slice when positions are read
+SLICE_ROWS = 1 << 20
+
+
+class PlyRows:
+    """The vertex rows of one PLY file, mapped, not read (see `positions` and `gather`)."""
+
+    def __init__(self, path: str, name: str | None = None) -> None:
+        self.name = name or path
+        try:
+            self._map = np.memmap(path, mode="r", dtype=np.uint8)
+        except FileNotFoundError:
+            raise PlyError(self.name, "no such file or folder") from None
+        except (OSError, ValueError) as exc:          # ValueError: an empty file cannot be mapped
+            raise PlyError(self.name, f"cannot map: {getattr(exc, 'strerror', None) or exc}") from None
+        buf = memoryview(self._map)
+        header = parse_header(buf, self.name)
+        if is_compressed(header):
+            raise PlyError(self.name, "a compressed PLY cannot be read by ranges (it is read whole)")
+        vertex = locate(buf, self.name, header, ("vertex",)).get("vertex")
+        if vertex is None:
+            raise PlyError(self.name, "no 'vertex' element in the header")
+        self.n_rest = check_vertex(vertex, self.name)
+        self.rows = vertex.rows(buf)
+        self.count = vertex.count
+        self.bytes_per_splat = vertex.dtype.itemsize
+
+    def slices(self, rows: int = SLICE_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, self.count, rows):
+            yield start, self.rows[start:start + rows]
+
+    def positions(self) -> np.ndarray:
+        """(N, 3) float32 centres, read slice by slice; non-finite ones refused."""
+        out = np.empty((self.count, 3), np.float32)
+        for start, part in self.slices():
+            for a, axis in enumerate("xyz"):
+                out[start:start + len(part), a] = part[axis]
+        bad = ~np.isfinite(out).all(1)
+        if bad.any():
+            raise PlyError(self.name, f"non-finite values (NaN or inf) in means of {int(bad.sum())} splats "
+                                      f"(first at splat {int(np.argmax(bad))})")
+        return out
+
+    def gather(self, index: np.ndarray) -> Splats:
+        """The splats at `index` (sorted indices read the file front to back), checked as any read."""
+        return splats_from_rows(self.rows[np.asarray(index)], self.n_rest, self.name)
+
+
+def open_ply_rows(path: str, name: str | None = None) -> Optional[PlyRows]:
+    """`PlyRows` for a local INRIA PLY file; None for any other file (it is read whole)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(3) != b"ply":
+                return None
+        mapped = np.memmap(path, mode="r", dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    if is_compressed(parse_header(memoryview(mapped), name or path)):
+        return None
+    return PlyRows(path, name)
