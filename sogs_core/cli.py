@@ -57,13 +57,20 @@ def _compress(args: argparse.Namespace) -> int:
     from .compressor import Compressor, CompressSettings
     from .fidelity import format_report
 
-    if not os.path.exists(args.input):
-        raise SogsError(f"{args.input}: no such file or folder")
+    for path in args.inputs:
+        if not os.path.exists(path):
+            raise SogsError(f"{path}: no such file or folder")
     out = args.output
-    if out.endswith("/") or os.path.isdir(out):
+    streamed = args.streamed or os.path.basename(out) == "lod-meta.json"
+    if streamed:
+        pass
+    elif len(args.inputs) > 1:
+        raise SogsError("several inputs are the levels of one streamed SOG: the output must be OUT_DIR/lod-meta.json "
+                        "(or add --streamed)")
+    elif out.endswith("/") or os.path.isdir(out):
         out = out.rstrip("/") or "."
     elif not out.lower().endswith(".sog"):
-        raise SogsError(f"{out}: output must end in .sog (bundle) or / (folder)")
+        raise SogsError(f"{out}: output must end in .sog (bundle), / (folder) or lod-meta.json (streamed)")
     from .device import resolve_device
     from .order.plas import plas_schedule
 
@@ -71,12 +78,14 @@ def _compress(args: argparse.Namespace) -> int:
     settings = CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
                                 order=args.order, plas=plas_schedule(args.plas, device.type == "cuda"),
                                 requantize=args.requantize)
+    if streamed:
+        return _compress_streamed(args, str(device), settings, out)
     progress = None if args.quiet else StageProgress()
     # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
     with Compressor(device=str(device), settings=settings, progress=progress, warm=False) as comp:
         if not args.quiet:
-            print(f"sogs-cluster {__version__}: {args.input} -> {out} on {comp.device_name}", file=sys.stderr)
-        res = comp.compress(args.input, out)
+            print(f"sogs-cluster {__version__}: {args.inputs[0]} -> {out} on {comp.device_name}", file=sys.stderr)
+        res = comp.compress(args.inputs[0], out)
     kept = ", its SOG v2 codes kept (re-ordered only)" if res.kept_codes else ""
     print(f"{res.count} splats, SH degree {res.sh_degree} ({res.input_format}{kept}): {res.input_bytes:,} -> "
           f"{res.output_bytes:,} bytes ({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
@@ -91,10 +100,57 @@ def _compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str) -> int:
+    """IN (or the levels IN0 IN1 ..., finest first) -> a streamed SOG: lod-meta.json + chunks."""
+    from .compressor import Compressor
+    from .fidelity import format_report
+    from .lod import ChunkOptions, StreamedSettings, write_streamed
+
+    try:
+        lod = StreamedSettings(levels=args.lod_levels,
+                               chunks=ChunkOptions(chunk_count=int(args.chunk_count * 1024),
+                                                   chunk_extent=args.chunk_extent,
+                                                   chunk_min=int(args.chunk_min * 1024)))
+    except ValueError as exc:
+        raise SogsError(str(exc)) from None
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"  chunk group {done}/{total} written", file=sys.stderr, flush=True)
+
+    with Compressor(device=device, settings=settings, warm=False) as comp:
+        if not args.quiet:
+            print(f"sogs-cluster {__version__}: {' '.join(args.inputs)} -> {out} (streamed) on {comp.device_name}",
+                  file=sys.stderr)
+        res = write_streamed(comp, args.inputs, out, lod, memory_budget=int(args.memory_budget * 2**20),
+                             progress=progress)
+    how = "read by ranges" if res.ranged else "read whole"
+    print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
+          f"{res.counts}, {res.groups} chunk groups, {res.files} SOG files, {res.input_bytes:,} -> "
+          f"{res.output_bytes:,} bytes in {res.seconds['total']:.2f}s")
+    print("stages (summed over chunks): " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
+    if args.json:
+        print(json.dumps({"output": res.output, "input_format": res.input_format, "count": res.count,
+                          "counts": res.counts, "groups": res.groups, "files": res.files,
+                          "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
+                          "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged}))
+    elif not args.quiet:
+        print(format_report(res.fidelity))
+    return 0
+
+
 def _decompress(args: argparse.Namespace) -> int:
     from .ply_write import write_ply
     from .readers import read_scene
 
+    if os.path.basename(args.input) == "lod-meta.json":
+        from .readers.lod import read_lod_level
+
+        splats = read_lod_level(args.input, args.level)
+        n = write_ply(args.output, splats)
+        print(f"{splats.count} splats, SH degree {splats.sh_degree} (streamed SOG, level {args.level}) -> "
+              f"{args.output} ({n:,} bytes)")
+        return 0
     scene = read_scene(args.input)
     n = write_ply(args.output, scene.splats)
     print(f"{scene.splats.count} splats, SH degree {scene.splats.sh_degree} ({scene.format}) -> {args.output} ({n:,} bytes)")
@@ -106,6 +162,14 @@ def _info(args: argparse.Namespace) -> int:
     from .readers.sog import sog_info
     from .sog_files import SOG_MAGICS
 
+    if os.path.basename(args.input) == "lod-meta.json":
+        from .readers.lod import leaves, read_lod_meta
+
+        meta = read_lod_meta(args.input)
+        print(json.dumps({"path": args.input, "format": "streamed-sog", "levels": meta["lodLevels"],
+                          "counts": meta.get("counts"), "files": len(meta["filenames"]),
+                          "chunks": len(leaves(meta["tree"])), "asset": meta.get("asset", {})}, indent=2))
+        return 0
     is_sog = os.path.isdir(args.input) or os.path.basename(args.input) == "meta.json"
     if not is_sog and os.path.isfile(args.input):
         with open(args.input, "rb") as f:
@@ -220,14 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"sogs-cluster {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("compress", help="compress one scene to a .sog bundle or a SOG folder",
+    c = sub.add_parser("compress", help="compress one scene to a .sog bundle, a SOG folder or a streamed SOG",
                        description="Compress IN to OUT.sog (one ZIP bundle) or OUT_DIR/ (meta.json + WebP files). "
                                    "Quantizes, clusters SH with k-means, orders the splats for bytes, prints sizes, stage times and the "
                                    f"fidelity of the result. IN: {INPUT_FORMATS}. A SOG v2 input keeps its stored codes and "
                                    "palette (only the order and the WebP encoding change, so it loses nothing a second time); "
-                                   "--requantize quantizes it again instead.")
-    c.add_argument("input", metavar="IN", help="the scene file (or SOG folder)")
-    c.add_argument("output", metavar="OUT.sog|OUT_DIR/")
+                                   "--requantize quantizes it again instead. "
+                                   "OUT_DIR/lod-meta.json (or --streamed) writes a streamed SOG for huge scenes, as "
+                                   "PlayCanvas viewers stream it: the scene cut into chunks by a k-d tree over the "
+                                   "centres (--chunk-*), --lod-levels levels of detail made by merging neighbouring "
+                                   "splats in pairs (each level about half the one before, opacity and scale "
+                                   "moment-matched), one SOG folder per level and chunk group, lod-meta.json last. "
+                                   "Several inputs IN0 IN1 ... are the levels themselves, finest first (no merging).")
+    c.add_argument("inputs", nargs="+", metavar="IN", help="the scene file (or SOG folder); for a streamed SOG "
+                                                          "also the coarser levels, finest first")
+    c.add_argument("output", metavar="OUT.sog|OUT_DIR/|OUT_DIR/lod-meta.json")
     c.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                    help="where sort and k-means run (default: auto = CUDA if torch sees a GPU)")
     c.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None,
@@ -243,11 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SOG v2 input: quantize and cluster it again instead of keeping its codes (default: keep)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
+    g.add_argument("--streamed", action="store_true", help="write a streamed SOG into OUT_DIR even if OUT does not "
+                                                           "end in lod-meta.json")
+    g.add_argument("--lod-levels", type=int, default=4,
+                   help="levels of detail made from one input, level 0 the input itself (default 4: 1, 1/2, 1/4, 1/8)")
+    g.add_argument("--chunk-count", type=float, default=512,
+                   help="most splats (in thousands) in a chunk and in a chunk group's file at level 0 (default 512)")
+    g.add_argument("--chunk-extent", type=float, default=16.0,
+                   help="a chunk wider than this (world units) is split ... (default 16)")
+    g.add_argument("--chunk-min", type=float, default=8,
+                   help="... while it holds more than this many thousand splats (default 8)")
+    g.add_argument("--memory-budget", type=float, default=2048,
+                   help="MB: a PLY input larger than this is mapped and read by ranges, one chunk group at a time "
+                        "(default 2048)")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")
-    d.add_argument("input", metavar="IN", help=f"{INPUT_FORMATS}")
+    d.add_argument("input", metavar="IN", help=f"{INPUT_FORMATS}; or a streamed SOG's lod-meta.json")
     d.add_argument("output", metavar="OUT.ply")
+    d.add_argument("--level", type=int, default=0, help="streamed SOG input (lod-meta.json): the level to decode "
+                                                        "(default 0, the finest)")
     d.set_defaults(func=_decompress)
 
     i = sub.add_parser("info", help="print what a scene file holds: format, count, SH degree, bytes (JSON)")

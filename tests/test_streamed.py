@@ -1,0 +1,193 @@
+"""Streamed SOG (lod-meta.json): the chunk tree, the decimation, and the whole output read back
+by the reference implementation (splat-transform reads lod-meta.json) and by our reader."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from sogs_core.compressor import Compressor, CompressSettings
+from sogs_core.fidelity import QUANTIZATION_BOUNDS, fidelity
+from sogs_core.lod import ChunkOptions, StreamedSettings, write_streamed
+from sogs_core.lod.decimate import covariances, decimate, ink, merge_pairs
+from sogs_core.lod.streamed import LevelSource
+from sogs_core.lod.tree import build_tree, group_leaves, route
+from sogs_core.ply_write import write_ply
+from sogs_core.readers.lod import read_lod_level, read_lod_meta
+from sogs_core.readers.ply import read_ply
+
+from . import splat_transform
+from .conftest import make_scene
+
+ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
+SMALL = ChunkOptions(chunk_count=6000, chunk_extent=3.0, chunk_min=1500)
+
+
+def tensors(s):
+    return {k: torch.from_numpy(getattr(s, k)) for k in ATTRS}
+
+
+def test_tree_leaves_partition_the_scene_within_the_limits():
+    s = make_scene(40_000, 0, seed=5)
+    tree, leaves = build_tree(s.means, SMALL)
+    every = np.concatenate(leaves)
+    assert len(every) == s.count and len(np.unique(every)) == s.count        # each splat in one leaf
+    for leaf in leaves:
+        assert len(leaf) <= SMALL.chunk_count
+        extent = np.ptp(s.means[leaf], axis=0).max()
+        assert extent <= SMALL.chunk_extent or len(leaf) <= SMALL.chunk_min
+    groups = group_leaves(leaves, SMALL.chunk_count)
+    assert [k for g in groups for k in g] == list(range(len(leaves)))      # consecutive, all of them
+    assert all(sum(len(leaves[k]) for k in g) <= SMALL.chunk_count for g in groups)
+    leaf_of = route(tree, s.means)                                          # routing agrees with the cut
+    for k, leaf in enumerate(leaves):
+        assert (leaf_of[leaf] == k).all()
+
+
+def test_decimation_halves_each_segment_and_never_mixes_them():
+    s = make_scene(20_001, 3, seed=2)
+    seg = torch.from_numpy(np.random.default_rng(0).integers(0, 5, s.count))
+    out, out_seg = decimate(tensors(s), seg)
+    before = torch.bincount(seg, minlength=5)
+    after = torch.bincount(out_seg, minlength=5)
+    assert ((after >= before // 2) & (after <= before // 2 + 1)).all(), (before, after)
+    assert (out_seg[1:] >= out_seg[:-1]).all()                              # grouped by segment
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert (torch.sigmoid(out["opacity"]) <= 1).all()
+
+
+def test_merge_keeps_ink_mean_and_spread():
+    """Moment matching: the weighted mean, the second moment and (below alpha 1) the ink are kept."""
+    rng = np.random.default_rng(1)
+    n = 500
+    t = {"means": torch.from_numpy(rng.normal(size=(n, 3)).astype(np.float32)),
+         "quats": torch.from_numpy(rng.normal(size=(n, 4)).astype(np.float32)),
+         "log_scales": torch.from_numpy(rng.normal(-2, 0.3, (n, 3)).astype(np.float32)),
+         "f_dc": torch.from_numpy(rng.normal(size=(n, 3)).astype(np.float32)),
+         "opacity": torch.full((n,), -4.0),                                   # faint: alpha never clips
+         "f_rest": torch.from_numpy(rng.normal(size=(n, 9)).astype(np.float32))}
+    a, b = torch.arange(0, n, 2), torch.arange(1, n, 2)
+    m = merge_pairs(t, a, b)
+    wa, wb, wm = ink(t["log_scales"][a], t["opacity"][a]), ink(t["log_scales"][b], t["opacity"][b]), \
+        ink(m["log_scales"], m["opacity"])
+    np.testing.assert_allclose(wm.numpy(), (wa + wb).numpy(), rtol=1e-4)
+    pa = (wa / (wa + wb))[:, None]
+    mu = pa * t["means"][a].double() + (1 - pa) * t["means"][b].double()
+    np.testing.assert_allclose(m["means"].double().numpy(), mu.numpy(), atol=1e-5)
+    da, db = t["means"][a].double() - mu, t["means"][b].double() - mu
+    spread = (pa[:, :, None] * (da[:, :, None] * da[:, None, :] + covariances(t["quats"][a].double(), t["log_scales"][a].double()))
+              + (1 - pa)[:, :, None] * (db[:, :, None] * db[:, None, :] + covariances(t["quats"][b].double(), t["log_scales"][b].double())))
+    got = covariances(m["quats"].double(), m["log_scales"].double())
+    np.testing.assert_allclose(got.numpy(), spread.numpy(), atol=1e-5)
+    np.testing.assert_allclose(m["f_rest"].double().numpy(),
+                               (pa * t["f_rest"][a].double() + (1 - pa) * t["f_rest"][b].double()).numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("streamed")
+    scene = make_scene(24_000, 3, seed=9)
+    write_ply(d / "in.ply", scene)
+    with Compressor(device="cpu", settings=CompressSettings(), warm=False) as c:
+        res = write_streamed(c, [str(d / "in.ply")], str(d / "out" / "lod-meta.json"),
+                             StreamedSettings(levels=3, chunks=SMALL), memory_budget=0)   # read by ranges
+    return d, scene, res
+
+
+def test_streamed_output_is_what_lod_meta_json_promises(streamed):
+    d, scene, res = streamed
+    assert res.ranged and res.count == scene.count and res.groups > 1
+    meta = read_lod_meta(str(d / "out" / "lod-meta.json"))
+    assert meta["version"] == 1 and meta["lodLevels"] == 3 and meta["counts"] == res.counts
+    assert meta["counts"][0] == scene.count
+    for k in (1, 2):                                        # about half of the level before
+        assert meta["counts"][k - 1] // 2 <= meta["counts"][k] <= meta["counts"][k - 1] // 2 + 200
+    for name in meta["filenames"]:                          # every file a complete SOG folder
+        assert os.path.isfile(d / "out" / name)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_reference_reads_every_level_back(streamed, level):
+    """splat-transform takes our lod-meta.json as input and gets each level's every splat, with
+    the values our own reader decodes."""
+    d, scene, res = streamed
+    out = d / f"st_level{level}.ply"
+    splat_transform.run(str(d / "out" / "lod-meta.json"), "-L", str(level), str(out))
+    theirs = read_ply(str(out))
+    ours = read_lod_level(str(d / "out" / "lod-meta.json"), level)
+    assert theirs.count == ours.count == res.counts[level]
+    key = lambda s: np.lexsort(s.means.T)                   # same splats, maybe another file order
+    a, b = ours.take(key(ours)), theirs.take(key(theirs))
+    for attr in ATTRS:
+        np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), atol=1e-5, rtol=1e-5, err_msg=attr)
+    if level == 0:                                          # level 0 is the input within the core bounds
+        rep = fidelity(scene, theirs)
+        assert rep["unmatched"] == 0
+        assert rep["position_max_steps"] <= QUANTIZATION_BOUNDS["position_max_steps"] + 1e-3
+        assert rep["rotation_max_deg"] <= QUANTIZATION_BOUNDS["rotation_max_deg"]
+        assert rep["opacity_max_error"] <= QUANTIZATION_BOUNDS["opacity_max_error"] + 1e-6
+
+
+def test_given_levels_are_kept_not_decimated(tmp_path):
+    fine, coarse = make_scene(9000, 0, seed=1), make_scene(2000, 0, seed=1)
+    write_ply(tmp_path / "l0.ply", fine)
+    write_ply(tmp_path / "l1.ply", coarse)
+    with Compressor(device="cpu", warm=False) as c:
+        res = write_streamed(c, [str(tmp_path / "l0.ply"), str(tmp_path / "l1.ply")], str(tmp_path / "out"),
+                             StreamedSettings(chunks=SMALL))
+    assert res.counts == [9000, 2000]
+    rep = fidelity(coarse, read_lod_level(str(tmp_path / "out" / "lod-meta.json"), 1))
+    assert rep["unmatched"] == 0 and rep["position_max_steps"] <= 0.5 + 1e-3
+
+
+def test_a_crash_between_chunks_leaves_no_lod_meta_json(tmp_path, monkeypatch):
+    write_ply(tmp_path / "in.ply", make_scene(15_000, 0, seed=4))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "lod-meta.json").write_text("{}")               # an old index must not survive a failed rewrite
+    import sogs_core.lod.streamed as streamed_mod
+
+    real = streamed_mod.run_group
+    calls = []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("node lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streamed_mod, "run_group", crash_on_second)
+    with Compressor(device="cpu", warm=False) as c, pytest.raises(RuntimeError):
+        write_streamed(c, [str(tmp_path / "in.ply")], str(out / "lod-meta.json"),
+                       StreamedSettings(levels=2, chunks=SMALL))
+    assert not (out / "lod-meta.json").exists()
+    assert os.path.isdir(out / "0_0")                       # the first group was written, the index not
+
+
+def test_two_million_splats_with_small_chunks(tmp_path):
+    """The CI-sized big scene: 2M splats read by ranges, many chunk groups, two levels."""
+    from sogs_core.synth import synthetic_scene
+
+    write_ply(tmp_path / "big.ply", synthetic_scene(2_000_000, 0, seed=3))
+    opts = ChunkOptions(chunk_count=256 * 1024, chunk_extent=16.0, chunk_min=8 * 1024)
+    with Compressor(device="cpu", warm=False) as c:
+        res = write_streamed(c, [str(tmp_path / "big.ply")], str(tmp_path / "out"),
+                             StreamedSettings(levels=2, chunks=opts), memory_budget=64 << 20)
+    assert res.ranged and res.counts[0] == 2_000_000 and res.groups >= 8
+    meta = json.loads((tmp_path / "out" / "lod-meta.json").read_text())
+    assert meta["counts"] == res.counts and len(meta["filenames"]) == 2 * res.groups
+    assert res.fidelity["position_max_steps"] <= 0.5 + 1e-3
+
+
+def test_level_source_reads_ranges_only_above_the_budget(tmp_path):
+    write_ply(tmp_path / "in.ply", make_scene(3000, 1, seed=2))
+    assert LevelSource(str(tmp_path / "in.ply"), memory_budget=0).ranged
+    whole = LevelSource(str(tmp_path / "in.ply"))
+    assert not whole.ranged
+    idx = np.array([5, 17, 2999])
+    a, b = LevelSource(str(tmp_path / "in.ply"), memory_budget=0).gather(idx), whole.gather(idx)
+    for attr in ATTRS:
+        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
