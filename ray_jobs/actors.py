@@ -12,6 +12,7 @@ import datetime as dt
 import errno
 import os
 import socket
+import threading
 import time
 import traceback
 from typing import Optional
@@ -38,6 +39,8 @@ class SceneCompressor:
         self.max_retries = max_retries
         self.store = Store(retry_seconds=s3_retry_seconds)
         self.compressor = Compressor(device=device, settings=CompressSettings(**settings_kwargs))
+        self._source_lock = threading.Lock()
+        self._open: Optional[tuple] = None          # (scene key, LevelSources, downloaded file)
         self.node = socket.gethostname()
         try:
             import ray
@@ -51,16 +54,73 @@ class SceneCompressor:
 
     def _write(self, pkg, output_uri: str) -> int:
         """The package to the store: one bundle object, or a folder by sog_files' protocol."""
-        from sogs_core.sog_files import write_folder_with
-
         if self.layout == "bundle":
             data = pkg.bundle_bytes()
             self.store.put(output_uri, data)
             return len(data)
-        folder = output_uri.rstrip("/")
+        return self._write_folder(pkg, output_uri)
+
+    def _write_folder(self, pkg, folder_uri: str) -> int:
+        from sogs_core.sog_files import write_folder_with
+
+        folder = folder_uri.rstrip("/")
         return write_folder_with(pkg, lambda name, data: self.store.put(f"{folder}/{name}", data),
                                  lambda name: self.store.exists(f"{folder}/{name}"),
                                  lambda name: self.store.delete(f"{folder}/{name}"))
+
+    # -- streamed SOG: one scene's chunk groups spread over the actors (ray_jobs/streamed.py) ------
+    def _sources(self, task: dict, memory_budget: int) -> list:
+        """The scene's LevelSource, opened once per actor and scene (a PLY stays mapped, so each
+        chunk group reads only its own rows); an S3 input is downloaded to this node first."""
+        from sogs_core.lod.streamed import LevelSource
+
+        key = (task["input_uri"], task["etag"])
+        with self._source_lock:
+            if self._open is None or self._open[0] != key:
+                if self._open is not None and self._open[2]:
+                    _remove_quietly(self._open[2])       # the last scene's download (a mapping stays valid)
+                path, downloaded = self._localize(task)
+                self._open = (key, [LevelSource(path, memory_budget, name=task["input_uri"])],
+                              path if downloaded else None)
+            return self._open[1]
+
+    def _localize(self, task: dict) -> tuple[str, bool]:
+        import hashlib
+        import tempfile
+
+        from .storage import is_s3
+
+        uri = task["input_uri"]
+        if not is_s3(uri):
+            return uri, False
+        tag = hashlib.sha1(f"{uri}|{task['etag']}".encode()).hexdigest()[:20]
+        path = os.path.join(tempfile.gettempdir(), "sogs-cluster-inputs", tag + os.path.splitext(uri)[1])
+        if not os.path.exists(path):
+            self.store.download(uri, path)
+        return path, True
+
+    def plan_streamed(self, task: dict, lod: dict, memory_budget: int) -> dict:
+        """The chunk tree and groups of a streamed scene (`lod.plan_streamed`) and what the row needs."""
+        from sogs_core.lod import ChunkOptions, StreamedSettings
+        from sogs_core.lod.streamed import plan_streamed
+
+        t0 = time.perf_counter()
+        sources = self._sources(task, memory_budget)
+        plan = plan_streamed(sources, StreamedSettings(levels=lod["levels"], chunks=ChunkOptions(**lod["chunks"])))
+        src = sources[0]
+        degree = src.splats.sh_degree if src.splats is not None else src.rows.n_rest // 3
+        return {"plan": plan, "format": src.format, "input_bytes": src.input_bytes, "ranged": src.ranged,
+                "sh_degree": degree, "seconds": time.perf_counter() - t0, "where": self.ready()}
+
+    def compress_group(self, task: dict, spec, levels: int, memory_budget: int):
+        """One chunk group of a streamed scene: its levels, one SOG folder each, under the output."""
+        from sogs_core.lod.streamed import run_group
+
+        folder = task["output_uri"].rsplit("/", 1)[0]
+        res = run_group(self.compressor, spec, self._sources(task, memory_budget), levels,
+                        lambda name, pkg: self._write_folder(pkg, f"{folder}/{name}"))
+        res.worker = f"{self.node} pid {os.getpid()}"
+        return res
 
     def _fetch(self, uri: str):
         """The input's bytes; for a SOG folder (its meta.json) the scene read with the files that
@@ -127,6 +187,13 @@ class SceneCompressor:
                 break
         row.update(attempts=attempts, finished_at=utcnow())
         return row
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _is_oom(exc: BaseException) -> bool:

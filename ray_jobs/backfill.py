@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="write an HTML report of the run beside the manifest at the end and print its path "
                         "(default on; sogs-cluster report MANIFEST makes one later, e.g. after an interrupted run)")
+    g = p.add_argument_group("streamed SOG for huge scenes")
+    g.add_argument("--streamed-above", type=int, default=None, metavar="SPLATS",
+                   help="PLY inputs with more splats than this (read from the header) become a streamed SOG, "
+                        "a/b/x.ply -> a/b/x/lod-meta.json + one SOG folder per level and chunk group, the groups spread "
+                        "over every actor; one manifest row per scene (default: off; the lod settings join the "
+                        "settings hash when it is on)")
+    g.add_argument("--lod-levels", type=int, default=4, help="levels of detail of a streamed scene (default 4)")
+    g.add_argument("--chunk-count", type=float, default=512,
+                   help="most splats (thousands) in a chunk and a chunk group at level 0 (default 512)")
+    g.add_argument("--chunk-extent", type=float, default=16.0, help="chunks wider than this are split ... (default 16)")
+    g.add_argument("--chunk-min", type=float, default=8, help="... while they hold more than this many thousand (default 8)")
+    g.add_argument("--memory-budget", type=float, default=2048,
+                   help="MB: a larger PLY is mapped and read by ranges in each actor, one chunk group at a time (default 2048)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -144,8 +157,32 @@ def _inside(uri: str, prefix: str) -> bool:
 
 
 def done_marker(uri: str, layout: str) -> str:
-    """The object whose presence means the output is complete."""
-    return uri if layout == "bundle" else uri.rstrip("/") + "/meta.json"
+    """The object whose presence means the output is complete (a streamed SOG's output is its
+    lod-meta.json, written last)."""
+    if layout == "bundle" or uri.endswith("/lod-meta.json"):
+        return uri
+    return uri.rstrip("/") + "/meta.json"
+
+
+def lod_settings(args: argparse.Namespace) -> dict:
+    """The streamed-SOG settings the actors get (levels and chunk cut)."""
+    from sogs_core.lod import ChunkOptions, StreamedSettings
+
+    return StreamedSettings(levels=args.lod_levels,
+                            chunks=ChunkOptions(chunk_count=int(args.chunk_count * 1024), chunk_extent=args.chunk_extent,
+                                                chunk_min=int(args.chunk_min * 1024))).as_dict()
+
+
+def ply_splat_count(store: Store, uri: str) -> Optional[int]:
+    """The vertex count in a PLY's header (one small read), None when it cannot be told."""
+    from sogs_core.errors import SogsError
+    from sogs_core.readers.ply import parse_header
+
+    try:
+        header = parse_header(memoryview(store.head(uri, 1 << 16)), uri)
+    except (SogsError, OSError):
+        return None                       # the actor's read will name what is wrong
+    return next((count for name, count, _ in header.elements if name == "vertex"), None)
 
 
 def plas_on_gpu(args: argparse.Namespace) -> bool:
@@ -171,6 +208,11 @@ def settings_hash(args: argparse.Namespace) -> str:
     from sogs_core.compressor import CompressSettings
 
     digest = CompressSettings(**settings_kwargs(args)).digest()
+    if args.streamed_above is not None:
+        import hashlib
+
+        lod = hashlib.sha256(json.dumps(lod_settings(args), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{digest}-{args.layout}-lod{lod}"
     return f"{digest}-{args.layout}"
 
 
@@ -199,6 +241,10 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     for o in objs:
         out = output_uri(args.output, o.rel, args.layout, input_name)
         fmt = format_of_name(o.rel)
+        streamed = (args.streamed_above is not None and fmt == "ply" and o.problem is None
+                    and (ply_splat_count(store, o.uri) or 0) > args.streamed_above)
+        if streamed:
+            out = output_uri(args.output, o.rel, "folder", input_name) + "lod-meta.json"
         if o.problem is not None:          # a symlink loop, a dangling link, a named pipe...
             tasks.append({"input_uri": o.uri, "rel": o.rel, "size": 0, "etag": "", "output_uri": None,
                           "format": fmt, "error": o.problem, "error_class": "UnreadableInput"})
@@ -218,7 +264,7 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
             skipped.append(skipped_row(prev, run_id))
             continue
         tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
-                      "format": fmt})
+                      "format": fmt, "streamed": streamed})
     return tasks, skipped, listed
 
 
@@ -281,7 +327,7 @@ def run(args: argparse.Namespace) -> dict:
                "failed": len(planned), "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
     if args.dry_run:
         for t in tasks:
-            print(f"do    {t['input_uri']} -> {t['output_uri']}")
+            print(f"do    {t['input_uri']} -> {t['output_uri']}" + (" (streamed)" if t.get("streamed") else ""))
         for t in planned:
             print(f"fail  {t['input_uri']}: {t['error']}")
         for r in skipped:
@@ -334,7 +380,10 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> No
     from .scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
 
     ray = connect_ray(args.address)
-    n, opts, desc = pool_shape(ray, args, len(tasks))
+    streamed = [t for t in tasks if t.get("streamed")]
+    tasks = [t for t in tasks if not t.get("streamed")]
+    # a streamed scene's groups go to every actor the cluster has room for
+    n, opts, desc = pool_shape(ray, args, 1 << 30 if streamed else len(tasks))
     log(desc)
     # max_task_retries=0: the scheduler retries a dead actor's scenes itself, counting attempts
     remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1, max_task_retries=0,
@@ -350,10 +399,42 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> No
     sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,
                       args.scene_timeout, summary, log)
     try:
-        sched.run(tasks)
+        if tasks:
+            sched.run(tasks)
+        if streamed:
+            _run_streamed(ray, actors, streamed, args, writer, leases, store, summary, run_id, shash)
     finally:
         for a in actors:
             ray.kill(a)
+
+
+def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_id, shash) -> None:
+    """Streamed scenes one after another, each over every actor (`streamed.StreamedScene`)."""
+    import time
+
+    from .streamed import StreamedScene
+
+    ray.get([a.ready.remote() for a in actors])
+    runner = StreamedScene(ray, actors, store, lod_settings(args), int(args.memory_budget * 2**20),
+                           args.max_retries, args.scene_timeout, log,
+                           tick=lambda: leases.renew() if leases.renew_due() else None)
+    t0 = time.monotonic()
+    for k, task in enumerate(tasks):
+        holder = leases.claim(task["output_uri"])
+        if holder is not None:
+            log(f"{task['rel']}: its output is being written by {holder}; left to that run")
+            continue
+        try:
+            row = runner.run(task, run_id, shash)
+            writer.add(row)
+        finally:
+            leases.release(task["output_uri"])
+        summary[row["status"]] += 1
+        detail = (f"{row['splats']:,} splats, levels {row['lod_counts']}, {row['lod_files']} files, "
+                  f"{row['seconds_total']:.1f}s" if row["status"] == "ok"
+                  else f"{row['error_class']}: {row['error_message']}")
+        log(f"[streamed {k + 1}/{len(tasks)}] {row['status']:<6} {task['rel']} ({detail})")
+    summary["seconds"] = summary.get("seconds", 0.0) + time.monotonic() - t0
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -19,6 +19,7 @@ import os
 import random
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
@@ -196,6 +197,28 @@ class Store:
             raise OSError(errno.EINVAL, "not a regular file", uri)
         with open(uri, "rb") as f:
             return f.read()
+
+    def head(self, uri: str, size: int) -> bytes:
+        """The first `size` bytes of an object (one ranged GET on S3): a PLY header, say."""
+        if is_s3(uri):
+            bucket, key = self._split(uri)
+            return self._call(lambda: self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")
+                              ["Body"].read(), f"reading the start of {uri}")
+        with open(uri, "rb") as f:
+            return f.read(size)
+
+    def download(self, uri: str, path: str) -> None:
+        """An object to a local file, streamed (a scene too large to hold in memory), written
+        under a temporary name and renamed into place."""
+        tmp = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        bucket, key = self._split(uri)
+        try:
+            self._call(lambda: self.s3.download_file(bucket, key, tmp), f"downloading {uri}")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def get_with_etag(self, uri: str) -> Optional[tuple[bytes, str]]:
         """(bytes, ETag) of an object, None when absent."""

@@ -227,3 +227,50 @@ def _rows_under(client, prefix: str, run_id: str) -> list[dict]:
         body = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
         rows += pq.read_table(io.BytesIO(body)).to_pylist()
     return [r for r in rows if r["run_id"] == run_id]
+
+
+def test_huge_scene_becomes_a_streamed_sog_spread_over_the_actors(s3, local_ray, tmp_path):
+    """--streamed-above: the big PLY's chunk groups run on both actors, lod-meta.json is written
+    last under x/, one manifest row tells levels and files; the small scene stays one .sog; a
+    re-run skips both."""
+    import json
+
+    from sogs_core.ply_write import ply_bytes
+    from sogs_core.readers.lod import read_lod_level
+
+    from .conftest import make_scene
+
+    _, client = s3
+    big = make_scene(30_000, 1, seed=4)
+    client.put_object(Bucket=BUCKET, Key="lod/big.ply", Body=ply_bytes(big))
+    client.put_object(Bucket=BUCKET, Key="lod/small.ply", Body=ply_bytes(make_scene(2000, 1, seed=5)))
+    args = ["--input", f"s3://{BUCKET}/lod/", "--output", f"s3://{BUCKET}/lodout/", "--streamed-above", "10000",
+            "--lod-levels", "2", "--chunk-count", "4", "--chunk-extent", "3", "--chunk-min", "1", "--memory-budget", "0"]
+    s = backfill.run(backfill.build_parser().parse_args(args))
+    assert (s["ok"], s["failed"]) == (2, 0), s
+    store = Store()
+    rows = {r["input_uri"].rsplit("/", 1)[1]: r for r in
+            pq.read_table(io.BytesIO(store.get(f"s3://{BUCKET}/lodout/_manifest/" + _first_part(client)))).to_pylist()}
+    row = rows["big.ply"]
+    assert row["output_uri"] == f"s3://{BUCKET}/lodout/big/lod-meta.json"
+    assert row["lod_levels"] == 2 and row["splats"] == 30_000 and row["lod_files"] > 4
+    counts = json.loads(row["lod_counts"])
+    assert counts[0] == 30_000 and 14_000 <= counts[1] <= 16_000
+    assert len(row["node"].split(", ")) == 2                   # both actors compressed chunk groups
+    assert rows["small.ply"]["lod_levels"] is None and rows["small.ply"]["output_uri"].endswith("small.sog")
+    # the streamed output, fetched: every level readable, level 0 every splat
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="lodout/big/")["Contents"]]
+    for key in keys:
+        dest = tmp_path / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    meta_path = str(tmp_path / "lodout" / "big" / "lod-meta.json")
+    assert [read_lod_level(meta_path, k).count for k in (0, 1)] == counts
+    s = backfill.run(backfill.build_parser().parse_args(args))
+    assert (s["ok"], s["skipped"]) == (0, 2)
+
+
+def _first_part(client) -> str:
+    """The name of the manifest object of the first run under lodout/_manifest/."""
+    listing = client.list_objects_v2(Bucket=BUCKET, Prefix="lodout/_manifest/")
+    return sorted(o["Key"] for o in listing["Contents"] if o["Key"].endswith(".parquet"))[0].rsplit("/", 1)[1]

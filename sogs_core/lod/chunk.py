@@ -37,6 +37,7 @@ class GroupResult:
     bounds: list[list[list[float]]]         # [leaf in group] -> [min xyz, max xyz]
     seconds: dict = field(default_factory=dict)
     fidelity: dict = field(default_factory=dict)
+    worker: str = ""                        # who compressed it (set by the Ray actor)
 
 
 def folder_name(level: int, group: int) -> str:

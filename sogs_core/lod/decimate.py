@@ -126,7 +126,6 @@ def _link_costs(t: dict[str, torch.Tensor], walk: torch.Tensor, segment: torch.T
 
 def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, pairs_wanted: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Disjoint pairs (a, b) of cheap neighbours along a Morton walk, at most pairs_wanted."""
-    n = len(segment)
     dev = segment.device
     key = morton_keys(position_codes(t["means"]))
     # walk by segment first, then along the curve: (segment, key) as one lexicographic sort

@@ -116,7 +116,16 @@ def _handler(job: _Job, files: dict[str, str], engine: str):
 
 
 def _scene_files(scene: str) -> tuple[str, dict[str, str]]:
-    """(the URL the page loads, URL path -> local file) for a file or a SOG folder."""
+    """(the URL the page loads, URL path -> local file) for a file, a SOG folder or a streamed
+    SOG (its lod-meta.json, served with every file under its folder)."""
+    if os.path.basename(scene) == "lod-meta.json":
+        folder = os.path.dirname(os.path.abspath(scene))
+        files = {}
+        for here, _, names in os.walk(folder):
+            for name in names:
+                rel = os.path.relpath(os.path.join(here, name), folder).replace(os.sep, "/")
+                files[f"/scene/{rel}"] = os.path.join(here, name)
+        return "/scene/lod-meta.json", files
     if os.path.isdir(scene) or os.path.basename(scene) == "meta.json":
         folder = scene if os.path.isdir(scene) else os.path.dirname(scene)
         files = {f"/scene/{name}": os.path.join(folder, name) for name in os.listdir(folder)
@@ -146,7 +155,7 @@ class Renderer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(job, files, self.engine))
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        spec = {"scene": url, "width": self.width, "height": self.height, "background": list(self.background),
+        spec = {"scene": url, "unified": url.endswith("/lod-meta.json"), "width": self.width, "height": self.height, "background": list(self.background),
                 "fov": fov, "near": near, "far": far, "views": [asdict(v) for v in views],
                 "minFrames": 3, "stableFrames": 2, "maxFrames": self.max_frames}
         page = f"http://127.0.0.1:{server.server_address[1]}/page.html#{urllib.parse.quote(json.dumps(spec))}"

@@ -50,9 +50,15 @@ const hasContent = () => {
 };
 const nextFrame = () => new Promise((resolve) => app.once('frameend', resolve));
 
+// the unified renderer (a streamed SOG) says per frame whether every chunk this view needs is
+// loaded and placed; a view is not read back before it is
+let streamed = !job.unified;
+app.systems.gsplat.on('frame:ready', (cam, layer, ready, loading) => { streamed = ready && loading === 0; });
+
 asset.ready(async () => {
     const entity = new pc.Entity('splats');
-    entity.addComponent('gsplat', { asset });
+    // a streamed SOG (lod-meta.json) is drawn by the unified renderer, which streams its chunks
+    entity.addComponent('gsplat', job.unified ? { asset, unified: true } : { asset });
     app.root.addChild(entity);
     for (let v = 0; v < job.views.length; v++) {
         const view = job.views[v];
@@ -62,6 +68,7 @@ asset.ready(async () => {
         // the splats are uploaded and sorted in the background: wait until something is drawn and
         // the picture has stopped changing (an empty view is accepted only after maxFrames)
         let last = -1, same = 0, drawn = false;
+        if (job.unified) streamed = false;
         for (let frame = 0; frame < job.maxFrames; frame++) {
             await nextFrame();
             gl.readPixels(0, 0, job.width, job.height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
@@ -69,7 +76,7 @@ asset.ready(async () => {
             same = sum === last ? same + 1 : 0;
             last = sum;
             drawn = drawn || hasContent();
-            if (drawn && frame >= job.minFrames && same >= job.stableFrames) break;
+            if (drawn && streamed && frame >= job.minFrames && same >= job.stableFrames) break;
         }
         if (!drawn) post('/log', `view ${v}: nothing drawn after ${job.maxFrames} frames`);
         await post(`/result/${v}`, pixels);

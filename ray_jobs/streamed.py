@@ -1,0 +1,162 @@
+"""One huge scene as a streamed SOG, its chunk groups spread over every actor of the cluster.
+
+The driver asks one actor for the plan (the chunk tree over the centres: positions only, read
+by ranges), then hands the groups out, at most two in flight per actor, so a 50M-splat scene
+keeps every GPU busy. A group whose actor dies goes back to the queue (up to --max-retries per
+group); any other failure fails the scene. lod-meta.json is deleted before the first chunk and
+written by the driver only after every group has finished: a crash leaves a visibly unfinished
+folder, never an index that points at missing chunks. The scene gets one manifest row: level
+count, files, splats per level, bytes, per-stage seconds summed over the groups.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Callable
+
+from sogs_core.lod.chunk import worst
+from sogs_core.lod.meta import lod_meta
+from sogs_core.lod.streamed import write_lod_meta
+from sogs_core.lod.tree import ChunkOptions
+
+from .actors import utcnow
+from .manifest import FIDELITY, STAGES, empty_row
+from .scheduler import IN_FLIGHT_PER_ACTOR, is_actor_death, scene_timeout
+from .storage import Store
+
+#: bytes a splat takes in a PLY with SH 3 (the group time limit is sized on this)
+PLY_BYTES_PER_SPLAT = 248
+
+
+class StreamedFailure(Exception):
+    """A chunk group of a streamed scene failed; the scene fails with it."""
+
+
+class StreamedScene:
+    def __init__(self, ray, actors: list, store: Store, lod: dict, memory_budget: int, max_retries: int,
+                 timeout_setting: str, log: Callable[[str], None], tick: Callable[[], None] = lambda: None) -> None:
+        self.ray, self.actors, self.store = ray, actors, store
+        self.tick = tick                          # called while waiting (the driver renews its leases)
+        self.lod, self.memory_budget, self.max_retries = lod, memory_budget, max_retries
+        self.timeout_setting, self.log = timeout_setting, log
+
+    def _call(self, fn, *args, limit: float):
+        """A remote call's result, waiting at most `limit` seconds."""
+        ref = fn.remote(*args)
+        ready, _ = self.ray.wait([ref], timeout=limit)
+        if not ready:
+            raise StreamedFailure(f"no answer within {limit:.0f} s")
+        return self.ray.get(ref)
+
+    def _plan(self, task: dict) -> dict:
+        """The plan from the first actor that answers (a dead one is passed over)."""
+        last: BaseException = StreamedFailure("no actor")
+        limit = scene_timeout(self.timeout_setting, task["size"])
+        for attempt in range(self.max_retries + 1):
+            actor = self.actors[attempt % len(self.actors)]
+            try:
+                return self._call(actor.plan_streamed, task, self.lod, self.memory_budget, limit=limit)
+            except Exception as exc:
+                if not is_actor_death(exc):
+                    raise
+                last = exc
+                self.log(f"{task['rel']}: the planning actor died (attempt {attempt + 1}); trying another")
+        raise last
+
+    def _groups(self, task: dict, plan) -> list:
+        """Every group compressed, spread over the actors; results in any order."""
+        queue = deque(plan.groups)
+        attempts: dict[int, int] = {}
+        in_flight: dict = {}                      # ref -> (actor index, spec, deadline)
+        load = [0] * len(self.actors)
+        down: dict = {}                           # ready() ref -> actor index, while Ray restarts it
+        results = []
+        total = len(plan.groups)
+        while queue or in_flight:
+            self.tick()
+            for i, actor in enumerate(self.actors):
+                while i not in down.values() and load[i] < IN_FLIGHT_PER_ACTOR and queue:
+                    spec = queue.popleft()
+                    limit = scene_timeout(self.timeout_setting, spec.splats * PLY_BYTES_PER_SPLAT)
+                    ref = actor.compress_group.remote(task, spec, plan.levels, self.memory_budget)
+                    in_flight[ref] = (i, spec, time.monotonic() + limit)
+                    load[i] += 1
+            if not in_flight and down and queue:      # every actor restarting: wait for one
+                ready, _ = self.ray.wait(list(down), num_returns=1, timeout=5.0)
+            else:
+                ready, _ = self.ray.wait(list(in_flight) + list(down), num_returns=1, timeout=1.0)
+            for ref in ready:
+                if ref in down:
+                    i = down.pop(ref)
+                    try:
+                        self.ray.get(ref)
+                    except Exception as exc:
+                        if not is_actor_death(exc):
+                            raise
+                        down[self.actors[i].ready.remote()] = i
+                    continue
+                i, spec, _ = in_flight.pop(ref)
+                load[i] -= 1
+                try:
+                    results.append(self.ray.get(ref))
+                except Exception as exc:
+                    if not is_actor_death(exc):
+                        raise StreamedFailure(f"chunk group {spec.group}: {type(exc).__name__}: {exc}") from exc
+                    attempts[spec.group] = attempts.get(spec.group, 0) + 1
+                    if attempts[spec.group] > self.max_retries:
+                        raise StreamedFailure(f"chunk group {spec.group}: its actor died "
+                                              f"{attempts[spec.group]} times") from exc
+                    self.log(f"{task['rel']}: chunk group {spec.group}'s actor died; retrying it")
+                    queue.appendleft(spec)
+                    if i not in down.values():
+                        down[self.actors[i].ready.remote()] = i
+                    continue
+                self.log(f"{task['rel']}: chunk group {len(results)}/{total} done")
+            now = time.monotonic()
+            for ref, (i, spec, deadline) in list(in_flight.items()):
+                if now > deadline:
+                    self.ray.kill(self.actors[i], no_restart=False)
+                    raise StreamedFailure(f"chunk group {spec.group} did not finish in time (--scene-timeout); "
+                                          f"its actor was restarted")
+        return results
+
+    def run(self, task: dict, run_id: str, shash: str) -> dict:
+        """Compress one streamed scene; returns its manifest row (never raises for the scene)."""
+        row = empty_row()
+        row.update(run_id=run_id, input_uri=task["input_uri"], input_bytes=task["size"], input_etag=task["etag"],
+                   input_format=task.get("format"), output_uri=task["output_uri"], settings_hash=shash,
+                   started_at=utcnow(), attempts=1)
+        t0 = time.perf_counter()
+        try:
+            if self.store.exists(task["output_uri"]):
+                self.store.delete(task["output_uri"])     # an old index must not cover half-new chunks
+            info = self._plan(task)
+            plan = info["plan"]
+            self.log(f"{task['rel']}: {plan.count:,} splats -> {len(plan.groups)} chunk group(s) x {plan.levels} "
+                     f"level(s) over {len(self.actors)} actor(s)")
+            results = self._groups(task, plan)
+            meta = lod_meta(plan.tree, results, plan.levels, ChunkOptions(**self.lod["chunks"]))
+            meta_bytes = write_lod_meta(meta, lambda data: self.store.put(task["output_uri"], data))
+        except Exception as exc:
+            row.update(status="failed", error_class=type(exc).__name__,
+                       error_message=(str(exc).strip() or repr(exc))[:2000], finished_at=utcnow())
+            return row
+        seconds: dict = {"read": info["seconds"]}
+        fid: dict = {}
+        for r in results:
+            for k, v in r.seconds.items():
+                seconds[k] = seconds.get(k, 0.0) + v
+            fid = worst(fid, r.fidelity)
+        out_bytes = meta_bytes + sum(sum(r.bytes) for r in results)
+        row.update(status="ok", splats=plan.count, input_format=info["format"], input_bytes=info["input_bytes"],
+                   sh_degree=info["sh_degree"], output_bytes=out_bytes,
+                   ratio=info["input_bytes"] / out_bytes if out_bytes else None,
+                   lod_levels=plan.levels, lod_files=len(meta["filenames"]), lod_counts=json.dumps(meta["counts"]),
+                   node=", ".join(sorted({r.worker for r in results})), gpu=info["where"].split(" ", 1)[-1], finished_at=utcnow())
+        for s in STAGES:
+            row[f"seconds_{s}"] = seconds.get(s)
+        row["seconds_total"] = time.perf_counter() - t0    # wall time of the scene, not the sum
+        for f in FIDELITY:
+            row[f"fid_{f}"] = fid.get(f)
+        return row
