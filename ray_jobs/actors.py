@@ -106,7 +106,8 @@ class SceneCompressor:
 
         t0 = time.perf_counter()
         sources = self._sources(task, memory_budget)
-        plan = plan_streamed(sources, StreamedSettings(levels=lod["levels"], chunks=ChunkOptions(**lod["chunks"])))
+        plan = plan_streamed(sources, StreamedSettings(levels=lod["levels"], chunks=ChunkOptions(**lod["chunks"])),
+                             self.compressor.device)
         src = sources[0]
         degree = src.splats.sh_degree if src.splats is not None else src.rows.n_rest // 3
         return {"plan": plan, "format": src.format, "input_bytes": src.input_bytes, "ranged": src.ranged,

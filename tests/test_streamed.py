@@ -47,6 +47,18 @@ def test_tree_leaves_partition_the_scene_within_the_limits():
         assert (leaf_of[leaf] == k).all()
 
 
+def test_tree_cut_on_a_device_partitions_alike():
+    """The torch path (used on a GPU) follows the same rule; run here on the CPU."""
+    from sogs_core.lod.tree import _build_tree_torch
+
+    s = make_scene(30_000, 0, seed=6)
+    tree, leaves = _build_tree_torch(torch.from_numpy(s.means), SMALL)
+    every = np.concatenate(leaves)
+    assert len(every) == s.count and len(np.unique(every)) == s.count
+    assert all(len(leaf) <= SMALL.chunk_count for leaf in leaves)
+    assert len(leaves) == len(build_tree(s.means, SMALL)[1])
+
+
 def test_decimation_halves_each_segment_and_never_mixes_them():
     s = make_scene(20_001, 3, seed=2)
     seg = torch.from_numpy(np.random.default_rng(0).integers(0, 5, s.count))
@@ -164,7 +176,7 @@ def test_a_crash_between_chunks_leaves_no_lod_meta_json(tmp_path, monkeypatch):
         write_streamed(c, [str(tmp_path / "in.ply")], str(out / "lod-meta.json"),
                        StreamedSettings(levels=2, chunks=SMALL))
     assert not (out / "lod-meta.json").exists()
-    assert os.path.isdir(out / "0_0")                       # the first group was written, the index not
+    assert any(name.startswith("0_") for name in os.listdir(out))   # a group was written, the index not
 
 
 def test_two_million_splats_with_small_chunks(tmp_path):

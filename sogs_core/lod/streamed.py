@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
@@ -98,10 +99,11 @@ class StreamedPlan:
     count: int                         # level-0 splats
 
 
-def plan_streamed(sources: list[LevelSource], settings: StreamedSettings) -> StreamedPlan:
-    """The chunk tree over the first source's centres and the groups to compress."""
+def plan_streamed(sources: list[LevelSource], settings: StreamedSettings, device=None) -> StreamedPlan:
+    """The chunk tree over the first source's centres (cut on `device` when it is a GPU) and
+    the groups to compress."""
     opts = settings.chunks
-    tree, leaves = build_tree(sources[0].positions(), opts)
+    tree, leaves = build_tree(sources[0].positions(), opts, device)
     given: list[list[np.ndarray]] = []
     for src in sources[1:]:                       # a given level: each splat into level 0's leaf around it
         leaf_of = route(tree, src.positions())
@@ -173,19 +175,29 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
         os.remove(meta_path)
     t0 = time.perf_counter()
     sources = [LevelSource(p, memory_budget) for p in inputs]
-    plan = plan_streamed(sources, settings)
+    plan = plan_streamed(sources, settings, compressor.device)
     seconds = {"plan": time.perf_counter() - t0}
     results: list[GroupResult] = []
     fidelity: dict = {}
-    for i, spec in enumerate(plan.groups):
-        res = run_group(compressor, spec, sources, plan.levels,
-                        lambda name, pkg: write_folder(pkg, os.path.join(folder, name)))
-        results.append(res)
-        for k, v in res.seconds.items():
-            seconds[k] = seconds.get(k, 0.0) + v
-        fidelity = worst(fidelity, res.fidelity)
-        if progress is not None:
-            progress(i + 1, len(plan.groups))
+    # two groups in flight, as a Ray actor runs them: one group's WebP encoding and writing
+    # overlap the next group's GPU stages (the Compressor's GPU lock keeps those one at a time)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
+        futures = [pool.submit(run_group, compressor, spec, sources, plan.levels,
+                               lambda name, pkg: write_folder(pkg, os.path.join(folder, name)))
+                   for spec in plan.groups]
+        try:
+            for fut in as_completed(futures):
+                res = fut.result()
+                results.append(res)
+                for k, v in res.seconds.items():
+                    seconds[k] = seconds.get(k, 0.0) + v
+                fidelity = worst(fidelity, res.fidelity)
+                if progress is not None:
+                    progress(len(results), len(plan.groups))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
     meta = lod_meta(plan.tree, results, plan.levels, settings.chunks)
     meta_bytes = write_lod_meta(meta, lambda data: atomic_write(meta_path, data))
     seconds["total"] = time.perf_counter() - t0

@@ -10,9 +10,10 @@ and level: the unit of parallel work).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -32,8 +33,13 @@ class ChunkOptions:
 Node = Union[int, tuple]
 
 
-def build_tree(means: np.ndarray, opts: ChunkOptions) -> tuple[Node, list[np.ndarray]]:
-    """(tree, leaves): each leaf the sorted row indices (int64) of the splats it holds."""
+def build_tree(means: np.ndarray, opts: ChunkOptions, device: Optional[torch.device] = None) -> tuple[Node, list[np.ndarray]]:
+    """(tree, leaves): each leaf the sorted row indices (int64) of the splats it holds. On a
+    CUDA device the cuts are found there (32M centres: seconds instead of a minute)."""
+    if len(means) == 0:
+        raise ValueError("a streamed SOG needs at least one splat")
+    if device is not None and device.type == "cuda":
+        return _build_tree_torch(torch.from_numpy(np.asarray(means, np.float32)).to(device), opts)
     leaves: list[np.ndarray] = []
     pts = np.asarray(means, np.float32)
 
@@ -50,9 +56,28 @@ def build_tree(means: np.ndarray, opts: ChunkOptions) -> tuple[Node, list[np.nda
         leaves.append(np.sort(idx))
         return len(leaves) - 1
 
-    if len(pts) == 0:
-        raise ValueError("a streamed SOG needs at least one splat")
     return split(np.arange(len(pts), dtype=np.int64)), leaves
+
+
+def _build_tree_torch(pts: torch.Tensor, opts: ChunkOptions) -> tuple[Node, list[np.ndarray]]:
+    """`build_tree` with the same rule on a device (median by sort instead of a partition, so
+    the two may put a tied centre on different sides; both are valid cuts)."""
+    leaves: list[np.ndarray] = []
+
+    def split(idx: torch.Tensor) -> Node:
+        p = pts[idx]
+        lo, hi = p.aminmax(dim=0)
+        axis = int(torch.argmax(hi - lo))
+        wide = float(hi[axis] - lo[axis]) > opts.chunk_extent
+        if len(idx) > opts.chunk_count or (wide and len(idx) > opts.chunk_min):
+            mid = len(idx) // 2
+            order = torch.argsort(p[:, axis])
+            cut = float(p[order[mid], axis])
+            return axis, cut, split(idx[order[:mid]]), split(idx[order[mid:]])
+        leaves.append(np.sort(idx.cpu().numpy()))
+        return len(leaves) - 1
+
+    return split(torch.arange(len(pts), device=pts.device)), leaves
 
 
 def group_leaves(leaves: list[np.ndarray], chunk_count: int) -> list[list[int]]:

@@ -26,7 +26,7 @@ import torch
 from ..quantize import QuantizedScene
 from ..sog_layout import grid_shape
 from .chain import ChainConfig, chain_orders
-from .curves import curve_order
+from .curves import curve_order, hilbert_keys, morton_keys, position_codes
 from .palette_numbering import palette_numbering
 from .plas import PlasConfig, plas_features, plas_sort
 
@@ -91,9 +91,24 @@ __all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "apply_order", "number_
 def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segments: list[int], method: str,
                     seed: int, plas: PlasConfig, chain: ChainConfig,
                     choose: Optional[Chooser]) -> tuple[np.ndarray, QuantizedScene, dict]:
-    """Each run of `segments` ordered by `method` on its own, the runs kept in place."""
+    """Each run of `segments` ordered by `method` on its own, the runs kept in place.
+
+    Curve orders (and `chain`, which becomes its Hilbert backbone here) take one sort of the
+    whole file by (run, curve key): a streamed SOG's file holds hundreds of small runs, and
+    chaining or sampling each apart cost 2.7 s per million splats on an H100 (bench/NOTES.md)."""
     if sum(segments) != q.count:
         raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
+    if method in ("chain", "hilbert", "morton"):
+        means = tensors["means"]
+        codes = position_codes(means)
+        key = hilbert_keys(codes) if method != "morton" else morton_keys(codes)
+        run = torch.repeat_interleave(torch.arange(len(segments), device=means.device),
+                                      torch.tensor(segments, device=means.device))
+        walk = torch.argsort(key, stable=True)
+        walk = walk[torch.argsort(run[walk], stable=True)]
+        order = walk.cpu().numpy()
+        return order, apply_order(q, order), {"order": method, "candidates": 1, "chosen": 0,
+                                              "segments": len(segments)}
     parts, start = [], 0
     for length in segments:
         idx = np.arange(start, start + length)
