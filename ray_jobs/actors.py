@@ -114,14 +114,28 @@ class SceneCompressor:
                 "sh_degree": degree, "seconds": time.perf_counter() - t0, "where": self.ready()}
 
     def compress_group(self, task: dict, spec, levels: int, memory_budget: int):
-        """One chunk group of a streamed scene: its levels, one SOG folder each, under the output."""
+        """One chunk group of a streamed scene: its levels made, level 0 written under the output.
+        Returns the result and, as separate objects (called with num_returns=levels), each
+        coarser level's splats for the bucket that packs it."""
         from sogs_core.lod.streamed import run_group
 
-        folder = task["output_uri"].rsplit("/", 1)[0]
-        res = run_group(self.compressor, spec, self._sources(task, memory_budget), levels,
-                        lambda name, pkg: self._write_folder(pkg, f"{folder}/{name}"))
+        res = run_group(self.compressor, spec, self._sources(task, memory_budget), levels, self._folder_writer(task))
         res.worker = f"{self.node} pid {os.getpid()}"
+        coarse, res.coarse = res.coarse, []
+        return (res, *coarse) if levels > 1 else res
+
+    def compress_bucket(self, task: dict, level: int, bucket: int, leaves: list, *coarse):
+        """Level `level`'s runs of a bucket's groups (their splats resolved by Ray from the
+        groups' returns, in group order) written as one SOG folder."""
+        from sogs_core.lod.chunk import compress_bucket
+
+        parts = [(lv, splats, counts) for lv, (splats, counts) in zip(leaves, coarse)]
+        res = compress_bucket(self.compressor, level, bucket, parts, self._folder_writer(task))
         return res
+
+    def _folder_writer(self, task: dict):
+        folder = task["output_uri"].rsplit("/", 1)[0]
+        return lambda name, pkg: self._write_folder(pkg, f"{folder}/{name}")
 
     def _fetch(self, uri: str):
         """The input's bytes; for a SOG folder (its meta.json) the scene read with the files that

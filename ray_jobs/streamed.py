@@ -2,8 +2,10 @@
 
 The driver asks one actor for the plan (the chunk tree over the centres: positions only, read
 by ranges), then hands the groups out, at most two in flight per actor, so a 50M-splat scene
-keeps every GPU busy. A group whose actor dies goes back to the queue (up to --max-retries per
-group); any other failure fails the scene. lod-meta.json is deleted before the first chunk and
+keeps every GPU busy. A group writes level 0 and returns each coarser level's splats as its own
+Ray object; once the 2^k groups of a level-k bucket are done, the bucket goes to whichever actor
+is free, which receives exactly those objects and writes one file. A unit whose actor dies goes
+back to the queue (up to --max-retries per unit); any other failure fails the scene. lod-meta.json is deleted before the first chunk and
 written by the driver only after every group has finished: a crash leaves a visibly unfinished
 folder, never an index that points at missing chunks. The scene gets one manifest row: level
 count, files, splats per level, bytes, per-stage seconds summed over the groups.
@@ -17,7 +19,7 @@ from typing import Callable
 
 from sogs_core.lod.chunk import worst
 from sogs_core.lod.meta import lod_meta
-from sogs_core.lod.streamed import write_lod_meta
+from sogs_core.lod.streamed import add_seconds, write_lod_meta
 from sogs_core.lod.tree import ChunkOptions
 
 from .actors import utcnow
@@ -64,23 +66,45 @@ class StreamedScene:
                 self.log(f"{task['rel']}: the planning actor died (attempt {attempt + 1}); trying another")
         raise last
 
-    def _groups(self, task: dict, plan) -> list:
-        """Every group compressed, spread over the actors; results in any order."""
-        queue = deque(plan.groups)
-        attempts: dict[int, int] = {}
-        in_flight: dict = {}                      # ref -> (actor index, spec, deadline)
+    def _submit(self, actor, task: dict, unit: tuple, plan):
+        """Start one unit on an actor; returns the ref whose result says it finished."""
+        if unit[0] == "group":
+            spec = unit[1]
+            refs = actor.compress_group.options(num_returns=plan.levels).remote(
+                task, spec, plan.levels, self.memory_budget)
+            refs = refs if plan.levels > 1 else [refs]
+            self._coarse[spec.group] = refs[1:]
+            return refs[0]
+        _, level, bucket, members = unit
+        leaves = [self._leaves[g] for g in members]
+        return actor.compress_bucket.remote(task, level, bucket, leaves, *[self._coarse[g][level - 1] for g in members])
+
+    @staticmethod
+    def _limit_splats(unit: tuple) -> int:
+        return unit[1].splats if unit[0] == "group" else 0
+
+    def _units(self, task: dict, plan) -> tuple[list, dict]:
+        """Every group, then every bucket of coarse levels as its groups finish, spread over the
+        actors; returns (the files written, leaf -> bound)."""
+        from sogs_core.lod.chunk import bucket_groups, bucket_of
+
+        n_groups = len(plan.groups)
+        queue = deque(("group", spec) for spec in plan.groups)
+        self._coarse: dict[int, list] = {}
+        self._leaves: dict[int, list] = {spec.group: spec.leaves for spec in plan.groups}
+        waiting: dict[tuple[int, int], set] = {}
+        attempts: dict = {}
+        in_flight: dict = {}                      # ref -> (actor index, unit, deadline)
         load = [0] * len(self.actors)
         down: dict = {}                           # ready() ref -> actor index, while Ray restarts it
-        results = []
-        total = len(plan.groups)
+        files, bounds, results = [], {}, []
         while queue or in_flight:
             self.tick()
             for i, actor in enumerate(self.actors):
                 while i not in down.values() and load[i] < IN_FLIGHT_PER_ACTOR and queue:
-                    spec = queue.popleft()
-                    limit = scene_timeout(self.timeout_setting, spec.splats * PLY_BYTES_PER_SPLAT)
-                    ref = actor.compress_group.remote(task, spec, plan.levels, self.memory_budget)
-                    in_flight[ref] = (i, spec, time.monotonic() + limit)
+                    unit = queue.popleft()
+                    limit = scene_timeout(self.timeout_setting, max(self._limit_splats(unit), 1 << 20) * PLY_BYTES_PER_SPLAT)
+                    in_flight[self._submit(actor, task, unit, plan)] = (i, unit, time.monotonic() + limit)
                     load[i] += 1
             if not in_flight and down and queue:      # every actor restarting: wait for one
                 ready, _ = self.ray.wait(list(down), num_returns=1, timeout=5.0)
@@ -96,30 +120,46 @@ class StreamedScene:
                             raise
                         down[self.actors[i].ready.remote()] = i
                     continue
-                i, spec, _ = in_flight.pop(ref)
+                i, unit, _ = in_flight.pop(ref)
                 load[i] -= 1
+                what = f"chunk group {unit[1].group}" if unit[0] == "group" else f"level {unit[1]} bucket {unit[2]}"
                 try:
-                    results.append(self.ray.get(ref))
+                    res = self.ray.get(ref)
                 except Exception as exc:
                     if not is_actor_death(exc):
-                        raise StreamedFailure(f"chunk group {spec.group}: {type(exc).__name__}: {exc}") from exc
-                    attempts[spec.group] = attempts.get(spec.group, 0) + 1
-                    if attempts[spec.group] > self.max_retries:
-                        raise StreamedFailure(f"chunk group {spec.group}: its actor died "
-                                              f"{attempts[spec.group]} times") from exc
-                    self.log(f"{task['rel']}: chunk group {spec.group}'s actor died; retrying it")
-                    queue.appendleft(spec)
+                        raise StreamedFailure(f"{what}: {type(exc).__name__}: {exc}") from exc
+                    attempts[what] = attempts.get(what, 0) + 1
+                    if attempts[what] > self.max_retries:
+                        raise StreamedFailure(f"{what}: its actor died {attempts[what]} times") from exc
+                    self.log(f"{task['rel']}: {what}'s actor died; retrying it")
+                    queue.appendleft(unit)
                     if i not in down.values():
                         down[self.actors[i].ready.remote()] = i
                     continue
-                self.log(f"{task['rel']}: chunk group {len(results)}/{total} done")
+                if unit[0] == "bucket":
+                    files.append(res)
+                    for g in unit[3]:                  # a group's coarse level is needed by one bucket only
+                        self._coarse[g][unit[1] - 1] = None
+                    continue
+                results.append(res)
+                files.append(res.file)
+                bounds.update(zip(res.leaves, res.bounds))
+                for level in range(1, plan.levels):
+                    key = (level, bucket_of(res.group, level))
+                    members = bucket_groups(level, key[1], n_groups)
+                    got = waiting.setdefault(key, set())
+                    got.add(res.group)
+                    if len(got) == len(members):
+                        queue.append(("bucket", level, key[1], list(members)))
+                        del waiting[key]
+                self.log(f"{task['rel']}: chunk group {len(results)}/{n_groups} done")
             now = time.monotonic()
-            for ref, (i, spec, deadline) in list(in_flight.items()):
+            for ref, (i, unit, deadline) in list(in_flight.items()):
                 if now > deadline:
                     self.ray.kill(self.actors[i], no_restart=False)
-                    raise StreamedFailure(f"chunk group {spec.group} did not finish in time (--scene-timeout); "
-                                          f"its actor was restarted")
-        return results
+                    raise StreamedFailure(f"{unit[0]} did not finish in time (--scene-timeout); its actor was restarted")
+        self._coarse = {}
+        return files, bounds, results
 
     def run(self, task: dict, run_id: str, shash: str) -> dict:
         """Compress one streamed scene; returns its manifest row (never raises for the scene)."""
@@ -135,8 +175,8 @@ class StreamedScene:
             plan = info["plan"]
             self.log(f"{task['rel']}: {plan.count:,} splats -> {len(plan.groups)} chunk group(s) x {plan.levels} "
                      f"level(s) over {len(self.actors)} actor(s)")
-            results = self._groups(task, plan)
-            meta = lod_meta(plan.tree, results, plan.levels, ChunkOptions(**self.lod["chunks"]))
+            files, bounds, results = self._units(task, plan)
+            meta = lod_meta(plan.tree, files, bounds, plan.levels, ChunkOptions(**self.lod["chunks"]))
             meta_bytes = write_lod_meta(meta, lambda data: self.store.put(task["output_uri"], data))
         except Exception as exc:
             row.update(status="failed", error_class=type(exc).__name__,
@@ -145,10 +185,11 @@ class StreamedScene:
         seconds: dict = {"read": info["seconds"]}
         fid: dict = {}
         for r in results:
-            for k, v in r.seconds.items():
-                seconds[k] = seconds.get(k, 0.0) + v
-            fid = worst(fid, r.fidelity)
-        out_bytes = meta_bytes + sum(sum(r.bytes) for r in results)
+            add_seconds(seconds, r.seconds)
+        for f in files:
+            add_seconds(seconds, f.seconds)
+            fid = worst(fid, f.fidelity)
+        out_bytes = meta_bytes + sum(f.bytes for f in files)
         row.update(status="ok", splats=plan.count, input_format=info["format"], input_bytes=info["input_bytes"],
                    sh_degree=info["sh_degree"], output_bytes=out_bytes,
                    ratio=info["input_bytes"] / out_bytes if out_bytes else None,

@@ -26,17 +26,30 @@ FolderWriter = Callable[[str, SogPackage], int]
 
 
 @dataclass
+class FileResult:
+    """One SOG file of the streamed output: its level, folder name, the leaves whose runs it
+    holds (in order) with each run's splat count, the bytes written, per-stage seconds, fidelity."""
+
+    level: int
+    name: str
+    leaves: list[int]
+    counts: list[int]
+    bytes: int
+    seconds: dict = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)
+
+
+@dataclass
 class GroupResult:
-    """What one group produced: per level the splat count of each of its leaves, the bytes
-    written, the leaves' bounds (over every level), per-stage seconds and the worst fidelity."""
+    """What one group produced: its level-0 file, its leaves' bounds (over every level), and
+    its coarser levels' splats (level 1 first), left for the buckets that pack them."""
 
     group: int
     leaves: list[int]
-    counts: list[list[int]]                 # [level][leaf in group]
-    bytes: list[int]                        # [level]
     bounds: list[list[list[float]]]         # [leaf in group] -> [min xyz, max xyz]
+    file: FileResult
+    coarse: list[tuple[Splats, list[int]]] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
-    fidelity: dict = field(default_factory=dict)
     worker: str = ""                        # who compressed it (set by the Ray actor)
 
 
@@ -93,10 +106,22 @@ def worst(a: dict, b: dict) -> dict:
     return out
 
 
+def encode_file(compressor, level: int, name: str, leaves: list[int], splats: Splats, counts: list[int],
+                write: FolderWriter) -> FileResult:
+    """One SOG file: the leaves' runs one after another, each ordered on its own."""
+    seconds: dict = {}
+    pkg, fid = compressor.encode(splats, seconds, segments=counts)
+    t0 = time.perf_counter()
+    written = write(name, pkg)
+    seconds["write"] = time.perf_counter() - t0
+    return FileResult(level, name, list(leaves), list(counts), written, seconds, fid)
+
+
 def compress_group(compressor, group: int, leaves: list[int], splats: Splats, leaf_sizes: list[int],
                    levels: int, write: FolderWriter,
                    given: Optional[list[tuple[Splats, list[int]]]] = None) -> GroupResult:
-    """Build the group's levels (or take the `given` ones) and write one SOG per level."""
+    """Build the group's levels (or take the `given` ones), write level 0 as `0_{group}`, and
+    hand the coarser levels back for their buckets."""
     t0 = time.perf_counter()
     if given is not None:
         level_splats = given
@@ -105,16 +130,27 @@ def compress_group(compressor, group: int, leaves: list[int], splats: Splats, le
             level_splats = build_levels(splats, leaf_sizes, levels, compressor.device)
     seconds = {"decimate": time.perf_counter() - t0}
     bounds = leaf_bounds(level_splats, len(leaf_sizes))
-    counts, written, report = [], [], {}
-    for level, (s, per_leaf) in enumerate(level_splats):
-        st: dict = {}
-        pkg, fid = compressor.encode(s, st, segments=per_leaf)
-        t1 = time.perf_counter()
-        written.append(write(folder_name(level, group), pkg))
-        st["write"] = time.perf_counter() - t1
-        for k, v in st.items():
-            seconds[k] = seconds.get(k, 0.0) + v
-        counts.append(per_leaf)
-        report = worst(report, fid)
-    seconds["total"] = time.perf_counter() - t0
-    return GroupResult(group, leaves, counts, written, bounds, seconds, report)
+    base, counts = level_splats[0]
+    file = encode_file(compressor, 0, folder_name(0, group), leaves, base, counts, write)
+    return GroupResult(group, list(leaves), bounds, file, list(level_splats[1:]), seconds)
+
+
+def bucket_of(group: int, level: int) -> int:
+    """Level k packs the coarse runs of 2^k consecutive groups into one file (each level's files
+    then hold about as many splats as a level-0 group: fewer, fuller files, as the viewer wants)."""
+    return group >> level
+
+
+def bucket_groups(level: int, bucket: int, n_groups: int) -> range:
+    return range(bucket << level, min(n_groups, (bucket + 1) << level))
+
+
+def compress_bucket(compressor, level: int, bucket: int,
+                    parts: list[tuple[list[int], Splats, list[int]]], write: FolderWriter) -> FileResult:
+    """Level `level`'s runs of the bucket's groups (parts in group order: leaves, splats, counts
+    per leaf) as one SOG file `{level}_{bucket}`."""
+    leaves = [leaf for p in parts for leaf in p[0]]
+    counts = [c for p in parts for c in p[2]]
+    splats = Splats(*(np.concatenate([getattr(p[1], k) for p in parts]) for k in
+                      ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")))
+    return encode_file(compressor, level, folder_name(level, bucket), leaves, splats, counts, write)

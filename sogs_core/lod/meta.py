@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .. import __version__
-from .chunk import GroupResult, folder_name
+from .chunk import FileResult, GroupResult
 from .tree import ChunkOptions, Node, children
 
 META_NAME = "lod-meta.json"
@@ -25,30 +25,28 @@ def _round(v: float) -> float:
     return float(f"{v:.7g}")
 
 
-def lod_meta(tree: Node, results: Iterable[GroupResult], levels: int, opts: ChunkOptions) -> dict:
-    """The lod-meta.json document of a streamed SOG whose groups all finished."""
-    by_leaf: dict[int, tuple[GroupResult, int]] = {}
-    filenames: list[str] = []
-    file_index: dict[tuple[int, int], int] = {}
-    for res in sorted(results, key=lambda r: r.group):
-        for j, leaf in enumerate(res.leaves):
-            by_leaf[leaf] = (res, j)
-        for level in range(levels):
-            file_index[(level, res.group)] = len(filenames)
-            filenames.append(f"{folder_name(level, res.group)}/meta.json")
+def lod_meta(tree: Node, files: Iterable[FileResult], bounds: dict[int, list], levels: int,
+             opts: ChunkOptions) -> dict:
+    """The lod-meta.json document of a streamed SOG whose files all finished. bounds: leaf ->
+    [min xyz, max xyz]."""
+    files = sorted(files, key=lambda f: (f.level, int(f.name.split("_")[1])))
+    filenames = [f"{f.name}/meta.json" for f in files]
+    refs: dict[int, dict[str, dict]] = {}
+    for index, f in enumerate(files):
+        offset = 0
+        for leaf, count in zip(f.leaves, f.counts):
+            refs.setdefault(leaf, {})[str(f.level)] = {"file": index, "offset": offset, "count": count}
+            offset += count
     counts = [0] * levels
 
     def node(n: Node) -> dict:
         if isinstance(n, int):
-            res, j = by_leaf[n]
-            lods = {}
-            for level in range(levels):
-                per_leaf = res.counts[level]
-                lods[str(level)] = {"file": file_index[(level, res.group)], "offset": sum(per_leaf[:j]),
-                                    "count": per_leaf[j]}
-                counts[level] += per_leaf[j]
-            lo, hi = res.bounds[j]
-            return {"bound": {"min": [_round(v) for v in lo], "max": [_round(v) for v in hi]}, "lods": lods}
+            lods = refs[n]
+            for level, ref in lods.items():
+                counts[int(level)] += ref["count"]
+            lo, hi = bounds[n]
+            return {"bound": {"min": [_round(v) for v in lo], "max": [_round(v) for v in hi]},
+                    "lods": dict(sorted(lods.items(), key=lambda kv: int(kv[0])))}
         kids = [node(c) for c in children(n)]
         lo = [min(k["bound"]["min"][a] for k in kids) for a in range(3)]
         hi = [max(k["bound"]["max"][a] for k in kids) for a in range(3)]
@@ -65,3 +63,8 @@ def lod_meta(tree: Node, results: Iterable[GroupResult], levels: int, opts: Chun
         "filenames": filenames,
         "tree": root,
     }
+
+
+def leaf_bounds_of(results: Iterable[GroupResult]) -> dict[int, list]:
+    """leaf -> bound, from the groups' results."""
+    return {leaf: b for r in results for leaf, b in zip(r.leaves, r.bounds)}

@@ -1,5 +1,6 @@
-"""A streamed SOG (lod-meta.json + one SOG v2 folder per level and chunk group), written from
-one huge scene, or from several inputs that are its levels (finest first).
+"""A streamed SOG (lod-meta.json + SOG v2 folders: `0_g` per chunk group at level 0, `k_b` per
+bucket of 2^k groups at level k), written from one huge scene, or from several inputs that are
+its levels (finest first).
 
 The steps, each usable on its own so that the Ray backfill can spread the groups over a
 cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here one after another:
@@ -9,15 +10,18 @@ cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here one after
 2. `plan_streamed`: the chunk tree over level 0's centres, its leaves packed into groups;
    other given levels routed into the same leaves. A `GroupSpec` names one group's rows.
 3. `run_group`: a group's splats gathered, its coarser levels made (or taken from the given
-   levels), one SOG per level written (`chunk.compress_group`).
-4. `lod_meta` + `write_lod_meta`: the index, written last, atomically.
+   levels), level 0 written (`chunk.compress_group`).
+4. `BucketPacker` + `chunk.compress_bucket`: level k's runs of 2^k neighbouring groups packed
+   into one file, so every level's files hold about a group's worth of splats (one file per
+   group and level was 3.6-6 % larger and 2.7x as many files as splat-transform's packing).
+5. `lod_meta` + `write_lod_meta`: the index, written last, atomically.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
@@ -27,7 +31,8 @@ from ..readers import read_scene
 from ..readers.ply_rows import open_ply_rows
 from ..sog_files import atomic_write, write_folder
 from ..splats import Splats
-from .chunk import FolderWriter, GroupResult, compress_group, worst
+from .chunk import (FileResult, FolderWriter, GroupResult, bucket_groups, bucket_of, compress_bucket,
+                    compress_group, worst)
 from .meta import META_NAME, lod_meta
 from .tree import ChunkOptions, Node, build_tree, group_leaves, route
 
@@ -120,7 +125,8 @@ def plan_streamed(sources: list[LevelSource], settings: StreamedSettings, device
 
 def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: int,
               write: FolderWriter) -> GroupResult:
-    """Gather one group's splats, make or take its levels, write one SOG per level."""
+    """Gather one group's splats, make or take its levels, write level 0 (the coarser levels
+    come back in the result for `BucketPacker`)."""
     t0 = time.perf_counter()
     base = sources[0].gather(np.concatenate(spec.rows[0]))
     given = None
@@ -132,8 +138,36 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
     res = compress_group(compressor, spec.group, spec.leaves, base, [len(r) for r in spec.rows[0]],
                          levels, write, given)
     res.seconds["read"] = res.seconds.get("read", 0.0) + read
-    res.seconds["total"] = res.seconds.get("total", 0.0) + read
     return res
+
+
+class BucketPacker:
+    """Collects the groups' coarse levels until a bucket (level k: 2^k consecutive groups) is
+    complete, then hands it out once; holds at most the coarse splats of unfinished buckets."""
+
+    def __init__(self, n_groups: int, levels: int) -> None:
+        self.n_groups, self.levels = n_groups, levels
+        self.waiting: dict[tuple[int, int], dict[int, tuple]] = {}
+
+    def add(self, res: GroupResult) -> list[tuple[int, int, list]]:
+        """Record a group's coarse levels; returns the buckets it completed as
+        (level, bucket, parts in group order)."""
+        ready = []
+        for level, (splats, counts) in enumerate(res.coarse, start=1):
+            key = (level, bucket_of(res.group, level))
+            parts = self.waiting.setdefault(key, {})
+            parts[res.group] = (res.leaves, splats, counts)
+            members = bucket_groups(level, key[1], self.n_groups)
+            if len(parts) == len(members):
+                ready.append((level, key[1], [parts[g] for g in members]))
+                del self.waiting[key]
+        res.coarse = []
+        return ready
+
+
+def add_seconds(total: dict, more: dict) -> None:
+    for k, v in more.items():
+        total[k] = total.get(k, 0.0) + v
 
 
 def write_lod_meta(meta: dict, write: Callable[[bytes], None]) -> int:
@@ -177,31 +211,43 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     sources = [LevelSource(p, memory_budget) for p in inputs]
     plan = plan_streamed(sources, settings, compressor.device)
     seconds = {"plan": time.perf_counter() - t0}
-    results: list[GroupResult] = []
-    fidelity: dict = {}
-    # two groups in flight, as a Ray actor runs them: one group's WebP encoding and writing
-    # overlap the next group's GPU stages (the Compressor's GPU lock keeps those one at a time)
+    files: list[FileResult] = []
+    bounds: dict[int, list] = {}
+    write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
+    packer = BucketPacker(len(plan.groups), plan.levels)
+    # two units in flight, as a Ray actor runs them: one's WebP encoding and writing overlap the
+    # next one's GPU stages (the Compressor's GPU lock keeps those one at a time)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
-        futures = [pool.submit(run_group, compressor, spec, sources, plan.levels,
-                               lambda name, pkg: write_folder(pkg, os.path.join(folder, name)))
-                   for spec in plan.groups]
+        running = {pool.submit(run_group, compressor, spec, sources, plan.levels, write) for spec in plan.groups}
+        groups_done = 0
         try:
-            for fut in as_completed(futures):
-                res = fut.result()
-                results.append(res)
-                for k, v in res.seconds.items():
-                    seconds[k] = seconds.get(k, 0.0) + v
-                fidelity = worst(fidelity, res.fidelity)
-                if progress is not None:
-                    progress(len(results), len(plan.groups))
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    res = fut.result()
+                    if isinstance(res, GroupResult):
+                        bounds.update(zip(res.leaves, res.bounds))
+                        add_seconds(seconds, res.seconds)
+                        files.append(res.file)
+                        groups_done += 1
+                        for level, bucket, parts in packer.add(res):
+                            running.add(pool.submit(compress_bucket, compressor, level, bucket, parts, write))
+                        if progress is not None:
+                            progress(groups_done, len(plan.groups))
+                    else:
+                        files.append(res)
         except BaseException:
-            for f in futures:
+            for f in running:
                 f.cancel()
             raise
-    meta = lod_meta(plan.tree, results, plan.levels, settings.chunks)
+    fidelity: dict = {}
+    for f in files:
+        add_seconds(seconds, f.seconds)
+        fidelity = worst(fidelity, f.fidelity)
+    meta = lod_meta(plan.tree, files, bounds, plan.levels, settings.chunks)
     meta_bytes = write_lod_meta(meta, lambda data: atomic_write(meta_path, data))
     seconds["total"] = time.perf_counter() - t0
     return StreamedResult(output=meta_path, count=plan.count, counts=meta["counts"], groups=len(plan.groups),
                           files=len(meta["filenames"]), input_bytes=sum(s.input_bytes for s in sources),
-                          output_bytes=meta_bytes + sum(sum(r.bytes) for r in results), seconds=seconds,
+                          output_bytes=meta_bytes + sum(f.bytes for f in files), seconds=seconds,
                           fidelity=fidelity, input_format=sources[0].format, ranged=sources[0].ranged)
