@@ -324,3 +324,31 @@ def test_s3_outage_of_20_seconds_is_ridden_out(head, s3_proxy):
     assert len({r["input_uri"] for r in rows if r["run_id"] == summary["run_id"]}) == 4
     assert pq.read_table(io.BytesIO(client.get_object(Bucket=BUCKET, Key=parts[0])["Body"].read())).schema.equals(
         SCHEMA, check_metadata=False)
+
+
+def test_streamed_scene_survives_an_actor_killed_between_chunks(head, tmp_path):
+    """A streamed scene over two actors, one SIGKILLed once chunks are being written: its unit
+    goes back to the queue, the scene ends ok with every level whole, and lod-meta.json (written
+    last) indexes only complete files."""
+    from sogs_core.ply_write import ply_bytes
+    from sogs_core.readers.lod import read_lod_level
+    from sogs_core.synth import synthetic_scene
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    write_local(str(inp), {"big.ply": ply_bytes(synthetic_scene(150_000, 0, seed=8))})
+    proc = _driver(head, inp, out, "--actors", "2", "--streamed-above", "10000", "--lod-levels", "2",
+                   "--chunk-count", "8", "--chunk-min", "1", "--chunk-extent", "2", "--max-retries", "2")
+    _wait_for(lambda: glob.glob(str(out / "big" / "0_*" / "meta.json")) or proc.poll() is not None,
+              300, "a first chunk written")
+    assert not os.path.exists(out / "big" / "lod-meta.json")          # chunks first, the index last
+    pids = _actor_pids()
+    assert len(pids) == 2, pids
+    os.kill(pids[0], signal.SIGKILL)
+    rc, summary, err = _finish(proc)
+    assert rc == 0, err[-3000:]
+    rows = _rows(str(out / "_manifest"), summary["run_id"])
+    assert len(rows) == 1 and rows[0]["status"] == "ok", rows
+    counts = json.loads(rows[0]["lod_counts"])
+    meta = str(out / "big" / "lod-meta.json")
+    assert [read_lod_level(meta, k).count for k in range(2)] == counts and counts[0] == 150_000
+    assert "Traceback" not in err
