@@ -149,8 +149,8 @@ class StreamedScene:
                     members = bucket_groups(level, key[1], n_groups)
                     got = waiting.setdefault(key, set())
                     got.add(res.group)
-                    if len(got) == len(members):
-                        queue.append(("bucket", level, key[1], list(members)))
+                    if len(got) == len(members):       # ahead of the groups left: frees its inputs soonest
+                        queue.appendleft(("bucket", level, key[1], list(members)))
                         del waiting[key]
                 self.log(f"{task['rel']}: chunk group {len(results)}/{n_groups} done")
             now = time.monotonic()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
@@ -199,9 +200,10 @@ def output_folder(out: str) -> str:
 def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSettings,
                    memory_budget: int = DEFAULT_MEMORY_BUDGET,
                    progress: Optional[Callable[[int, int], None]] = None) -> StreamedResult:
-    """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`; groups one
-    after another on this process's compressor. lod-meta.json is removed first and written
-    last, so an interrupted run never leaves an index that looks complete."""
+    """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`, the units
+    (groups, then buckets as they complete) two at a time on this process's compressor.
+    lod-meta.json is removed first and written last, so an interrupted run never leaves an
+    index that looks complete."""
     folder = output_folder(out)
     meta_path = os.path.join(folder, META_NAME)
     os.makedirs(folder, exist_ok=True)
@@ -216,26 +218,33 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
     packer = BucketPacker(len(plan.groups), plan.levels)
     # two units in flight, as a Ray actor runs them: one's WebP encoding and writing overlap the
-    # next one's GPU stages (the Compressor's GPU lock keeps those one at a time)
+    # next one's GPU stages (the Compressor's GPU lock keeps those one at a time). A completed
+    # bucket goes before the next group, so only the coarse splats of unfinished buckets wait.
+    groups = deque(plan.groups)
+    buckets: deque = deque()
+    running: set = set()
+    groups_done = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
-        running = {pool.submit(run_group, compressor, spec, sources, plan.levels, write) for spec in plan.groups}
-        groups_done = 0
         try:
-            while running:
+            while groups or buckets or running:
+                while len(running) < 2 and (groups or buckets):
+                    if buckets:
+                        running.add(pool.submit(compress_bucket, compressor, *buckets.popleft(), write))
+                    else:
+                        running.add(pool.submit(run_group, compressor, groups.popleft(), sources, plan.levels, write))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     res = fut.result()
-                    if isinstance(res, GroupResult):
-                        bounds.update(zip(res.leaves, res.bounds))
-                        add_seconds(seconds, res.seconds)
-                        files.append(res.file)
-                        groups_done += 1
-                        for level, bucket, parts in packer.add(res):
-                            running.add(pool.submit(compress_bucket, compressor, level, bucket, parts, write))
-                        if progress is not None:
-                            progress(groups_done, len(plan.groups))
-                    else:
+                    if not isinstance(res, GroupResult):
                         files.append(res)
+                        continue
+                    bounds.update(zip(res.leaves, res.bounds))
+                    add_seconds(seconds, res.seconds)
+                    files.append(res.file)
+                    buckets.extend(packer.add(res))
+                    groups_done += 1
+                    if progress is not None:
+                        progress(groups_done, len(plan.groups))
         except BaseException:
             for f in running:
                 f.cancel()
