@@ -32,7 +32,7 @@ PLY_BYTES_PER_SPLAT = 248
 
 
 class StreamedFailure(Exception):
-    """A chunk group of a streamed scene failed; the scene fails with it."""
+    """A unit (chunk group or bucket) of a streamed scene failed; the scene fails with it."""
 
 
 class StreamedScene:

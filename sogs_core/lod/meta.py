@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .. import __version__
-from .chunk import FileResult, GroupResult
+from .chunk import FileResult
 from .tree import ChunkOptions, Node, children
 
 META_NAME = "lod-meta.json"
@@ -64,7 +64,3 @@ def lod_meta(tree: Node, files: Iterable[FileResult], bounds: dict[int, list], l
         "tree": root,
     }
 
-
-def leaf_bounds_of(results: Iterable[GroupResult]) -> dict[int, list]:
-    """leaf -> bound, from the groups' results."""
-    return {leaf: b for r in results for leaf, b in zip(r.leaves, r.bounds)}
