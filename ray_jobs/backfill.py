@@ -18,7 +18,7 @@ import sys
 import uuid
 from typing import Optional
 
-from sogs_core.cli import ORDER_HELP, ORDER_METHODS
+from sogs_core.cli import ORDER_HELP, ORDER_METHODS, add_streamed_options, streamed_settings
 from sogs_core.readers import FORMAT_NAMES, format_of_name
 
 from .leases import Leases
@@ -96,16 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("streamed SOG for huge scenes")
     g.add_argument("--streamed-above", type=int, default=None, metavar="SPLATS",
                    help="PLY inputs with more splats than this (read from the header) become a streamed SOG, "
-                        "a/b/x.ply -> a/b/x/lod-meta.json + one SOG folder per level and chunk group, the groups spread "
+                        "a/b/x.ply -> a/b/x/lod-meta.json + its SOG folders, the chunk groups spread "
                         "over every actor; one manifest row per scene (default: off; the lod settings join the "
                         "settings hash when it is on)")
-    g.add_argument("--lod-levels", type=int, default=4, help="levels of detail of a streamed scene (default 4)")
-    g.add_argument("--chunk-count", type=float, default=512,
-                   help="most splats (thousands) in a chunk and a chunk group at level 0 (default 512)")
-    g.add_argument("--chunk-extent", type=float, default=16.0, help="chunks wider than this are split ... (default 16)")
-    g.add_argument("--chunk-min", type=float, default=8, help="... while they hold more than this many thousand (default 8)")
-    g.add_argument("--memory-budget", type=float, default=2048,
-                   help="MB: a larger PLY is mapped and read by ranges in each actor, one chunk group at a time (default 2048)")
+    add_streamed_options(g)
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -166,11 +160,7 @@ def done_marker(uri: str, layout: str) -> str:
 
 def lod_settings(args: argparse.Namespace) -> dict:
     """The streamed-SOG settings the actors get (levels and chunk cut)."""
-    from sogs_core.lod import ChunkOptions, StreamedSettings
-
-    return StreamedSettings(levels=args.lod_levels,
-                            chunks=ChunkOptions(chunk_count=int(args.chunk_count * 1024), chunk_extent=args.chunk_extent,
-                                                chunk_min=int(args.chunk_min * 1024))).as_dict()
+    return streamed_settings(args).as_dict()
 
 
 def ply_splat_count(store: Store, uri: str) -> Optional[int]:

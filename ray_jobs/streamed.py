@@ -19,7 +19,7 @@ from typing import Callable
 
 from sogs_core.lod.chunk import worst
 from sogs_core.lod.meta import lod_meta
-from sogs_core.lod.streamed import add_seconds, write_lod_meta
+from sogs_core.lod.streamed import BucketPacker, add_seconds, write_lod_meta
 from sogs_core.lod.tree import ChunkOptions
 
 from .actors import utcnow
@@ -66,35 +66,30 @@ class StreamedScene:
                 self.log(f"{task['rel']}: the planning actor died (attempt {attempt + 1}); trying another")
         raise last
 
-    def _submit(self, actor, task: dict, unit: tuple, plan):
-        """Start one unit on an actor; returns the ref whose result says it finished."""
+    def _submit(self, actor, task: dict, unit: tuple, plan) -> tuple:
+        """Start one unit on an actor: (the ref whose result says it finished, a group's refs to
+        its coarse levels' splats)."""
         if unit[0] == "group":
-            spec = unit[1]
             refs = actor.compress_group.options(num_returns=plan.levels).remote(
-                task, spec, plan.levels, self.memory_budget)
+                task, unit[1], plan.levels, self.memory_budget)
             refs = refs if plan.levels > 1 else [refs]
-            self._coarse[spec.group] = refs[1:]
-            return refs[0]
-        _, level, bucket, members = unit
-        leaves = [self._leaves[g] for g in members]
-        return actor.compress_bucket.remote(task, level, bucket, leaves, *[self._coarse[g][level - 1] for g in members])
+            return refs[0], refs[1:]
+        _, level, bucket, payloads = unit                  # payloads: (leaves, coarse ref) per group
+        return actor.compress_bucket.remote(task, level, bucket, [p[0] for p in payloads],
+                                            *[p[1] for p in payloads]), []
 
     @staticmethod
     def _limit_splats(unit: tuple) -> int:
         return unit[1].splats if unit[0] == "group" else 0
 
-    def _units(self, task: dict, plan) -> tuple[list, dict]:
+    def _units(self, task: dict, plan) -> tuple[list, dict, list]:
         """Every group, then every bucket of coarse levels as its groups finish, spread over the
-        actors; returns (the files written, leaf -> bound)."""
-        from sogs_core.lod.chunk import bucket_groups, bucket_of
-
+        actors; returns (the files written, leaf -> bound, the groups' results)."""
         n_groups = len(plan.groups)
         queue = deque(("group", spec) for spec in plan.groups)
-        self._coarse: dict[int, list] = {}
-        self._leaves: dict[int, list] = {spec.group: spec.leaves for spec in plan.groups}
-        waiting: dict[tuple[int, int], set] = {}
+        packer = BucketPacker(n_groups)
         attempts: dict = {}
-        in_flight: dict = {}                      # ref -> (actor index, unit, deadline)
+        in_flight: dict = {}                      # ref -> (actor index, unit, deadline, coarse refs)
         load = [0] * len(self.actors)
         down: dict = {}                           # ready() ref -> actor index, while Ray restarts it
         files, bounds, results = [], {}, []
@@ -104,7 +99,8 @@ class StreamedScene:
                 while i not in down.values() and load[i] < IN_FLIGHT_PER_ACTOR and queue:
                     unit = queue.popleft()
                     limit = scene_timeout(self.timeout_setting, max(self._limit_splats(unit), 1 << 20) * PLY_BYTES_PER_SPLAT)
-                    in_flight[self._submit(actor, task, unit, plan)] = (i, unit, time.monotonic() + limit)
+                    ref, coarse = self._submit(actor, task, unit, plan)
+                    in_flight[ref] = (i, unit, time.monotonic() + limit, coarse)
                     load[i] += 1
             if not in_flight and down and queue:      # every actor restarting: wait for one
                 ready, _ = self.ray.wait(list(down), num_returns=1, timeout=5.0)
@@ -120,7 +116,7 @@ class StreamedScene:
                             raise
                         down[self.actors[i].ready.remote()] = i
                     continue
-                i, unit, _ = in_flight.pop(ref)
+                i, unit, _, coarse = in_flight.pop(ref)
                 load[i] -= 1
                 what = f"chunk group {unit[1].group}" if unit[0] == "group" else f"level {unit[1]} bucket {unit[2]}"
                 try:
@@ -136,29 +132,20 @@ class StreamedScene:
                     if i not in down.values():
                         down[self.actors[i].ready.remote()] = i
                     continue
-                if unit[0] == "bucket":
+                if unit[0] == "bucket":               # its payloads (and so the coarse objects) go with it
                     files.append(res)
-                    for g in unit[3]:                  # a group's coarse level is needed by one bucket only
-                        self._coarse[g][unit[1] - 1] = None
                     continue
                 results.append(res)
                 files.append(res.file)
                 bounds.update(zip(res.leaves, res.bounds))
-                for level in range(1, plan.levels):
-                    key = (level, bucket_of(res.group, level))
-                    members = bucket_groups(level, key[1], n_groups)
-                    got = waiting.setdefault(key, set())
-                    got.add(res.group)
-                    if len(got) == len(members):       # ahead of the groups left: frees its inputs soonest
-                        queue.appendleft(("bucket", level, key[1], list(members)))
-                        del waiting[key]
+                for bucket in packer.add(res.group, [(res.leaves, c) for c in coarse]):
+                    queue.appendleft(("bucket", *bucket))   # ahead of the groups left: frees its inputs soonest
                 self.log(f"{task['rel']}: chunk group {len(results)}/{n_groups} done")
             now = time.monotonic()
-            for ref, (i, unit, deadline) in list(in_flight.items()):
+            for ref, (i, unit, deadline, _) in list(in_flight.items()):
                 if now > deadline:
                     self.ray.kill(self.actors[i], no_restart=False)
                     raise StreamedFailure(f"{unit[0]} did not finish in time (--scene-timeout); its actor was restarted")
-        self._coarse = {}
         return files, bounds, results
 
     def run(self, task: dict, run_id: str, shash: str) -> dict:

@@ -63,7 +63,7 @@ def _compress(args: argparse.Namespace) -> int:
     out = args.output
     streamed = args.streamed or os.path.basename(out) == "lod-meta.json"
     if streamed:
-        pass
+        pass                          # a folder, made by lod.write_streamed
     elif len(args.inputs) > 1:
         raise SogsError("several inputs are the levels of one streamed SOG: the output must be OUT_DIR/lod-meta.json "
                         "(or add --streamed)")
@@ -100,17 +100,38 @@ def _compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_streamed_options(group) -> None:
+    """The options that shape a streamed SOG, shared by `compress` and the backfill."""
+    group.add_argument("--lod-levels", type=int, default=4,
+                       help="levels of detail made from one input, level 0 the input itself (default 4: 1, 1/2, 1/4, 1/8)")
+    group.add_argument("--chunk-count", type=float, default=512,
+                       help="splats (in thousands) past which a chunk is split and a level-0 file is closed (default 512)")
+    group.add_argument("--chunk-extent", type=float, default=16.0,
+                       help="a chunk wider than this (world units) is split ... (default 16)")
+    group.add_argument("--chunk-min", type=float, default=8,
+                       help="... while it holds more than this many thousand splats (default 8)")
+    group.add_argument("--memory-budget", type=float, default=2048,
+                       help="MB: a PLY input larger than this is mapped and read by ranges, one or two chunk groups at "
+                            "a time (default 2048)")
+
+
+def streamed_settings(args: argparse.Namespace):
+    """`lod.StreamedSettings` from the options of `add_streamed_options` (raises ValueError)."""
+    from .lod import ChunkOptions, StreamedSettings
+
+    return StreamedSettings(levels=args.lod_levels,
+                            chunks=ChunkOptions(chunk_count=int(args.chunk_count * 1024), chunk_extent=args.chunk_extent,
+                                                chunk_min=int(args.chunk_min * 1024)))
+
+
 def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str) -> int:
     """IN (or the levels IN0 IN1 ..., finest first) -> a streamed SOG: lod-meta.json + chunks."""
     from .compressor import Compressor
     from .fidelity import format_report
-    from .lod import ChunkOptions, StreamedSettings, write_streamed
+    from .lod import write_streamed
 
     try:
-        lod = StreamedSettings(levels=args.lod_levels,
-                               chunks=ChunkOptions(chunk_count=int(args.chunk_count * 1024),
-                                                   chunk_extent=args.chunk_extent,
-                                                   chunk_min=int(args.chunk_min * 1024)))
+        lod = streamed_settings(args)
     except ValueError as exc:
         raise SogsError(str(exc)) from None
 
@@ -294,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "PlayCanvas viewers stream it: the scene cut into chunks by a k-d tree over the "
                                    "centres (--chunk-*), --lod-levels levels of detail made by merging neighbouring "
                                    "splats in pairs (each level about half the one before, opacity and scale "
-                                   "moment-matched), one SOG folder per level and chunk group, lod-meta.json last. "
+                                   "moment-matched), one SOG folder per chunk group at level 0 and per 2^k groups at level k, "
+                                   "lod-meta.json last. "
                                    "Several inputs IN0 IN1 ... are the levels themselves, finest first (no merging).")
     c.add_argument("inputs", nargs="+", metavar="IN", help="the scene file (or SOG folder); for a streamed SOG "
                                                           "also the coarser levels, finest first")
@@ -317,17 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
     g.add_argument("--streamed", action="store_true", help="write a streamed SOG into OUT_DIR even if OUT does not "
                                                            "end in lod-meta.json")
-    g.add_argument("--lod-levels", type=int, default=4,
-                   help="levels of detail made from one input, level 0 the input itself (default 4: 1, 1/2, 1/4, 1/8)")
-    g.add_argument("--chunk-count", type=float, default=512,
-                   help="most splats (in thousands) in a chunk and in a chunk group's file at level 0 (default 512)")
-    g.add_argument("--chunk-extent", type=float, default=16.0,
-                   help="a chunk wider than this (world units) is split ... (default 16)")
-    g.add_argument("--chunk-min", type=float, default=8,
-                   help="... while it holds more than this many thousand splats (default 8)")
-    g.add_argument("--memory-budget", type=float, default=2048,
-                   help="MB: a PLY input larger than this is mapped and read by ranges, one chunk group at a time "
-                        "(default 2048)")
+    add_streamed_options(g)
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

@@ -64,6 +64,12 @@ class Splats:
         return Splats(self.means[index], self.quats[index], self.log_scales[index],
                       self.f_dc[index], self.opacity[index], self.f_rest[index])
 
+    @staticmethod
+    def concat(parts: list["Splats"]) -> "Splats":
+        """The splats of `parts`, one after another (all with the same SH degree)."""
+        return Splats(*(np.concatenate([getattr(p, k) for p in parts]) for k in
+                        ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")))
+
     def with_sh_degree(self, degree: int) -> "Splats":
         """Drop SH bands above `degree` (never adds bands)."""
         k_new = SH_COEFFS_PER_CHANNEL[degree]

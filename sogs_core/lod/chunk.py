@@ -151,6 +151,5 @@ def compress_bucket(compressor, level: int, bucket: int,
     per leaf) as one SOG file `{level}_{bucket}`."""
     leaves = [leaf for p in parts for leaf in p[0]]
     counts = [c for p in parts for c in p[2]]
-    splats = Splats(*(np.concatenate([getattr(p[1], k) for p in parts]) for k in
-                      ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")))
+    splats = Splats.concat([p[1] for p in parts])
     return encode_file(compressor, level, folder_name(level, bucket), leaves, splats, counts, write)

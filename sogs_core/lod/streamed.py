@@ -143,26 +143,26 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
 
 
 class BucketPacker:
-    """Collects the groups' coarse levels until a bucket (level k: 2^k consecutive groups) is
-    complete, then hands it out once; holds at most the coarse splats of unfinished buckets."""
+    """Collects each group's coarse-level payloads until a bucket (level k: 2^k consecutive
+    groups) is complete, then hands it out once. A payload is whatever the caller needs to
+    build the bucket: here the splats themselves, on Ray the objects that hold them."""
 
-    def __init__(self, n_groups: int, levels: int) -> None:
-        self.n_groups, self.levels = n_groups, levels
-        self.waiting: dict[tuple[int, int], dict[int, tuple]] = {}
+    def __init__(self, n_groups: int) -> None:
+        self.n_groups = n_groups
+        self.waiting: dict[tuple[int, int], dict[int, object]] = {}
 
-    def add(self, res: GroupResult) -> list[tuple[int, int, list]]:
-        """Record a group's coarse levels; returns the buckets it completed as
-        (level, bucket, parts in group order)."""
+    def add(self, group: int, payloads: list) -> list[tuple[int, int, list]]:
+        """Record a finished group (payloads[k - 1] is its level-k payload); returns the
+        buckets it completed as (level, bucket, payloads in group order)."""
         ready = []
-        for level, (splats, counts) in enumerate(res.coarse, start=1):
-            key = (level, bucket_of(res.group, level))
-            parts = self.waiting.setdefault(key, {})
-            parts[res.group] = (res.leaves, splats, counts)
-            members = bucket_groups(level, key[1], self.n_groups)
-            if len(parts) == len(members):
-                ready.append((level, key[1], [parts[g] for g in members]))
-                del self.waiting[key]
-        res.coarse = []
+        for level, payload in enumerate(payloads, start=1):
+            bucket = bucket_of(group, level)
+            got = self.waiting.setdefault((level, bucket), {})
+            got[group] = payload
+            members = bucket_groups(level, bucket, self.n_groups)
+            if len(got) == len(members):
+                ready.append((level, bucket, [got[g] for g in members]))
+                del self.waiting[(level, bucket)]
         return ready
 
 
@@ -216,7 +216,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     files: list[FileResult] = []
     bounds: dict[int, list] = {}
     write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
-    packer = BucketPacker(len(plan.groups), plan.levels)
+    packer = BucketPacker(len(plan.groups))
     # two units in flight, as a Ray actor runs them: one's WebP encoding and writing overlap the
     # next one's GPU stages (the Compressor's GPU lock keeps those one at a time). A completed
     # bucket goes before the next group, so only the coarse splats of unfinished buckets wait.
@@ -241,7 +241,8 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                     bounds.update(zip(res.leaves, res.bounds))
                     add_seconds(seconds, res.seconds)
                     files.append(res.file)
-                    buckets.extend(packer.add(res))
+                    buckets.extend(packer.add(res.group, [(res.leaves, sp, c) for sp, c in res.coarse]))
+                    res.coarse = []
                     groups_done += 1
                     if progress is not None:
                         progress(groups_done, len(plan.groups))

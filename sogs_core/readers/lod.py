@@ -67,5 +67,4 @@ def read_lod_level(path: str, level: int = 0) -> Splats:
         raise SogFormatError(path, f"level {level}: counts says {meta['counts'][level]}, the tree holds {total}")
     if not runs:
         raise SogFormatError(path, f"level {level} holds no splats")
-    return Splats(*(np.concatenate([getattr(r, k) for r in runs]) for k in
-                    ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")))
+    return Splats.concat(runs)

@@ -12,27 +12,20 @@ import numpy as np
 
 from ..errors import PlyError
 from ..splats import Splats
-from .ply import check_vertex, is_compressed, locate, parse_header, splats_from_rows
+from .ply import PlyHeader, check_vertex, is_compressed, locate, parse_header, splats_from_rows
 
 #: rows per slice when positions are read
 SLICE_ROWS = 1 << 20
 
 
 class PlyRows:
-    """The vertex rows of one PLY file, mapped, not read (see `positions` and `gather`)."""
+    """The vertex rows of one INRIA PLY file, mapped, not read (see `positions` and `gather`);
+    made by `open_ply_rows`, which maps the file and parses its header once."""
 
-    def __init__(self, path: str, name: str | None = None) -> None:
-        self.name = name or path
-        try:
-            self._map = np.memmap(path, mode="r", dtype=np.uint8)
-        except FileNotFoundError:
-            raise PlyError(self.name, "no such file or folder") from None
-        except (OSError, ValueError) as exc:          # ValueError: an empty file cannot be mapped
-            raise PlyError(self.name, f"cannot map: {getattr(exc, 'strerror', None) or exc}") from None
-        buf = memoryview(self._map)
-        header = parse_header(buf, self.name)
-        if is_compressed(header):
-            raise PlyError(self.name, "a compressed PLY cannot be read by ranges (it is read whole)")
+    def __init__(self, mapped: np.memmap, header: PlyHeader, name: str) -> None:
+        self.name = name
+        self._map = mapped
+        buf = memoryview(mapped)
         vertex = locate(buf, self.name, header, ("vertex",)).get("vertex")
         if vertex is None:
             raise PlyError(self.name, "no 'vertex' element in the header")
@@ -71,14 +64,16 @@ class PlyRows:
 
 
 def open_ply_rows(path: str, name: str | None = None) -> Optional[PlyRows]:
-    """`PlyRows` for a local INRIA PLY file; None for any other file (it is read whole)."""
+    """`PlyRows` for a local INRIA PLY file; None for any other file, or one that cannot be
+    mapped (it is then read whole, and that read says what is wrong)."""
     try:
         with open(path, "rb") as f:
             if f.read(3) != b"ply":
                 return None
         mapped = np.memmap(path, mode="r", dtype=np.uint8)
-    except (OSError, ValueError):
+    except (OSError, ValueError):                    # ValueError: an empty file cannot be mapped
         return None
-    if is_compressed(parse_header(memoryview(mapped), name or path)):
+    header = parse_header(memoryview(mapped), name or path)
+    if is_compressed(header):
         return None
-    return PlyRows(path, name)
+    return PlyRows(mapped, header, name or path)
