@@ -110,7 +110,9 @@ def test_scenes_spread_over_nodes(tmp_path):
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, logging_level="WARNING")
         inp = tmp_path / "in"
-        write_local(str(inp), {k: v for k, v in scene_files(good=4).items()
+        # scenes big enough that the first actor to answer cannot finish them all before the other
+        # answers (work goes only to actors that answered: with four tiny scenes one took all)
+        write_local(str(inp), {k: v for k, v in scene_files(good=4, n=20000).items()
                                if k.endswith(".ply") and not k.startswith("corrupt")})
         args = backfill.build_parser().parse_args(["--input", str(inp), "--output", str(tmp_path / "out")])
         s = backfill.run(args)
