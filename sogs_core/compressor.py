@@ -28,8 +28,8 @@ from .fidelity import fidelity_tensors
 from .palette import kmeans, palette_size
 from .order import ORDER_METHODS, ChainConfig, PlasConfig, number_palette, order_scene
 from .order.choose import smallest_by_sample
-from .quantize import (QuantizedScene, add_palette, dequantize_tensors, encode_means, numpy_tensor,
-                       quantize_splats)
+from .quantize import (Palette, QuantizedScene, dequantize_tensors, encode_means, fit_palette, numpy_tensor,
+                       quantize_splats, with_palette)
 from .readers import SceneInput, read_scene
 from .sog_files import SogPackage, write_sog
 from .sog_layout import build_images
@@ -103,6 +103,8 @@ class Compressor:
                                        thread_name_prefix="sogs-encode")
         self.progress = progress
         self._gpu_lock = threading.Lock()
+        #: the SH palette's k-means runs here, beside the stages that do not need it
+        self._palette_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sogs-palette")
         if warm:
             self.warm_up()
 
@@ -123,6 +125,7 @@ class Compressor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self._palette_thread.shutdown(wait=True)
 
     def gpu_lock(self) -> threading.Lock:
         """The lock the GPU stages run under (a streamed chunk's decimation takes it too)."""
@@ -142,9 +145,11 @@ class Compressor:
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
                     codes: Optional[QuantizedScene] = None,
                     segments: Optional[list[int]] = None) -> tuple[QuantizedScene, dict, dict[str, Future]]:
-        """On the device: quantize all but the SH palette, order, then (while CPU threads encode
-        the five images that are final by then) the SH palette's k-means on the ordered rows, and
-        the fidelity report (timed with quantize). With `codes` (a SOG v2 input's stored bytes)
+        """On the device: the SH palette's k-means starts on a second CUDA stream and thread as
+        soon as the rows are on the device (it does not depend on the order), while this thread
+        quantizes all but the palette, orders, and hands the five images that are final by then
+        to CPU threads; then the palette is attached in the chosen order, numbered, and the
+        fidelity report runs (timed with quantize). With `codes` (a SOG v2 input's stored bytes)
         nothing is quantized: the codes and palette are kept and only ordered. Returns (ordered
         codes, report, name -> future of the images already being encoded)."""
         s = self.settings
@@ -153,25 +158,37 @@ class Compressor:
             t0 = time.perf_counter()
             tens = {k: numpy_tensor(getattr(splats, k)).to(dev, non_blocking=True)
                     for k in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")}
-            q = codes if codes is not None else quantize_splats(
-                tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
-            self._sync()
-            t1 = time.perf_counter()
-            order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
-                                      choose=self._smallest, progress=lambda f: self._report("sort", f),
-                                      segments=segments)
-            t2 = time.perf_counter()
-            early_images, _ = build_images(q)
-            early = {name: self.pool.submit(encode_webp, img, s.webp, name) for name, img in early_images.items()}
-            order_t = torch.from_numpy(order).to(dev)
-            ordered = {k: v[order_t] for k, v in tens.items()}
-            seconds["cluster"] = 0.0
-            if codes is None:
-                q = add_palette(q, ordered["f_rest"], s.kmeans_iterations, s.seed,
-                                progress=lambda f: self._report("cluster", f), timings=seconds)
+            palette = None
+            fit = codes is None and tens["f_rest"].shape[1] > 0
+            if fit and dev.type == "cuda":
+                # on a CPU the k-means would only compete with the order for the same cores: it
+                # runs after the order there, while the five images encode
+                palette = self._palette_thread.submit(self._fit_palette_aside, tens["f_rest"])
+            try:
+                q = codes if codes is not None else quantize_splats(
+                    tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
+                self._sync()
+                t1 = time.perf_counter()
+                order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
+                                          choose=self._smallest, progress=lambda f: self._report("sort", f),
+                                          segments=segments)
+                t2 = time.perf_counter()
+                early_images, _ = build_images(q)
+                early = {name: self.pool.submit(encode_webp, img, s.webp, name) for name, img in early_images.items()}
+            finally:
+                t3 = time.perf_counter()
+                fitted = palette.result() if palette is not None else None   # never leave it running
+            if fit and palette is None:
+                fitted = self._fit_palette_aside(tens["f_rest"])
+            # 'cluster': what the palette added to the wall time (on a GPU only the wait for the
+            # k-means that ran beside quantize and sort), so the stages still sum to the total
+            seconds["cluster"] = time.perf_counter() - t3
+            q = with_palette(q, fitted, order)
             q = number_palette(q)
             report: dict = {}
             if with_fidelity:
+                order_t = torch.from_numpy(order).to(dev)
+                ordered = {k: v[order_t] for k, v in tens.items()}
                 report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
                 report.update(fidelity_tensors(ordered, dequantize_tensors(q, dev)))
                 if q.sh_bands and codes is None:
@@ -180,6 +197,21 @@ class Compressor:
             seconds["sort"] = t2 - t1
             seconds["quantize"] = (t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
             return q, report, early
+
+    def _fit_palette_aside(self, f_rest: torch.Tensor) -> Optional[Palette]:
+        """fit_palette on its own CUDA stream (after the rows' copy on the caller's stream), the
+        result on the host when it returns."""
+        s = self.settings
+        progress = lambda f: self._report("cluster", f)   # noqa: E731
+        if f_rest.is_cuda:
+            side = torch.cuda.Stream(f_rest.device)
+            side.wait_stream(torch.cuda.current_stream(f_rest.device))
+            with torch.cuda.stream(side), torch.no_grad():
+                out = fit_palette(f_rest, s.kmeans_iterations, s.seed, progress)
+                side.synchronize()
+            return out
+        with torch.no_grad():
+            return fit_palette(f_rest, s.kmeans_iterations, s.seed, progress)
 
     def _smallest(self, q: QuantizedScene, orders: list[np.ndarray]) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings."""

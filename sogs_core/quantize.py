@@ -19,6 +19,8 @@ from .codebook import kmeans_1d
 from .palette import kmeans, palette_size
 
 SQRT2 = math.sqrt(2.0)
+#: scenes from this many splats gather their codes on a CUDA device (`QuantizedScene.take`)
+GPU_TAKE_MIN = 1 << 16
 
 
 # ---- positions: 16-bit, log-transformed -------------------------------------------------------
@@ -129,11 +131,19 @@ class QuantizedScene:
     sh_palette_count: int = 0
     sh_inertia: float = 0.0
 
-    def take(self, order: np.ndarray) -> "QuantizedScene":
+    def take(self, order: np.ndarray, device: Optional[torch.device] = None) -> "QuantizedScene":
         """The same scene with splat i of the result = splat order[i] of this one (codebooks and
-        palette unchanged): the codes are order-free, so the order is chosen after quantizing."""
-        def take(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
-            return None if a is None else np.take(a, order, axis=0)   # 3-4x faster than a[order] on (N, 3)
+        palette unchanged): the codes are order-free, so the order is chosen after quantizing.
+        On a CUDA `device` the gathers run there (a round trip of the codes costs a few ms where
+        numpy's gathers of a 1M-splat scene took 50 ms on the H100 host)."""
+        if device is not None and device.type == "cuda" and len(order) >= GPU_TAKE_MIN:
+            index = torch.from_numpy(np.ascontiguousarray(order)).to(device)
+
+            def take(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+                return None if a is None else numpy_tensor(a).to(device)[index].cpu().numpy()
+        else:
+            def take(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+                return None if a is None else np.take(a, order, axis=0)   # 3-4x faster than a[order] on (N, 3)
 
         return replace(self, count=len(order), means_q=take(self.means_q), quats_b=take(self.quats_b),
                        scales_idx=take(self.scales_idx), sh0_idx=take(self.sh0_idx),
@@ -177,28 +187,62 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
         opacity_b=encode_opacity(opacity).cpu().numpy())
 
 
+@dataclass
+class Palette:
+    """The SH palette of a scene: k-means centroids (as codebook indices), each splat's label in
+    the order of the rows it was fitted on, and the 256-entry codebook of the centroid values.
+    It does not depend on the splat order, so it can be fitted while the order is being chosen
+    and attached afterwards (`with_palette`)."""
+
+    bands: int
+    labels: np.ndarray            # (N,) int64, one per fitted row
+    palette_idx: np.ndarray       # (P, 3, K) uint8
+    codebook: np.ndarray          # (256,) float32
+    count: int
+    inertia: float
+    seconds: float                # the k-means alone (the 'cluster' stage)
+
+
+def fit_palette(f_rest: torch.Tensor, kmeans_iterations: int = 10, seed: int = 0,
+                progress=None) -> Optional[Palette]:
+    """The SH palette of f_rest (N, 3K), or None when there is no SH (K = 0)."""
+    k = f_rest.shape[1] // 3
+    if not k:
+        return None
+    p = palette_size(len(f_rest))
+    t0 = time.perf_counter()
+    centroids, labels, inertia = kmeans(f_rest.float(), p, kmeans_iterations, seed, progress)
+    if f_rest.is_cuda:
+        torch.cuda.synchronize(f_rest.device)
+    seconds = time.perf_counter() - t0
+    if len(centroids) < p:  # fewer splats than palette entries cannot happen (p <= n), but stay safe
+        centroids = torch.cat([centroids, centroids[-1:].expand(p - len(centroids), -1)])
+    ccb, cidx = kmeans_1d(centroids)
+    return Palette(bands=(0, 3, 8, 15).index(k), labels=labels.cpu().numpy(),
+                   palette_idx=cidx.reshape(p, 3, k).cpu().numpy(), codebook=ccb.cpu().numpy(),
+                   count=p, inertia=inertia, seconds=seconds)
+
+
+def with_palette(q: QuantizedScene, palette: Optional[Palette], order: Optional[np.ndarray] = None) -> QuantizedScene:
+    """q with `palette` attached; `order`: q's splat i is row order[i] of the rows the palette was
+    fitted on (None: the same order). q itself when there is no palette."""
+    if palette is None:
+        return q
+    labels = palette.labels if order is None else np.take(palette.labels, order)
+    return replace(q, sh_bands=palette.bands, sh_labels=labels, sh_palette_idx=palette.palette_idx,
+                   sh_codebook=palette.codebook, sh_palette_count=palette.count, sh_inertia=palette.inertia)
+
+
 def add_palette(q: QuantizedScene, f_rest: torch.Tensor, kmeans_iterations: int = 10, seed: int = 0,
                 progress=None, timings: Optional[dict] = None) -> QuantizedScene:
     """q with the SH palette of f_rest (rows in q's splat order): k-means centroids, each splat's
     label, and the 256-entry codebook of the centroid values. q itself when there is no SH.
 
     timings, when given, receives 'cluster': the seconds of the k-means."""
-    k = f_rest.shape[1] // 3
-    if not k:
-        return q
-    p = palette_size(q.count)
-    t0 = time.perf_counter()
-    centroids, labels, inertia = kmeans(f_rest.float(), p, kmeans_iterations, seed, progress)
-    if f_rest.is_cuda:
-        torch.cuda.synchronize(f_rest.device)
+    palette = fit_palette(f_rest, kmeans_iterations, seed, progress)
     if timings is not None:
-        timings["cluster"] = time.perf_counter() - t0
-    if len(centroids) < p:  # fewer splats than palette entries cannot happen (p <= n), but stay safe
-        centroids = torch.cat([centroids, centroids[-1:].expand(p - len(centroids), -1)])
-    ccb, cidx = kmeans_1d(centroids)
-    return replace(q, sh_bands=(0, 3, 8, 15).index(k), sh_labels=labels.cpu().numpy(),
-                   sh_palette_idx=cidx.reshape(p, 3, k).cpu().numpy(), sh_codebook=ccb.cpu().numpy(),
-                   sh_palette_count=p, sh_inertia=inertia)
+        timings["cluster"] = palette.seconds if palette is not None else 0.0
+    return with_palette(q, palette)
 
 
 def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,

@@ -149,3 +149,35 @@ def test_zero_quaternion():
 def test_missing_file(tmp_path):
     with pytest.raises(PlyError, match="no such file"):
         read_ply(str(tmp_path / "nope.ply"))
+
+
+def test_row_blocks_copy_and_check_match_numpy():
+    """The reader's threaded column copies equal one numpy copy (strided, float64 in), and the
+    finiteness check finds a NaN in the last block as in the first."""
+    from sogs_core.readers import row_blocks
+
+    n = 5 * row_blocks.MIN_BLOCK_ROWS + 17                # several blocks, ragged end
+    table = np.random.default_rng(1).normal(size=(n, 9))
+    src = table[:, 2:7]
+    got = row_blocks.contiguous_float32(src)
+    assert got.flags.c_contiguous and got.dtype == np.float32
+    assert np.array_equal(got, np.ascontiguousarray(src, dtype=np.float32))
+    assert len(row_blocks.blocks(n)) == min(row_blocks._pool()._max_workers, 5)
+    assert row_blocks.all_finite(got)
+    for row in (0, n - 1):
+        bad = got.copy()
+        bad[row, 3] = np.nan
+        assert not row_blocks.all_finite(bad)
+
+
+def test_big_ply_with_nan_in_the_last_rows_is_refused():
+    """A body large enough to be copied and checked in blocks still names the first bad splat."""
+    n = 3 * (1 << 16) + 5
+    data, _ = _custom_ply(n, extra_props=False)
+    columns = 23                                          # x y z, f_dc 3, f_rest 9, opacity, scale 3, rot 4
+    body = len(data) - n * columns * 4
+    table = np.frombuffer(data, "<f4", offset=body).reshape(n, columns).copy()
+    row = n - 2
+    table[row, 0] = np.nan
+    with pytest.raises(PlyError, match=f"first at splat {row}"):
+        read_ply(data[:body] + table.tobytes(), "big.ply")

@@ -138,3 +138,25 @@ def test_cell_search_is_close_to_the_exact_search():
     _, _, approx = kmeans(x, p, iterations=10, seed=0, method="cells")
     _, _, exact = kmeans(x, p, iterations=10, seed=0, method="torch")
     assert approx <= exact * 1.005
+
+
+def test_palette_fitted_before_the_order_follows_it():
+    """The compressor fits the SH palette on rows in input order while the order is chosen:
+    attached with the order, splat i of the ordered scene gets the palette entry of row order[i]."""
+    from sogs_core.quantize import dequantize, fit_palette, quantize_splats, with_palette
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    t = {k: torch.from_numpy(rng.normal(size=shape).astype(np.float32)) for k, shape in
+         (("means", (n, 3)), ("quats", (n, 4)), ("log_scales", (n, 3)), ("f_dc", (n, 3)), ("opacity", (n,)),
+          ("f_rest", (n, 24)))}
+    pal = fit_palette(t["f_rest"], kmeans_iterations=2)
+    assert pal is not None and pal.bands == 2 and len(pal.labels) == n
+    assert fit_palette(t["f_rest"][:, :0]) is None
+    order = rng.permutation(n)
+    q = with_palette(quantize_splats(t["means"], t["quats"], t["log_scales"], t["f_dc"], t["opacity"]).take(order),
+                     pal, order)
+    assert np.array_equal(q.sh_labels, pal.labels[order])
+    unordered = dequantize(with_palette(quantize_splats(t["means"], t["quats"], t["log_scales"], t["f_dc"],
+                                                        t["opacity"]), pal))
+    assert np.array_equal(dequantize(q).f_rest, unordered.f_rest[order])

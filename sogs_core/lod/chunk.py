@@ -127,6 +127,7 @@ def compress_group(compressor, group: int, leaves: list[int], splats: Splats, le
         level_splats = given
     else:
         with compressor.gpu_lock(), torch.no_grad():
+            t0 = time.perf_counter()          # the decimation itself, not the wait for the lock
             level_splats = build_levels(splats, leaf_sizes, levels, compressor.device)
     seconds = {"decimate": time.perf_counter() - t0}
     bounds = leaf_bounds(level_splats, len(leaf_sizes))

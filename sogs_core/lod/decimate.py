@@ -76,28 +76,37 @@ def eigh3(a: torch.Tensor, sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]
     """(eigenvalues (N, 3), eigenvectors as columns (N, 3, 3)) of symmetric 3x3 matrices by
     cyclic Jacobi rotations, batched. Why not torch.linalg.eigh: its batched CUDA path asks for
     workspace that grows past the GPU (132 GB for 250k matrices on an H100); 3x3 Jacobi converges
-    quadratically, 8 sweeps are far past float64 precision."""
-    a = a.clone()
-    n = len(a)
-    v = torch.eye(3, dtype=a.dtype, device=a.device).expand(n, 3, 3).clone()
-    rows = torch.arange(n, device=a.device)
+    quadratically, 8 sweeps are far past float64 precision. Why element by element: the six
+    distinct entries and nine vector entries as (N,) tensors cost a few dozen elementwise kernels
+    per rotation, where (N, 3, 3) matrix products each built a rotation matrix and two batched
+    3x3 products (most of the decimation's time)."""
+    m = [[a[:, i, j] for j in range(3)] for i in range(3)]
+    one = torch.ones_like(m[0][0])
+    zero = torch.zeros_like(one)
+    v = [[one if i == j else zero for j in range(3)] for i in range(3)]
     for _ in range(sweeps):
         for p, q in ((0, 1), (0, 2), (1, 2)):
-            apq = a[:, p, q]
+            r = 3 - p - q                                   # the third index
+            apq = m[p][q]
             small = apq.abs() < 1e-300
-            theta = (a[:, q, q] - a[:, p, p]) / (2 * torch.where(small, torch.ones_like(apq), apq))
+            theta = (m[q][q] - m[p][p]) / (2 * torch.where(small, one, apq))
             t = torch.sign(theta) / (theta.abs() + torch.sqrt(theta * theta + 1))
-            t = torch.where(small, torch.zeros_like(t), torch.where(theta == 0, torch.ones_like(t), t))
+            t = torch.where(small, zero, torch.where(theta == 0, one, t))
             c = 1 / torch.sqrt(t * t + 1)
             s = t * c
-            j = torch.eye(3, dtype=a.dtype, device=a.device).expand(n, 3, 3).clone()
-            j[rows, p, p] = c
-            j[rows, q, q] = c
-            j[rows, p, q] = s
-            j[rows, q, p] = -s
-            a = j.transpose(1, 2) @ a @ j
-            v = v @ j
-    return torch.diagonal(a, dim1=1, dim2=2), v
+            arp, arq = m[r][p], m[r][q]
+            m[p][p] = m[p][p] - t * apq
+            m[q][q] = m[q][q] + t * apq
+            m[p][q] = m[q][p] = zero
+            m[r][p] = m[p][r] = c * arp - s * arq
+            m[r][q] = m[q][r] = s * arp + c * arq
+            for k in range(3):                              # V <- V J: columns p and q rotate
+                vkp, vkq = v[k][p], v[k][q]
+                v[k][p] = c * vkp - s * vkq
+                v[k][q] = s * vkp + c * vkq
+    evals = torch.stack([m[0][0], m[1][1], m[2][2]], 1)
+    evecs = torch.stack([torch.stack(row, 1) for row in v], 1)
+    return evals, evecs
 
 
 def covariances(quats: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
@@ -141,13 +150,14 @@ def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) ->
     return out
 
 
-def _link_costs(t: dict[str, torch.Tensor], walk: torch.Tensor, segment: torch.Tensor, rho2: float) -> torch.Tensor:
-    """Ward cost of each link walk[i] - walk[i+1] (inf across segments)."""
+def _link_costs(w: torch.Tensor, means: torch.Tensor, colour: torch.Tensor, walk: torch.Tensor,
+                segment: torch.Tensor, rho2: float) -> torch.Tensor:
+    """Ward cost of each link walk[i] - walk[i+1] (inf across segments); w, means and colour
+    (f_dc times SH_C0) are float64, computed once per pairing."""
     a, b = walk[:-1], walk[1:]
-    w = ink(t["log_scales"], t["opacity"])
     wa, wb = w[a], w[b]
-    d2 = ((t["means"][a].double() - t["means"][b].double()) ** 2).sum(1)
-    c2 = ((t["f_dc"][a].double() - t["f_dc"][b].double()) ** 2).sum(1) * SH_C0 ** 2
+    d2 = ((means[a] - means[b]) ** 2).sum(1)
+    c2 = ((colour[a] - colour[b]) ** 2).sum(1)
     cost = wa * wb / (wa + wb) * (d2 + rho2 * c2)
     return torch.where(segment[a] == segment[b], cost, torch.full_like(cost, float("inf")))
 
@@ -160,12 +170,15 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, pairs_wanted: int
     walk = torch.argsort(key, stable=True)
     walk = walk[torch.argsort(segment[walk], stable=True)]
     rho2 = float(torch.exp(t["log_scales"].double().mean(1)).median()) ** 2
+    w = ink(t["log_scales"], t["opacity"])
+    means = t["means"].double()
+    colour = t["f_dc"].double() * SH_C0
     firsts, seconds = [], []
     taken = 0
     for _ in range(MAX_ROUNDS):
         if taken >= pairs_wanted or len(walk) < 2:
             break
-        cost = _link_costs(t, walk, segment, rho2)
+        cost = _link_costs(w, means, colour, walk, segment, rho2)
         inf = torch.full((1,), float("inf"), dtype=cost.dtype, device=dev)
         left = torch.cat([inf, cost[:-1]])
         right = torch.cat([cost[1:], inf])

@@ -44,9 +44,10 @@ def number_palette(q: QuantizedScene) -> QuantizedScene:
     return q.renumber_palette(palette_numbering(q.sh_labels, q.sh_palette_count))
 
 
-def apply_order(q: QuantizedScene, order: np.ndarray) -> QuantizedScene:
-    """q in `order`, with the SH palette numbered along that order."""
-    return number_palette(q.take(order))
+def apply_order(q: QuantizedScene, order: np.ndarray, device: Optional[torch.device] = None) -> QuantizedScene:
+    """q in `order`, with the SH palette numbered along that order (gathered on `device` when it
+    is a GPU)."""
+    return number_palette(q.take(order, device))
 
 
 def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str = "chain", seed: int = 0,
@@ -82,7 +83,7 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
         order = cands[pick]
     if progress is not None:
         progress(1.0)
-    return order, apply_order(q, order), info
+    return order, apply_order(q, order, means.device), info
 
 
 __all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "apply_order", "number_palette", "order_scene"]
@@ -107,7 +108,7 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
         walk = torch.argsort(key, stable=True)
         walk = walk[torch.argsort(run[walk], stable=True)]
         order = walk.cpu().numpy()
-        return order, apply_order(q, order), {"order": method, "candidates": 1, "chosen": 0,
+        return order, apply_order(q, order, means.device), {"order": method, "candidates": 1, "chosen": 0,
                                               "segments": len(segments)}
     parts, start = [], 0
     for length in segments:
@@ -117,4 +118,5 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
         parts.append(part + start)
         start += length
     order = np.concatenate(parts)
-    return order, apply_order(q, order), {"order": method, "candidates": 1, "chosen": 0, "segments": len(segments)}
+    return order, apply_order(q, order, tensors["means"].device), {"order": method, "candidates": 1, "chosen": 0,
+                                                                  "segments": len(segments)}

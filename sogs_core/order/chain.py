@@ -42,13 +42,11 @@ class ChainConfig:
 def byte_columns(q: QuantizedScene, means_u_weight: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) uint8 columns of the stored per-splat bytes that the chain cost looks at, and
     (C,) weights: means_u (3), quats (4), scales (3), sh0 colour (3) and opacity."""
-    cols = [(q.means_q[:, a] >> 8).astype(np.uint8) for a in range(3)]
-    cols += [q.quats_b[:, c] for c in range(4)]
-    cols += [q.scales_idx[:, c] for c in range(3)]
-    cols += [q.sh0_idx[:, c] for c in range(3)] + [q.opacity_b]
-    weights = np.ones(len(cols), np.float32)
+    cols = np.concatenate([(q.means_q >> 8).astype(np.uint8), q.quats_b, q.scales_idx, q.sh0_idx,
+                           q.opacity_b[:, None]], 1)          # whole arrays, not 14 strided columns
+    weights = np.ones(cols.shape[1], np.float32)
     weights[:3] = means_u_weight
-    return np.stack(cols, 1), weights
+    return cols, weights
 
 
 def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, chunk: int,

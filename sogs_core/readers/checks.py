@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import SplatFileError
 from ..splats import Splats
+from .row_blocks import all_finite
 
 #: +-inf opacity logits become +-this (sigmoid within 2e-9 of 0 or 1: the same opacity byte)
 OPACITY_LOGIT_LIMIT = 20.0
@@ -31,6 +32,8 @@ def finish(splats: Splats, name: str, error=SplatFileError) -> Splats:
         splats.log_scales[flat] = FLAT_LOG_SCALE
     for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
         arr = getattr(splats, attr)
+        if all_finite(arr):
+            continue
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = np.nonzero(bad.reshape(count, -1).any(1))[0]

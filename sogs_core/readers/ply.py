@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import PlyError
 from ..splats import SH_COEFFS_PER_CHANNEL, Splats
 from .checks import finish
+from .row_blocks import contiguous_float32
 from .source import Source, load
 
 PLY_TYPES = {
@@ -193,7 +194,7 @@ def splats_from_rows(body: np.ndarray, n_rest: int, name: str) -> Splats:
                 part = table[:, idx[0]:idx[0] + len(idx)]
             else:
                 part = table[:, idx]
-            return np.ascontiguousarray(part, dtype=np.float32)
+            return contiguous_float32(part)
     else:
         def cols(prefix_names: list[str]) -> np.ndarray:
             out = np.empty((count, len(prefix_names)), np.float32)

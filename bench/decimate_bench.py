@@ -1,0 +1,79 @@
+"""Seconds of one decimation step (pairing along the Morton walk, moment-matching merge) at a
+few sizes, as JSON: the streamed writer runs it three times per chunk group.
+
+    python bench/decimate_bench.py [--sizes 250000 1000000] [--device auto] [--json out.json]
+           [--module path/to/other_decimate.py]   # time another version beside this one
+
+Synthetic SH3 splats split into two leaves (pairs never cross a leaf). Best of 3, synchronised.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from sogs_core.device import device_label, resolve_device  # noqa: E402
+from sogs_core.lod import decimate as ours  # noqa: E402
+from sogs_core.lod.chunk import splats_tensors  # noqa: E402
+from sogs_core.synth import synthetic_scene  # noqa: E402
+
+
+def load(path: str):
+    spec = importlib.util.spec_from_file_location("sogs_core.lod._other_decimate", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def best_of(fn, dev: torch.device, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        a = time.perf_counter()
+        fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        best = min(best, time.perf_counter() - a)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--module", default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    dev = resolve_device(a.device)
+    versions = {"this": ours} | ({"other": load(a.module)} if a.module else {})
+    rows = []
+    for n in a.sizes:
+        t = splats_tensors(synthetic_scene(n, 3, seed=1), dev)
+        seg = torch.repeat_interleave(torch.arange(2, device=dev), torch.tensor([n // 2, n - n // 2], device=dev))
+        for label, mod in versions.items():
+            with torch.no_grad():
+                pa, pb = mod.pair_up(t, seg, n // 2)
+                row = {"n": n, "version": label,
+                       "pair_up": best_of(lambda: mod.pair_up(t, seg, n // 2), dev),
+                       "merge": best_of(lambda: mod.merge_pairs(t, pa, pb), dev),
+                       "decimate": best_of(lambda: mod.decimate(t, seg), dev)}
+            rows.append(row)
+            print(f"n={n:>9} {label:<6} pair_up {row['pair_up']:.4f}  merge {row['merge']:.4f}  "
+                  f"decimate {row['decimate']:.4f}", flush=True)
+    path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "decimate_bench.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"device": device_label(dev), "host": platform.node(), "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
