@@ -39,14 +39,17 @@ def main() -> None:
                      "files": {k: len(v) for k, v in res.package.files.items()}})
         print(f"run {i}: " + "  ".join(f"{k} {v:.3f}" for k, v in res.seconds.items()), flush=True)
     best = min(runs, key=lambda r: r["seconds"]["total"])
+    import torch
+
+    peak = torch.cuda.max_memory_reserved(comp.device) if comp.device.type == "cuda" else None
     result = {"input": a.ply, "input_bytes": len(data), "count": res.count, "sh_degree": res.sh_degree,
               "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
-              "runs": runs, "best": best, "fidelity": res.fidelity, "ratio": len(data) / best["output_bytes"]}
+              "runs": runs, "best": best, "peak_gpu_reserved_bytes": peak, "fidelity": res.fidelity, "ratio": len(data) / best["output_bytes"]}
     print(f"\n{'stage':<10}{'seconds':>10}")
     for k, v in best["seconds"].items():
         print(f"{k:<10}{v:>10.3f}")
     print(f"device {comp.device_name}; {res.count} splats; {len(data):,} -> {best['output_bytes']:,} bytes "
-          f"({result['ratio']:.1f}x); init {init_s:.2f}s")
+          f"({result['ratio']:.1f}x); init {init_s:.2f}s; peak GPU reserved {peak}")
     print(json.dumps(res.fidelity))
     path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                   f"compress_{os.path.splitext(os.path.basename(a.ply))[0]}.json")

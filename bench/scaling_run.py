@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--gpus", type=int, default=1)
     ap.add_argument("--n", type=int, default=1048576)
     ap.add_argument("--work", default="/tmp/scaling")
+    ap.add_argument("--gpus-per-actor", type=float, default=None,
+                    help="the backfill's GPU share per actor (default: the backfill's default, 1)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     inp = os.path.join(a.work, "in")
@@ -83,10 +85,12 @@ def main() -> None:
 
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(a.gpus))
     ray.init(num_gpus=a.gpus, include_dashboard=False, logging_level="WARNING")
-    out = os.path.join(a.work, f"out_{a.gpus}gpu")
+    share = "" if a.gpus_per_actor is None else f"_share{a.gpus_per_actor:g}"
+    out = os.path.join(a.work, f"out_{a.gpus}gpu{share}")
     sampler = GpuSampler(a.gpus)
     sampler.start()
-    args = backfill.build_parser().parse_args(["--input", inp, "--output", out, "--force"])
+    extra = [] if a.gpus_per_actor is None else ["--gpus-per-actor", str(a.gpus_per_actor)]
+    args = backfill.build_parser().parse_args(["--input", inp, "--output", out, "--force"] + extra)
     t1 = time.monotonic()
     summary = backfill.run(args)
     wall = time.monotonic() - t1
@@ -101,7 +105,7 @@ def main() -> None:
         util[g] = {"mean_util_pct": sum(vals) / len(vals) if vals else None,
                    "busy_fraction": sum(v > 0 for v in vals) / len(vals) if vals else None,
                    "max_mem_mib": max((row[g][1] for _, row in sampler.samples if g in row), default=None)}
-    result = {"gpus": a.gpus, "scenes": a.scenes, "n": a.n, "ok": summary["ok"], "failed": summary["failed"],
+    result = {"gpus": a.gpus, "gpus_per_actor": a.gpus_per_actor or 1.0, "scenes": a.scenes, "n": a.n, "ok": summary["ok"], "failed": summary["failed"],
               "wall_seconds": wall, "scenes_per_minute": summary["ok"] / wall * 60, "stage_mean_seconds": mean,
               "gpu": util, "gpu_names": sorted({r["gpu"] for r in rows})}
     print(json.dumps(result, indent=2))
