@@ -16,6 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
+
 from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
 
 
@@ -51,11 +53,7 @@ def main() -> None:
     print(f"device {comp.device_name}; {res.count} splats; {len(data):,} -> {best['output_bytes']:,} bytes "
           f"({result['ratio']:.1f}x); init {init_s:.2f}s; peak GPU reserved {peak}")
     print(json.dumps(res.fidelity))
-    path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                  f"compress_{os.path.splitext(os.path.basename(a.ply))[0]}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(result, a.json, f"compress_{os.path.splitext(os.path.basename(a.ply))[0]}.json")
     comp.close()
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
 
 import torch  # noqa: E402
 
@@ -69,10 +70,7 @@ def main() -> None:
             rows.append(row)
             print(f"n={n:>9} {label:<6} pair_up {row['pair_up']:.4f}  merge {row['merge']:.4f}  "
                   f"decimate {row['decimate']:.4f}", flush=True)
-    path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "decimate_bench.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"device": device_label(dev), "host": platform.node(), "rows": rows}, f, indent=2)
+    write_result({"device": device_label(dev), "host": platform.node(), "rows": rows}, a.json, "decimate_bench.json")
 
 
 if __name__ == "__main__":

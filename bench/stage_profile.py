@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import sys
@@ -20,6 +19,8 @@ import time
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
 
 import torch  # noqa: E402
 
@@ -130,11 +131,7 @@ def main() -> None:
     print("stages: " + "  ".join(f"{k} {v:.3f}" for k, v in res.seconds.items()))
     result = {"input": a.ply, "count": res.count, "device": comp.device_name, "host": platform.node(),
               "stages": res.seconds, "steps": dict(rec.steps), "calls": dict(rec.calls), "encodes": rec.encodes, "spans": rec.spans}
-    path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                  f"profile_{os.path.splitext(os.path.basename(a.ply))[0]}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(result, a.json, f"profile_{os.path.splitext(os.path.basename(a.ply))[0]}.json")
     comp.close()
 
 

@@ -19,6 +19,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
+
 from sogs_core.compressor import Compressor  # noqa: E402
 from sogs_core.lod import ChunkOptions, StreamedSettings, write_streamed  # noqa: E402
 from sogs_core.ply_write import ply_bytes  # noqa: E402
@@ -77,11 +79,7 @@ def main() -> None:
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,
               "fidelity": res.fidelity}
     print(json.dumps(result, indent=2))
-    path = a.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                  f"streamed_{a.millions:g}M_sh{a.sh}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(result, a.json, f"streamed_{a.millions:g}M_sh{a.sh}.json")
     comp.close()
 
 

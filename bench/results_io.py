@@ -1,0 +1,19 @@
+"""Where a benchmark's JSON goes: the path given with --json, else bench/results/NAME.
+
+One helper for every script in bench/ (each wrote the same four lines before)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def write_result(result: dict, path: Optional[str], default_name: str) -> str:
+    """Write `result` as indented JSON to `path` (or bench/results/default_name); returns the path."""
+    path = path or os.path.join(RESULTS, default_name)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    return path
