@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..order.curves import run_ids
 from ..sog_files import SogPackage
 from ..splats import Splats
 from .decimate import ATTRS, decimate, quat_to_matrix
@@ -69,8 +70,7 @@ def build_levels(splats: Splats, leaf_sizes: list[int], levels: int,
                  device: torch.device) -> list[tuple[Splats, list[int]]]:
     """[(splats of level k grouped by leaf, count per leaf)] for k = 0 .. levels-1."""
     t = splats_tensors(splats, device)
-    seg = torch.repeat_interleave(torch.arange(len(leaf_sizes), device=device),
-                                  torch.tensor(leaf_sizes, device=device))
+    seg = run_ids(leaf_sizes, device)
     out = [(splats, list(leaf_sizes))]
     for _ in range(1, levels):
         t, seg = decimate(t, seg)

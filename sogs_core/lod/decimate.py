@@ -26,7 +26,7 @@ from typing import Optional
 
 import torch
 
-from ..order.curves import morton_keys, position_codes
+from ..order.curves import curve_order
 
 #: Thomsen's exponent for the surface area of an ellipsoid (relative error < 1.1 %)
 THOMSEN_P = 1.6075
@@ -165,10 +165,7 @@ def _link_costs(w: torch.Tensor, means: torch.Tensor, colour: torch.Tensor, walk
 def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, pairs_wanted: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Disjoint pairs (a, b) of cheap neighbours along a Morton walk, at most pairs_wanted."""
     dev = segment.device
-    key = morton_keys(position_codes(t["means"]))
-    # walk by segment first, then along the curve: (segment, key) as one lexicographic sort
-    walk = torch.argsort(key, stable=True)
-    walk = walk[torch.argsort(segment[walk], stable=True)]
+    walk = curve_order(t["means"], "morton", runs=segment)     # segment by segment, along the curve
     rho2 = float(torch.exp(t["log_scales"].double().mean(1)).median()) ** 2
     w = ink(t["log_scales"], t["opacity"])
     means = t["means"].double()

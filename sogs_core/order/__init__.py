@@ -26,7 +26,7 @@ import torch
 from ..quantize import QuantizedScene
 from ..sog_layout import grid_shape
 from .chain import ChainConfig, chain_orders
-from .curves import curve_order, hilbert_keys, morton_keys, position_codes
+from .curves import curve_order, run_ids
 from .palette_numbering import palette_numbering
 from .plas import PlasConfig, plas_features, plas_sort
 
@@ -99,24 +99,18 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
     chaining or sampling each apart cost 2.7 s per million splats on an H100 (bench/NOTES.md)."""
     if sum(segments) != q.count:
         raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
+    means = tensors["means"]
     if method in ("chain", "hilbert", "morton"):
-        means = tensors["means"]
-        codes = position_codes(means)
-        key = hilbert_keys(codes) if method != "morton" else morton_keys(codes)
-        run = torch.repeat_interleave(torch.arange(len(segments), device=means.device),
-                                      torch.tensor(segments, device=means.device))
-        walk = torch.argsort(key, stable=True)
-        walk = walk[torch.argsort(run[walk], stable=True)]
-        order = walk.cpu().numpy()
-        return order, apply_order(q, order, means.device), {"order": method, "candidates": 1, "chosen": 0,
-                                              "segments": len(segments)}
-    parts, start = [], 0
-    for length in segments:
-        idx = np.arange(start, start + length)
-        sub_t = {k: v[start:start + length] for k, v in tensors.items()}
-        part, _, _ = order_scene(q.take(idx), sub_t, method, seed, plas, chain, choose)
-        parts.append(part + start)
-        start += length
-    order = np.concatenate(parts)
-    return order, apply_order(q, order, tensors["means"].device), {"order": method, "candidates": 1, "chosen": 0,
-                                                                  "segments": len(segments)}
+        order = curve_order(means, "morton" if method == "morton" else "hilbert",
+                            runs=run_ids(segments, means.device)).cpu().numpy()
+    else:
+        parts, start = [], 0
+        for length in segments:
+            idx = np.arange(start, start + length)
+            sub_t = {k: v[start:start + length] for k, v in tensors.items()}
+            part, _, _ = order_scene(q.take(idx), sub_t, method, seed, plas, chain, choose)
+            parts.append(part + start)
+            start += length
+        order = np.concatenate(parts)
+    return order, apply_order(q, order, means.device), {"order": method, "candidates": 1, "chosen": 0,
+                                                        "segments": len(segments)}

@@ -8,6 +8,8 @@ stored 16-bit grid. Pure torch integer ops: the same code and the same keys on a
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 BITS = 21   # per axis: 63-bit keys in an int64
@@ -69,8 +71,18 @@ def hilbert_keys(codes: torch.Tensor, bits: int = BITS) -> torch.Tensor:
     return key
 
 
-def curve_order(means: torch.Tensor, curve: str = "hilbert") -> torch.Tensor:
-    """Splat indices (N,) int64 sorted along the curve (ties keep input order)."""
+def run_ids(lengths: list[int], device: torch.device) -> torch.Tensor:
+    """The `runs` argument of curve_order for consecutive runs of these lengths: (sum,) ids 0, 0, .. 1, .."""
+    return torch.repeat_interleave(torch.arange(len(lengths), device=device), torch.tensor(lengths, device=device))
+
+
+def curve_order(means: torch.Tensor, curve: str = "hilbert", runs: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Splat indices (N,) int64 sorted along the curve (ties keep input order). `runs`: a group
+    id per splat (N,); the order then goes group by group, each group along the curve (a
+    streamed SOG's leaves in one file, the decimation's walk inside each leaf)."""
     codes = position_codes(means)
     keys = hilbert_keys(codes) if curve == "hilbert" else morton_keys(codes)
-    return torch.argsort(keys, stable=True)
+    walk = torch.argsort(keys, stable=True)
+    if runs is not None:
+        walk = walk[torch.argsort(runs[walk], stable=True)]
+    return walk
