@@ -60,9 +60,9 @@ def synth(n: int, script: str) -> Splats:
                   s["opacity"].astype(f), s["f_rest"].astype(f))
 
 
-def sizes(q: QuantizedScene, pool, settings: CompressSettings) -> dict:
+def sizes(q: QuantizedScene, pool, settings: CompressSettings, chained: bool = False) -> dict:
     images, meta = build_images(q)
-    files = encode_all(images, pool, settings.webp)
+    files = encode_all(images, pool, settings.webp.for_order(chained))
     out = {name[:-5]: len(b) for name, b in files.items()}
     out["total"] = sum(out.values()) + len(json.dumps(meta))
     return out
@@ -82,7 +82,8 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
     sync(dev)
     row = {"scene": name, "splats": splats.count, "sh_degree": splats.sh_degree,
            "quantize_seconds": time.perf_counter() - t0, "methods": {}}
-    choose = lambda qs, c: smallest_by_sample(qs, c, lambda imgs: encode_all(imgs, pool, settings.webp))  # noqa: E731
+    choose = lambda qs, c, ch: smallest_by_sample(  # noqa: E731
+        qs, c, lambda imgs, keys: encode_all(imgs, pool, settings.webp, keys), ch)
     for m in methods:
         method, _, chunk = m.partition(":")      # "chain:256": the chained order with another chunk
         chain = dataclasses.replace(settings.chain, chunk=int(chunk)) if chunk else settings.chain
@@ -92,10 +93,12 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
             _, qo, info = order_scene(q, tens, method, plas=settings.plas, chain=chain, choose=choose)
             sync(dev)
             secs.append(time.perf_counter() - t1)
-        r = {"seconds": min(secs), "seconds_all": secs, "info": info, "bytes": sizes(qo, pool, settings)}
+        r = {"seconds": min(secs), "seconds_all": secs, "info": info,
+             "bytes": sizes(qo, pool, settings, info["chained"])}
         if method == "chain":
             cands = chain_orders(q, tens["means"], chain)
-            r["candidates_bytes"] = [sizes(apply_order(q, c.cpu().numpy()), pool, settings)["total"] for c in cands]
+            r["candidates_bytes"] = [sizes(apply_order(q, c.cpu().numpy()), pool, settings, i == 0)["total"]
+                                     for i, c in enumerate(cands)]
         row["methods"][m] = r
         print(f"  {name:<22}{m:<9}{r['bytes']['total']:>12,} B  {r['seconds']:8.3f} s  {info}", flush=True)
     base = row["methods"].get("morton", {}).get("bytes", {}).get("total")

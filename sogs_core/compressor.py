@@ -145,14 +145,16 @@ class Compressor:
 
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
                     codes: Optional[QuantizedScene] = None,
-                    segments: Optional[list[int]] = None) -> tuple[QuantizedScene, dict, dict[str, Future]]:
+                    segments: Optional[list[int]] = None
+                    ) -> tuple[QuantizedScene, dict, dict[str, Future], WebpSettings]:
         """On the device: the SH palette's k-means starts on a second CUDA stream and thread as
         soon as the rows are on the device (it does not depend on the order), while this thread
         quantizes all but the palette, orders, and hands the five images that are final by then
         to CPU threads; then the palette is attached in the chosen order, numbered, and the
         fidelity report runs (timed with quantize). With `codes` (a SOG v2 input's stored bytes)
         nothing is quantized: the codes and palette are kept and only ordered. Returns (ordered
-        codes, report, name -> future of the images already being encoded)."""
+        codes, report, name -> future of the images already being encoded, the WebP settings for
+        the order written)."""
         s = self.settings
         dev = self.device
         with self._gpu_lock, torch.no_grad():
@@ -170,12 +172,13 @@ class Compressor:
                     tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
                 self._sync()
                 t1 = time.perf_counter()
-                order, q, _ = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
+                order, q, info = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain,
                                           choose=self._smallest, progress=lambda f: self._report("sort", f),
                                           segments=segments)
                 t2 = time.perf_counter()
+                webp = s.webp.for_order(info["chained"])
                 early_images, _ = build_images(q)
-                early = {name: self.pool.submit(encode_webp, img, s.webp, name) for name, img in early_images.items()}
+                early = {name: self.pool.submit(encode_webp, img, webp, name) for name, img in early_images.items()}
             finally:
                 t3 = time.perf_counter()
                 fitted = palette.result() if palette is not None else None   # never leave it running
@@ -197,7 +200,7 @@ class Compressor:
             self._sync()
             seconds["sort"] = t2 - t1
             seconds["quantize"] = (t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
-            return q, report, early
+            return q, report, early, webp
 
     def _fit_palette_aside(self, f_rest: torch.Tensor) -> Optional[Palette]:
         """fit_palette on its own CUDA stream (after the rows' copy on the caller's stream), the
@@ -219,9 +222,10 @@ class Compressor:
         with torch.no_grad():
             return fit_palette(f_rest, s.kmeans_iterations, s.seed, progress)
 
-    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray]) -> int:
+    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool]) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings."""
-        return smallest_by_sample(q, orders, lambda imgs: encode_all(imgs, self.pool, self.settings.webp))
+        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, self.settings.webp, keys),
+                                  chained)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -237,10 +241,10 @@ class Compressor:
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
             codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
-        q, report, early = self._gpu_stages(splats, seconds, with_fidelity, codes, segments)
+        q, report, early, webp = self._gpu_stages(splats, seconds, with_fidelity, codes, segments)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
-        late = {name: self.pool.submit(encode_webp, img, self.settings.webp, name) for name, img in images.items()}
+        late = {name: self.pool.submit(encode_webp, img, webp, name) for name, img in images.items()}
         files = {name: fut.result() for name, fut in (*early.items(), *late.items())}
         # what is left of the encoding after the GPU stages (the first five images mostly
         # finished while the SH palette's k-means ran)

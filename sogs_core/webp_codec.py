@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from typing import Collection
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -21,15 +22,22 @@ from .errors import SogFormatError
 class WebpSettings:
     """libwebp lossless effort: `method` 0 (fast) .. 6 (small), `quality` 0..100 (effort too).
 
-    The default is the knee of bench/webp_bench.py's size-vs-time table on a 1M-splat scene
-    (H100 host, bench/NOTES.md): method 1 wrote 18.73 MB in 0.49 s; method 4 wrote a larger
-    18.97 MB in 3.1 s; the smallest, method 5-6, 18.69 MB in 2.4-3.1 s; method 0, 21.0 MB."""
+    Method 1 is the knee of bench/webp_bench.py's size-vs-time table on a 1M-splat scene (H100
+    host, bench/NOTES.md): it wrote 18.73 MB in 0.49 s; method 4 a larger 18.97 MB in 3.1 s; the
+    smallest, method 5-6, 18.69 MB in 2.4-3.1 s; method 0, 21.0 MB. The quality is chosen per
+    image from measurements on the real scenes (bench/NOTES.md, sessions 5 and 10): below 25
+    libwebp skips its cost-based re-parse of the LZ77 matches, which the near-incompressible
+    images (means_l, quats, scales) do not pay for (same bytes or fewer, 10-30 % less time at
+    8M); sh0 and the SH labels keep 25 (guitar's sh0 +0.85 % at 24); means_u and the palette
+    pay for 50 (Morton order: means_u -6..-10 %, the palette -4 %). But along the chained order
+    means_u comes out 3-5 % *smaller* at 25 than at 30-90 on all three real scenes, hence
+    `chained_overrides`, which `for_order` puts first when the order written is the chained one."""
 
     method: int = 1
-    quality: int = 25
-    #: images whose bytes pay for more search (quality 50 vs 25: means_u -7..-10 %, the SH
-    #: palette -4 %); the others came out within +-0.05 % at half the time (bench/NOTES.md, session 5)
-    quality_overrides: tuple[tuple[str, int], ...] = (("means_u.webp", 50), ("shN_centroids.webp", 50))
+    quality: int = 24
+    quality_overrides: tuple[tuple[str, int], ...] = (
+        ("means_u.webp", 50), ("shN_centroids.webp", 50), ("sh0.webp", 25), ("shN_labels.webp", 25))
+    chained_overrides: tuple[tuple[str, int], ...] = (("means_u.webp", 25),)
 
     def quality_for(self, name: str) -> int:
         """The quality for the image `name` (a file name, or a key ending in one)."""
@@ -37,6 +45,12 @@ class WebpSettings:
             if name.endswith(image):
                 return quality
         return self.quality
+
+    def for_order(self, chained: bool) -> "WebpSettings":
+        """These settings for images laid out in the chained order (`chained`) or another one."""
+        if not chained:
+            return self
+        return replace(self, quality_overrides=self.chained_overrides + self.quality_overrides)
 
 
 def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name: str = "") -> bytes:
@@ -61,10 +75,12 @@ def decode_webp(data: bytes, source: str = "<webp>") -> np.ndarray:
 
 
 def encode_all(images: dict[str, np.ndarray], pool: Executor | None,
-               settings: WebpSettings = WebpSettings()) -> dict[str, bytes]:
+               settings: WebpSettings = WebpSettings(), chained: Collection[str] = ()) -> dict[str, bytes]:
     """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order).
-    Keys are file names, or strings ending in one (the effort follows the file name)."""
+    Keys are file names, or strings ending in one (the effort follows the file name); keys in
+    `chained` are laid out in the chained order (WebpSettings.for_order)."""
+    chosen = {name: settings.for_order(name in chained) for name in images}
     if pool is None:
-        return {name: encode_webp(img, settings, name) for name, img in images.items()}
-    futures = {name: pool.submit(encode_webp, img, settings, name) for name, img in images.items()}
+        return {name: encode_webp(img, chosen[name], name) for name, img in images.items()}
+    futures = {name: pool.submit(encode_webp, img, chosen[name], name) for name, img in images.items()}
     return {name: fut.result() for name, fut in futures.items()}

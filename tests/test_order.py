@@ -133,9 +133,9 @@ def test_sampled_choice_picks_the_smaller_order():
     curve = curve_order(tens["means"], "morton").numpy()
     shuffled = np.random.default_rng(0).permutation(q.count)
     with ThreadPoolExecutor(2) as pool:
-        enc = lambda imgs: encode_all(imgs, pool)  # noqa: E731
+        enc = lambda imgs, chained=(): encode_all(imgs, pool, chained=chained)  # noqa: E731
         assert smallest_by_sample(q, [shuffled, curve], enc) == 1
-        assert smallest_by_sample(q, [curve, shuffled], enc) == 0
+        assert smallest_by_sample(q, [curve, shuffled], enc, chained=[True, False]) == 0
         # and the choice agrees with the full encode
         full = [sum(len(b) for b in enc(build_images(apply_order(q, o))[0]).values()) for o in (shuffled, curve)]
     assert full[1] < full[0]
@@ -181,5 +181,5 @@ def test_tiny_scenes_compress_with_every_order(n, sh, method):
 def test_sampled_choice_on_a_partial_row():
     _, tens, q = _quantized(3, 0)
     with ThreadPoolExecutor(2) as pool:
-        pick = smallest_by_sample(q, [np.arange(3), np.array([2, 0, 1])], lambda imgs: encode_all(imgs, pool))
+        pick = smallest_by_sample(q, [np.arange(3), np.array([2, 0, 1])], lambda imgs, keys: encode_all(imgs, pool, chained=keys))
     assert pick in (0, 1)

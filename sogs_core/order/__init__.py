@@ -33,8 +33,8 @@ from .plas import PlasConfig, plas_features, plas_sort
 #: what `--order` accepts; the first is the default
 ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 
-#: (scene, candidate orders) -> index of the one to write
-Chooser = Callable[[QuantizedScene, list[np.ndarray]], int]
+#: (scene, candidate orders, which candidates are the chained order) -> index of the one to write
+Chooser = Callable[[QuantizedScene, list[np.ndarray], list[bool]], int]
 
 
 def number_palette(q: QuantizedScene) -> QuantizedScene:
@@ -60,15 +60,16 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     consecutive runs of splats that must stay together and in place (a streamed SOG's chunks
     in one file): each run is ordered on its own.
 
-    Returns (order: splat index per texel, the ordered scene, info: which candidate was written
-    and how many there were)."""
+    Returns (order: splat index per texel, the ordered scene, info: which candidate was written,
+    how many there were, and `chained`: whether the order written is the chained one, whose
+    images the encoder treats differently, webp_codec.WebpSettings.for_order)."""
     if method not in ORDER_METHODS:
         raise ValueError(f"unknown order {method!r} ({', '.join(ORDER_METHODS)})")
     if segments is not None and len(segments) > 1:
         return _order_segments(q, tensors, segments, method, seed, plas, chain, choose)
     n = q.count
     means = tensors["means"]
-    info = {"order": method, "candidates": 1, "chosen": 0}
+    info = {"order": method, "candidates": 1, "chosen": 0, "chained": False}
     if method == "input" or n < 2:
         return np.arange(n), apply_order(q, np.arange(n)), info
     if method in ("hilbert", "morton"):
@@ -78,8 +79,9 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
         order = plas_sort(feats, grid_shape(n), seed=seed, config=plas, progress=progress).cpu().numpy()
     else:
         cands = [c.cpu().numpy() for c in chain_orders(q, means, chain)]
-        pick = choose(q, cands) if choose is not None and len(cands) > 1 else 0
-        info.update(candidates=len(cands), chosen=pick)
+        chained = [i == 0 for i in range(len(cands))]        # chain_orders puts the chained order first
+        pick = choose(q, cands, chained) if choose is not None and len(cands) > 1 else 0
+        info.update(candidates=len(cands), chosen=pick, chained=chained[pick])
         order = cands[pick]
     if progress is not None:
         progress(1.0)
@@ -113,4 +115,4 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
             start += length
         order = np.concatenate(parts)
     return order, apply_order(q, order, means.device), {"order": method, "candidates": 1, "chosen": 0,
-                                                        "segments": len(segments)}
+                                                        "chained": False, "segments": len(segments)}

@@ -11,7 +11,7 @@ the playbot candidates wrongly where 64 thin ones ranked all three real scenes r
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -24,18 +24,23 @@ LABELS = "shN_labels.webp"
 
 
 def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
-                       encode: Callable[[dict[str, np.ndarray]], dict[str, bytes]],
-                       bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
+                       encode: Callable[[dict[str, np.ndarray], Collection[str]], dict[str, bytes]],
+                       chained: Sequence[bool] = (), bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
     """Index of the order under which q's sampled per-splat images encode smallest (first on
-    ties). Only the sampled texels are gathered. The SH labels image is left out: its size
+    ties). `encode(images, chained_keys)` encodes a batch, the keys in chained_keys with the
+    settings of the chained order (`chained[k]`: candidate k is the chained order; the encoder's
+    effort differs there, webp_codec.WebpSettings.for_order). Only the sampled texels are
+    gathered. The SH labels image is left out: its size
     depends on the palette numbering, which needs the whole order (two gathers and a pass over
     N labels per candidate), and it moved by 0.1 % between the candidates on playbot."""
     idx, w = sample_rows(q.count, bands, texels)
     shape = (-(-len(idx) // w), w)                   # whole rows; a partial last row zero padded
-    images = {}
+    images, chained_keys = {}, set()
     for k, order in enumerate(orders):
         for name, cols in per_splat_channels(q.take(order[idx]), skip=(LABELS,)).items():
             images[f"{k}:{name}"] = texel_image(len(idx), shape, cols)
-    files = encode(images)                    # every candidate's images in one parallel batch
+            if k < len(chained) and chained[k]:
+                chained_keys.add(f"{k}:{name}")
+    files = encode(images, chained_keys)      # every candidate's images in one parallel batch
     sizes = [sum(len(b) for key, b in files.items() if key.startswith(f"{i}:")) for i in range(len(orders))]
     return int(np.argmin(sizes))
