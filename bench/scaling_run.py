@@ -5,7 +5,10 @@
 Generates the synthetic scenes (../shared/bench/synth_scene.py, seeds 0..S-1, SH3) once into
 WORK/in, runs one backfill (local Ray limited to the first k GPUs, local disk to local disk,
 default settings, --force), samples `nvidia-smi` utilisation every 0.5 s while it runs, then
-reads the manifest. Repeat with --gpus 1, 2, 4, 8 and compare; efficiency(k) = rate(k) / (k x
+reads the manifest. Besides the whole run (actor start and warm-up included) it reports the
+steady state: the window from the first scene's start to the last scene's end in the manifest,
+its scenes per minute and the GPU samples inside it (`mean_util_pct`: nvidia-smi's percentage of
+time a kernel ran; `busy_fraction`: the share of samples with any kernel). Repeat with --gpus 1, 2, 4, 8 and compare; efficiency(k) = rate(k) / (k x
 rate(1)).
 """
 from __future__ import annotations
@@ -45,7 +48,7 @@ class GpuSampler(threading.Thread):
                     i, u, m = [x.strip() for x in line.split(",")]
                     if int(i) < self.gpus:
                         row[int(i)] = (float(u), float(m))
-                self.samples.append((time.monotonic(), row))
+                self.samples.append((time.time(), row))
             except Exception:
                 pass
             time.sleep(0.5)
@@ -99,15 +102,26 @@ def main() -> None:
     rows = [r for r in pq.read_table(os.path.join(out, "_manifest")).to_pylist() if r["run_id"] == summary["run_id"]]
     stages = ("read", "sort", "cluster", "quantize", "encode", "write", "total")
     mean = {s: sum(r[f"seconds_{s}"] for r in rows if r["status"] == "ok") / max(1, summary["ok"]) for s in stages}
-    util = {}
-    for g in range(a.gpus):
-        vals = [row[g][0] for _, row in sampler.samples if g in row]
-        util[g] = {"mean_util_pct": sum(vals) / len(vals) if vals else None,
-                   "busy_fraction": sum(v > 0 for v in vals) / len(vals) if vals else None,
-                   "max_mem_mib": max((row[g][1] for _, row in sampler.samples if g in row), default=None)}
+    ok_rows = [r for r in rows if r["status"] == "ok"]
+    first = min(r["started_at"].timestamp() for r in ok_rows) if ok_rows else 0.0
+    last = max(r["finished_at"].timestamp() for r in ok_rows) if ok_rows else 0.0
+
+    def gpu_stats(lo: float, hi: float) -> dict:
+        out = {}
+        for g in range(a.gpus):
+            inside = [row[g] for t, row in sampler.samples if g in row and lo <= t <= hi]
+            vals = [u for u, _ in inside]
+            out[g] = {"mean_util_pct": sum(vals) / len(vals) if vals else None,
+                      "busy_fraction": sum(v > 0 for v in vals) / len(vals) if vals else None,
+                      "max_mem_mib": max((m for _, m in inside), default=None)}
+        return out
+
     result = {"gpus": a.gpus, "gpus_per_actor": a.gpus_per_actor or 1.0, "scenes": a.scenes, "n": a.n, "ok": summary["ok"], "failed": summary["failed"],
               "wall_seconds": wall, "scenes_per_minute": summary["ok"] / wall * 60, "stage_mean_seconds": mean,
-              "gpu": util, "gpu_names": sorted({r["gpu"] for r in rows})}
+              "gpu": gpu_stats(float("-inf"), float("inf")),
+              "steady": {"seconds": last - first, "scenes_per_minute": len(ok_rows) / max(last - first, 1e-9) * 60,
+                         "gpu": gpu_stats(first, last)},
+              "gpu_names": sorted({r["gpu"] for r in rows})}
     print(json.dumps(result, indent=2))
     if a.json:
         with open(a.json, "w") as f:
