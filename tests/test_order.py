@@ -24,7 +24,7 @@ from sogs_core.ply_write import ply_bytes
 from sogs_core.quantize import dequantize, quantize_scene
 from sogs_core.sog_layout import build_images
 from sogs_core.readers.sog import read_sog_bytes
-from sogs_core.webp_codec import encode_all
+from sogs_core.webp_codec import WebpSettings, encode_all, encode_webp
 
 from .conftest import FAST_PLAS, make_scene
 
@@ -183,3 +183,24 @@ def test_sampled_choice_on_a_partial_row():
     with ThreadPoolExecutor(2) as pool:
         pick = smallest_by_sample(q, [np.arange(3), np.array([2, 0, 1])], lambda imgs, keys: encode_all(imgs, pool, chained=keys))
     assert pick in (0, 1)
+
+
+def test_chained_order_gets_its_own_webp_effort():
+    """means_u along the chained order is encoded with the chained override (quality 25, where
+    more effort wrote 3-5 % more on the real scenes); every other image, and means_u along a
+    curve, keep the per-image settings; encode_all applies it by key."""
+    st = WebpSettings()
+    chained = st.for_order(True)
+    assert st.for_order(False) is st
+    assert chained.quality_for("means_u.webp") == 25 and st.quality_for("means_u.webp") == 50
+    for name in ("means_l.webp", "quats.webp", "scales.webp", "sh0.webp", "shN_labels.webp", "shN_centroids.webp"):
+        assert chained.quality_for(name) == st.quality_for(name)
+    _, tens, q = _quantized(20000, 0)
+    order, qo, info = order_scene(q, tens, "chain")
+    assert info["chained"] and info["chosen"] == 0            # no chooser: the chained candidate
+    img = build_images(qo)[0]["means_u.webp"]
+    with ThreadPoolExecutor(2) as pool:
+        files = encode_all({"0:means_u.webp": img, "1:means_u.webp": img}, pool, st, chained={"0:means_u.webp"})
+    assert files["0:means_u.webp"] == encode_webp(img, chained, "means_u.webp")
+    assert files["1:means_u.webp"] == encode_webp(img, st, "means_u.webp")
+    assert files["0:means_u.webp"] != files["1:means_u.webp"]     # the two efforts differ on this image
