@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import Executor
-from typing import Collection
 from dataclasses import dataclass, replace
+from typing import Collection
 
 import numpy as np
 from PIL import Image
@@ -27,8 +27,8 @@ class WebpSettings:
     smallest, method 5-6, 18.69 MB in 2.4-3.1 s; method 0, 21.0 MB. The quality is chosen per
     image from measurements on the real scenes (bench/NOTES.md, sessions 5 and 10): below 25
     libwebp skips its cost-based re-parse of the LZ77 matches, which the near-incompressible
-    images (means_l, quats, scales) do not pay for (same bytes or fewer, 10-30 % less time at
-    8M); sh0 and the SH labels keep 25 (guitar's sh0 +0.85 % at 24); means_u and the palette
+    images (means_l, quats, scales) do not pay for (same bytes or fewer on the real scenes, 3-29 %
+    less time each at 8M); sh0 and the SH labels keep 25 (guitar's sh0 +0.85 % at 24); means_u and the palette
     pay for 50 (Morton order: means_u -6..-10 %, the palette -4 %). But along the chained order
     means_u comes out 3-5 % *smaller* at 25 than at 30-90 on all three real scenes, hence
     `chained_overrides`, which `for_order` puts first when the order written is the chained one."""
