@@ -8,8 +8,8 @@ default settings, --force), samples `nvidia-smi` utilisation every 0.5 s while i
 reads the manifest. Besides the whole run (actor start and warm-up included) it reports the
 steady state: the window from the first scene's start to the last scene's end in the manifest,
 its scenes per minute and the GPU samples inside it (`mean_util_pct`: nvidia-smi's percentage of
-time a kernel ran; `busy_fraction`: the share of samples with any kernel). Repeat with --gpus 1, 2, 4, 8 and compare; efficiency(k) = rate(k) / (k x
-rate(1)).
+time a kernel ran; `busy_fraction`: the share of samples with any kernel). Repeat with --gpus 1,
+2, 4, 8 and compare; efficiency(k) = rate(k) / (k x rate(1)).
 """
 from __future__ import annotations
 
@@ -101,8 +101,8 @@ def main() -> None:
     ray.shutdown()
     rows = [r for r in pq.read_table(os.path.join(out, "_manifest")).to_pylist() if r["run_id"] == summary["run_id"]]
     stages = ("read", "sort", "cluster", "quantize", "encode", "write", "total")
-    mean = {s: sum(r[f"seconds_{s}"] for r in rows if r["status"] == "ok") / max(1, summary["ok"]) for s in stages}
     ok_rows = [r for r in rows if r["status"] == "ok"]
+    mean = {s: sum(r[f"seconds_{s}"] for r in ok_rows) / max(1, summary["ok"]) for s in stages}
     first = min(r["started_at"].timestamp() for r in ok_rows) if ok_rows else 0.0
     last = max(r["finished_at"].timestamp() for r in ok_rows) if ok_rows else 0.0
 
