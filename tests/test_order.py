@@ -18,7 +18,7 @@ from sogs_core.fidelity import fidelity
 from sogs_core.order import ORDER_METHODS, apply_order, order_scene
 from sogs_core.order.chain import ChainConfig, byte_columns, greedy_chain
 from sogs_core.order.choose import smallest_by_sample
-from sogs_core.order.curves import curve_order, hilbert_keys, morton_keys, position_codes
+from sogs_core.order.curves import Y_TOP, curve_order, hilbert_keys, morton_keys, position_codes
 from sogs_core.order.palette_numbering import palette_numbering
 from sogs_core.ply_write import ply_bytes
 from sogs_core.quantize import dequantize, quantize_scene
@@ -74,6 +74,7 @@ def test_default_order_same_seed_same_bytes():
 def test_morton_keys_interleave_bits():
     codes = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [3, 0, 0], [(1 << 21) - 1] * 3])
     assert morton_keys(codes).tolist() == [1, 2, 4, 9, (1 << 63) - 1]
+    assert morton_keys(codes, Y_TOP).tolist() == [2, 4, 1, 18, (1 << 63) - 1]   # y highest, z lowest
 
 
 def test_hilbert_curve_visits_every_cell_through_neighbours():
@@ -109,6 +110,33 @@ def test_greedy_chain_permutes_inside_chunks_and_lowers_its_cost():
         assert out[a] == seq[a]                                 # ... and its first splat
     assert torch.equal(out[m:], seq[m:])                        # the tail keeps its order
     assert _chain_cost(out, cols, w) < 0.95 * _chain_cost(seq, cols, w)
+
+
+def _greedy_reference(cols: np.ndarray, w: np.ndarray, seq: list[int]) -> list[int]:
+    """One chunk walked the slow, obvious way: from the first splat, always to the unvisited one
+    of lowest cost (the first in chunk order on ties)."""
+    path, left = [seq[0]], list(seq[1:])
+    while left:
+        here = cols[path[-1]].astype(np.int64)
+        costs = []
+        for s in left:
+            d = np.abs(cols[s].astype(np.int64) - here)
+            costs.append(float(np.log2(1.0 + np.minimum(d, 256 - d)).astype(np.float32) @ w))
+        path.append(left.pop(int(np.argmin(costs))))
+    return path
+
+
+def test_greedy_chain_is_the_greedy_walk_with_its_ties():
+    """The batched walk (compacted every few steps, in-place wrapped differences) takes the same
+    path as the plain walk, ties included: few distinct byte values make many equal costs."""
+    rng = np.random.default_rng(3)
+    cols = rng.integers(0, 4, (2 * 37 + 5, 5)).astype(np.uint8) * 85       # 0, 85, 170, 255: wraps
+    w = np.array([3, 1, 1, 1, 1], np.float32)
+    seq = torch.from_numpy(rng.permutation(len(cols)))
+    out = greedy_chain(seq, torch.from_numpy(cols), torch.from_numpy(w), 37, method="torch").tolist()
+    s = seq.tolist()
+    want = _greedy_reference(cols, w, s[:37]) + _greedy_reference(cols, w, s[37:74]) + s[74:]
+    assert out == want
 
 
 def test_palette_numbering_is_a_bijection_and_changes_no_value():
