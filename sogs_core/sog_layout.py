@@ -63,14 +63,15 @@ def per_splat_channels(q: QuantizedScene, skip: Collection[str] = ()) -> dict[st
     return {name: make() for name, make in makers.items() if name not in skip}
 
 
-def sample_rows(n: int, bands: int, texels: int) -> tuple[np.ndarray, int]:
-    """Texel indices of `bands` evenly spaced bands of whole rows, about `texels` in all (all n
-    texels when that is most of the image, the last row then partial), and the image width:
-    (indices, W). A band keeps the width and the left neighbours it has in the full image, so
-    its encoded size estimates the full image's, for comparing orders."""
+def sample_rows(n: int, bands: int, texels: int, min_rows: int = 1) -> tuple[np.ndarray, int]:
+    """Texel indices of `bands` evenly spaced bands of whole rows, about `texels` in all and at
+    least `min_rows` rows per band (all n texels when that is most of the image, the last row
+    then partial), and the image width: (indices, W). A band keeps the width and the left
+    neighbours it has in the full image (and from its second row on, the upper ones), so its
+    encoded size estimates the full image's, for comparing orders."""
     h, w = grid_shape(n)
     full_rows = n // w
-    per_band = max(1, -(-texels // (bands * w)))
+    per_band = max(min_rows, -(-texels // (bands * w)))
     if full_rows < 2 * bands * per_band:
         return np.arange(n), w
     starts = np.linspace(0, full_rows - per_band, bands).astype(np.int64)

@@ -22,7 +22,7 @@ from sogs_core.order.curves import Y_TOP, curve_order, hilbert_keys, morton_keys
 from sogs_core.order.palette_numbering import palette_numbering
 from sogs_core.ply_write import ply_bytes
 from sogs_core.quantize import dequantize, quantize_scene
-from sogs_core.sog_layout import build_images
+from sogs_core.sog_layout import build_images, grid_shape, sample_rows
 from sogs_core.readers.sog import read_sog_bytes
 from sogs_core.webp_codec import WebpSettings, encode_all, encode_webp
 
@@ -137,6 +137,18 @@ def test_greedy_chain_is_the_greedy_walk_with_its_ties():
     s = seq.tolist()
     want = _greedy_reference(cols, w, s[:37]) + _greedy_reference(cols, w, s[37:74]) + s[74:]
     assert out == want
+
+
+@pytest.mark.parametrize("n", [1_000_000, 8_388_608, 90_854])
+def test_sample_bands_are_whole_rows_two_or_more_deep(n):
+    idx, w = sample_rows(n, 64, 32768, min_rows=2)
+    assert w == grid_shape(n)[1] and len(idx) % w == 0 and idx.max() < n
+    rows = np.unique(idx // w)
+    assert np.array_equal(np.unique(idx), idx)                      # no texel twice, in order
+    starts = rows[np.r_[True, np.diff(rows) > 1]]
+    assert len(starts) == 64 and all(r + 1 in rows for r in starts)  # 64 bands, each >= 2 rows
+    small_idx, _ = sample_rows(20_000, 64, 32768, min_rows=2)
+    assert np.array_equal(small_idx, np.arange(20_000))              # small images: all of it
 
 
 def test_palette_numbering_is_a_bijection_and_changes_no_value():

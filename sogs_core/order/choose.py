@@ -4,10 +4,13 @@ Why: the chained order wins ~4 % on scenes whose neighbouring splats share attri
 ~1.5 % where they do not (the real SH scene of ../shared/scenes); no cheap statistic told the
 two apart, the encoder does. Evenly spaced thin bands of whole rows (same width and left
 neighbours as in the full image) of every per-splat image are encoded for each candidate, in the
-encode pool, and the smallest sum wins: 32768 texels, 3 % of a 1M-splat scene. Many thin bands,
-not a few thick ones: each order puts other splats in a given row, and four thick bands ranked
-the playbot candidates wrongly where 64 thin ones ranked all three real scenes right
-(bench/NOTES.md, session 5).
+encode pool, and the smallest sum wins: 64 bands of at least two rows (13 % of the texels of a
+1M-splat scene, 4 % of 8M). Many thin bands, not a few thick ones: each order puts other splats in a given row, and
+four thick bands ranked the playbot candidates wrongly where 64 thin ones ranked all three real
+scenes right (bench/NOTES.md, session 5). But not one row each: a one-row band's upper
+neighbours belong to another band, and one-row bands ranked the chained order above Morton on
+the synthetic 8M scene where the full images were 0.47 % larger; two rows ranked every scene
+we have right, the real ones and the synthetic 1M, 4M and 8M (bench/NOTES.md, session 11).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ..sog_layout import per_splat_channels, sample_rows, texel_image
 
 BANDS = 64
 SAMPLE_TEXELS = 32768
+ROWS = 2      # per band, at least
 LABELS = "shN_labels.webp"
 
 
@@ -33,7 +37,7 @@ def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
     gathered. The SH labels image is left out: its size
     depends on the palette numbering, which needs the whole order (two gathers and a pass over
     N labels per candidate), and it moved by 0.1 % between the candidates on playbot."""
-    idx, w = sample_rows(q.count, bands, texels)
+    idx, w = sample_rows(q.count, bands, texels, ROWS)
     shape = (-(-len(idx) // w), w)                   # whole rows; a partial last row zero padded
     images, chained_keys = {}, set()
     for k, order in enumerate(orders):
