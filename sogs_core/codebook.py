@@ -43,10 +43,8 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
             cb = torch.unique(torch.cat([cb, extra]))[:k]
             while cb.numel() < k:
                 cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=flat.device)[:k]]]))[:k]
-        if flat.is_cuda:
-            cb = _lloyd_on_device(srt, prefix, cb, max_iters, tol, pin_ends)
-        else:
-            cb = torch.from_numpy(_lloyd(srt.numpy(), prefix.numpy(), cb.numpy(), max_iters, tol, pin_ends))
+        cb = torch.from_numpy(_lloyd(srt.cpu().numpy(), prefix.cpu().numpy(), cb.cpu().numpy(), max_iters, tol,
+                                     pin_ends)).to(flat.device)
     cb32 = cb.to(torch.float32)
     labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
     dtype = torch.uint8 if k <= 256 else torch.int64
@@ -76,44 +74,6 @@ def _lloyd(srt: np.ndarray, prefix: np.ndarray, cb: np.ndarray, max_iters: int, 
         cb = new
         if shift <= span:
             break
-    return cb
-
-
-CHECK_EVERY = 16   # Lloyd steps queued on the device between two looks at their convergence
-
-
-def _lloyd_on_device(srt: torch.Tensor, prefix: torch.Tensor, cb: torch.Tensor, max_iters: int, tol: float,
-                     pin_ends: bool) -> torch.Tensor:
-    """`_lloyd` where the sorted values live, step for step the same arithmetic (same codebook,
-    bit for bit). Why: bringing the sorted values and their prefix sums to the host moved 16
-    bytes per value (0.4 GB for the scales of an 8M-splat scene) to save ten small launches per
-    step; here `CHECK_EVERY` steps are queued, each step's shift kept, and one transfer of the
-    shifts tells which step converged first (its codebook is returned, as `_lloyd` would)."""
-    m = srt.numel()
-    span = tol * max(float(srt[-1] - srt[0]), 1e-30)
-    first, last = srt[:1], srt[-1:]
-    zero = torch.zeros(1, dtype=torch.long, device=srt.device)
-    full = torch.full((1,), m, dtype=torch.long, device=srt.device)
-    done = 0
-    while done < max_iters:
-        steps, shifts = [], []
-        for _ in range(min(CHECK_EVERY, max_iters - done)):
-            bounds = (cb[:-1] + cb[1:]) / 2
-            ends = torch.searchsorted(srt, bounds, right=True)
-            starts, ends = torch.cat([zero, ends]), torch.cat([ends, full])
-            counts = (ends - starts).to(torch.float64)
-            sums = prefix[ends] - prefix[starts]
-            new = torch.where(counts > 0, sums / counts.clamp(min=1), cb)
-            new = torch.sort(new).values
-            if pin_ends:
-                new = torch.cat([first, new[1:-1], last])
-            shifts.append((new - cb).abs().max())
-            steps.append(new)
-            cb = new
-        hit = torch.nonzero(torch.stack(shifts).cpu() <= span)
-        if len(hit):
-            return steps[int(hit[0])]
-        done += len(steps)
     return cb
 
 
