@@ -22,7 +22,7 @@ INPUT_FORMATS = ("PLY (INRIA 3DGS), compressed PLY (PlayCanvas/SuperSplat), .spz
 #: kept here (no torch import) so that --help is quick; order/__init__.py says the same at length
 ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 ORDER_HELP = ("splat order, which decides the size: chain (default: a Hilbert curve re-chained so that "
-              "neighbouring texels store similar bytes, or plain Morton where a sample of the rows encodes smaller), "
+              "neighbouring texels store similar bytes, or a Morton order (y first) where a sample of the rows encodes smaller), "
               "hilbert, morton (what splat-transform writes), plas (PLAS grid sort; slower, larger on real "
               "scenes), input (keep the input order)")
 

@@ -4,9 +4,9 @@ Every per-splat image shares one order, and the order decides how well lossless 
 them. Methods (`--order`):
 
 * `chain` (default): a 3-D Hilbert curve over the positions, re-chained in chunks so that
-  consecutive splats also store similar bytes (`chain`), or plain Morton where that encodes
+  consecutive splats also store similar bytes (`chain`), or a y-first Morton where that encodes
   smaller on a sample of the image rows (`choose`). About 0.1 s per million splats on an H100,
-  half a second per 150k splats on two CPU cores.
+  about 0.4 s per 150k splats on two CPU cores, the sampled choice included.
 * `hilbert`, `morton`: the plain curves (`curves`); Morton is what splat-transform and
   LichtFeld Studio write.
 * `plas`: PLAS on a 2-D grid (`plas`, fused CUDA kernels in `plas_cuda`), PyPI sogs's method:

@@ -35,10 +35,10 @@ class ChainConfig:
     """Settings of the chained order (part of the settings hash through CompressSettings)."""
 
     chunk: int = 0                 # splats re-chained together; 0: 256 on a CUDA device (the fused
-                                   # walk costs ~1 ms per 1M), 128 on a CPU (biker 0.57 s; 256
-                                   # would take 1.6 s for 0.4 % fewer bytes)
+                                   # walk costs ~1 ms per 1M), 128 on a CPU (biker 0.2 s; 256
+                                   # takes ~3x that for 0.4 % fewer bytes)
     means_u_weight: float = 3.0    # cost of a change in the high position bytes vs other bytes
-    choose: bool = True            # also try the plain Morton order, and write whichever of the
+    choose: bool = True            # also try the y-first Morton order, and write whichever of the
                                    # two encodes smaller on a sample of the image rows
 
 
