@@ -5,12 +5,12 @@ Why: the chained order wins ~4 % on scenes whose neighbouring splats share attri
 two apart, the encoder does. Evenly spaced thin bands of whole rows (same width and left
 neighbours as in the full image) of every per-splat image are encoded for each candidate, in the
 encode pool, and the smallest sum wins: 64 bands of at least two rows (13 % of the texels of a
-1M-splat scene, 4 % of 8M). Many thin bands, not a few thick ones: each order puts other splats in a given row, and
-four thick bands ranked the playbot candidates wrongly where 64 thin ones ranked all three real
-scenes right (bench/NOTES.md, session 5). But not one row each: a one-row band's upper
-neighbours belong to another band, and one-row bands ranked the chained order above Morton on
-the synthetic 8M scene where the full images were 0.47 % larger; two rows ranked every scene
-we have right, the real ones and the synthetic 1M, 4M and 8M (bench/NOTES.md, session 11).
+1M-splat scene, 4 % of 8M). Many thin bands, not a few thick ones: each order puts other splats
+in a given row, and four thick bands ranked the playbot candidates wrongly where 64 thin ones
+ranked all three real scenes right (bench/NOTES.md, session 5). But not one row each: a one-row
+band's upper neighbours belong to another band, and one-row bands ranked the chained order above
+Morton on the synthetic 8M scene whose five full images were 0.47 % larger; two rows ranked the
+real scenes and the synthetic 1M, 4M and 8M right (bench/NOTES.md, session 11).
 """
 from __future__ import annotations
 
