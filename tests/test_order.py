@@ -117,11 +117,7 @@ def _greedy_reference(cols: np.ndarray, w: np.ndarray, seq: list[int]) -> list[i
     of lowest cost (the first in chunk order on ties)."""
     path, left = [seq[0]], list(seq[1:])
     while left:
-        here = cols[path[-1]].astype(np.int64)
-        costs = []
-        for s in left:
-            d = np.abs(cols[s].astype(np.int64) - here)
-            costs.append(float(np.log2(1.0 + np.minimum(d, 256 - d)).astype(np.float32) @ w))
+        costs = [_chain_cost(torch.tensor([path[-1], s]), cols, w) for s in left]
         path.append(left.pop(int(np.argmin(costs))))
     return path
 
