@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace, asdict, dataclass, field
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -121,6 +121,9 @@ class Compressor:
         saved, self.progress = self.progress, None
         try:
             self.encode(tiny, {})
+            if self.device.type == "cuda":    # our WebP encoder serves only large images: warm it too
+                own = replace(self.settings.webp, encoder="own")
+                encode_webp(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), own, "warm.webp", self.device)
         finally:
             self.progress = saved
 
@@ -178,7 +181,8 @@ class Compressor:
                 t2 = time.perf_counter()
                 webp = s.webp.for_order(info["chained"])
                 early_images, _ = build_images(q)
-                early = {name: self.pool.submit(encode_webp, img, webp, name) for name, img in early_images.items()}
+                early = {name: self.pool.submit(encode_webp, img, webp, name, dev)
+                         for name, img in early_images.items()}
             finally:
                 t3 = time.perf_counter()
                 fitted = palette.result() if palette is not None else None   # never leave it running
@@ -244,7 +248,7 @@ class Compressor:
         q, report, early, webp = self._gpu_stages(splats, seconds, with_fidelity, codes, segments)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
-        late = {name: self.pool.submit(encode_webp, img, webp, name) for name, img in images.items()}
+        late = {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
         files = {name: fut.result() for name, fut in (*early.items(), *late.items())}
         # what is left of the encoding after the GPU stages (the first five images mostly
         # finished while the SH palette's k-means ran)

@@ -8,13 +8,16 @@ has a colour that must survive).
 from __future__ import annotations
 
 import io
+import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Collection
+from typing import Collection, Optional
 
 import numpy as np
+import torch
 from PIL import Image
 
+from .encode.vp8l import encode_lossless
 from .errors import SogFormatError
 
 
@@ -38,6 +41,25 @@ class WebpSettings:
     quality_overrides: tuple[tuple[str, int], ...] = (
         ("means_u.webp", 50), ("shN_centroids.webp", 50), ("sh0.webp", 25), ("shN_labels.webp", 25))
     chained_overrides: tuple[tuple[str, int], ...] = (("means_u.webp", 25),)
+    #: "auto": our own encoder (sogs_core.encode.vp8l) for images of at least
+    #: `device_min_texels` when a CUDA device is given, libwebp otherwise; "libwebp"; "own":
+    #: ours for every image, on the device given or the CPU. Why auto: libwebp encodes one
+    #: image per call on one CPU thread (0.7-3.3 s per 8M-texel image on the H100 host, ours
+    #: 0.2-0.5 s there), while on small images libwebp is faster and 0.2-0.6 % smaller on the
+    #: real scenes (bench/vp8l_bench.py, bench/NOTES.md session 12).
+    encoder: str = "auto"
+    device_min_texels: int = 6_000_000
+
+    def own_encoder_for(self, texels: int, device: Optional[torch.device]) -> Optional[torch.device]:
+        """The device our encoder should run on for an image of `texels`, or None for libwebp."""
+        if self.encoder == "own":
+            return device if device is not None else torch.device("cpu")
+        if self.encoder == "auto" and device is not None and device.type == "cuda" \
+                and texels >= self.device_min_texels:
+            return device
+        if self.encoder not in ("auto", "own", "libwebp"):
+            raise ValueError(f"unknown WebP encoder {self.encoder!r} (auto, own or libwebp)")
+        return None
 
     def quality_for(self, name: str) -> int:
         """The quality for the image `name` (a file name, or a key ending in one)."""
@@ -53,8 +75,31 @@ class WebpSettings:
         return replace(self, quality_overrides=self.chained_overrides + self.quality_overrides)
 
 
-def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name: str = "") -> bytes:
-    """(H, W, 4) uint8 -> lossless WebP bytes, with the effort `settings` give the image `name`."""
+_streams = threading.local()
+
+
+def _thread_stream(device: torch.device) -> "torch.cuda.Stream":
+    """One CUDA stream per encoding thread for its life (not per image: the caching allocator
+    keeps blocks per stream), so that images encode beside each other and the main thread."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    stream = getattr(_streams, "stream", None)
+    if stream is None or stream.device_index != index:
+        stream = _streams.stream = torch.cuda.Stream(index)
+    return stream
+
+
+def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name: str = "",
+                device: Optional[torch.device] = None) -> bytes:
+    """(H, W, 4) uint8 -> lossless WebP bytes: with the effort `settings` give the image `name`
+    in libwebp, or on our own encoder where `settings.encoder` sends it (see WebpSettings)."""
+    own = settings.own_encoder_for(rgba.shape[0] * rgba.shape[1], device)
+    if own is not None:
+        image = torch.from_numpy(np.ascontiguousarray(rgba))
+        if own.type != "cuda":
+            with torch.no_grad():
+                return encode_lossless(image, own)
+        with torch.cuda.stream(_thread_stream(own)), torch.no_grad():
+            return encode_lossless(image.to(own, non_blocking=True), own)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
         buf, format="WEBP", lossless=True, exact=True, method=settings.method, quality=settings.quality_for(name))
@@ -75,12 +120,14 @@ def decode_webp(data: bytes, source: str = "<webp>") -> np.ndarray:
 
 
 def encode_all(images: dict[str, np.ndarray], pool: Executor | None,
-               settings: WebpSettings = WebpSettings(), chained: Collection[str] = ()) -> dict[str, bytes]:
+               settings: WebpSettings = WebpSettings(), chained: Collection[str] = (),
+               device: Optional[torch.device] = None) -> dict[str, bytes]:
     """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order).
     Keys are file names, or strings ending in one (the effort follows the file name); keys in
-    `chained` are laid out in the chained order (WebpSettings.for_order)."""
+    `chained` are laid out in the chained order (WebpSettings.for_order); `device` as in
+    encode_webp."""
     chosen = {name: settings.for_order(name in chained) for name in images}
     if pool is None:
-        return {name: encode_webp(img, chosen[name], name) for name, img in images.items()}
-    futures = {name: pool.submit(encode_webp, img, chosen[name], name) for name, img in images.items()}
+        return {name: encode_webp(img, chosen[name], name, device) for name, img in images.items()}
+    futures = {name: pool.submit(encode_webp, img, chosen[name], name, device) for name, img in images.items()}
     return {name: fut.result() for name, fut in futures.items()}

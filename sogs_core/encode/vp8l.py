@@ -32,13 +32,16 @@ MAX_SIDE = 16384
 class Vp8lSettings:
     """Effort knobs: `predictor_bits`/`group_bits` are log2 of the predictor and entropy tile
     sides (2..9), `max_groups` caps the prefix-code groups, `copies` turns LZ77 runs on,
-    `cache_bits` are the colour cache sizes tried (0: none; the smallest estimate wins)."""
+    `cache_bits` are the colour cache sizes tried (0: none; the smallest estimate wins).
+    Defaults from bench/vp8l_bench.py on an 8M-splat scene (bench/NOTES.md, session 12): 8
+    groups are within 0.05 % of 64 and faster, one group +3 %; 16-texel predictor tiles beat
+    32; a cache pays on means_u (-11 %) and loses on the labels and means_l."""
     predictor_bits: int = 4
     group_bits: int = 5
-    max_groups: int = 64
+    max_groups: int = 8
     copies: bool = True
     mode_rounds: int = 2
-    cache_bits: tuple[int, ...] = (0, 4, 7, 10)
+    cache_bits: tuple[int, ...] = (0, 10)
 
 
 class _Codes:
@@ -154,12 +157,12 @@ def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device 
     tiles = tile_index(h, w, gb, dev)
     ntiles = int(tiles[-1]) + 1
     best = None
-    for cache_bits in settings.cache_bits:
-        tokens = tokenize(res.long(), w, settings.copies, cache_bits)
-        tile_hist = histograms(tokens, tiles[tokens.pos], ntiles)
-        assign, cost = cluster_tiles(tile_hist, tokens.alphabets, settings.max_groups)
+    for cache_bits in settings.cache_bits:   # each cache size with its own grouping: the smallest estimate
+        candidate = tokenize(res.long(), w, settings.copies, cache_bits)
+        tile_hist = histograms(candidate, tiles[candidate.pos], ntiles)
+        assign, cost = cluster_tiles(tile_hist, candidate.alphabets, settings.max_groups)
         if best is None or cost < best[0]:
-            best = (cost, tokens, assign)
+            best = (cost, candidate, assign)
     _, tokens, assign = best
     cache_bits = tokens.alphabets.cache_bits
     if cache_bits:

@@ -94,13 +94,25 @@ def tile_index(height: int, width: int, bits: int, device) -> torch.Tensor:
     return (ys[:, None] * tiles_x + xs[None, :]).reshape(-1)
 
 
-def _cost_table(res: torch.Tensor) -> torch.Tensor:
-    """(4 * 256,) -log2 frequency of each channel's residual values (a little smoothed)."""
+def _channel_hist(res: torch.Tensor) -> torch.Tensor:
+    """(4, 256) counts of each channel's residual values."""
     offs = torch.arange(4, device=res.device) * 256
-    hist = torch.zeros(4 * 256, dtype=torch.float64, device=res.device).index_add_(
-        0, (res + offs).reshape(-1), torch.ones(res.numel(), dtype=torch.float64, device=res.device))
-    hist = hist.reshape(4, 256) + 0.1
+    return torch.bincount((res + offs).reshape(-1), minlength=1024).reshape(4, 256).float()
+
+
+def _cost_table(hist: torch.Tensor) -> torch.Tensor:
+    """(4 * 256,) -log2 frequency of each channel's residual values (a little smoothed)."""
+    hist = hist + 0.1
     return (-torch.log2(hist / hist.sum(1, keepdim=True))).reshape(-1)
+
+
+def tile_sums(values: torch.Tensor, height: int, width: int, bits: int) -> torch.Tensor:
+    """Sum of a per-pixel (N,) tensor over each tile (raster order), by reshaping, not atomics."""
+    side = 1 << bits
+    th, tw = -(-height // side), -(-width // side)
+    grid = torch.zeros(th * side, tw * side, dtype=values.dtype, device=values.device)
+    grid[:height, :width] = values.reshape(height, width)
+    return grid.reshape(th, side, tw, side).sum((1, 3)).reshape(-1)
 
 
 def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
@@ -112,26 +124,19 @@ def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
     tiles = tile_index(height, width, bits, p.device)
     ntiles = int(tiles[-1]) + 1
     offs = torch.arange(4, device=p.device) * 256
-    cost, best_bits = None, float("inf")
-    for m in range(MODES):
-        table = _cost_table((p - nb.predict(m)) & 255)
-        h = torch.bincount(((p - nb.predict(m)) & 255).add(offs).reshape(-1), minlength=1024).double()
-        total = float((h * table).sum())
-        if total < best_bits:
-            cost, best_bits = table, total
+    hists = torch.stack([_channel_hist((p - nb.predict(m)) & 255) for m in range(MODES)])   # (14, 4, 256)
+    tables = torch.stack([_cost_table(h) for h in hists])
+    whole = (hists.reshape(MODES, -1) * tables).sum(1)
+    cost = tables[int(whole.argmin())]                 # the best single mode's statistics
     modes = torch.zeros(ntiles, dtype=torch.int64, device=p.device)
     res = None
     for r in range(rounds):
-        best = torch.full((ntiles,), float("inf"), dtype=torch.float64, device=p.device)
-        for m in range(MODES):
-            pix = cost[((p - nb.predict(m)) & 255) + offs].sum(1)
-            tc = torch.zeros(ntiles, dtype=torch.float64, device=p.device).index_add_(0, tiles, pix)
-            better = tc < best
-            best = torch.where(better, tc, best)
-            modes = torch.where(better, torch.full_like(modes, m), modes)
+        per_mode = torch.stack([tile_sums(cost[((p - nb.predict(m)) & 255) + offs].sum(1), height, width, bits)
+                                for m in range(MODES)])                          # (14, tiles)
+        modes = per_mode.argmin(0)
         res = residuals(p, nb, modes, tiles, width)
         if r + 1 < rounds:
-            cost = _cost_table(res)
+            cost = _cost_table(_channel_hist(res))
     return modes, res
 
 

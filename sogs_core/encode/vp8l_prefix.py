@@ -20,19 +20,23 @@ CODE_LENGTH_ORDER = (17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 1
 
 
 def _huffman_depths(counts: np.ndarray) -> np.ndarray:
-    """Unlimited Huffman depths of positive `counts` (two or more)."""
-    heap = [(float(c), i, (i,)) for i, c in enumerate(counts)]
+    """Unlimited Huffman depths of positive `counts` (two or more): merge the two lightest
+    nodes until one is left, remembering parents, then read depths from the root down."""
+    n = len(counts)
+    heap = [(float(c), i) for i, c in enumerate(counts)]
     heapq.heapify(heap)
-    depth = np.zeros(len(counts), np.int64)
-    tie = len(counts)
+    parent = [0] * (2 * n - 1)
+    nxt = n
     while len(heap) > 1:
-        c1, _, s1 = heapq.heappop(heap)
-        c2, _, s2 = heapq.heappop(heap)
-        merged = s1 + s2
-        depth[list(merged)] += 1
-        heapq.heappush(heap, (c1 + c2, tie, merged))
-        tie += 1
-    return depth
+        c1, a = heapq.heappop(heap)
+        c2, b = heapq.heappop(heap)
+        parent[a] = parent[b] = nxt
+        heapq.heappush(heap, (c1 + c2, nxt))
+        nxt += 1
+    depth = [0] * (2 * n - 1)
+    for node in range(2 * n - 3, -1, -1):          # parents are created after their children
+        depth[node] = depth[parent[node]] + 1
+    return np.array(depth[:n], np.int64)
 
 
 def code_lengths(counts: np.ndarray, limit: int = MAX_LENGTH) -> np.ndarray:
@@ -58,24 +62,31 @@ def code_lengths(counts: np.ndarray, limit: int = MAX_LENGTH) -> np.ndarray:
         floor *= 2.0
 
 
+_REVERSED_BYTE = np.array([int(f"{b:08b}"[::-1], 2) for b in range(256)], np.int64)
+
+
 def canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """Bit-reversed canonical codes (ready for the LSB-first stream) for code `lengths`."""
+    """Bit-reversed canonical codes (ready for the LSB-first stream) for code `lengths`:
+    codes of one length are consecutive in symbol order, shorter lengths come first."""
     lengths = np.asarray(lengths, np.int64)
     codes = np.zeros(len(lengths), np.int64)
     if (lengths > 0).sum() <= 1:
         return codes
     bl_count = np.bincount(lengths, minlength=MAX_LENGTH + 1)
     bl_count[0] = 0
-    next_code = np.zeros(MAX_LENGTH + 2, np.int64)
+    next_code = np.zeros(MAX_LENGTH + 1, np.int64)
     code = 0
     for bits in range(1, MAX_LENGTH + 1):
         code = (code + bl_count[bits - 1]) << 1
         next_code[bits] = code
-    for sym in np.flatnonzero(lengths):
-        n = int(lengths[sym])
-        c = int(next_code[n])
-        next_code[n] += 1
-        codes[sym] = int(format(c, f"0{n}b")[::-1], 2)
+    used = np.flatnonzero(lengths)
+    ln = lengths[used]
+    order = np.lexsort((used, ln))                           # by length, then symbol
+    first_of_length = np.searchsorted(ln[order], ln[order])  # rank within its length
+    rank = np.arange(len(order)) - first_of_length
+    plain = next_code[ln[order]] + rank
+    rev16 = (_REVERSED_BYTE[plain & 255] << 8) | _REVERSED_BYTE[(plain >> 8) & 255]
+    codes[used[order]] = rev16 >> (16 - ln[order])
     return codes
 
 

@@ -69,9 +69,7 @@ def literal_costs(res: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bits per pixel when every pixel is a literal under one image-wide code per channel
     (Shannon estimate), and the per-channel cost tables (4, 256)."""
     offs = torch.arange(4, device=res.device) * 256
-    hist = torch.zeros(1024, dtype=torch.float64, device=res.device).index_add_(
-        0, (res + offs).reshape(-1), torch.ones(res.numel(), dtype=torch.float64, device=res.device))
-    hist = hist.reshape(4, 256)
+    hist = torch.bincount((res + offs).reshape(-1), minlength=1024).reshape(4, 256).float()
     table = (-torch.log2((hist + 1e-3) / hist.sum(1, keepdim=True))).clamp(min=1.0)   # a prefix code spends >= 1 bit
     table = torch.where(hist.sum(1, keepdim=True) == hist, torch.zeros_like(table), table)  # one symbol: 0 bits
     return table.reshape(-1)[res + offs].sum(1), table
@@ -98,7 +96,7 @@ def find_copies(res: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tens
     n = res.shape[0]
     keys = pixel_keys(res)
     lit, _ = literal_costs(res)
-    csum = torch.cat([lit.new_zeros(1), torch.cumsum(lit, 0)])
+    csum = torch.cat([lit.new_zeros(1, dtype=torch.float64), torch.cumsum(lit.double(), 0)])   # float32 loses bits at 8M
     covered = torch.zeros(n, dtype=torch.bool, device=res.device)
     picks = []
     for code, dist in ((LEFT_CODE, 1), (UP_CODE, width)):
@@ -199,9 +197,7 @@ def histograms(tokens: Tokens, group: torch.Tensor, ngroups: int) -> torch.Tenso
     offs = torch.tensor(ab.offsets, device=group.device)
     valid = tokens.sym >= 0
     idx = (group[:, None] * ab.total + tokens.sym + offs)[valid]
-    h = torch.zeros(ngroups * ab.total, dtype=torch.float64, device=group.device)
-    h.index_add_(0, idx, torch.ones(idx.numel(), dtype=torch.float64, device=group.device))
-    return h.reshape(ngroups, ab.total)
+    return torch.bincount(idx, minlength=ngroups * ab.total).reshape(ngroups, ab.total).float()
 
 
 def _bits_tables(h: torch.Tensor, ab: Alphabets) -> torch.Tensor:
@@ -222,7 +218,13 @@ def _header_bits(h: torch.Tensor) -> torch.Tensor:
     return (h > 0).sum(1).double() * 4.0 + 5 * 40.0
 
 
-def _estimate(tile_hist: torch.Tensor, assign: torch.Tensor, ab: Alphabets) -> tuple[float, torch.Tensor]:
+def estimate_bits(tile_hist: torch.Tensor, assign: torch.Tensor, ab: Alphabets) -> float:
+    """Estimated bits of the data, the code descriptions and the entropy image when tiles are
+    grouped by `assign`."""
+    return _grouped(tile_hist, assign, ab)[0]
+
+
+def _grouped(tile_hist: torch.Tensor, assign: torch.Tensor, ab: Alphabets) -> tuple[float, torch.Tensor]:
     """Estimated bits of the data, the code descriptions and the entropy image when tiles are
     grouped by `assign` (renumbered to 0..G-1, returned)."""
     used = torch.unique(assign)
@@ -243,7 +245,7 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
     prefix-code costs is not monotone: a rare symbol joining a cluster costs all its tiles)."""
     ntiles = tile_hist.shape[0]
     dev = tile_hist.device
-    best_cost, best = _estimate(tile_hist, torch.zeros(ntiles, dtype=torch.int64, device=dev), ab)
+    best_cost, best = _grouped(tile_hist, torch.zeros(ntiles, dtype=torch.int64, device=dev), ab)
     own = (tile_hist * _bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)   # bits per symbol
     rank = torch.argsort(own)
     g = 2
@@ -255,7 +257,7 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
             if assign is not None and torch.equal(new, assign):
                 break
             assign = new
-            cost, renumbered = _estimate(tile_hist, assign, ab)
+            cost, renumbered = _grouped(tile_hist, assign, ab)
             if cost < best_cost:
                 best_cost, best = cost, renumbered
             centers = torch.zeros(g, ab.total, dtype=tile_hist.dtype, device=dev).index_add_(0, assign, tile_hist)

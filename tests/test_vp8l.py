@@ -1,0 +1,148 @@
+"""Our VP8L encoder: libwebp's decoder (Pillow) must give back every texel, over awkward shapes,
+contents and settings; the prefix codes must be valid; the bytes must stay close to libwebp's."""
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sogs_core.compressor import Compressor, CompressSettings
+from sogs_core.encode.vp8l import Vp8lSettings, encode_lossless
+from sogs_core.encode.vp8l_bits import BitStream
+from sogs_core.encode.vp8l_prefix import canonical_codes, code_lengths, emitted_widths, prefix_split
+from sogs_core.readers.sog import read_sog
+from sogs_core.webp_codec import WebpSettings
+
+from .conftest import make_scene
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def _images(rng: np.random.Generator, h: int, w: int) -> dict[str, np.ndarray]:
+    noise = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    smooth = np.cumsum(rng.integers(0, 3, (h, w, 4)), 1).astype(np.uint8)
+    smooth[..., 3] = 255
+    padded = smooth.copy()                     # a SOG image: opaque texels, zeros after the last splat
+    padded.reshape(-1, 4)[(h * w) * 2 // 3:] = 0
+    few = rng.integers(0, 3, (h, w, 4), dtype=np.uint8) * 85
+    return {"noise": noise, "smooth": smooth, "padded": padded, "few": few, "zeros": np.zeros((h, w, 4), np.uint8)}
+
+
+SETTINGS = {
+    "default": Vp8lSettings(),
+    "small cache": Vp8lSettings(cache_bits=(1,)),
+    "cache 4": Vp8lSettings(cache_bits=(4,)),
+    "no copies, one group": Vp8lSettings(copies=False, max_groups=1),
+    "tiny tiles": Vp8lSettings(predictor_bits=2, group_bits=2, max_groups=64),
+    "big tiles": Vp8lSettings(predictor_bits=6, group_bits=9),
+}
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (9, 1), (33, 65), (64, 64)])
+@pytest.mark.parametrize("label", list(SETTINGS))
+def test_libwebp_decodes_every_texel(shape, label):
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    for kind, img in _images(rng, *shape).items():
+        data = encode_lossless(img, settings=SETTINGS[label])
+        assert data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8L"
+        np.testing.assert_array_equal(_decode(data), img, err_msg=f"{kind} {shape} {label}")
+
+
+def test_long_runs_are_split_at_the_copy_limit():
+    img = np.zeros((70, 128, 4), np.uint8)     # one run of 8960 equal texels, more than 4096
+    img[0, 0] = (1, 2, 3, 4)
+    np.testing.assert_array_equal(_decode(encode_lossless(img)), img)
+
+
+def test_bad_images_are_refused():
+    with pytest.raises(ValueError, match="uint8"):
+        encode_lossless(np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="H, W, 4"):
+        encode_lossless(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="16384"):
+        encode_lossless(np.zeros((1, 16385, 4), np.uint8))
+
+
+def test_code_lengths_are_complete_and_limited():
+    fib = [1, 1]
+    while len(fib) < 40:
+        fib.append(fib[-1] + fib[-2])           # unlimited Huffman would go 39 deep
+    for counts in (np.array(fib, float), np.random.default_rng(1).integers(0, 1000, 300).astype(float),
+                   np.array([5.0, 0, 0, 7])):
+        lengths = code_lengths(counts)
+        used = lengths > 0
+        assert used.tolist() == (counts > 0).tolist()
+        assert lengths.max() <= 15
+        assert np.sum(2.0 ** -lengths[used]) == pytest.approx(1.0)      # a complete code
+        codes = canonical_codes(lengths)
+        words = {format(int(c), f"0{int(n)}b")[::-1] for c, n in zip(codes[used], lengths[used])}
+        assert len(words) == used.sum()
+        assert not any(a != b and b.startswith(a) for a in words for b in words)   # prefix-free
+    assert emitted_widths(code_lengths(np.array([0.0, 3.0]))).tolist() == [0, 0]  # one symbol: no bits
+
+
+def test_prefix_split_inverts_the_decoders_rule():
+    values = torch.arange(1, 70000)
+    code, width, extra = prefix_split(values)
+    for v, c, x in zip(values.tolist()[::97], code.tolist()[::97], extra.tolist()[::97]):
+        if c < 4:
+            assert v == c + 1
+        else:
+            bits = (c - 2) >> 1
+            assert v == ((2 + (c & 1)) << bits) + x + 1
+    assert int(width.max()) <= 15
+
+
+def test_bit_stream_packs_lsb_first_and_ignores_zero_width_fields():
+    bits = BitStream()
+    bits.put(0b101, 3)
+    bits.put_fields(torch.tensor([7, 0b11]), torch.tensor([0, 2]))    # the 7 has no room: nothing
+    bits.put(0xABC, 12)
+    assert bits.to_bytes() == (0b101 | 0b11 << 3 | 0xABC << 5).to_bytes(3, "little")     # 17 bits
+    with pytest.raises(ValueError):
+        bits.put(4, 2)
+
+
+@pytest.fixture(scope="module")
+def both_encoders(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vp8l")
+    from sogs_core.ply_write import write_ply
+    write_ply(d / "in.ply", make_scene(20000, 3, seed=5))
+    sizes = {}
+    for encoder in ("libwebp", "own"):
+        settings = replace(CompressSettings(), webp=replace(WebpSettings(), encoder=encoder))
+        with Compressor(device="cpu", settings=settings, warm=False) as c:
+            res = c.compress(str(d / "in.ply"), str(d / f"{encoder}.sog"))
+        sizes[encoder] = {k: len(v) for k, v in res.package.files.items()}
+    return d, sizes
+
+
+def test_own_encoder_writes_the_same_scene(both_encoders):
+    d, _ = both_encoders
+    a, b = read_sog(str(d / "libwebp.sog")), read_sog(str(d / "own.sog"))
+    for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
+        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
+
+
+def test_own_encoder_bytes_stay_near_libwebp(both_encoders):
+    _, sizes = both_encoders
+    images = [k for k in sizes["own"] if k.endswith(".webp")]
+    own, lib = sum(sizes["own"][k] for k in images), sum(sizes["libwebp"][k] for k in images)
+    assert own <= 1.03 * lib, (own, lib)
+
+
+def test_reference_reads_what_our_encoder_writes(both_encoders):
+    from sogs_core.readers.ply import read_ply
+
+    from . import splat_transform
+    from .test_conformance import assert_same_splats
+
+    d, _ = both_encoders
+    splat_transform.run(str(d / "own.sog"), str(d / "own_decoded.ply"))
+    assert_same_splats(read_sog(str(d / "own.sog")), read_ply(str(d / "own_decoded.ply")))
