@@ -8,6 +8,7 @@ has a colour that must survive).
 from __future__ import annotations
 
 import io
+import queue
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -50,6 +51,15 @@ class WebpSettings:
     encoder: str = "auto"
     device_min_texels: int = 6_000_000
 
+    def for_scene(self, splats: int, device: Optional[torch.device]) -> "WebpSettings":
+        """These settings for one scene: under "auto", a scene of at least `device_min_texels`
+        splats on a CUDA device sends all its images to our encoder (the SH palette's too: 0.95
+        of libwebp's bytes there), any other scene all to libwebp."""
+        if self.encoder != "auto":
+            return self
+        big = device is not None and device.type == "cuda" and splats >= self.device_min_texels
+        return replace(self, encoder="own" if big else "libwebp")
+
     def own_encoder_for(self, texels: int, device: Optional[torch.device]) -> Optional[torch.device]:
         """The device our encoder should run on for an image of `texels`, or None for libwebp."""
         if self.encoder == "own":
@@ -75,20 +85,24 @@ class WebpSettings:
         return replace(self, quality_overrides=self.chained_overrides + self.quality_overrides)
 
 
-_streams = threading.local()
-#: at most this many images in our encoder on the device at once: each holds a few GB at 8M
-#: texels, and seven at once took the peak reserved memory of an 8M scene from 30 to 66 GB
-_device_slots = threading.BoundedSemaphore(2)
+#: at most this many images in our encoder on a device at once, each on one of as many CUDA
+#: streams made once: an 8M-texel image holds a few GB while it encodes, and the caching
+#: allocator keeps freed blocks per stream (a stream per encoding thread took an 8M scene's
+#: peak reserved memory from 30 to 66 GB)
+DEVICE_SLOTS = 2
+_stream_pools: dict[int, "queue.Queue[torch.cuda.Stream]"] = {}
+_pools_lock = threading.Lock()
 
 
-def _thread_stream(device: torch.device) -> "torch.cuda.Stream":
-    """One CUDA stream per encoding thread for its life (not per image: the caching allocator
-    keeps blocks per stream), so that images encode beside each other and the main thread."""
+def _stream_pool(device: torch.device) -> "queue.Queue[torch.cuda.Stream]":
     index = device.index if device.index is not None else torch.cuda.current_device()
-    stream = getattr(_streams, "stream", None)
-    if stream is None or stream.device_index != index:
-        stream = _streams.stream = torch.cuda.Stream(index)
-    return stream
+    with _pools_lock:
+        if index not in _stream_pools:
+            pool: queue.Queue = queue.Queue()
+            for _ in range(DEVICE_SLOTS):
+                pool.put(torch.cuda.Stream(index))
+            _stream_pools[index] = pool
+        return _stream_pools[index]
 
 
 def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name: str = "",
@@ -101,8 +115,14 @@ def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name:
         if own.type != "cuda":
             with torch.no_grad():
                 return encode_lossless(image, own)
-        with _device_slots, torch.cuda.stream(_thread_stream(own)), torch.no_grad():
-            return encode_lossless(image.to(own, non_blocking=True), own)
+        pool = _stream_pool(own)
+        stream = pool.get()                 # waits while DEVICE_SLOTS images are encoding
+        try:
+            stream.wait_stream(torch.cuda.current_stream(own))
+            with torch.cuda.stream(stream), torch.no_grad():
+                return encode_lossless(image.to(own, non_blocking=True), own)
+        finally:
+            pool.put(stream)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
         buf, format="WEBP", lossless=True, exact=True, method=settings.method, quality=settings.quality_for(name))
