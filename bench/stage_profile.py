@@ -84,9 +84,10 @@ class Recorder:
 
     def webp(self, fn):
         @functools.wraps(fn)
-        def wrapper(img, settings=None, name=""):
+        def wrapper(img, *args, **kwargs):
+            name = kwargs.get("name", args[1] if len(args) > 1 else "")
             a = time.perf_counter()
-            out = fn(img, settings, name) if settings is not None else fn(img, name=name)
+            out = fn(img, *args, **kwargs)
             b = time.perf_counter()
             with self.lock:
                 self.encodes.append({"name": name, "start": a - self.t0, "end": b - self.t0,
