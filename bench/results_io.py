@@ -3,6 +3,7 @@
 One helper for every script in bench/ (each wrote the same four lines before)."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from typing import Optional
@@ -17,3 +18,13 @@ def write_result(result: dict, path: Optional[str], default_name: str) -> str:
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     return path
+
+
+def scene_arguments(doc: str, repeat: int = 3) -> argparse.Namespace:
+    """The arguments of the one-scene benchmarks: ply, --device, --repeat, --json."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ply")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeat", type=int, default=repeat)
+    ap.add_argument("--json", default=None)
+    return ap.parse_args()

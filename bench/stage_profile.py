@@ -9,7 +9,6 @@ percent above the plain bench's total). The last (warm) run is reported.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import platform
@@ -20,7 +19,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
+from results_io import scene_arguments, write_result  # noqa: E402  (bench/ is the script's own folder)
 
 import torch  # noqa: E402
 
@@ -104,12 +103,7 @@ class Recorder:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("ply")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    a = scene_arguments(__doc__)
     comp = Compressor(device=a.device, settings=CompressSettings())
     rec = Recorder(comp.device)
     for mod, name in STEPS:

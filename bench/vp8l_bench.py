@@ -10,7 +10,6 @@ bench/results/vp8l_<name>.json).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import platform
@@ -19,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from results_io import write_result  # noqa: E402
+from results_io import scene_arguments, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -37,12 +36,7 @@ def _sync(dev: torch.device) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("ply")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    a = scene_arguments(__doc__)
     comp = Compressor(device=a.device, settings=CompressSettings())
     captured: dict[str, tuple[np.ndarray, object]] = {}
     original = compressor_module.encode_webp
