@@ -45,7 +45,8 @@ class Vp8lSettings:
 
 
 class _Codes:
-    """Prefix codes of several groups: descriptions written, (G, SYMBOLS) lookups on device."""
+    """Prefix codes of several groups: their descriptions, and (groups, all symbols of the five
+    trees) code and width lookups on the device."""
 
     def __init__(self, hist: torch.Tensor, alphabets: Alphabets, device: torch.device):
         h = hist.cpu().numpy()
@@ -104,16 +105,18 @@ def _write_sub_image(bits: BitStream, pixels: torch.Tensor) -> None:
     _write_symbols(bits, tokens, group, codes)
 
 
-def _wants_subtract_green(p: torch.Tensor, width: int) -> bool:
+def _entropy(values: torch.Tensor) -> float:
+    """Shannon entropy in bits of byte values (0 for none)."""
+    h = torch.bincount(values, minlength=256).double()
+    h = h[h > 0] / h.sum()
+    return float(-(h * torch.log2(h)).sum())
+
+
+def _wants_subtract_green(p: torch.Tensor) -> bool:
     """Whether R - G and B - G have lower entropy than R and B (left-neighbour residuals)."""
     d = (p[1:] - p[:-1]) & 255
-    def ent(x: torch.Tensor) -> float:
-        h = torch.bincount(x, minlength=256).double()
-        h = h[h > 0] / h.sum()
-        return float(-(h * torch.log2(h)).sum())
-    plain = ent(d[:, 0]) + ent(d[:, 2])
-    sg = ent((d[:, 0] - d[:, 1]) & 255) + ent((d[:, 2] - d[:, 1]) & 255)
-    return sg < plain
+    plain = _entropy(d[:, 0]) + _entropy(d[:, 2])
+    return _entropy((d[:, 0] - d[:, 1]) & 255) + _entropy((d[:, 2] - d[:, 1]) & 255) < plain
 
 
 def _riff(payload: bytes) -> bytes:
@@ -139,7 +142,7 @@ def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device 
     bits.put(h - 1, 14)
     bits.put(int(bool((p[:, 3] != 255).any())), 1)
     bits.put(0, 3)
-    if _wants_subtract_green(p, w):
+    if _wants_subtract_green(p):
         bits.put(1, 1)
         bits.put(SUBTRACT_GREEN, 2)
         p = subtract_green(p)

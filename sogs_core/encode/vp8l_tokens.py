@@ -192,7 +192,8 @@ def tokenize(res: torch.Tensor, width: int, copies: bool = True, cache_bits: int
 
 
 def histograms(tokens: Tokens, group: torch.Tensor, ngroups: int) -> torch.Tensor:
-    """(ngroups, SYMBOLS) symbol counts of each group; `group` is each token's group."""
+    """(ngroups, alphabets.total) symbol counts of each group (the five trees side by side);
+    `group` is each token's group."""
     ab = tokens.alphabets
     offs = torch.tensor(ab.offsets, device=group.device)
     valid = tokens.sym >= 0
@@ -201,7 +202,7 @@ def histograms(tokens: Tokens, group: torch.Tensor, ngroups: int) -> torch.Tenso
 
 
 def _bits_tables(h: torch.Tensor, ab: Alphabets) -> torch.Tensor:
-    """-log2 frequency per symbol within each tree of each row of `h` (G, SYMBOLS); a tree with
+    """-log2 frequency per symbol within each tree of each row of `h` (G, alphabets.total); a tree with
     one used symbol costs 0; unused symbols get a large but finite cost."""
     out = torch.empty_like(h)
     for a, off in zip(ab.sizes, ab.offsets):
