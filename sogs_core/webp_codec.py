@@ -57,8 +57,7 @@ class WebpSettings:
         of libwebp's bytes there), any other scene all to libwebp."""
         if self.encoder != "auto":
             return self
-        big = device is not None and device.type == "cuda" and splats >= self.device_min_texels
-        return replace(self, encoder="own" if big else "libwebp")
+        return replace(self, encoder="libwebp" if self.own_encoder_for(splats, device) is None else "own")
 
     def own_encoder_for(self, texels: int, device: Optional[torch.device]) -> Optional[torch.device]:
         """The device our encoder should run on for an image of `texels`, or None for libwebp."""
@@ -143,14 +142,12 @@ def decode_webp(data: bytes, source: str = "<webp>") -> np.ndarray:
 
 
 def encode_all(images: dict[str, np.ndarray], pool: Executor | None,
-               settings: WebpSettings = WebpSettings(), chained: Collection[str] = (),
-               device: Optional[torch.device] = None) -> dict[str, bytes]:
+               settings: WebpSettings = WebpSettings(), chained: Collection[str] = ()) -> dict[str, bytes]:
     """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order).
     Keys are file names, or strings ending in one (the effort follows the file name); keys in
-    `chained` are laid out in the chained order (WebpSettings.for_order); `device` as in
-    encode_webp."""
+    `chained` are laid out in the chained order (WebpSettings.for_order)."""
     chosen = {name: settings.for_order(name in chained) for name in images}
     if pool is None:
-        return {name: encode_webp(img, chosen[name], name, device) for name, img in images.items()}
-    futures = {name: pool.submit(encode_webp, img, chosen[name], name, device) for name, img in images.items()}
+        return {name: encode_webp(img, chosen[name], name) for name, img in images.items()}
+    futures = {name: pool.submit(encode_webp, img, chosen[name], name) for name, img in images.items()}
     return {name: fut.result() for name, fut in futures.items()}

@@ -94,7 +94,7 @@ def tile_index(height: int, width: int, bits: int, device) -> torch.Tensor:
     return (ys[:, None] * tiles_x + xs[None, :]).reshape(-1)
 
 
-def _channel_hist(res: torch.Tensor) -> torch.Tensor:
+def channel_hist(res: torch.Tensor) -> torch.Tensor:
     """(4, 256) counts of each channel's residual values."""
     offs = torch.arange(4, device=res.device) * 256
     return torch.bincount((res + offs).reshape(-1), minlength=1024).reshape(4, 256).float()
@@ -122,21 +122,18 @@ def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
     rounds, those of the previous round's choice. Returns (modes per tile, residuals (N, 4))."""
     nb = Neighbours(p, width)
     tiles = tile_index(height, width, bits, p.device)
-    ntiles = int(tiles[-1]) + 1
     offs = torch.arange(4, device=p.device) * 256
-    hists = torch.stack([_channel_hist((p - nb.predict(m)) & 255) for m in range(MODES)])   # (14, 4, 256)
+    hists = torch.stack([channel_hist((p - nb.predict(m)) & 255) for m in range(MODES)])   # (14, 4, 256)
     tables = torch.stack([_cost_table(h) for h in hists])
     whole = (hists.reshape(MODES, -1) * tables).sum(1)
     cost = tables[int(whole.argmin())]                 # the best single mode's statistics
-    modes = torch.zeros(ntiles, dtype=torch.int64, device=p.device)
-    res = None
-    for r in range(rounds):
+    for r in range(max(rounds, 1)):
         per_mode = torch.stack([tile_sums(cost[((p - nb.predict(m)) & 255) + offs].sum(1), height, width, bits)
                                 for m in range(MODES)])                          # (14, tiles)
         modes = per_mode.argmin(0)
         res = residuals(p, nb, modes, tiles, width)
         if r + 1 < rounds:
-            cost = _cost_table(_channel_hist(res))
+            cost = _cost_table(channel_hist(res))
     return modes, res
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
+from .vp8l_predict import channel_hist
 from .vp8l_prefix import prefix_split
 
 GREEN, RED, BLUE, ALPHA, DIST = range(5)
@@ -65,14 +67,21 @@ def pixel_keys(res: torch.Tensor) -> torch.Tensor:
     return res[:, 0] | (res[:, 1] << 8) | (res[:, 2] << 16) | (res[:, 3] << 24)
 
 
-def literal_costs(res: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def literal_costs(res: torch.Tensor) -> torch.Tensor:
     """Bits per pixel when every pixel is a literal under one image-wide code per channel
-    (Shannon estimate), and the per-channel cost tables (4, 256)."""
-    offs = torch.arange(4, device=res.device) * 256
-    hist = torch.bincount((res + offs).reshape(-1), minlength=1024).reshape(4, 256).float()
+    (Shannon estimate)."""
+    hist = channel_hist(res)
     table = (-torch.log2((hist + 1e-3) / hist.sum(1, keepdim=True))).clamp(min=1.0)   # a prefix code spends >= 1 bit
     table = torch.where(hist.sum(1, keepdim=True) == hist, torch.zeros_like(table), table)  # one symbol: 0 bits
-    return table.reshape(-1)[res + offs].sum(1), table
+    return table.reshape(-1)[res + torch.arange(4, device=res.device) * 256].sum(1)
+
+
+def _inside(n: int, begin: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """(n,) mask of the positions i with begin <= i < end for one of the intervals."""
+    edges = torch.zeros(n + 1, dtype=torch.int32, device=begin.device)
+    edges.index_add_(0, begin, torch.ones_like(begin, dtype=torch.int32))
+    edges.index_add_(0, end, -torch.ones_like(end, dtype=torch.int32))
+    return torch.cumsum(edges, 0)[:n] > 0
 
 
 def _runs(eq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +104,7 @@ def find_copies(res: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tens
     of pixels equal to their left neighbour, then, among the rest, runs equal to the one above."""
     n = res.shape[0]
     keys = pixel_keys(res)
-    lit, _ = literal_costs(res)
+    lit = literal_costs(res)
     csum = torch.cat([lit.new_zeros(1, dtype=torch.float64), torch.cumsum(lit.double(), 0)])   # float32 loses bits at 8M
     covered = torch.zeros(n, dtype=torch.bool, device=res.device)
     picks = []
@@ -118,10 +127,7 @@ def find_copies(res: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tens
         p_start = starts[owner] + k * MAX_COPY
         p_len = torch.minimum(lengths[owner] - k * MAX_COPY, torch.full_like(p_start, MAX_COPY))
         picks.append((p_start, p_len, torch.full_like(p_start, code)))
-        cover = torch.zeros(n + 1, dtype=torch.int32, device=res.device)
-        cover.index_add_(0, starts, torch.ones_like(starts, dtype=torch.int32))
-        cover.index_add_(0, starts + lengths, -torch.ones_like(starts, dtype=torch.int32))
-        covered |= torch.cumsum(cover, 0)[:n] > 0
+        covered |= _inside(n, starts, starts + lengths)
     if not picks:
         empty = torch.zeros(0, dtype=torch.int64, device=res.device)
         return empty, empty, empty
@@ -148,28 +154,25 @@ def cache_hits(keys: torch.Tensor, cache_bits: int) -> tuple[torch.Tensor, torch
     return hit, slot
 
 
-def tokenize(res: torch.Tensor, width: int, copies: bool = True, cache_bits: int = 0) -> Tokens:
-    """Residual pixels -> symbols in stream order: literals, copies when `copies`, colour cache
-    indices when `cache_bits` (a pixel in the cache is coded as its index)."""
+def tokenize(res: torch.Tensor, copies: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+             cache_bits: int = 0) -> Tokens:
+    """Residual pixels (N, 4) int64 -> symbols in stream order: literals, the `copies` given
+    (find_copies' answer; none when None), colour cache indices when `cache_bits` (a pixel in
+    the cache is coded as its index)."""
     n = res.shape[0]
     dev = res.device
-    if copies:
-        c_start, c_len, c_code = find_copies(res, width)
-    else:
-        c_start = c_len = c_code = torch.zeros(0, dtype=torch.int64, device=dev)
-    inside = torch.zeros(n + 1, dtype=torch.int32, device=dev)
-    inside.index_add_(0, c_start + 1, torch.ones_like(c_start, dtype=torch.int32))
-    inside.index_add_(0, c_start + c_len, -torch.ones_like(c_start, dtype=torch.int32))
-    starts_here = torch.cumsum(inside, 0)[:n] > 0           # pixels copied, not the copy's first
-    is_event = ~starts_here
-    pos = torch.nonzero(is_event).squeeze(1)
+    if copies is None:
+        copies = (torch.zeros(0, dtype=torch.int64, device=dev),) * 3
+    c_start, c_len, c_code = copies
+    copied = _inside(n, c_start + 1, c_start + c_len)        # every pixel of a copy but its first
+    pos = torch.nonzero(~copied).squeeze(1)
     kind = torch.zeros(n, dtype=torch.int64, device=dev)
     kind[c_start] = 1
     kind = kind[pos]
     sym = torch.full((len(pos), 5), -1, dtype=torch.int64, device=dev)
     lit = kind == 0
     if cache_bits:
-        hit, slot = cache_hits(pixel_keys(res.long()), cache_bits)
+        hit, slot = cache_hits(pixel_keys(res), cache_bits)
         in_cache = lit & hit[pos]
         sym[in_cache, GREEN] = 280 + slot[pos[in_cache]]
         lit = lit & ~in_cache
