@@ -16,13 +16,13 @@ import json
 import os
 import sys
 import uuid
-from typing import Optional
+from typing import Callable, Optional
 
 from sogs_core.cli import ORDER_HELP, ORDER_METHODS, add_streamed_options, streamed_settings
 from sogs_core.readers import FORMAT_NAMES, format_of_name
 
 from .leases import Leases
-from .manifest import ManifestWriter, latest_settled, read_manifest, skipped_row
+from .manifest import ManifestWriter, OtherRunsView, latest_settled, read_manifest, skipped_row
 from .storage import ObjectInfo, Store, is_s3, join
 
 def log(msg: str) -> None:
@@ -365,6 +365,24 @@ class NotWritable(Exception):
     """The output or manifest location refuses a write: checked before any work."""
 
 
+def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str,
+                         shash: str) -> Callable[[dict], Optional[dict]]:
+    """The check made after each claim: task -> another run's row, when that run settled this
+    input with our settings since the plan (so this run must not compress it again)."""
+    others = OtherRunsView(store, args.manifest, run_id)
+
+    def check(task: dict) -> Optional[dict]:
+        # another run writes the output, then its row, then releases the lease: when no lease was
+        # waited on and the output is absent, nothing settled it `ok` (one HEAD, no listing)
+        if "waited_for" not in task and not store.exists(done_marker(task["output_uri"], args.layout)):
+            return None
+        others.refresh()
+        prev = others.latest(task["input_uri"])
+        return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store, args.layout) else None
+
+    return check
+
+
 def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> None:
     from .actors import SceneCompressor
     from .scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
@@ -381,24 +399,21 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> No
     actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries,
                                 args.s3_retry_seconds)
               for _ in range(n)]
-    def done_by_other_run(task: dict) -> Optional[dict]:
-        """After waiting on another run's lease: its row, when it settled this input with our settings."""
-        prev = latest_settled(read_manifest(store, args.manifest)).get(task["input_uri"])
-        return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store, args.layout) else None
-
+    done_by_other_run = settled_by_other_run(store, args, run_id, shash)
     sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,
                       args.scene_timeout, summary, log)
     try:
         if tasks:
             sched.run(tasks)
         if streamed:
-            _run_streamed(ray, actors, streamed, args, writer, leases, store, summary, run_id, shash)
+            _run_streamed(ray, actors, streamed, args, writer, leases, store, summary, run_id, shash,
+                          done_by_other_run)
     finally:
         for a in actors:
             ray.kill(a)
 
 
-def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_id, shash) -> None:
+def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_id, shash, done_by_other_run) -> None:
     """Streamed scenes one after another, each over every actor (`streamed.StreamedScene`)."""
     import time
 
@@ -413,6 +428,13 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
         holder = leases.claim(task["output_uri"])
         if holder is not None:
             log(f"{task['rel']}: its output is being written by {holder}; left to that run")
+            continue
+        prev = done_by_other_run(task)
+        if prev is not None:
+            writer.add(skipped_row(prev, run_id))
+            leases.release(task["output_uri"])
+            summary["skipped"] += 1
+            log(f"[streamed {k + 1}/{len(tasks)}] skipped {task['rel']} (another run finished it)")
             continue
         try:
             row = runner.run(task, run_id, shash)

@@ -161,6 +161,46 @@ def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
     return table.take(keep) if len(keep) < len(table) else table
 
 
+class OtherRunsView:
+    """The settled rows of every other run, read incrementally: each `refresh` lists the manifest
+    prefix once and reads only the objects it has not read before (this run's own objects are
+    never read). Why: the scheduler must ask "did another run settle this scene?" after every
+    claim, and re-reading the whole manifest each time would cost O(N^2) on a large backfill."""
+
+    def __init__(self, store: Store, prefix: str, own_run_id: str) -> None:
+        self.store, self.prefix = store, prefix
+        self.own = f"run-{own_run_id}-"
+        self.read: set[str] = set()
+        self.settled: dict[str, dict] = {}
+
+    def refresh(self) -> None:
+        """Read what other runs wrote since the last refresh. A journal object that compaction
+        deleted between the listing and the read means its part is newer than the listing: list
+        again until one listing reads whole."""
+        while True:
+            vanished = False
+            for obj in self.store.list_all(self.prefix):
+                if (obj.uri in self.read or not obj.rel.endswith(".parquet") or "/" in obj.rel
+                        or obj.problem is not None or obj.rel.startswith(self.own)):
+                    continue
+                got = self.store.get_with_etag(obj.uri)
+                if got is None:
+                    vanished = True
+                    continue
+                table = conform(pq.read_table(io.BytesIO(got[0])))
+                self.read.add(obj.uri)
+                for uri, row in latest_settled(table).items():
+                    prev = self.settled.get(uri)
+                    if prev is None or row["finished_at"] >= prev["finished_at"]:
+                        self.settled[uri] = row
+            if not vanished:
+                return
+
+    def latest(self, input_uri: str) -> Optional[dict]:
+        """The most recent settled row another run wrote for input_uri, as of the last refresh."""
+        return self.settled.get(input_uri)
+
+
 #: failures that the same input and settings reproduce: a re-run skips them until the input changes
 PERMANENT_ERRORS = ("SplatFileError", "PlyError", "SogFormatError", "SpzError", "SplatError", "KsplatError",
                     "SogsError")

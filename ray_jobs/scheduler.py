@@ -10,6 +10,8 @@
   restarted; the other scene that actor held goes back to the queue.
 - A scene whose output another run holds a lease on waits (re-checked every few seconds) until
   that run finishes it (then it is `skipped`) or its lease expires (then this run takes it).
+  Every claim is followed by that check too: another run may have claimed, finished and
+  released the scene between this run's plan and its claim.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class Scheduler:
                  run_id: str, shash: str, max_retries: int, timeout_setting: str, summary: dict,
                  log: Callable[[str], None]) -> None:
         self.ray, self.actors, self.writer, self.leases = ray, actors, writer, leases
-        self.done = done                  # task -> the settled row that makes it done (same input and settings)
+        self.done = done                  # claimed task -> another run's settled row that makes it done
         self.run_id, self.shash, self.max_retries = run_id, shash, max_retries
         self.timeout_setting = timeout_setting
         self.summary, self.log = summary, log
@@ -111,7 +113,8 @@ class Scheduler:
                         self.log(f"waiting for {task['rel']}: its output is being written by {holder}")
                     self.waiting.append((time.monotonic() + WAIT_RECHECK_SECONDS, task, holder))
                     continue
-                prev = self.done(task) if "waited_for" in task else None
+                # another run may have claimed, finished and released it since the plan
+                prev = self.done(task)
                 if prev is not None:              # the other run settled it, with these settings
                     self._record(task, skipped_row(prev, self.run_id))
                     continue
