@@ -1,6 +1,7 @@
 """Time each stage of compressing one PLY and write the figures as JSON.
 
     python bench/compress_bench.py scene.ply [--device auto] [--repeat 2] [--json out.json]
+        [--webp-encoder auto|libwebp|own]
 
 The first `compress` after construction is timed separately from the warm ones (an actor's
 first scene vs the rest). Prints a table; writes JSON (default bench/results/compress_<name>.json).
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
 
 from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
+from sogs_core.webp_codec import WebpSettings  # noqa: E402
 
 
 def main() -> None:
@@ -28,9 +30,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=None, help="where to write the .sog (default: memory only)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
+                    help="which lossless WebP encoder writes the images (as `compress --webp-encoder`)")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    comp = Compressor(device=a.device, settings=CompressSettings())
+    comp = Compressor(device=a.device, settings=CompressSettings(webp=WebpSettings(encoder=a.webp_encoder)))
     init_s = time.perf_counter() - t0
     with open(a.ply, "rb") as f:
         data = f.read()
@@ -45,7 +49,7 @@ def main() -> None:
 
     peak = torch.cuda.max_memory_reserved(comp.device) if comp.device.type == "cuda" else None
     result = {"input": a.ply, "input_bytes": len(data), "count": res.count, "sh_degree": res.sh_degree,
-              "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
+              "webp_encoder": a.webp_encoder, "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
               "runs": runs, "best": best, "peak_gpu_reserved_bytes": peak, "fidelity": res.fidelity, "ratio": len(data) / best["output_bytes"]}
     print(f"\n{'stage':<10}{'seconds':>10}")
     for k, v in best["seconds"].items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -20,11 +20,15 @@ def write_result(result: dict, path: Optional[str], default_name: str) -> str:
     return path
 
 
-def scene_arguments(doc: str, repeat: int = 3) -> argparse.Namespace:
-    """The arguments of the one-scene benchmarks: ply, --device, --repeat, --json."""
+def scene_arguments(doc: str, repeat: int = 3,
+                    extra: Optional[Callable[[argparse.ArgumentParser], None]] = None) -> argparse.Namespace:
+    """The arguments of the one-scene benchmarks: ply, --device, --repeat, --json, and what
+    `extra` adds to the parser."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ply")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeat", type=int, default=repeat)
     ap.add_argument("--json", default=None)
+    if extra is not None:
+        extra(ap)
     return ap.parse_args()

@@ -1,6 +1,7 @@
 """Our VP8L encoder against libwebp (Pillow) on the images of a real compression.
 
     python bench/vp8l_bench.py scene.ply [--device auto] [--repeat 3] [--json out.json]
+        [--save-dir DIR] [--images shN_labels,scales]
 
 Compresses the scene once with the default settings, keeps the images the pipeline hands to the
 WebP encoder, then encodes each with libwebp (the production effort for that image) and with
@@ -15,6 +16,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,7 +38,13 @@ def _sync(dev: torch.device) -> None:
 
 
 def main() -> None:
-    a = scene_arguments(__doc__)
+    def options(ap) -> None:
+        ap.add_argument("--save-dir", default=None,
+                        help="also write each image as <name>.libwebp.webp and <name>.ours.webp here")
+        ap.add_argument("--images", default=None, help="only these images (comma-separated stems)")
+
+    a = scene_arguments(__doc__, extra=options)
+    only = set(a.images.split(",")) if a.images else None
     comp = Compressor(device=a.device, settings=CompressSettings())
     captured: dict[str, tuple[np.ndarray, object]] = {}
     original = compressor_module.encode_webp
@@ -52,10 +60,12 @@ def main() -> None:
     dev = comp.device
     rows = []
     for name, (img, webp) in captured.items():
+        if only is not None and name.rsplit(".", 1)[0] not in only:
+            continue
         t_lib, t_ours = [], []
         for _ in range(a.repeat):
             t0 = time.perf_counter()
-            lib = encode_webp(img, webp, name)
+            lib = encode_webp(img, replace(webp, encoder="libwebp"), name)
             t_lib.append(time.perf_counter() - t0)
             gpu_img = torch.from_numpy(img).to(dev)
             _sync(dev)
@@ -63,6 +73,11 @@ def main() -> None:
             ours = encode_lossless(gpu_img, dev, Vp8lSettings())
             _sync(dev)
             t_ours.append(time.perf_counter() - t0)
+        if a.save_dir:
+            os.makedirs(a.save_dir, exist_ok=True)
+            for tag, data in (("libwebp", lib), ("ours", ours)):
+                with open(os.path.join(a.save_dir, f"{name.rsplit('.', 1)[0]}.{tag}.webp"), "wb") as f:
+                    f.write(data)
         exact = np.array_equal(np.asarray(Image.open(io.BytesIO(ours)).convert("RGBA")), img)
         rows.append({"image": name, "shape": list(img.shape), "libwebp_bytes": len(lib), "ours_bytes": len(ours),
                      "ratio": len(ours) / len(lib), "libwebp_s": min(t_lib), "ours_s": min(t_ours), "exact": exact})

@@ -121,7 +121,7 @@ class Compressor:
         saved, self.progress = self.progress, None
         try:
             self.encode(tiny, {})
-            if self.device.type == "cuda":    # our WebP encoder serves only large images: warm it too
+            if self.device.type == "cuda":    # our WebP encoder serves large images: warm its default path too
                 own = replace(self.settings.webp, encoder="own")
                 encode_webp(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), own, "warm.webp", self.device)
         finally:
@@ -227,9 +227,11 @@ class Compressor:
             return fit_palette(f_rest, s.kmeans_iterations, s.seed, progress)
 
     def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool]) -> int:
-        """The candidate order whose sampled images encode smallest with this encoder's settings."""
-        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, self.settings.webp, keys),
-                                  chained)
+        """The candidate order whose sampled images encode smallest with this encoder's settings,
+        always through libwebp: the samples are small (32k texels), where libwebp is fastest,
+        and our encoder forced on them cost 2.5-3.5 s of sort at 1M-4M (bench/NOTES session 13)."""
+        webp = replace(self.settings.webp, encoder="libwebp")
+        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, webp, keys), chained)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

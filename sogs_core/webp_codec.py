@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .encode.vp8l import encode_lossless
+from .encode.vp8l import Vp8lSettings, encode_lossless
 from .errors import SogFormatError
 
 
@@ -43,28 +43,31 @@ class WebpSettings:
         ("means_u.webp", 50), ("shN_centroids.webp", 50), ("sh0.webp", 25), ("shN_labels.webp", 25))
     chained_overrides: tuple[tuple[str, int], ...] = (("means_u.webp", 25),)
     #: "auto": our own encoder (sogs_core.encode.vp8l) for images of at least
-    #: `device_min_texels` when a CUDA device is given, libwebp otherwise; "libwebp"; "own":
-    #: ours for every image, on the device given or the CPU. Why auto: libwebp encodes one
-    #: image per call on one CPU thread (0.7-3.3 s per 8M-texel image on the H100 host, ours
-    #: 0.2-0.5 s there), while on small images libwebp is faster and 0.2-0.6 % smaller on the
-    #: real scenes (bench/vp8l_bench.py, bench/NOTES.md session 12).
+    #: `device_min_texels`, and for the `own_images` of any size, when a CUDA device is given;
+    #: libwebp otherwise; "libwebp"; "own": ours for every image, on the device given or the
+    #: CPU. Why auto: libwebp encodes one image per call on one CPU thread (0.7-3.3 s per
+    #: 8M-texel image on the H100 host, ours 0.2-0.5 s there), while on small images libwebp is
+    #: faster and 0.2-0.6 % smaller on the real scenes (bench/vp8l_bench.py, bench/NOTES.md
+    #: session 12). The SH labels are the exception: ours is 7-9 % smaller there at 1M and 8M
+    #: (local predictor statistics, session 13).
     encoder: str = "auto"
     device_min_texels: int = 6_000_000
+    own_images: tuple[str, ...] = ("shN_labels.webp",)
 
     def for_scene(self, splats: int, device: Optional[torch.device]) -> "WebpSettings":
         """These settings for one scene: under "auto", a scene of at least `device_min_texels`
         splats on a CUDA device sends all its images to our encoder (the SH palette's too: 0.95
-        of libwebp's bytes there), any other scene all to libwebp."""
-        if self.encoder != "auto":
-            return self
-        return replace(self, encoder="libwebp" if self.own_encoder_for(splats, device) is None else "own")
+        of libwebp's bytes there); in a smaller one each image follows `own_encoder_for`."""
+        if self.encoder == "auto" and self.own_encoder_for(splats, device) is not None:
+            return replace(self, encoder="own")
+        return self
 
-    def own_encoder_for(self, texels: int, device: Optional[torch.device]) -> Optional[torch.device]:
-        """The device our encoder should run on for an image of `texels`, or None for libwebp."""
+    def own_encoder_for(self, texels: int, device: Optional[torch.device], name: str = "") -> Optional[torch.device]:
+        """The device our encoder should run on for the image `name` of `texels`, or None for libwebp."""
         if self.encoder == "own":
             return device if device is not None else torch.device("cpu")
         if self.encoder == "auto" and device is not None and device.type == "cuda" \
-                and texels >= self.device_min_texels:
+                and (texels >= self.device_min_texels or any(name.endswith(i) for i in self.own_images)):
             return device
         if self.encoder not in ("auto", "own", "libwebp"):
             raise ValueError(f"unknown WebP encoder {self.encoder!r} (auto, own or libwebp)")
@@ -108,18 +111,18 @@ def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name:
                 device: Optional[torch.device] = None) -> bytes:
     """(H, W, 4) uint8 -> lossless WebP bytes: with the effort `settings` give the image `name`
     in libwebp, or on our own encoder where `settings.encoder` sends it (see WebpSettings)."""
-    own = settings.own_encoder_for(rgba.shape[0] * rgba.shape[1], device)
+    own = settings.own_encoder_for(rgba.shape[0] * rgba.shape[1], device, name)
     if own is not None:
         image = torch.from_numpy(np.ascontiguousarray(rgba))
         if own.type != "cuda":
             with torch.no_grad():
-                return encode_lossless(image, own)
+                return encode_lossless(image, own, Vp8lSettings.for_image(name))
         pool = _stream_pool(own)
         stream = pool.get()                 # waits while DEVICE_SLOTS images are encoding
         try:
             stream.wait_stream(torch.cuda.current_stream(own))
             with torch.cuda.stream(stream), torch.no_grad():
-                return encode_lossless(image.to(own, non_blocking=True), own)
+                return encode_lossless(image.to(own, non_blocking=True), own, Vp8lSettings.for_image(name))
         finally:
             pool.put(stream)
     buf = io.BytesIO()

@@ -44,6 +44,18 @@ class Vp8lSettings:
     copies: bool = True
     mode_rounds: int = 2
     cache_bits: tuple[int, ...] = (0, 10)
+    #: 0: predictor modes chosen under the image's statistics; else under those of blocks of
+    #: side 2**local_bits (the SH labels: -7.6 % at 1M, -8.9 % at 8M; other images lose
+    #: 0.1-4.8 %, bench/NOTES.md session 13)
+    local_bits: int = 0
+
+    @classmethod
+    def for_image(cls, name: str) -> "Vp8lSettings":
+        """The settings for one of a SOG's images (`name` ends in its file name): the SH labels
+        take modes under local statistics and up to 16 code groups (bench/NOTES.md session 13)."""
+        if name.endswith("shN_labels.webp"):
+            return cls(local_bits=5, max_groups=16)
+        return cls()
 
 
 class _Codes:
@@ -149,7 +161,7 @@ def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device 
         bits.put(SUBTRACT_GREEN, 2)
         p = subtract_green(p)
     pb = settings.predictor_bits
-    modes, res = choose_modes(p, h, w, pb, settings.mode_rounds)
+    modes, res = choose_modes(p, h, w, pb, settings.mode_rounds, settings.local_bits)
     bits.put(1, 1)
     bits.put(PREDICTOR, 2)
     bits.put(pb - 2, 3)

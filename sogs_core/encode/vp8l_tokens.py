@@ -47,6 +47,10 @@ class Alphabets:
 
 
 CACHE_MULTIPLIER = 0x1E35A7BD
+#: new groups split_rare may add after the k-means, and the share of a tree's symbols above
+#: which the rest count as rare
+SPLITS = 2
+RARE_SHARE = 0.99
 
 
 @dataclass
@@ -240,6 +244,38 @@ def _grouped(tile_hist: torch.Tensor, assign: torch.Tensor, ab: Alphabets) -> tu
     return data + float(_header_bits(centers).sum()) + groups_bits, assign
 
 
+def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: Alphabets,
+               max_splits: int) -> tuple[torch.Tensor, float]:
+    """Where one symbol makes up >= RARE_SHARE of a group's tree, the tiles holding the other
+    symbols of that tree move to a new group, kept when the estimate drops (the best such move,
+    up to `max_splits` times). Why: a prefix code spends at least one bit on every symbol of a
+    tree with two symbols, so a few rare symbols (the alpha residuals where an image's padding
+    starts) cost every texel of their group a bit; the k-means, which prices a tile under a
+    group's code, does not see that (guitar's scales: 48k bits for one texel)."""
+    sizes, offsets = ab.sizes, ab.offsets
+    for _ in range(max_splits):
+        ngroups = int(assign.max()) + 1
+        centers = torch.zeros(ngroups, ab.total, dtype=tile_hist.dtype, device=tile_hist.device).index_add_(
+            0, assign, tile_hist)
+        per_tree = torch.stack([centers[:, o:o + a].max(1).values / centers[:, o:o + a].sum(1).clamp(min=1)
+                                for a, o in zip(sizes, offsets)], 1)                        # (G, 5) top share
+        mixed = torch.stack([(centers[:, o:o + a] > 0).sum(1) > 1 for a, o in zip(sizes, offsets)], 1)
+        candidates = torch.nonzero((per_tree >= RARE_SHARE) & mixed).tolist()
+        best = None
+        for g, tree in candidates:
+            o, a = offsets[tree], sizes[tree]
+            top = int(centers[g, o:o + a].argmax())
+            others = tile_hist[:, o:o + a].sum(1) - tile_hist[:, o + top]
+            movers = (assign == g) & (others > 0)
+            trial_cost, trial = _grouped(tile_hist, torch.where(movers, ngroups, assign), ab)
+            if trial_cost < (best[0] if best is not None else cost):
+                best = (trial_cost, trial)
+        if best is None:
+            break
+        cost, assign = best
+    return assign, cost
+
+
 def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
                   rounds: int = 6) -> tuple[torch.Tensor, float]:
     """Group of each tile (T,) with the lowest estimated bits (data, code descriptions, entropy
@@ -266,4 +302,4 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
                 best_cost, best = cost, renumbered
             centers = torch.zeros(g, ab.total, dtype=tile_hist.dtype, device=dev).index_add_(0, assign, tile_hist)
         g *= 2
-    return best, best_cost
+    return split_rare(tile_hist, best, best_cost, ab, SPLITS)
