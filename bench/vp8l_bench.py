@@ -70,7 +70,7 @@ def main() -> None:
             gpu_img = torch.from_numpy(img).to(dev)
             _sync(dev)
             t0 = time.perf_counter()
-            ours = encode_lossless(gpu_img, dev, Vp8lSettings())
+            ours = encode_lossless(gpu_img, dev, Vp8lSettings.for_image(name))
             _sync(dev)
             t_ours.append(time.perf_counter() - t0)
         if a.save_dir:

@@ -336,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "looser levels: several times fewer steps for a slightly worse order; for CPUs), "
                         "auto (default: full on CUDA, fast on CPU)")
     c.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
-                   help="who writes the WebP images: libwebp (one CPU thread per image; the smallest files), "
-                        "own (our encoder, on the device; 0.4 %% larger on an 8M-splat scene, 5-10x faster there), "
-                        "auto (default: own for scenes of 6M splats or more on CUDA, else libwebp)")
+                   help="who writes the WebP images: libwebp (one CPU thread per image), "
+                        "own (our encoder, on the device; 5-10x faster on 8M-texel images, the SH labels 7-9 %% "
+                        "smaller, the other images within 0.6 %%), auto (default, on CUDA: own for scenes of 6M "
+                        "splats or more and for the SH labels of any scene; else libwebp)")
     c.add_argument("--requantize", action="store_true",
                    help="SOG v2 input: quantize and cluster it again instead of keeping its codes (default: keep)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
