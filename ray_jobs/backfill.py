@@ -308,6 +308,7 @@ def run(args: argparse.Namespace) -> dict:
     store = Store(retry_seconds=args.s3_retry_seconds)
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     shash = settings_hash(args)
+    planned_at = dt.datetime.now(dt.timezone.utc)
     tasks, skipped, listed = plan(store, args, shash, run_id)
     log(f"run {run_id}: {listed} scene(s) ({','.join(args.formats)}) under {args.input}; {len(tasks)} to do, "
         f"{len(skipped)} already done")
@@ -340,7 +341,7 @@ def run(args: argparse.Namespace) -> dict:
     leases = Leases(store, run_id, ttl=args.lease_seconds)
     try:
         if tasks:
-            _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash)
+            _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, planned_at)
     finally:
         leases.release_all()
         lost = writer.close()
@@ -365,10 +366,12 @@ class NotWritable(Exception):
     """The output or manifest location refuses a write: checked before any work."""
 
 
-def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str,
-                         shash: str) -> Callable[[dict], Optional[dict]]:
+def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str, shash: str,
+                         planned_at: dt.datetime) -> Callable[[dict], Optional[dict]]:
     """The check made after each claim: task -> another run's row, when that run settled this
-    input with our settings since the plan (so this run must not compress it again)."""
+    input with our settings after `planned_at` (so this run must not compress it again). Rows
+    settled before the plan were the plan's to judge: it redid them (--force, or the output
+    gone) on purpose."""
     others = OtherRunsView(store, args.manifest, run_id)
 
     def check(task: dict) -> Optional[dict]:
@@ -378,12 +381,14 @@ def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str,
             return None
         others.refresh()
         prev = others.latest(task["input_uri"])
+        if prev is None or prev["finished_at"] < planned_at:
+            return None
         return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store, args.layout) else None
 
     return check
 
 
-def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> None:
+def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, planned_at) -> None:
     from .actors import SceneCompressor
     from .scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
 
@@ -399,7 +404,7 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash) -> No
     actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries,
                                 args.s3_retry_seconds)
               for _ in range(n)]
-    done_by_other_run = settled_by_other_run(store, args, run_id, shash)
+    done_by_other_run = settled_by_other_run(store, args, run_id, shash, planned_at)
     sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,
                       args.scene_timeout, summary, log)
     try:

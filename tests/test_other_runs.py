@@ -74,6 +74,7 @@ def test_a_scene_settled_between_plan_and_claim_is_skipped(tmp_path):
     args.manifest = str(out / "_manifest")
     store = Store()
     shash = settings_hash(args)
+    planned_at = utcnow()
     tasks, skipped, _ = plan(store, args, shash, "run-b")
     assert len(tasks) == 2 and not skipped
     # after run B's plan, run A claims a.ply, writes its output and its row, and releases the lease
@@ -88,7 +89,7 @@ def test_a_scene_settled_between_plan_and_claim_is_skipped(tmp_path):
     actor = FakeActor(ray, "run-b", shash)
     writer = ManifestWriter(store, args.manifest, "run-b")
     summary = {"ok": 0, "failed": 0, "skipped": 0}
-    sched = Scheduler(ray, [actor], writer, Leases(store, "run-b"), settled_by_other_run(store, args, "run-b", shash),
+    sched = Scheduler(ray, [actor], writer, Leases(store, "run-b"), settled_by_other_run(store, args, "run-b", shash, planned_at),
                       "run-b", shash, 0, "auto", summary, log=lambda msg: None)
     sched.run(tasks)
     writer.close()
@@ -96,6 +97,25 @@ def test_a_scene_settled_between_plan_and_claim_is_skipped(tmp_path):
     assert summary["ok"] == 1 and summary["skipped"] == 1
     rows = [r for r in read_manifest(store, args.manifest).to_pylist() if r["run_id"] == "run-b"]
     assert {r["input_uri"].rsplit("/", 1)[-1]: r["status"] for r in rows} == {"a.ply": "skipped", "b.ply": "ok"}
+
+
+def test_rows_settled_before_the_plan_do_not_stop_a_forced_redo(tmp_path):
+    """--force plans every scene again; the check after the claim must not skip what the plan
+    meant to redo."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    (inp / "a.ply").write_bytes(b"ply\n")
+    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu", "--force"])
+    args.manifest = str(out / "_manifest")
+    store = Store()
+    shash = settings_hash(args)
+    first, _, _ = plan(store, args, shash, "run-a")
+    store.put(first[0]["output_uri"], b"a finished SOG")
+    ManifestWriter(store, args.manifest, "run-a").add(ok_row(first[0], "run-a", shash))
+    planned_at = utcnow()
+    tasks, skipped, _ = plan(store, args, shash, "run-b")
+    assert len(tasks) == 1 and not skipped
+    assert settled_by_other_run(store, args, "run-b", shash, planned_at)(tasks[0]) is None
 
 
 def test_other_runs_view_reads_each_object_once_and_never_its_own(tmp_path):
