@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 import sogs_core.compressor as compressor_module  # noqa: E402
 from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
-from sogs_core.encode.vp8l import Vp8lSettings, encode_lossless  # noqa: E402
+from sogs_core.encode.vp8l import encode_lossless  # noqa: E402
 from sogs_core.webp_codec import encode_webp  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main() -> None:
             gpu_img = torch.from_numpy(img).to(dev)
             _sync(dev)
             t0 = time.perf_counter()
-            ours = encode_lossless(gpu_img, dev, Vp8lSettings.for_image(name))
+            ours = encode_lossless(gpu_img, dev, webp.vp8l_for(name))
             _sync(dev)
             t_ours.append(time.perf_counter() - t0)
         if a.save_dir:

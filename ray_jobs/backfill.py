@@ -434,21 +434,16 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
         if holder is not None:
             log(f"{task['rel']}: its output is being written by {holder}; left to that run")
             continue
-        prev = done_by_other_run(task)
-        if prev is not None:
-            writer.add(skipped_row(prev, run_id))
-            leases.release(task["output_uri"])
-            summary["skipped"] += 1
-            log(f"[streamed {k + 1}/{len(tasks)}] skipped {task['rel']} (another run finished it)")
-            continue
         try:
-            row = runner.run(task, run_id, shash)
+            prev = done_by_other_run(task)
+            row = skipped_row(prev, run_id) if prev is not None else runner.run(task, run_id, shash)
             writer.add(row)
         finally:
             leases.release(task["output_uri"])
         summary[row["status"]] += 1
-        detail = (f"{row['splats']:,} splats, levels {row['lod_counts']}, {row['lod_files']} files, "
-                  f"{row['seconds_total']:.1f}s" if row["status"] == "ok"
+        detail = ("another run finished it" if prev is not None
+                  else f"{row['splats']:,} splats, levels {row['lod_counts']}, {row['lod_files']} files, "
+                       f"{row['seconds_total']:.1f}s" if row["status"] == "ok"
                   else f"{row['error_class']}: {row['error_message']}")
         log(f"[streamed {k + 1}/{len(tasks)}] {row['status']:<6} {task['rel']} ({detail})")
     summary["seconds"] = summary.get("seconds", 0.0) + time.monotonic() - t0

@@ -13,7 +13,7 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .storage import Store, join
+from .storage import ObjectInfo, Store, join
 
 STAGES = ("read", "sort", "cluster", "quantize", "encode", "write", "total")
 FIDELITY = ("position_max_steps", "rotation_max_deg", "log_scale_max_error", "opacity_max_error",
@@ -141,14 +141,21 @@ def conform(table: pa.Table) -> pa.Table:
     return table.select(SCHEMA.names).cast(SCHEMA)
 
 
+def _is_rows_object(obj: ObjectInfo) -> bool:
+    """Whether a listed object under the manifest prefix is a part or journal object of a run."""
+    return obj.rel.endswith(".parquet") and "/" not in obj.rel and obj.problem is None
+
+
+def _rows(data: bytes) -> pa.Table:
+    """A part or journal object's rows, in today's SCHEMA."""
+    return conform(pq.read_table(io.BytesIO(data)))
+
+
 def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
     """All rows of all runs under the manifest prefix (None when there are none): parts and
     journal objects, one row per (run, input) (a row both in a part and in a journal object that
     a crash kept is counted once)."""
-    tables = []
-    for obj in store.list_all(prefix):
-        if obj.rel.endswith(".parquet") and "/" not in obj.rel and obj.problem is None:
-            tables.append(conform(pq.read_table(io.BytesIO(store.get(obj.uri)))))
+    tables = [_rows(store.get(obj.uri)) for obj in store.list_all(prefix) if _is_rows_object(obj)]
     if not tables:
         return None
     table = pa.concat_tables(tables)
@@ -180,19 +187,14 @@ class OtherRunsView:
         while True:
             vanished = False
             for obj in self.store.list_all(self.prefix):
-                if (obj.uri in self.read or not obj.rel.endswith(".parquet") or "/" in obj.rel
-                        or obj.problem is not None or obj.rel.startswith(self.own)):
+                if obj.uri in self.read or not _is_rows_object(obj) or obj.rel.startswith(self.own):
                     continue
                 got = self.store.get_with_etag(obj.uri)
                 if got is None:
                     vanished = True
                     continue
-                table = conform(pq.read_table(io.BytesIO(got[0])))
                 self.read.add(obj.uri)
-                for uri, row in latest_settled(table).items():
-                    prev = self.settled.get(uri)
-                    if prev is None or row["finished_at"] >= prev["finished_at"]:
-                        self.settled[uri] = row
+                latest_settled(_rows(got[0]), into=self.settled)
             if not vanished:
                 return
 
@@ -206,10 +208,11 @@ PERMANENT_ERRORS = ("SplatFileError", "PlyError", "SogFormatError", "SpzError", 
                     "SogsError")
 
 
-def latest_settled(table: Optional[pa.Table]) -> dict[str, dict]:
+def latest_settled(table: Optional[pa.Table], into: Optional[dict[str, dict]] = None) -> dict[str, dict]:
     """input_uri -> its most recent settled row: 'ok', or 'failed' on bad input (which the same
-    bytes would fail again). Transient failures are not settled: the next run retries them."""
-    done: dict[str, dict] = {}
+    bytes would fail again). Transient failures are not settled: the next run retries them.
+    With `into`, the table's rows are merged into that dict (and it is returned)."""
+    done: dict[str, dict] = {} if into is None else into
     if table is None:
         return done
     for row in table.to_pylist():

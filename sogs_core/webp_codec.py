@@ -53,6 +53,10 @@ class WebpSettings:
     encoder: str = "auto"
     device_min_texels: int = 6_000_000
     own_images: tuple[str, ...] = ("shN_labels.webp",)
+    #: our encoder's settings per image (the rest take the defaults): the SH labels choose their
+    #: predictor modes under local statistics, with up to 16 code groups (bench/NOTES.md session 13)
+    vp8l_overrides: tuple[tuple[str, Vp8lSettings], ...] = (
+        ("shN_labels.webp", Vp8lSettings(local_bits=5, max_groups=16)),)
 
     def for_scene(self, splats: int, device: Optional[torch.device]) -> "WebpSettings":
         """These settings for one scene: under "auto", a scene of at least `device_min_texels`
@@ -74,17 +78,23 @@ class WebpSettings:
         return None
 
     def quality_for(self, name: str) -> int:
-        """The quality for the image `name` (a file name, or a key ending in one)."""
-        for image, quality in self.quality_overrides:
-            if name.endswith(image):
-                return quality
-        return self.quality
+        """libwebp's quality for the image `name` (a file name, or a key ending in one)."""
+        return _for_image(self.quality_overrides, name, self.quality)
+
+    def vp8l_for(self, name: str) -> Vp8lSettings:
+        """Our encoder's settings for the image `name` (a file name, or a key ending in one)."""
+        return _for_image(self.vp8l_overrides, name, Vp8lSettings())
 
     def for_order(self, chained: bool) -> "WebpSettings":
         """These settings for images laid out in the chained order (`chained`) or another one."""
         if not chained:
             return self
         return replace(self, quality_overrides=self.chained_overrides + self.quality_overrides)
+
+
+def _for_image(overrides: tuple, name: str, default):
+    """The value of the first (image, value) override whose image `name` ends in, else `default`."""
+    return next((value for image, value in overrides if name.endswith(image)), default)
 
 
 #: at most this many images in our encoder on a device at once, each on one of as many CUDA
@@ -116,13 +126,13 @@ def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name:
         image = torch.from_numpy(np.ascontiguousarray(rgba))
         if own.type != "cuda":
             with torch.no_grad():
-                return encode_lossless(image, own, Vp8lSettings.for_image(name))
+                return encode_lossless(image, own, settings.vp8l_for(name))
         pool = _stream_pool(own)
         stream = pool.get()                 # waits while DEVICE_SLOTS images are encoding
         try:
             stream.wait_stream(torch.cuda.current_stream(own))
             with torch.cuda.stream(stream), torch.no_grad():
-                return encode_lossless(image.to(own, non_blocking=True), own, Vp8lSettings.for_image(name))
+                return encode_lossless(image.to(own, non_blocking=True), own, settings.vp8l_for(name))
         finally:
             pool.put(stream)
     buf = io.BytesIO()

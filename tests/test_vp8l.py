@@ -162,11 +162,11 @@ def _block_numbered_labels(rng: np.random.Generator, side: int = 256) -> np.ndar
 def test_local_statistics_shrink_the_sh_labels():
     img = _block_numbered_labels(np.random.default_rng(5))
     plain = encode_lossless(img, settings=Vp8lSettings())
-    local = encode_lossless(img, settings=Vp8lSettings.for_image("shN_labels.webp"))
+    local = encode_lossless(img, settings=WebpSettings().vp8l_for("shN_labels.webp"))
     assert np.array_equal(_decode(local), img)
     # within a block green holds 3.6 bits raw against 4.3 for a left difference (measured: -3.6 %)
     assert len(local) < 0.975 * len(plain), (len(local), len(plain))
-    assert Vp8lSettings.for_image("quats.webp") == Vp8lSettings()
+    assert WebpSettings().vp8l_for("quats.webp") == Vp8lSettings()
 
 
 def test_a_rare_symbol_does_not_cost_its_whole_group():

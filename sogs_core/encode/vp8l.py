@@ -46,16 +46,8 @@ class Vp8lSettings:
     cache_bits: tuple[int, ...] = (0, 10)
     #: 0: predictor modes chosen under the image's statistics; else under those of blocks of
     #: side 2**local_bits (the SH labels: -7.6 % at 1M, -8.9 % at 8M; other images lose
-    #: 0.1-4.8 %, bench/NOTES.md session 13)
+    #: 0.1-4.8 %, bench/NOTES.md session 13; webp_codec.WebpSettings.vp8l_overrides)
     local_bits: int = 0
-
-    @classmethod
-    def for_image(cls, name: str) -> "Vp8lSettings":
-        """The settings for one of a SOG's images (`name` ends in its file name): the SH labels
-        take modes under local statistics and up to 16 code groups (bench/NOTES.md session 13)."""
-        if name.endswith("shN_labels.webp"):
-            return cls(local_bits=5, max_groups=16)
-        return cls()
 
 
 class _Codes:

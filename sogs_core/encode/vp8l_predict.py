@@ -101,9 +101,10 @@ def channel_hist(res: torch.Tensor) -> torch.Tensor:
 
 
 def _cost_table(hist: torch.Tensor) -> torch.Tensor:
-    """(4 * 256,) -log2 frequency of each channel's residual values (a little smoothed)."""
+    """-log2 frequency of each channel's residual values (a little smoothed), flat: (4 * 256,)
+    for one (4, 256) histogram, (B * 4 * 256,) for B of them."""
     hist = hist + 0.1
-    return (-torch.log2(hist / hist.sum(1, keepdim=True))).reshape(-1)
+    return (-torch.log2(hist / hist.sum(-1, keepdim=True))).reshape(-1)
 
 
 def tile_sums(values: torch.Tensor, height: int, width: int, bits: int) -> torch.Tensor:
@@ -119,9 +120,8 @@ def _local_costs(r: torch.Tensor, blocks: torch.Tensor, nblocks: int) -> torch.T
     """(N,) bits of each pixel's residuals `r` (N, 4) under its block's own statistics (per
     channel, a little smoothed)."""
     idx = blocks[:, None] * 1024 + torch.arange(4, device=r.device) * 256 + r
-    hist = torch.bincount(idx.reshape(-1), minlength=nblocks * 1024).reshape(nblocks, 4, 256).float() + 0.1
-    table = (-torch.log2(hist / hist.sum(2, keepdim=True))).reshape(-1)
-    return table[idx].sum(1)
+    hist = torch.bincount(idx.reshape(-1), minlength=nblocks * 1024).reshape(nblocks, 4, 256).float()
+    return _cost_table(hist)[idx].sum(1)
 
 
 def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
