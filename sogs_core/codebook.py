@@ -43,12 +43,25 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
             cb = torch.unique(torch.cat([cb, extra]))[:k]
             while cb.numel() < k:
                 cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=flat.device)[:k]]]))[:k]
-        cb = torch.from_numpy(_lloyd(srt.cpu().numpy(), prefix.cpu().numpy(), cb.cpu().numpy(), max_iters, tol,
+        cb = torch.from_numpy(_lloyd(_to_host(srt), _to_host(prefix), cb.cpu().numpy(), max_iters, tol,
                                      pin_ends)).to(flat.device)
     cb32 = cb.to(torch.float32)
     labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
     dtype = torch.uint8 if k <= 256 else torch.int64
     return cb32, labels.to(dtype).reshape(values.shape)
+
+
+def _to_host(t: torch.Tensor) -> np.ndarray:
+    """A device tensor as a host array, through page-locked memory: a plain `.cpu()` of an 8M
+    scene's sorted scales and their prefix sums (0.4 GB) took 0.27-0.29 s per codebook on the H100
+    host, a pinned copy 7.5 ms once torch's pinned-block cache holds a buffer of that size (its
+    first allocation: 0.2 s, once per size; bench/NOTES.md session 14)."""
+    if not t.is_cuda:
+        return t.numpy()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return host.numpy()
 
 
 def _lloyd(srt: np.ndarray, prefix: np.ndarray, cb: np.ndarray, max_iters: int, tol: float,

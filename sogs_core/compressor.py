@@ -179,7 +179,7 @@ class Compressor:
                                           choose=self._smallest, progress=lambda f: self._report("sort", f),
                                           segments=segments)
                 t2 = time.perf_counter()
-                webp = s.webp.for_order(info["chained"]).for_scene(q.count, dev)
+                webp = s.webp.for_order(info["chained"])
                 early_images, _ = build_images(q)
                 early = {name: self.pool.submit(encode_webp, img, webp, name, dev)
                          for name, img in early_images.items()}

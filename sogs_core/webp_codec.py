@@ -42,36 +42,33 @@ class WebpSettings:
     quality_overrides: tuple[tuple[str, int], ...] = (
         ("means_u.webp", 50), ("shN_centroids.webp", 50), ("sh0.webp", 25), ("shN_labels.webp", 25))
     chained_overrides: tuple[tuple[str, int], ...] = (("means_u.webp", 25),)
-    #: "auto": our own encoder (sogs_core.encode.vp8l) for images of at least
-    #: `device_min_texels`, and for the `own_images` of any size, when a CUDA device is given;
-    #: libwebp otherwise; "libwebp"; "own": ours for every image, on the device given or the
-    #: CPU. Why auto: libwebp encodes one image per call on one CPU thread (0.7-3.3 s per
-    #: 8M-texel image on the H100 host, ours 0.2-0.5 s there), while on small images libwebp is
-    #: faster and 0.2-0.6 % smaller on the real scenes (bench/vp8l_bench.py, bench/NOTES.md
-    #: session 12). The SH labels are the exception: ours is 7-9 % smaller there at 1M and 8M
-    #: (local predictor statistics, session 13).
+    #: "auto": on a CUDA device, our own encoder (sogs_core.encode.vp8l) for an image of at
+    #: least the texels `own_from_texels` gives its name (`device_min_texels` for the others),
+    #: libwebp otherwise and on a CPU; "libwebp"; "own": ours for every image, on the device
+    #: given or the CPU. Why per image (bench/NOTES.md sessions 12-14, H100 host): libwebp
+    #: encodes one image per call on one CPU thread (0.2-2.9 s per image at 1M-8M texels, sh0
+    #: and means_u the slowest), ours 0.08-0.15 s per 1M-texel image on the GPU, beside the
+    #: other work. Ours writes the SH labels 8-9 % smaller (raw labels, no predictor, 16 code
+    #: groups), the palette 4 % and sh0 0.4 % smaller, and means_l, scales, quats, means_u
+    #: 0.1-7 % larger: so the first three go to ours at any size, means_u and means_l (slow in
+    #: libwebp, small or level in bytes) from 2M texels, all of them from 6M.
     encoder: str = "auto"
+    own_from_texels: tuple[tuple[str, int], ...] = (
+        ("shN_labels.webp", 0), ("shN_centroids.webp", 0), ("sh0.webp", 0),
+        ("means_u.webp", 2_000_000), ("means_l.webp", 2_000_000))
     device_min_texels: int = 6_000_000
-    own_images: tuple[str, ...] = ("shN_labels.webp",)
-    #: our encoder's settings per image (the rest take the defaults): the SH labels choose their
-    #: predictor modes under local statistics, with up to 16 code groups (bench/NOTES.md session 13)
+    #: our encoder's settings per image (the rest take the defaults): the SH labels go without
+    #: the predictor, with up to 16 code groups (bench/NOTES.md session 14: raw labels beat the
+    #: best predictor per tile under local statistics by 0.5-0.8 %, at a fraction of its time)
     vp8l_overrides: tuple[tuple[str, Vp8lSettings], ...] = (
-        ("shN_labels.webp", Vp8lSettings(local_bits=5, max_groups=16)),)
-
-    def for_scene(self, splats: int, device: Optional[torch.device]) -> "WebpSettings":
-        """These settings for one scene: under "auto", a scene of at least `device_min_texels`
-        splats on a CUDA device sends all its images to our encoder (the SH palette's too: 0.95
-        of libwebp's bytes there); in a smaller one each image follows `own_encoder_for`."""
-        if self.encoder == "auto" and self.own_encoder_for(splats, device) is not None:
-            return replace(self, encoder="own")
-        return self
+        ("shN_labels.webp", Vp8lSettings(predictor=False, max_groups=16)),)
 
     def own_encoder_for(self, texels: int, device: Optional[torch.device], name: str = "") -> Optional[torch.device]:
         """The device our encoder should run on for the image `name` of `texels`, or None for libwebp."""
         if self.encoder == "own":
             return device if device is not None else torch.device("cpu")
         if self.encoder == "auto" and device is not None and device.type == "cuda" \
-                and (texels >= self.device_min_texels or any(name.endswith(i) for i in self.own_images)):
+                and texels >= _for_image(self.own_from_texels, name, self.device_min_texels):
             return device
         if self.encoder not in ("auto", "own", "libwebp"):
             raise ValueError(f"unknown WebP encoder {self.encoder!r} (auto, own or libwebp)")

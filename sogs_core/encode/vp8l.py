@@ -22,8 +22,8 @@ import torch
 from .vp8l_bits import BitStream
 from .vp8l_predict import choose_modes, subtract_green, tile_index
 from .vp8l_prefix import canonical_codes, code_lengths, emitted_widths, write_code
-from .vp8l_tokens import (ALPHA, BLUE, DIST, GREEN, RED, Alphabets, Tokens, cluster_tiles, find_copies,
-                          histograms, tokenize)
+from .vp8l_groups import cluster_tiles
+from .vp8l_tokens import ALPHA, BLUE, DIST, GREEN, RED, Alphabets, Tokens, find_copies, histograms, tokenize
 
 SIGNATURE = 0x2F
 PREDICTOR, SUBTRACT_GREEN = 0, 2
@@ -44,10 +44,12 @@ class Vp8lSettings:
     copies: bool = True
     mode_rounds: int = 2
     cache_bits: tuple[int, ...] = (0, 10)
-    #: 0: predictor modes chosen under the image's statistics; else under those of blocks of
-    #: side 2**local_bits (the SH labels: -7.6 % at 1M, -8.9 % at 8M; other images lose
-    #: 0.1-4.8 %, bench/NOTES.md session 13; webp_codec.WebpSettings.vp8l_overrides)
-    local_bits: int = 0
+    #: False: no predictor transform, the texels coded as they are. For the SH labels,
+    #: numbered along the order so that raw values are concentrated within a block but not
+    #: over the image: the prefix-code groups then hold the local statistics, and raw labels
+    #: beat the best predictor per tile (bench/NOTES.md session 14;
+    #: webp_codec.WebpSettings.vp8l_overrides)
+    predictor: bool = True
 
 
 class _Codes:
@@ -118,9 +120,10 @@ def _entropy(values: torch.Tensor) -> float:
     return float(-(h * torch.log2(h)).sum())
 
 
-def _wants_subtract_green(p: torch.Tensor) -> bool:
-    """Whether R - G and B - G have lower entropy than R and B (left-neighbour residuals)."""
-    d = (p[1:] - p[:-1]) & 255
+def _wants_subtract_green(p: torch.Tensor, predicted: bool = True) -> bool:
+    """Whether R - G and B - G have lower entropy than R and B: of the left-neighbour
+    differences when a predictor follows, else of the texels themselves."""
+    d = (p[1:] - p[:-1]) & 255 if predicted else p
     plain = _entropy(d[:, 0]) + _entropy(d[:, 2])
     return _entropy((d[:, 0] - d[:, 1]) & 255) + _entropy((d[:, 2] - d[:, 1]) & 255) < plain
 
@@ -128,6 +131,21 @@ def _wants_subtract_green(p: torch.Tensor) -> bool:
 def _riff(payload: bytes) -> bytes:
     chunk = b"VP8L" + len(payload).to_bytes(4, "little") + payload + (b"\0" if len(payload) % 2 else b"")
     return b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
+
+
+def _predict(bits: BitStream, p: torch.Tensor, h: int, w: int, settings: Vp8lSettings) -> torch.Tensor:
+    """The predictor transform: each tile's best mode, written as its sub-image; returns the
+    residuals (N, 4)."""
+    pb = settings.predictor_bits
+    modes, res = choose_modes(p, h, w, pb, settings.mode_rounds)
+    bits.put(1, 1)
+    bits.put(PREDICTOR, 2)
+    bits.put(pb - 2, 3)
+    mode_px = torch.zeros(len(modes), 4, dtype=torch.int64, device=p.device)
+    mode_px[:, 1] = modes
+    mode_px[:, 3] = 255
+    _write_sub_image(bits, mode_px)
+    return res
 
 
 def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device | None = None,
@@ -148,19 +166,11 @@ def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device 
     bits.put(h - 1, 14)
     bits.put(int(bool((p[:, 3] != 255).any())), 1)
     bits.put(0, 3)
-    if _wants_subtract_green(p):
+    if _wants_subtract_green(p, settings.predictor):
         bits.put(1, 1)
         bits.put(SUBTRACT_GREEN, 2)
         p = subtract_green(p)
-    pb = settings.predictor_bits
-    modes, res = choose_modes(p, h, w, pb, settings.mode_rounds, settings.local_bits)
-    bits.put(1, 1)
-    bits.put(PREDICTOR, 2)
-    bits.put(pb - 2, 3)
-    mode_px = torch.zeros(len(modes), 4, dtype=torch.int64, device=dev)
-    mode_px[:, 1] = modes
-    mode_px[:, 3] = 255
-    _write_sub_image(bits, mode_px)
+    res = _predict(bits, p, h, w, settings) if settings.predictor else p
     bits.put(0, 1)                                     # end of transforms
     gb = settings.group_bits
     tiles = tile_index(h, w, gb, dev)

@@ -116,32 +116,13 @@ def tile_sums(values: torch.Tensor, height: int, width: int, bits: int) -> torch
     return grid.reshape(th, side, tw, side).sum((1, 3)).reshape(-1)
 
 
-def _local_costs(r: torch.Tensor, blocks: torch.Tensor, nblocks: int) -> torch.Tensor:
-    """(N,) bits of each pixel's residuals `r` (N, 4) under its block's own statistics (per
-    channel, a little smoothed)."""
-    idx = blocks[:, None] * 1024 + torch.arange(4, device=r.device) * 256 + r
-    hist = torch.bincount(idx.reshape(-1), minlength=nblocks * 1024).reshape(nblocks, 4, 256).float()
-    return _cost_table(hist)[idx].sum(1)
-
-
 def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
-                 rounds: int = 2, local_bits: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                 rounds: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Per tile, the mode whose residuals cost fewest bits under the image's residual statistics:
     first those of the single mode best for the whole image, then, for `rounds` - 1 more
-    rounds, those of the previous round's choice. With `local_bits`, instead under the
-    statistics of each mode's residuals within the tile's block of side 2**local_bits: for
-    images whose raw values are concentrated locally but not globally (the SH labels, numbered
-    along the order: a 32x32 block's high bytes hold 5.6 bits, their left differences 6.5),
-    where the global choice prefers a difference. Returns (modes per tile, residuals (N, 4))."""
+    rounds, those of the previous round's choice. Returns (modes per tile, residuals (N, 4))."""
     nb = Neighbours(p, width)
     tiles = tile_index(height, width, bits, p.device)
-    if local_bits:
-        blocks = tile_index(height, width, local_bits, p.device)
-        nblocks = int(blocks[-1]) + 1
-        per_mode = torch.stack([tile_sums(_local_costs((p - nb.predict(m)) & 255, blocks, nblocks),
-                                          height, width, bits) for m in range(MODES)])
-        modes = per_mode.argmin(0)
-        return modes, residuals(p, nb, modes, tiles, width)
     offs = torch.arange(4, device=p.device) * 256
     hists = torch.stack([channel_hist((p - nb.predict(m)) & 255) for m in range(MODES)])   # (14, 4, 256)
     tables = torch.stack([_cost_table(h) for h in hists])

@@ -1,15 +1,12 @@
-"""The residual image as VP8L symbols: literal pixels and LZ77 copies, then entropy groups.
+"""The residual image as VP8L symbols: literal pixels, LZ77 copies and colour cache indices, and
+their counts per group of tiles (the entropy groups themselves: vp8l_groups).
 
 Copies: the parallel form of the two copies that pay on our images, runs of a pixel equal to
 its left neighbour (distance code 2) or to the one above (distance code 1). A run becomes a copy
 (split at the format's 4096-pixel limit) when it costs fewer bits than its literals would.
-Entropy groups: the image is cut into square tiles; tiles are clustered (k-means whose distance
-is the bits a tile costs under a cluster's code) so that each cluster gets its own five prefix
-codes, written once; the entropy image says which tile uses which.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,10 +44,6 @@ class Alphabets:
 
 
 CACHE_MULTIPLIER = 0x1E35A7BD
-#: new groups split_rare may add after the k-means, and the share of a tree's symbols above
-#: which the rest count as rare
-SPLITS = 2
-RARE_SHARE = 0.99
 
 
 @dataclass
@@ -206,100 +199,3 @@ def histograms(tokens: Tokens, group: torch.Tensor, ngroups: int) -> torch.Tenso
     valid = tokens.sym >= 0
     idx = (group[:, None] * ab.total + tokens.sym + offs)[valid]
     return torch.bincount(idx, minlength=ngroups * ab.total).reshape(ngroups, ab.total).float()
-
-
-def _bits_tables(h: torch.Tensor, ab: Alphabets) -> torch.Tensor:
-    """-log2 frequency per symbol within each tree of each row of `h` (G, alphabets.total); a tree with
-    one used symbol costs 0; unused symbols get a large but finite cost."""
-    out = torch.empty_like(h)
-    for a, off in zip(ab.sizes, ab.offsets):
-        part = h[:, off:off + a]
-        tot = part.sum(1, keepdim=True)
-        t = (-torch.log2((part + 0.01) / (tot + 0.01 * a))).clamp(min=1.0)
-        single = (part > 0).sum(1, keepdim=True) <= 1
-        out[:, off:off + a] = torch.where(single & (part > 0), torch.zeros_like(t), t)
-    return out
-
-
-def _header_bits(h: torch.Tensor) -> torch.Tensor:
-    """Rough bits of the five code descriptions of each group (G,)."""
-    return (h > 0).sum(1).double() * 4.0 + 5 * 40.0
-
-
-def estimate_bits(tile_hist: torch.Tensor, assign: torch.Tensor, ab: Alphabets) -> float:
-    """Estimated bits of the data, the code descriptions and the entropy image when tiles are
-    grouped by `assign`."""
-    return _grouped(tile_hist, assign, ab)[0]
-
-
-def _grouped(tile_hist: torch.Tensor, assign: torch.Tensor, ab: Alphabets) -> tuple[float, torch.Tensor]:
-    """Estimated bits of the data, the code descriptions and the entropy image when tiles are
-    grouped by `assign` (renumbered to 0..G-1, returned)."""
-    used = torch.unique(assign)
-    assign = torch.searchsorted(used, assign)
-    centers = torch.zeros(len(used), ab.total, dtype=tile_hist.dtype, device=tile_hist.device).index_add_(
-        0, assign, tile_hist)
-    data = float((tile_hist * _bits_tables(centers, ab)[assign]).sum())
-    groups_bits = 0.0 if len(used) == 1 else tile_hist.shape[0] * max(1.0, math.log2(len(used)))
-    return data + float(_header_bits(centers).sum()) + groups_bits, assign
-
-
-def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: Alphabets,
-               max_splits: int) -> tuple[torch.Tensor, float]:
-    """Where one symbol makes up >= RARE_SHARE of a group's tree, the tiles holding the other
-    symbols of that tree move to a new group, kept when the estimate drops (the best such move,
-    up to `max_splits` times). Why: a prefix code spends at least one bit on every symbol of a
-    tree with two symbols, so a few rare symbols (the alpha residuals where an image's padding
-    starts) cost every texel of their group a bit; the k-means, which prices a tile under a
-    group's code, does not see that (guitar's scales: 48k bits for one texel)."""
-    sizes, offsets = ab.sizes, ab.offsets
-    for _ in range(max_splits):
-        ngroups = int(assign.max()) + 1
-        centers = torch.zeros(ngroups, ab.total, dtype=tile_hist.dtype, device=tile_hist.device).index_add_(
-            0, assign, tile_hist)
-        per_tree = torch.stack([centers[:, o:o + a].max(1).values / centers[:, o:o + a].sum(1).clamp(min=1)
-                                for a, o in zip(sizes, offsets)], 1)                        # (G, 5) top share
-        mixed = torch.stack([(centers[:, o:o + a] > 0).sum(1) > 1 for a, o in zip(sizes, offsets)], 1)
-        candidates = torch.nonzero((per_tree >= RARE_SHARE) & mixed).tolist()
-        best = None
-        for g, tree in candidates:
-            o, a = offsets[tree], sizes[tree]
-            top = int(centers[g, o:o + a].argmax())
-            others = tile_hist[:, o:o + a].sum(1) - tile_hist[:, o + top]
-            movers = (assign == g) & (others > 0)
-            trial_cost, trial = _grouped(tile_hist, torch.where(movers, ngroups, assign), ab)
-            if trial_cost < (best[0] if best is not None else cost):
-                best = (trial_cost, trial)
-        if best is None:
-            break
-        cost, assign = best
-    return assign, cost
-
-
-def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
-                  rounds: int = 6) -> tuple[torch.Tensor, float]:
-    """Group of each tile (T,) with the lowest estimated bits (data, code descriptions, entropy
-    image) among one group and k-means clusterings into 2, 4 ... max_groups groups; the
-    k-means distance is the bits a tile costs under a cluster's code, seeds are spread along
-    the tiles' own bits per symbol. Every iteration's grouping is a candidate (k-means under
-    prefix-code costs is not monotone: a rare symbol joining a cluster costs all its tiles)."""
-    ntiles = tile_hist.shape[0]
-    dev = tile_hist.device
-    best_cost, best = _grouped(tile_hist, torch.zeros(ntiles, dtype=torch.int64, device=dev), ab)
-    own = (tile_hist * _bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)   # bits per symbol
-    rank = torch.argsort(own)
-    g = 2
-    while g <= min(max_groups, ntiles):
-        centers = tile_hist[rank[torch.linspace(0, ntiles - 1, g, device=dev).long()]].clone()
-        assign = None
-        for _ in range(rounds):
-            new = (tile_hist @ _bits_tables(centers, ab).T).argmin(1)
-            if assign is not None and torch.equal(new, assign):
-                break
-            assign = new
-            cost, renumbered = _grouped(tile_hist, assign, ab)
-            if cost < best_cost:
-                best_cost, best = cost, renumbered
-            centers = torch.zeros(g, ab.total, dtype=tile_hist.dtype, device=dev).index_add_(0, assign, tile_hist)
-        g *= 2
-    return split_rare(tile_hist, best, best_cost, ab, SPLITS)
