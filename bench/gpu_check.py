@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for _cand in ("../shared/bench", "../../shared/bench"):      # the shared scene generator, if beside us
+for _cand in ("../shared/bench", "../../shared/bench", "../shared_carry/bench"):   # the shared scene generator
     _p = os.path.join(os.path.dirname(os.path.abspath(__file__)), _cand)
     if os.path.isfile(os.path.join(_p, "synth_scene.py")):
         sys.path.insert(0, _p)

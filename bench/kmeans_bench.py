@@ -17,7 +17,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-for cand in (os.path.join(HERE, "..", "..", "shared", "bench"), os.path.join(HERE, "..", "shared", "bench")):
+for cand in (os.path.join(HERE, "..", "..", "shared", "bench"), os.path.join(HERE, "..", "shared", "bench"),
+             os.path.join(HERE, "..", "shared_carry", "bench")):      # shared_carry: a copy carried to the GPU machine
     if os.path.isfile(os.path.join(cand, "synth_scene.py")):
         sys.path.insert(0, cand)
 
