@@ -121,7 +121,9 @@ class Compressor:
         saved, self.progress = self.progress, None
         try:
             self.encode(tiny, {})
-            if self.device.type == "cuda":    # our WebP encoder serves large images: warm its default path too
+            # the tiny scene's images reach our WebP encoder only where the settings send small
+            # images there (by default the SH labels, palette and sh0): warm it whatever they say
+            if self.device.type == "cuda":
                 own = replace(self.settings.webp, encoder="own")
                 encode_webp(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), own, "warm.webp", self.device)
         finally:

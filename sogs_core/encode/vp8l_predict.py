@@ -101,10 +101,9 @@ def channel_hist(res: torch.Tensor) -> torch.Tensor:
 
 
 def _cost_table(hist: torch.Tensor) -> torch.Tensor:
-    """-log2 frequency of each channel's residual values (a little smoothed), flat: (4 * 256,)
-    for one (4, 256) histogram, (B * 4 * 256,) for B of them."""
+    """(4 * 256,) -log2 frequency of each channel's residual values (a little smoothed)."""
     hist = hist + 0.1
-    return (-torch.log2(hist / hist.sum(-1, keepdim=True))).reshape(-1)
+    return (-torch.log2(hist / hist.sum(1, keepdim=True))).reshape(-1)
 
 
 def tile_sums(values: torch.Tensor, height: int, width: int, bits: int) -> torch.Tensor:
