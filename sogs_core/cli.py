@@ -338,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
                    help="who writes the WebP images: libwebp (one CPU thread per image), "
                         "own (our encoder, on the device; 2-10x faster per image on a GPU, the SH labels 8-9 %% "
-                        "and the palette 4 %% smaller, means_u up to 7 %% larger), auto (default, on CUDA: own "
-                        "for the SH labels, palette and sh0 of any scene, for means_u and means_l from 2M "
-                        "splats, for every image from 6M; else libwebp)")
+                        "smaller at 1M-8M, means_u up to 7 %% larger), auto (default, on CUDA: own "
+                        "for the SH labels of any scene, sh0 from 500k splats, the palette from 750k texels, "
+                        "means_u and means_l from 2M splats, every image from 6M; else libwebp)")
     c.add_argument("--requantize", action="store_true",
                    help="SOG v2 input: quantize and cluster it again instead of keeping its codes (default: keep)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")

@@ -122,7 +122,7 @@ class Compressor:
         try:
             self.encode(tiny, {})
             # the tiny scene's images reach our WebP encoder only where the settings send small
-            # images there (by default the SH labels, palette and sh0): warm it whatever they say
+            # images there (by default the SH labels only): warm it whatever they say
             if self.device.type == "cuda":
                 own = replace(self.settings.webp, encoder="own")
                 encode_webp(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), own, "warm.webp", self.device)

@@ -45,16 +45,18 @@ class WebpSettings:
     #: "auto": on a CUDA device, our own encoder (sogs_core.encode.vp8l) for an image of at
     #: least the texels `own_from_texels` gives its name (`device_min_texels` for the others),
     #: libwebp otherwise and on a CPU; "libwebp"; "own": ours for every image, on the device
-    #: given or the CPU. Why per image (bench/NOTES.md sessions 12-14, H100 host): libwebp
-    #: encodes one image per call on one CPU thread (0.2-2.9 s per image at 1M-8M texels, sh0
-    #: and means_u the slowest), ours 0.08-0.15 s per 1M-texel image on the GPU, beside the
-    #: other work. Ours writes the SH labels 8-9 % smaller (raw labels, no predictor, 16 code
-    #: groups), the palette 4 % and sh0 0.4 % smaller, and means_l, scales, quats, means_u
-    #: 0.1-7 % larger: so the first three go to ours at any size, means_u and means_l (slow in
-    #: libwebp, small or level in bytes) from 2M texels, all of them from 6M.
+    #: given or the CPU. Why per image and size (bench/NOTES.md sessions 12-14, H100 host):
+    #: libwebp encodes one image per call on one CPU thread (0.2-2.9 s per image at 1M-8M
+    #: texels, sh0 and means_u the slowest), ours 0.08-0.15 s per 1M-texel image on the GPU,
+    #: beside the other work. Bytes, ours against libwebp: the SH labels 0.92 at 1M, 0.999 on
+    #: playbot (500k); sh0 0.996 at 1M, 0.999 on playbot, but 1.001-1.004 on biker and guitar
+    #: (90k-150k); the palette 0.96 at 1M (983k texels), 1.12 on playbot (524k); means_l,
+    #: scales, quats, means_u 1.001-1.07. Hence the labels at any size, sh0 from 500k texels,
+    #: the palette from 750k, means_u and means_l (slow in libwebp, small or level in bytes)
+    #: from 2M, all images from 6M; below, libwebp is fast anyway.
     encoder: str = "auto"
     own_from_texels: tuple[tuple[str, int], ...] = (
-        ("shN_labels.webp", 0), ("shN_centroids.webp", 0), ("sh0.webp", 0),
+        ("shN_labels.webp", 0), ("sh0.webp", 500_000), ("shN_centroids.webp", 750_000),
         ("means_u.webp", 2_000_000), ("means_l.webp", 2_000_000))
     device_min_texels: int = 6_000_000
     #: our encoder's settings per image (the rest take the defaults): the SH labels go without

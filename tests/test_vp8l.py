@@ -242,10 +242,11 @@ def test_a_rare_symbol_does_not_cost_its_whole_group():
 def test_auto_picks_the_encoder_per_image_and_size_on_cuda_only():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     auto = WebpSettings()
-    for name in ("shN_labels.webp", "shN_centroids.webp", "sh0.webp", "x/sh0.webp"):
-        assert auto.own_encoder_for(1000, cuda, name) == cuda
-    for name in ("means_u.webp", "means_l.webp", "quats.webp", "scales.webp"):
+    assert auto.own_encoder_for(1000, cuda, "shN_labels.webp") == cuda
+    for name in ("shN_centroids.webp", "sh0.webp", "means_u.webp", "means_l.webp", "quats.webp", "scales.webp"):
         assert auto.own_encoder_for(1000, cuda, name) is None
+    assert auto.own_encoder_for(1_048_576, cuda, "x/sh0.webp") == cuda
+    assert auto.own_encoder_for(983_040, cuda, "shN_centroids.webp") == cuda
     assert auto.own_encoder_for(2_000_000, cuda, "means_u.webp") == cuda
     assert auto.own_encoder_for(2_000_000, cuda, "quats.webp") is None
     assert auto.own_encoder_for(auto.device_min_texels, cuda, "quats.webp") == cuda
