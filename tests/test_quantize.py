@@ -46,6 +46,29 @@ def test_codebook_exact_for_few_values():
     assert torch.equal(cb[idx.long()], x)
 
 
+def test_density_weighted_codebook_gives_the_tails_more_levels():
+    # heavy-tailed values: weighting a bin of c values as c^0.25 moves levels into the tails,
+    # so the largest values (the largest splats) are stored closer
+    x = torch.from_numpy(np.random.default_rng(3).standard_t(3, size=60000).astype(np.float32))
+    plain, pi = kmeans_1d(x, pin_ends=True)
+    tail, ti = kmeans_1d(x, pin_ends=True, density_alpha=0.25)
+    top = x >= torch.quantile(x, 0.999)
+    err = lambda cb, i: (x - cb[i.long()]).abs()  # noqa: E731
+    assert err(tail, ti)[top].max() < 0.5 * err(plain, pi)[top].max()
+    assert tail[0] == x.min() and tail[-1] == x.max()
+    best = (x.reshape(-1, 1) - tail[None]).abs().min(1).values
+    assert torch.allclose(err(tail, ti), best, atol=1e-6)
+
+
+def test_density_weighting_leaves_discrete_values_to_plain_kmeans():
+    # a decoded 8-bit input holds at most a few hundred distinct values: fitted as without weights
+    levels = np.random.default_rng(4).normal(-4, 1, 700).astype(np.float32)
+    x = torch.from_numpy(np.random.default_rng(5).choice(levels, 50000))
+    plain, pi = kmeans_1d(x, pin_ends=True)
+    tail, ti = kmeans_1d(x, pin_ends=True, density_alpha=0.25)
+    assert torch.equal(plain, tail) and torch.equal(pi, ti)
+
+
 def test_means_within_half_a_step():
     rng = np.random.default_rng(2)
     pos = rng.normal(0, 10, (4000, 3)).astype(np.float32)
