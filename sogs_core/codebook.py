@@ -30,10 +30,8 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
 
     density_alpha < 1 weighs each value by (values in its histogram bin)^(alpha - 1), so a bin of
     c values counts c^alpha in the squared error: levels move from the dense centre to the sparse
-    tails. 1 is plain k-means. For log-scales and colours at 0.25, the real scenes came out 1-2 %
-    smaller and sharper in the viewer (guitar +0.03 dB, biker +0.27 dB), because the dense
-    centre's labels need fewer bits and the tails, where the largest splats are, get more levels
-    (bench/NOTES.md session 15). Values with no more distinct values than histogram bins (a
+    tails. 1 is plain k-means; `quantize.TAIL_WEIGHT` says what the scale and colour codebooks
+    use and what it measured. Values with no more distinct values than histogram bins (a
     decoded lossy input, e.g. SOG v1's 8-bit scales: 705 distinct log-scales over 921k values)
     are fitted plainly: weighting flattened their frequent levels and cost the PlayCanvas logo
     0.5 dB in the viewer, where plain k-means puts levels on those values exactly.
