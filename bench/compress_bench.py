@@ -19,8 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
 
-from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
-from sogs_core.webp_codec import WebpSettings  # noqa: E402
+from sogs_core.pipeline.compressor import Compressor  # noqa: E402
+
+from sogs_core.settings import CompressSettings  # noqa: E402
+from sogs_core.settings import WebpSettings  # noqa: E402
 
 
 def main() -> None:

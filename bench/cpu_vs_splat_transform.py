@@ -47,7 +47,7 @@ def main() -> None:
         for path in a.scenes:
             name = os.path.basename(path)
             ours_out, st_out = os.path.join(tmp, "ours.sog"), os.path.join(tmp, "st.sog")
-            ours = [sys.executable, "-m", "sogs_core.cli", "compress", "-q", "--device", "cpu", path, ours_out]
+            ours = [sys.executable, "-m", "sogs_cli.main", "compress", "-q", "--device", "cpu", path, ours_out]
             st = [a.splat_transform, "-q", "-w", "-g", "cpu", path, st_out]
             if a.sh_bands is not None:
                 ours[4:4] = ["--sh-bands", str(a.sh_bands)]

@@ -32,7 +32,7 @@ for _cand in ("../shared/bench", "../../shared/bench", "../shared_carry/bench"):
 
 import torch  # noqa: E402
 
-from sogs_core import palette  # noqa: E402
+from sogs_core.quantize.palette import kmeans as palette  # noqa: E402
 from sogs_core.order.plas import (PlasConfig, TorchPlasBackend, neighbor_distance, plas_sort)  # noqa: E402
 
 FAILED: list[str] = []
@@ -175,7 +175,7 @@ def kmeans_checks(dev: torch.device) -> None:
           f"torch {inertia['torch']:.6e}, triton {inertia['triton']:.6e}, rel {rel:+.2e}")
     # the two-level search (the default): its fused kernel labels like the torch cell search, and
     # 10 Lloyd steps end within 0.5 % of the exact search's inertia (the speed issue's bound)
-    from sogs_core.palette_ivf import CellLayout, CellSearch
+    from sogs_core.quantize.palette.cells import CellLayout, CellSearch
 
     sh = _synth_rest(dev, 262144)
     cents = sh[torch.randperm(len(sh), device=dev)[:16384]]

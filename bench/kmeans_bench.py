@@ -25,8 +25,8 @@ for cand in (os.path.join(HERE, "..", "..", "shared", "bench"), os.path.join(HER
 import torch  # noqa: E402
 from synth_scene import synth_scene  # noqa: E402
 
-from sogs_core import palette  # noqa: E402
-from sogs_core.device import device_label, resolve_device  # noqa: E402
+from sogs_core.quantize.palette import kmeans as palette  # noqa: E402
+from sogs_core.model.device import device_label, resolve_device  # noqa: E402
 
 
 def sync(dev: torch.device) -> None:
@@ -59,7 +59,7 @@ def main() -> None:
         print(f"{method:<14}{secs:>9.3f}{inertia:>16.6e}", flush=True)
     sweep = []
     if a.sweep and dev.type == "cuda":
-        from sogs_core import palette_triton as pt
+        from sogs_core.quantize.palette import triton_search as pt
         mean = x.mean(0)
         xp = pt.pad_rows(x - mean, pt.padded_width(x.shape[1]))
         cents = x[torch.randperm(len(x), device=dev)[:a.k]].contiguous()

@@ -29,19 +29,22 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from sogs_core.compressor import CompressSettings  # noqa: E402
-from sogs_core.device import device_label, resolve_device  # noqa: E402
-from sogs_core.order import ORDER_METHODS, apply_order, order_scene  # noqa: E402
+from sogs_core.settings import CompressSettings  # noqa: E402
+from sogs_core.model.device import device_label, resolve_device  # noqa: E402
+from sogs_core.model.splats import ATTRIBUTES  # noqa: E402
+from sogs_core.order import order_scene  # noqa: E402
+from sogs_core.quantize.palette.numbering import apply_order  # noqa: E402
+from sogs_core.settings import ORDER_METHODS  # noqa: E402
 from sogs_core.order.chain import chain_orders  # noqa: E402
-from sogs_core.order.choose import smallest_by_sample  # noqa: E402
-from sogs_core.readers.ply import read_ply  # noqa: E402
-from sogs_core.quantize import QuantizedScene, quantize_scene  # noqa: E402
-from sogs_core.sog_layout import build_images  # noqa: E402
-from sogs_core.readers.sog import read_sog  # noqa: E402
-from sogs_core.splats import Splats  # noqa: E402
-from sogs_core.webp_codec import encode_all  # noqa: E402
+from sogs_core.pipeline.choose_order import smallest_by_sample  # noqa: E402
+from sogs_core.formats.ply.read import read_ply  # noqa: E402
+from sogs_core.formats.sog.codes import QuantizedScene  # noqa: E402
+from sogs_core.quantize.scene import quantize_scene  # noqa: E402
+from sogs_core.formats.sog.layout import build_images  # noqa: E402
+from sogs_core.formats.sog.read import read_sog  # noqa: E402
+from sogs_core.model.splats import Splats  # noqa: E402
+from sogs_core.webp.codec import encode_all  # noqa: E402
 
-ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
 
 def load(path: str) -> Splats:
@@ -76,9 +79,9 @@ def sync(dev: torch.device) -> None:
 def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device, pool, iterations: int,
                 repeat: int) -> dict:
     settings = CompressSettings()
-    tens = {k: torch.from_numpy(getattr(splats, k)).to(dev) for k in ATTRS}
+    tens = {k: torch.from_numpy(getattr(splats, k)).to(dev) for k in ATTRIBUTES}
     t0 = time.perf_counter()
-    q = quantize_scene(*(tens[k] for k in ATTRS), kmeans_iterations=iterations)
+    q = quantize_scene(*(tens[k] for k in ATTRIBUTES), kmeans_iterations=iterations)
     sync(dev)
     row = {"scene": name, "splats": splats.count, "sh_degree": splats.sh_degree,
            "quantize_seconds": time.perf_counter() - t0, "methods": {}}
@@ -90,7 +93,8 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
         secs = []
         for _ in range(repeat):
             t1 = time.perf_counter()
-            _, qo, info = order_scene(q, tens, method, plas=settings.plas, chain=chain, choose=choose)
+            order, info = order_scene(q, tens, method, plas=settings.plas, chain=chain, choose=choose)
+            qo = apply_order(q, order)
             sync(dev)
             secs.append(time.perf_counter() - t1)
         r = {"seconds": min(secs), "seconds_all": secs, "info": info,

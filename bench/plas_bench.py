@@ -22,8 +22,9 @@ for cand in (os.path.join(HERE, "..", "..", "shared", "bench"), os.path.join(HER
 import torch  # noqa: E402
 from plas_grid import gs_grid, neighbor_distance  # noqa: E402
 
-from sogs_core.device import device_label, resolve_device  # noqa: E402
-from sogs_core.order.plas import PlasConfig, plas_sort  # noqa: E402
+from sogs_core.model.device import device_label, resolve_device  # noqa: E402
+from sogs_core.order.plas import plas_sort  # noqa: E402
+from sogs_core.settings import PlasConfig  # noqa: E402
 
 # A variant sets only the fields it names; the rest take today's PlasConfig defaults, so a variant
 # measured in an earlier session (bench/NOTES.md gives that day's defaults) may differ today.

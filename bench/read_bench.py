@@ -27,8 +27,8 @@ ST = os.path.join(ROOT, ".cache", "splat-transform-3.7.0", "node_modules", ".bin
 
 def build(folder: str, n: int, sh: int) -> dict[str, str]:
     """format label -> path, writing what is missing."""
-    from sogs_core.compressor import Compressor
-    from sogs_core.ply_write import write_ply
+    from sogs_core.pipeline.compressor import Compressor
+    from sogs_core.formats.ply.write import write_ply
     from tests.conftest import make_scene
     from tests.format_writers import ksplat_bytes, splat_bytes, spz_v2_bytes
 
@@ -76,7 +76,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from sogs_core.readers import read_scene
+    from sogs_core.formats import read_scene
 
     paths = build(a.cache, a.n, a.sh)
     rows = []

@@ -39,7 +39,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from ray_jobs.manifest import conform
-    from sogs_core.ply_write import ply_bytes
+    from sogs_core.formats.ply.write import ply_bytes
     from tests.conftest import make_scene
     from tests.ray_helpers import FaultProxy, MotoServer, fast_env, free_port
     from tests.test_faults import _actor_pids

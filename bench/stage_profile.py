@@ -23,10 +23,12 @@ from results_io import scene_arguments, write_result  # noqa: E402  (bench/ is t
 
 import torch  # noqa: E402
 
-from sogs_core import compressor as comp_mod  # noqa: E402
+from sogs_core.pipeline import compressor as comp_mod  # noqa: E402
 from sogs_core import order as order_mod  # noqa: E402
-from sogs_core import quantize as quant_mod  # noqa: E402
-from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
+from sogs_core.pipeline import palette_aside as aside_mod  # noqa: E402
+from sogs_core.quantize import scene as quant_mod  # noqa: E402
+from sogs_core.pipeline.compressor import Compressor  # noqa: E402
+from sogs_core.settings import CompressSettings  # noqa: E402
 
 #: (module, function name) pairs timed as steps; the names must be looked up where they are called
 STEPS = [
@@ -35,10 +37,10 @@ STEPS = [
     (comp_mod, "fidelity_tensors"), (comp_mod, "dequantize_tensors"),
     (quant_mod, "encode_means"), (quant_mod, "kmeans_1d"), (quant_mod, "encode_quats"),
     (quant_mod, "encode_opacity"), (comp_mod, "smallest_by_sample"),
-    (order_mod, "chain_orders"), (order_mod, "apply_order"),
+    (order_mod, "chain_orders"), (comp_mod, "apply_order"),
 ]
 #: steps that run on a thread of their own beside the others: timed as spans, not synchronised
-SPANS = [(comp_mod, "fit_palette")]
+SPANS = [(aside_mod, "fit_palette")]
 
 
 class Recorder:

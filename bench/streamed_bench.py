@@ -21,10 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
 
-from sogs_core.compressor import Compressor  # noqa: E402
-from sogs_core.lod import ChunkOptions, StreamedSettings, write_streamed  # noqa: E402
-from sogs_core.ply_write import ply_bytes  # noqa: E402
-from sogs_core.synth import synthetic_scene  # noqa: E402
+from sogs_core.pipeline.compressor import Compressor  # noqa: E402
+from sogs_core.pipeline.streamed import write_streamed  # noqa: E402
+from sogs_core.settings import ChunkOptions, StreamedSettings  # noqa: E402
+from sogs_core.formats.ply.write import ply_bytes  # noqa: E402
+from sogs_core.model.synth import synthetic_scene  # noqa: E402
 
 PIECE = 4 << 20
 

@@ -20,10 +20,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sogs_core.compressor import Compressor  # noqa: E402
-from sogs_core.lod import ChunkOptions, StreamedSettings, write_streamed  # noqa: E402
-from sogs_core.ply_write import write_ply  # noqa: E402
-from sogs_core.readers.lod import read_lod_level, read_lod_meta  # noqa: E402
+from sogs_core.pipeline.compressor import Compressor  # noqa: E402
+from sogs_core.pipeline.streamed import write_streamed  # noqa: E402
+from sogs_core.settings import ChunkOptions, StreamedSettings  # noqa: E402
+from sogs_core.formats.ply.write import write_ply  # noqa: E402
+from sogs_core.formats.lod_meta.read import read_lod_level, read_lod_meta  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ST = os.path.join(ROOT, ".cache", "splat-transform-3.7.0", "node_modules", ".bin", "splat-transform")

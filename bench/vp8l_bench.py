@@ -26,10 +26,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import sogs_core.compressor as compressor_module  # noqa: E402
-from sogs_core.compressor import Compressor, CompressSettings  # noqa: E402
-from sogs_core.encode.vp8l import encode_lossless  # noqa: E402
-from sogs_core.webp_codec import encode_webp  # noqa: E402
+import sogs_core.pipeline.compressor as compressor_module  # noqa: E402
+from sogs_core.pipeline.compressor import Compressor  # noqa: E402
+from sogs_core.settings import CompressSettings  # noqa: E402
+from sogs_core.webp.vp8l import encode_lossless  # noqa: E402
+from sogs_core.webp.codec import encode_webp  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:

@@ -23,10 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
-from sogs_core.compressor import Compressor  # noqa: E402
-from sogs_core.readers.ply import read_ply  # noqa: E402
-from sogs_core.sog_layout import build_images  # noqa: E402
-from sogs_core.webp_codec import WebpSettings, encode_webp  # noqa: E402
+from sogs_core.pipeline.compressor import Compressor  # noqa: E402
+from sogs_core.formats.ply.read import read_ply  # noqa: E402
+from sogs_core.formats.sog.layout import build_images  # noqa: E402
+from sogs_core.webp.codec import encode_webp  # noqa: E402
+from sogs_core.settings import WebpSettings  # noqa: E402
 
 DEFAULT_SETTINGS = "0:50,1:0,1:24,1:25,1:50,1:100,2:50,4:50,6:50"
 

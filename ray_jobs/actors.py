@@ -15,10 +15,13 @@ import socket
 import threading
 import time
 import traceback
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from .manifest import FIDELITY, STAGES, empty_row
-from .storage import Store
+from ray_jobs.manifest import FIDELITY, STAGES, empty_row
+from ray_jobs.storage import Store
+
+if TYPE_CHECKING:
+    from sogs_core.settings import CompressSettings
 
 #: write errors that retrying at once cannot fix (full disk, quota, read-only, denied, too large)
 OUTPUT_REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -31,14 +34,14 @@ def utcnow() -> dt.datetime:
 class SceneCompressor:
     """Plain class; backfill.py wraps it with ray.remote(num_gpus=..., max_concurrency=2)."""
 
-    def __init__(self, device: str, settings_kwargs: dict, layout: str, run_id: str, settings_hash: str,
+    def __init__(self, device: str, settings: "CompressSettings", layout: str, run_id: str, settings_hash: str,
                  max_retries: int, s3_retry_seconds: float = 120.0) -> None:
-        from sogs_core.compressor import Compressor, CompressSettings
+        from sogs_core.pipeline.compressor import Compressor
 
         self.layout, self.run_id, self.settings_hash = layout, run_id, settings_hash
         self.max_retries = max_retries
         self.store = Store(retry_seconds=s3_retry_seconds)
-        self.compressor = Compressor(device=device, settings=CompressSettings(**settings_kwargs))
+        self.compressor = Compressor(device=device, settings=settings)
         self._source_lock = threading.Lock()
         self._open: Optional[tuple] = None          # (scene key, LevelSources, downloaded file)
         self.node = socket.gethostname()
@@ -61,7 +64,7 @@ class SceneCompressor:
         return self._write_folder(pkg, output_uri)
 
     def _write_folder(self, pkg, folder_uri: str) -> int:
-        from sogs_core.sog_files import write_folder_with
+        from sogs_core.formats.sog.package import write_folder_with
 
         folder = folder_uri.rstrip("/")
         return write_folder_with(pkg, lambda name, data: self.store.put(f"{folder}/{name}", data),
@@ -72,7 +75,7 @@ class SceneCompressor:
     def _sources(self, task: dict, memory_budget: int) -> list:
         """The scene's LevelSource, opened once per actor and scene (a PLY stays mapped, so each
         chunk group reads only its own rows); an S3 input is downloaded to this node first."""
-        from sogs_core.lod.streamed import LevelSource
+        from sogs_core.pipeline.streamed.write import LevelSource
 
         key = (task["input_uri"], task["etag"])
         with self._source_lock:
@@ -88,7 +91,7 @@ class SceneCompressor:
         import hashlib
         import tempfile
 
-        from .storage import is_s3
+        from ray_jobs.storage import is_s3
 
         uri = task["input_uri"]
         if not is_s3(uri):
@@ -101,8 +104,8 @@ class SceneCompressor:
 
     def plan_streamed(self, task: dict, lod: dict, memory_budget: int) -> dict:
         """The chunk tree and groups of a streamed scene (`lod.plan_streamed`) and what the row needs."""
-        from sogs_core.lod import ChunkOptions, StreamedSettings
-        from sogs_core.lod.streamed import plan_streamed
+        from sogs_core.settings import ChunkOptions, StreamedSettings
+        from sogs_core.pipeline.streamed.write import plan_streamed
 
         t0 = time.perf_counter()
         sources = self._sources(task, memory_budget)
@@ -117,7 +120,7 @@ class SceneCompressor:
         """One chunk group of a streamed scene: its levels made, level 0 written under the output.
         Returns the result and, as separate objects (called with num_returns=levels), each
         coarser level's splats for the bucket that packs it."""
-        from sogs_core.lod.streamed import run_group
+        from sogs_core.pipeline.streamed.write import run_group
 
         res = run_group(self.compressor, spec, self._sources(task, memory_budget), levels, self._folder_writer(task))
         res.worker = f"{self.node} pid {os.getpid()}"
@@ -127,7 +130,7 @@ class SceneCompressor:
     def compress_bucket(self, task: dict, level: int, bucket: int, leaves: list, *coarse):
         """Level `level`'s runs of a bucket's groups (their splats resolved by Ray from the
         groups' returns, in group order) written as one SOG folder."""
-        from sogs_core.lod.chunk import compress_bucket
+        from sogs_core.pipeline.streamed.chunk import compress_bucket
 
         parts = [(lv, splats, counts) for lv, (splats, counts) in zip(leaves, coarse)]
         res = compress_bucket(self.compressor, level, bucket, parts, self._folder_writer(task))
@@ -142,7 +145,7 @@ class SceneCompressor:
         meta.json names, fetched from beside it."""
         if uri.rsplit("/", 1)[-1].lower() != "meta.json":
             return self.store.get(uri)
-        from sogs_core.readers import read_sog_folder
+        from sogs_core.formats import read_sog_folder
 
         folder = uri.rsplit("/", 1)[0]
 
@@ -154,7 +157,7 @@ class SceneCompressor:
 
     def process(self, task: dict, attempt_offset: int = 0) -> dict:
         """Compress one scene; never raises for a scene's own failure."""
-        from sogs_core.errors import SogsError
+        from sogs_core.model.errors import SogsError
 
         row = empty_row()
         row.update(run_id=self.run_id, input_uri=task["input_uri"], input_bytes=task["size"],

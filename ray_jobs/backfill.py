@@ -18,12 +18,14 @@ import sys
 import uuid
 from typing import Callable, Optional
 
-from sogs_core.cli import ORDER_HELP, ORDER_METHODS, add_streamed_options, streamed_settings
-from sogs_core.readers import FORMAT_NAMES, format_of_name
+from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_streamed_options, compress_settings,
+                              memory_budget, streamed_settings)
+from sogs_core.formats import FORMAT_NAMES, format_of_name
+from sogs_core.settings import CompressSettings
 
-from .leases import Leases
-from .manifest import ManifestWriter, OtherRunsView, latest_settled, read_manifest, skipped_row
-from .storage import ObjectInfo, Store, is_s3, join
+from ray_jobs.leases import Leases
+from ray_jobs.manifest import ManifestWriter, OtherRunsView, latest_settled, read_manifest, skipped_row
+from ray_jobs.storage import ObjectInfo, Store, is_s3, join
 
 def log(msg: str) -> None:
     print(f"[backfill] {msg}", file=sys.stderr, flush=True)
@@ -69,18 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 if any scene failed")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                    help="compressor device inside the actors (default auto: CUDA when the actor sees a GPU)")
-    p.add_argument("--seed", type=int, default=0, help="sort / k-means seed (part of the settings hash)")
-    p.add_argument("--iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
-    p.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None, help="drop SH bands above this")
-    p.add_argument("--order", default="chain", choices=list(ORDER_METHODS),
-                   help=ORDER_HELP + " (part of the settings hash)")
-    p.add_argument("--plas", default="auto", choices=["auto", "full", "fast"],
-                   help="schedule of --order plas (part of the settings hash): full (best neighbour distance), fast "
-                        "(fewer, looser levels for CPU actors), auto (default: fast with --device cpu or when "
-                        "a local Ray starts on a machine without a CUDA GPU, else full)")
-    p.add_argument("--requantize", action="store_true",
-                   help="SOG v2 inputs: quantize again instead of keeping their codes (default: keep them, re-order "
-                        "and re-encode only, so they lose nothing a second time; part of the settings hash)")
+    add_compress_options(p, PLAS_AUTO_BACKFILL, hashed=True)
     p.add_argument("--scene-timeout", default="auto", type=_timeout,
                    help="seconds one scene may take before it is failed and its actor restarted; auto (default) = "
                         "600 s + 10 s per MB of input")
@@ -165,8 +156,8 @@ def lod_settings(args: argparse.Namespace) -> dict:
 
 def ply_splat_count(store: Store, uri: str) -> Optional[int]:
     """The vertex count in a PLY's header (one small read), None when it cannot be told."""
-    from sogs_core.errors import SogsError
-    from sogs_core.readers.ply import parse_header
+    from sogs_core.model.errors import SogsError
+    from sogs_core.formats.ply.header import parse_header
 
     try:
         header = parse_header(memoryview(store.head(uri, 1 << 16)), uri)
@@ -188,14 +179,14 @@ def plas_on_gpu(args: argparse.Namespace) -> bool:
 
 
 def settings_kwargs(args: argparse.Namespace) -> dict:
-    from sogs_core.order.plas import plas_schedule
+    from sogs_core.settings import plas_schedule
 
     return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands,
             "order": args.order, "plas": plas_schedule(args.plas, plas_on_gpu(args)), "requantize": args.requantize}
 
 
 def settings_hash(args: argparse.Namespace) -> str:
-    from sogs_core.compressor import CompressSettings
+    from sogs_core.settings import CompressSettings
 
     digest = CompressSettings(**settings_kwargs(args)).digest()
     if args.streamed_above is not None:
@@ -286,10 +277,10 @@ def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, 
         opts = {"num_gpus": 0, "num_cpus": 1}
         desc = f"{n} CPU actor(s): " + ("--device cpu" if args.device == "cpu" else
                                          f"the Ray cluster has no GPU ({cpus:g} CPUs); compressing on CPU, slowly")
-        from sogs_core.order.plas import PlasConfig
+        from sogs_core.settings import PlasConfig
 
-        kwargs = settings_kwargs(args)
-        if kwargs["order"] == "plas" and kwargs["plas"] != PlasConfig.fast():
+        settings = run_settings(args)
+        if settings.order == "plas" and settings.plas != PlasConfig.fast():
             desc += "; --plas fast would sort with a shorter schedule"
     n = max(1, min(n, n_tasks))
     return n, opts, desc
@@ -329,7 +320,7 @@ def run(args: argparse.Namespace) -> dict:
         problem = store.check_writable(where, run_id)
         if problem is not None:
             raise NotWritable(problem)
-    from .actors import failed_row
+    from ray_jobs.actors import failed_row
 
     writer = ManifestWriter(store, args.manifest, run_id, log=log)
     writer.add_many(skipped)
@@ -348,7 +339,7 @@ def run(args: argparse.Namespace) -> dict:
         summary["manifest_parts"] = writer.written
         if args.report and not lost:
             try:
-                from .report import write_report
+                from ray_jobs.report import write_report
 
                 summary["report"] = write_report(store, args.manifest, run=run_id)
                 log(f"report: {summary['report']}")
@@ -389,8 +380,8 @@ def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str, sh
 
 
 def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, planned_at) -> None:
-    from .actors import SceneCompressor
-    from .scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
+    from ray_jobs.actors import SceneCompressor
+    from ray_jobs.scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
 
     ray = connect_ray(args.address)
     streamed = [t for t in tasks if t.get("streamed")]
@@ -401,7 +392,7 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
     # max_task_retries=0: the scheduler retries a dead actor's scenes itself, counting attempts
     remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1, max_task_retries=0,
                             **opts)(SceneCompressor)
-    actors = [remote_cls.remote(args.device, settings_kwargs(args), args.layout, run_id, shash, args.max_retries,
+    actors = [remote_cls.remote(args.device, run_settings(args), args.layout, run_id, shash, args.max_retries,
                                 args.s3_retry_seconds)
               for _ in range(n)]
     done_by_other_run = settled_by_other_run(store, args, run_id, shash, planned_at)
@@ -422,10 +413,10 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
     """Streamed scenes one after another, each over every actor (`streamed.StreamedScene`)."""
     import time
 
-    from .streamed import StreamedScene
+    from ray_jobs.streamed import StreamedScene
 
     ray.get([a.ready.remote() for a in actors])
-    runner = StreamedScene(ray, actors, store, lod_settings(args), int(args.memory_budget * 2**20),
+    runner = StreamedScene(ray, actors, store, lod_settings(args), memory_budget(args),
                            args.max_retries, args.scene_timeout, log,
                            tick=lambda: leases.renew() if leases.renew_due() else None)
     t0 = time.monotonic()

@@ -16,7 +16,7 @@ import socket
 import time
 from typing import Optional
 
-from .storage import Store
+from ray_jobs.storage import Store
 
 
 def lease_uri(output_uri: str) -> str:

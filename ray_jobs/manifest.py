@@ -13,7 +13,7 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .storage import ObjectInfo, Store, join
+from ray_jobs.storage import ObjectInfo, Store, join
 
 STAGES = ("read", "sort", "cluster", "quantize", "encode", "write", "total")
 FIDELITY = ("position_max_steps", "rotation_max_deg", "log_scale_max_error", "opacity_max_error",

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pyarrow as pa
 
-from .manifest import STAGES
+from ray_jobs.manifest import STAGES
 
 FIDELITY_PLOTS = (("fid_position_max_steps", "position, max (16-bit steps)", "position_max_steps"),
                   ("fid_rotation_max_deg", "rotation, max (degrees)", "rotation_max_deg"),
@@ -80,7 +80,7 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    from sogs_core.fidelity import QUANTIZATION_BOUNDS
+    from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS
 
     out = []
     done = sorted((r for r in rows if r["status"] in ("ok", "failed") and r["finished_at"]),
@@ -199,8 +199,8 @@ def write_report(store, manifest: str, out: Optional[str] = None, run: Optional[
     """Read the manifest through `store`, render, write to `out` (default: beside the manifest
     folder, MANIFEST_reports/report-<run>.html: inside it, the page would break readers of the
     folder as one Parquet dataset); returns where it went."""
-    from .manifest import read_manifest
-    from .storage import join
+    from ray_jobs.manifest import read_manifest
+    from ray_jobs.storage import join
 
     table = read_manifest(store, manifest)
     if table is None:

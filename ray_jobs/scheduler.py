@@ -20,9 +20,9 @@ import time
 from collections import deque
 from typing import Callable, Optional
 
-from .actors import failed_row, utcnow
-from .leases import Leases
-from .manifest import ManifestWriter, skipped_row
+from ray_jobs.actors import failed_row, utcnow
+from ray_jobs.leases import Leases
+from ray_jobs.manifest import ManifestWriter, skipped_row
 
 IN_FLIGHT_PER_ACTOR = 2
 WAIT_RECHECK_SECONDS = 5.0

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 from urllib.parse import urlparse
 
-from sogs_core.sog_files import atomic_write
+from sogs_core.formats.sog.package import atomic_write
 
 T = TypeVar("T")
 

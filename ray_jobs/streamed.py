@@ -17,15 +17,15 @@ import time
 from collections import deque
 from typing import Callable
 
-from sogs_core.lod.chunk import worst
-from sogs_core.lod.meta import lod_meta
-from sogs_core.lod.streamed import BucketPacker, add_seconds, write_lod_meta
-from sogs_core.lod.tree import ChunkOptions
+from sogs_core.pipeline.streamed.chunk import worst
+from sogs_core.formats.lod_meta.write import lod_meta, write_lod_meta
+from sogs_core.pipeline.streamed.write import BucketPacker, add_seconds
+from sogs_core.settings import ChunkOptions
 
-from .actors import utcnow
-from .manifest import FIDELITY, STAGES, empty_row
-from .scheduler import IN_FLIGHT_PER_ACTOR, is_actor_death, scene_timeout
-from .storage import Store
+from ray_jobs.actors import utcnow
+from ray_jobs.manifest import FIDELITY, STAGES, empty_row
+from ray_jobs.scheduler import IN_FLIGHT_PER_ACTOR, is_actor_death, scene_timeout
+from ray_jobs.storage import Store
 
 #: bytes a splat takes in a PLY with SH 3 (the group time limit is sized on this)
 PLY_BYTES_PER_SPLAT = 248

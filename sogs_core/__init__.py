@@ -8,5 +8,5 @@ compares two scenes, compressor ties it together.
 """
 __version__ = "0.2.0"
 
-from .errors import PlyError, SogFormatError, SogsError, SplatFileError  # noqa: E402,F401
-from .splats import Splats  # noqa: E402,F401
+from sogs_core.model.errors import PlyError, SogFormatError, SogsError, SplatFileError  # noqa: E402,F401
+from sogs_core.model.splats import Splats  # noqa: E402,F401

@@ -12,8 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 sys.path.insert(0, ROOT)
 
-from sogs_core.order.plas import PlasConfig  # noqa: E402
-from sogs_core.splats import Splats  # noqa: E402
+from sogs_core.settings import PlasConfig  # noqa: E402
+from sogs_core.model.splats import Splats  # noqa: E402
 
 #: a coarser radius schedule: same algorithm, about 4x fewer levels; for tests whose bounds do
 #: not depend on sort quality (quantization bounds hold for any order)
@@ -35,7 +35,7 @@ def make_scene(n: int, sh: int, seed: int = 7) -> Splats:
         f32 = np.float32
         return Splats(s["pos"].astype(f32), s["rot"].astype(f32), s["scale"].astype(f32),
                       s["f_dc"].astype(f32), s["opacity"].astype(f32), s["f_rest"].astype(f32))
-    from sogs_core.synth import synthetic_scene
+    from sogs_core.model.synth import synthetic_scene
 
     return synthetic_scene(n, sh, seed)
 

@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 
-from sogs_core.splats import Splats
+from sogs_core.model.splats import Splats
 
 SH_C0 = 0.28209479177387814
 

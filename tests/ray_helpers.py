@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from sogs_core.ply_write import ply_bytes
+from sogs_core.formats.ply.write import ply_bytes
 
 from .conftest import make_scene
 

@@ -160,8 +160,8 @@ def test_backfill_over_a_mixed_folder(s3, local_ray, tmp_path):
     """Every format in one bucket prefix: each becomes a .sog with its format in the manifest; a SOG
     v1 folder (its meta.json the unit, its images fetched beside it) is upgraded to v2; a bad SPZ and
     two inputs mapping to one output are failed rows; the other scenes go on."""
-    from sogs_core.ply_write import write_ply
-    from sogs_core.readers.sog import read_sog
+    from sogs_core.formats.ply.write import write_ply
+    from sogs_core.formats.sog.read import read_sog
 
     from . import splat_transform
     from .conftest import make_scene, shared_path
@@ -235,8 +235,8 @@ def test_huge_scene_becomes_a_streamed_sog_spread_over_the_actors(s3, local_ray,
     re-run skips both."""
     import json
 
-    from sogs_core.ply_write import ply_bytes
-    from sogs_core.readers.lod import read_lod_level
+    from sogs_core.formats.ply.write import ply_bytes
+    from sogs_core.formats.lod_meta.read import read_lod_level
 
     from .conftest import make_scene
 

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from sogs_core.ply_write import write_ply
+from sogs_core.formats.ply.write import write_ply
 
 from .conftest import ROOT, make_scene
 
 
 def cli(*args: str, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "sogs_core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sogs_cli.main", *args], capture_output=True, text=True,
                           env=env, timeout=600, **kw)
 
 

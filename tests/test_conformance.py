@@ -6,20 +6,22 @@ import os
 import numpy as np
 import pytest
 
-from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.ply_write import write_ply
-from sogs_core.readers.ply import read_ply
-from sogs_core.readers.sog import read_sog
+from sogs_core.model.splats import ATTRIBUTES
+from sogs_core.pipeline.compressor import Compressor
+
+from sogs_core.settings import CompressSettings
+from sogs_core.formats.ply.write import write_ply
+from sogs_core.formats.ply.read import read_ply
+from sogs_core.formats.sog.read import read_sog
 
 from . import splat_transform
 from .conftest import make_scene, shared_path
 
-ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
 
 def assert_same_splats(a, b, atol=1e-5, rtol=1e-5):
     assert a.count == b.count
-    for attr in ATTRS:
+    for attr in ATTRIBUTES:
         x, y = getattr(a, attr), getattr(b, attr)
         assert x.shape == y.shape, attr
         np.testing.assert_allclose(x, y, atol=atol, rtol=rtol, err_msg=attr)
@@ -62,7 +64,7 @@ def test_shared_reference_sogs(tmp_path, ref):
 def test_real_scene_round_trip(tmp_path, name):
     """A real trained scene (SuperSplat compressed PLY, expanded by the reference) through our
     compressor and decoder, with the same bounds as the synthetic round trips."""
-    from sogs_core.fidelity import fidelity
+    from sogs_core.pipeline.fidelity import fidelity
 
     src = shared_path("scenes", "real", f"{name}.compressed.ply")
     if not os.path.isfile(src):

@@ -66,7 +66,7 @@ def head(tmp_path_factory, s3_proxy):
 
 
 def _scenes(n_scenes: int, n: int = 1500, sh: int = 1, prefix: str = "s") -> dict[str, bytes]:
-    from sogs_core.ply_write import ply_bytes
+    from sogs_core.formats.ply.write import ply_bytes
 
     return {f"{prefix}_{i:02d}.ply": ply_bytes(make_scene(n + 11 * i, sh, seed=300 + i)) for i in range(n_scenes)}
 
@@ -178,7 +178,7 @@ def test_hostile_listing_entries_are_rows_not_aborts(head, tmp_path):
 def test_a_stuck_scene_times_out_and_the_rest_go_on(head, tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     files = _scenes(3)
-    from sogs_core.ply_write import ply_bytes
+    from sogs_core.formats.ply.write import ply_bytes
 
     files["z_big.ply"] = ply_bytes(make_scene(120000, 3, seed=9))
     write_local(str(inp), files)
@@ -330,9 +330,9 @@ def test_streamed_scene_survives_an_actor_killed_between_chunks(head, tmp_path):
     """A streamed scene over two actors, one SIGKILLed once chunks are being written: its unit
     goes back to the queue, the scene ends ok with every level whole, and lod-meta.json (written
     last) indexes only complete files."""
-    from sogs_core.ply_write import ply_bytes
-    from sogs_core.readers.lod import read_lod_level
-    from sogs_core.synth import synthetic_scene
+    from sogs_core.formats.ply.write import ply_bytes
+    from sogs_core.formats.lod_meta.read import read_lod_level
+    from sogs_core.model.synth import synthetic_scene
 
     inp, out = tmp_path / "in", tmp_path / "out"
     write_local(str(inp), {"big.ply": ply_bytes(synthetic_scene(150_000, 0, seed=8))})

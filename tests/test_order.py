@@ -13,28 +13,34 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.fidelity import fidelity
-from sogs_core.order import ORDER_METHODS, apply_order, order_scene
-from sogs_core.order.chain import ChainConfig, byte_columns, greedy_chain
-from sogs_core.order.choose import smallest_by_sample
+from sogs_core.model.splats import ATTRIBUTES
+from sogs_core.pipeline.compressor import Compressor
+
+from sogs_core.settings import CompressSettings
+from sogs_core.pipeline.fidelity import fidelity
+from sogs_core.order import order_scene
+from sogs_core.settings import ORDER_METHODS
+from sogs_core.order.chain import byte_columns, greedy_chain
+from sogs_core.settings import ChainConfig
+from sogs_core.pipeline.choose_order import smallest_by_sample
 from sogs_core.order.curves import Y_TOP, curve_order, hilbert_keys, morton_keys, position_codes
-from sogs_core.order.palette_numbering import palette_numbering
-from sogs_core.ply_write import ply_bytes
-from sogs_core.quantize import dequantize, quantize_scene
-from sogs_core.sog_layout import build_images, grid_shape, sample_rows
-from sogs_core.readers.sog import read_sog_bytes
-from sogs_core.webp_codec import WebpSettings, encode_all, encode_webp
+from sogs_core.quantize.palette.numbering import apply_order, palette_numbering, renumber
+from sogs_core.formats.ply.write import ply_bytes
+from sogs_core.formats.sog.codes import dequantize
+from sogs_core.quantize.scene import quantize_scene
+from sogs_core.formats.sog.layout import build_images, grid_shape, sample_rows
+from sogs_core.formats.sog.read import read_sog_bytes
+from sogs_core.webp.codec import encode_all, encode_webp
+from sogs_core.settings import WebpSettings
 
 from .conftest import FAST_PLAS, make_scene
 
-ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 
 
 def _quantized(n: int, sh: int, seed: int = 1):
     scene = make_scene(n, sh, seed=seed)
-    tens = {k: torch.from_numpy(getattr(scene, k)) for k in ATTRS}
-    return scene, tens, quantize_scene(*(tens[k] for k in ATTRS), kmeans_iterations=2)
+    tens = {k: torch.from_numpy(getattr(scene, k)) for k in ATTRIBUTES}
+    return scene, tens, quantize_scene(*(tens[k] for k in ATTRIBUTES), kmeans_iterations=2)
 
 
 @pytest.mark.parametrize("method", ORDER_METHODS)
@@ -42,7 +48,8 @@ def _quantized(n: int, sh: int, seed: int = 1):
 def test_every_order_is_a_permutation(method, n):
     """No splat lost or duplicated, for counts that are not multiples of the image width."""
     _, tens, q = _quantized(n, 1 if n > 100 else 0)
-    order, qo, info = order_scene(q, tens, method, plas=FAST_PLAS, choose=None)
+    order, info = order_scene(q, tens, method, plas=FAST_PLAS, choose=None)
+    qo = apply_order(q, order)
     assert sorted(order.tolist()) == list(range(n))
     assert qo.count == n and info["order"] == method
     np.testing.assert_array_equal(qo.quats_b, q.quats_b[order])
@@ -159,9 +166,9 @@ def test_palette_numbering_is_a_bijection_and_changes_no_value():
     in_block0 = sorted((e for e in range(q.sh_palette_count) if new[e] < 64), key=lambda e: new[e])
     assert [first.get(e, len(labels)) for e in in_block0] == sorted(first.get(e, len(labels)) for e in in_block0)
     qo = q.take(order)
-    a, b = dequantize(qo), dequantize(qo.renumber_palette(new))
+    a, b = dequantize(qo), dequantize(renumber(qo, new))
     np.testing.assert_array_equal(a.f_rest, b.f_rest)
-    assert not np.array_equal(qo.sh_labels, qo.renumber_palette(new).sh_labels)
+    assert not np.array_equal(qo.sh_labels, renumber(qo, new).sh_labels)
 
 
 def test_sampled_choice_picks_the_smaller_order():
@@ -179,7 +186,7 @@ def test_sampled_choice_picks_the_smaller_order():
 
 def test_chain_without_choice_has_one_candidate():
     _, tens, q = _quantized(3000, 0)
-    _, _, info = order_scene(q, tens, "chain", chain=ChainConfig(choose=False),
+    _, info = order_scene(q, tens, "chain", chain=ChainConfig(choose=False),
                              choose=lambda *_: pytest.fail("no choice with one candidate"))
     assert info["candidates"] == 1 and info["chosen"] == 0
 
@@ -195,10 +202,15 @@ def test_settings_hash_follows_the_order_that_is_used():
         CompressSettings(order="zorder")
 
 
-def test_cli_lists_the_same_orders():
-    from sogs_core import cli
+def test_cli_and_backfill_offer_every_order():
+    """One definition of the order methods: both parsers offer exactly settings.ORDER_METHODS."""
+    from ray_jobs.backfill import build_parser as backfill_parser
+    from sogs_cli.main import build_parser
 
-    assert cli.ORDER_METHODS == ORDER_METHODS
+    compress = build_parser()._subparsers._group_actions[0].choices["compress"]
+    for parser in (compress, backfill_parser()):
+        order = next(a for a in parser._actions if "--order" in a.option_strings)
+        assert tuple(order.choices) == ORDER_METHODS
 
 
 @pytest.mark.parametrize("n,sh", [(1, 3), (2, 0), (3, 1), (5, 2), (17, 3)])
@@ -232,7 +244,8 @@ def test_chained_order_gets_its_own_webp_effort():
     for name in ("means_l.webp", "quats.webp", "scales.webp", "sh0.webp", "shN_labels.webp", "shN_centroids.webp"):
         assert chained.quality_for(name) == st.quality_for(name)
     _, tens, q = _quantized(20000, 0)
-    order, qo, info = order_scene(q, tens, "chain")
+    order, info = order_scene(q, tens, "chain")
+    qo = apply_order(q, order)
     assert info["chained"] and info["chosen"] == 0            # no chooser: the chained candidate
     img = build_images(qo)[0]["means_u.webp"]
     with ThreadPoolExecutor(2) as pool:

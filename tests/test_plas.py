@@ -15,9 +15,11 @@ import sys
 import pytest
 import torch
 
-from sogs_core.order.plas import PlasConfig, box_target, neighbor_distance, plas_sort
+from sogs_core.order.plas import box_target, neighbor_distance, plas_sort
+
+from sogs_core.settings import PlasConfig
 from sogs_core.order.plas_steps import block_permutation
-from sogs_core.sog_layout import grid_shape
+from sogs_core.formats.sog.layout import grid_shape
 
 from .conftest import FAST_PLAS, shared_path
 
@@ -176,7 +178,7 @@ def test_step_keys_differ_per_step_and_base():
 
 
 def test_plas_schedules():
-    from sogs_core.order.plas import plas_schedule
+    from sogs_core.settings import plas_schedule
 
     assert plas_schedule("auto", on_gpu=True) == plas_schedule("full", on_gpu=False) == PlasConfig()
     assert plas_schedule("auto", on_gpu=False) == plas_schedule("fast", on_gpu=True) == PlasConfig.fast()

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from sogs_core.errors import PlyError
-from sogs_core.ply_write import ply_bytes, write_ply
-from sogs_core.readers.ply import read_ply
+from sogs_core.model.errors import PlyError
+from sogs_core.formats.ply.write import ply_bytes, write_ply
+from sogs_core.formats.ply.read import read_ply
 
 from .conftest import make_scene
 
@@ -154,7 +154,7 @@ def test_missing_file(tmp_path):
 def test_row_blocks_copy_and_check_match_numpy():
     """The reader's threaded column copies equal one numpy copy (strided, float64 in), and the
     finiteness check finds a NaN in the last block as in the first."""
-    from sogs_core.readers import row_blocks
+    from sogs_core.formats import row_blocks
 
     n = 5 * row_blocks.MIN_BLOCK_ROWS + 17                # several blocks, ragged end
     table = np.random.default_rng(1).normal(size=(n, 9))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_core.codebook import kmeans_1d, nearest_index
-from sogs_core.palette import kmeans, palette_size
-from sogs_core.quantize import (decode_means, decode_opacity, decode_quats, encode_means, encode_opacity,
+from sogs_core.quantize.codebook import kmeans_1d, nearest_index
+from sogs_core.quantize.palette.kmeans import kmeans, palette_size
+from sogs_core.formats.sog.codes import (decode_means, decode_opacity, decode_quats, encode_means, encode_opacity,
                                 encode_quats)
 
 
@@ -126,7 +126,8 @@ def test_kmeans_uses_every_centroid_and_lowers_inertia():
 
 
 def test_nearest_fn_methods_on_cpu():
-    from sogs_core.palette import assign, nearest_fn
+    from sogs_core.quantize.palette.exact import assign
+    from sogs_core.quantize.palette.kmeans import nearest_fn
 
     x = torch.randn(500, 9)
     c = torch.randn(40, 9)
@@ -144,8 +145,9 @@ def test_nearest_fn_methods_on_cpu():
 def test_cell_search_is_close_to_the_exact_search():
     """The two-level CPU search (palette_ivf): exact distances for the labels it returns, most
     labels the exact ones, and 10 Lloyd steps within 0.5 % of the exact search's inertia."""
-    from sogs_core.palette import assign, nearest_fn, palette_size
-    from sogs_core.palette_ivf import CellSearch
+    from sogs_core.quantize.palette.exact import assign
+    from sogs_core.quantize.palette.kmeans import nearest_fn, palette_size
+    from sogs_core.quantize.palette.cells import CellSearch
 
     from .conftest import make_scene
 
@@ -166,7 +168,9 @@ def test_cell_search_is_close_to_the_exact_search():
 def test_palette_fitted_before_the_order_follows_it():
     """The compressor fits the SH palette on rows in input order while the order is chosen:
     attached with the order, splat i of the ordered scene gets the palette entry of row order[i]."""
-    from sogs_core.quantize import dequantize, fit_palette, quantize_splats, with_palette
+    from sogs_core.formats.sog.codes import dequantize
+    from sogs_core.quantize.palette.fit import fit_palette, with_palette
+    from sogs_core.quantize.scene import quantize_splats
 
     rng = np.random.default_rng(3)
     n = 3000

@@ -146,7 +146,7 @@ def test_cli_backfill_local_no_gpu_says_cpu_once(tmp_path):
     write_local(str(inp), {"one.ply": scene_files(good=1)["scene_0.ply"]})
     env = _env()
     env.pop("RAY_ADDRESS", None)
-    r = subprocess.run([sys.executable, "-m", "sogs_core.cli", "backfill", "--input", str(inp), "--output",
+    r = subprocess.run([sys.executable, "-m", "sogs_cli.main", "backfill", "--input", str(inp), "--output",
                         str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("compressing on CPU") == 1

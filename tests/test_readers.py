@@ -18,12 +18,14 @@ import sys
 import numpy as np
 import pytest
 
-from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.errors import SplatFileError
-from sogs_core.ply_write import ply_bytes, write_ply
-from sogs_core.readers import detect, format_of_name, read_scene, read_splats
-from sogs_core.readers.ply import read_ply
-from sogs_core.readers.sog import read_sog
+from sogs_core.pipeline.compressor import Compressor
+
+from sogs_core.settings import CompressSettings
+from sogs_core.model.errors import SplatFileError
+from sogs_core.formats.ply.write import ply_bytes, write_ply
+from sogs_core.formats import detect, format_of_name, read_scene, read_splats
+from sogs_core.formats.ply.read import read_ply
+from sogs_core.formats.sog.read import read_sog
 
 from . import splat_transform
 from .conftest import ROOT, make_scene, shared_path
@@ -175,7 +177,7 @@ def test_bad_inputs_on_the_command_line_are_one_line(formats, tmp_path):
     for name, data, fragment in _bad_inputs(formats)[::4]:
         path = tmp_path / name
         path.write_bytes(data)
-        r = subprocess.run([sys.executable, "-m", "sogs_core.cli", "info", str(path)], capture_output=True,
+        r = subprocess.run([sys.executable, "-m", "sogs_cli.main", "info", str(path)], capture_output=True,
                            text=True, cwd=ROOT)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         lines = r.stderr.strip().splitlines()
@@ -257,7 +259,7 @@ def test_legacy_v1_folder_is_upgraded_to_v2(tmp_path):
 
 def test_cli_reads_every_format(formats, tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "sogs_core.cli", *args], capture_output=True, text=True, cwd=ROOT)
+        return subprocess.run([sys.executable, "-m", "sogs_cli.main", *args], capture_output=True, text=True, cwd=ROOT)
 
     r = cli("info", formats[2]["spz-v3"])
     assert r.returncode == 0 and '"format": "spz"' in r.stdout and '"sh_degree": 2' in r.stdout

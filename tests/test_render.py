@@ -14,9 +14,9 @@ import os
 import numpy as np
 import pytest
 
-from sogs_core.compressor import Compressor
-from sogs_core.ply_write import write_ply
-from sogs_core.readers import read_splats
+from sogs_core.pipeline.compressor import Compressor
+from sogs_core.formats.ply.write import write_ply
+from sogs_core.formats import read_splats
 from sogs_core.render import RenderError, Renderer, psnr, ssim, views_around
 
 from . import splat_transform
@@ -68,7 +68,8 @@ def test_our_bundle_and_folder_load_and_draw(renderer, synth):
 def test_streamed_sog_streams_in_and_matches_the_original(renderer, synth):
     """lod-meta.json through the engine's unified (streaming) renderer: every chunk the view
     needs is loaded before the picture is read, and it scores the single-SOG floor."""
-    from sogs_core.lod import ChunkOptions, StreamedSettings, write_streamed
+    from sogs_core.pipeline.streamed import write_streamed
+    from sogs_core.settings import ChunkOptions, StreamedSettings
 
     d, scene = synth
     with Compressor(device="cpu", warm=False) as comp:

@@ -83,7 +83,7 @@ def manifest(tmp_path):
 
 
 def _report(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sogs_core.cli", "report", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sogs_cli.main", "report", *args], capture_output=True, text=True,
                           cwd=ROOT)
 
 

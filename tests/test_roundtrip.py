@@ -11,10 +11,12 @@ import os
 import numpy as np
 import pytest
 
-from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.fidelity import fidelity
-from sogs_core.ply_write import ply_bytes, write_ply
-from sogs_core.readers.sog import read_sog, read_sog_bytes
+from sogs_core.pipeline.compressor import Compressor
+
+from sogs_core.settings import CompressSettings
+from sogs_core.pipeline.fidelity import fidelity
+from sogs_core.formats.ply.write import ply_bytes, write_ply
+from sogs_core.formats.sog.read import read_sog, read_sog_bytes
 
 from .conftest import make_scene
 
@@ -50,10 +52,10 @@ def test_round_trip_bounds(tmp_path, comp, n, sh):
     # the in-memory fidelity the manifest records equals the one read back from disk
     assert res.fidelity["position_max_steps"] == pytest.approx(rep["position_max_steps"], abs=1e-6)
     # scales and colours: every decoded value is the nearest codebook entry to its original
-    from sogs_core.sog_files import load_files
+    from sogs_core.formats.sog.package import load_files
 
     meta, _, _ = load_files(out)
-    from sogs_core.fidelity import match_by_position
+    from sogs_core.pipeline.fidelity import match_by_position
 
     idx, _ = match_by_position(scene, dec)
     d = dec.take(idx)
@@ -118,8 +120,8 @@ def test_sort_shrinks_output(tmp_path, comp):
 
 def test_meta_matches_reference_layout(tmp_path, comp):
     """Keys and image sizes as the format brief (../shared/docs/sog-format.md) lays them out."""
-    from sogs_core.sog_files import load_files
-    from sogs_core.webp_codec import decode_webp
+    from sogs_core.formats.sog.package import load_files
+    from sogs_core.webp.codec import decode_webp
 
     n = 4097
     write_ply(tmp_path / "in.ply", make_scene(n, 2))

@@ -9,25 +9,28 @@ import numpy as np
 import pytest
 import torch
 
-from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.fidelity import QUANTIZATION_BOUNDS, fidelity
-from sogs_core.lod import ChunkOptions, StreamedSettings, write_streamed
-from sogs_core.lod.decimate import covariances, decimate, ink, merge_pairs
-from sogs_core.lod.streamed import LevelSource
-from sogs_core.lod.tree import build_tree, group_leaves, route
-from sogs_core.ply_write import write_ply
-from sogs_core.readers.lod import read_lod_level, read_lod_meta
-from sogs_core.readers.ply import read_ply
+from sogs_core.model.splats import ATTRIBUTES
+from sogs_core.pipeline.compressor import Compressor
+
+from sogs_core.settings import CompressSettings
+from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS, fidelity
+from sogs_core.pipeline.streamed import write_streamed
+from sogs_core.settings import ChunkOptions, StreamedSettings
+from sogs_core.pipeline.streamed.decimate import covariances, decimate, ink, merge_pairs
+from sogs_core.pipeline.streamed.write import LevelSource
+from sogs_core.pipeline.streamed.tree import build_tree, group_leaves, route
+from sogs_core.formats.ply.write import write_ply
+from sogs_core.formats.lod_meta.read import read_lod_level, read_lod_meta
+from sogs_core.formats.ply.read import read_ply
 
 from . import splat_transform
 from .conftest import make_scene
 
-ATTRS = ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest")
 SMALL = ChunkOptions(chunk_count=6000, chunk_extent=3.0, chunk_min=1500)
 
 
 def tensors(s):
-    return {k: torch.from_numpy(getattr(s, k)) for k in ATTRS}
+    return {k: torch.from_numpy(getattr(s, k)) for k in ATTRIBUTES}
 
 
 def test_tree_leaves_partition_the_scene_within_the_limits():
@@ -50,7 +53,7 @@ def test_tree_leaves_partition_the_scene_within_the_limits():
 
 def test_tree_cut_on_a_device_partitions_alike():
     """The torch path (used on a GPU) follows the same rule; run here on the CPU."""
-    from sogs_core.lod.tree import _build_tree_torch
+    from sogs_core.pipeline.streamed.tree import _build_tree_torch
 
     s = make_scene(30_000, 0, seed=6)
     tree, leaves = _build_tree_torch(torch.from_numpy(s.means), SMALL)
@@ -134,7 +137,7 @@ def test_reference_reads_every_level_back(streamed, level):
     assert theirs.count == ours.count == res.counts[level]
     key = lambda s: np.lexsort(s.means.T)                   # same splats, maybe another file order
     a, b = ours.take(key(ours)), theirs.take(key(theirs))
-    for attr in ATTRS:
+    for attr in ATTRIBUTES:
         np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), atol=1e-5, rtol=1e-5, err_msg=attr)
     if level == 0:                                          # level 0 is the input within the core bounds
         rep = fidelity(scene, theirs)
@@ -161,7 +164,7 @@ def test_a_crash_between_chunks_leaves_no_lod_meta_json(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "lod-meta.json").write_text("{}")               # an old index must not survive a failed rewrite
-    import sogs_core.lod.streamed as streamed_mod
+    import sogs_core.pipeline.streamed.write as streamed_mod
 
     real = streamed_mod.run_group
     calls = []
@@ -182,7 +185,7 @@ def test_a_crash_between_chunks_leaves_no_lod_meta_json(tmp_path, monkeypatch):
 
 def test_two_million_splats_with_small_chunks(tmp_path):
     """The CI-sized big scene: 2M splats read by ranges, many chunk groups, two levels."""
-    from sogs_core.synth import synthetic_scene
+    from sogs_core.model.synth import synthetic_scene
 
     write_ply(tmp_path / "big.ply", synthetic_scene(2_000_000, 0, seed=3))
     opts = ChunkOptions(chunk_count=256 * 1024, chunk_extent=16.0, chunk_min=8 * 1024)
@@ -203,5 +206,5 @@ def test_level_source_reads_ranges_only_above_the_budget(tmp_path):
     assert not whole.ranged
     idx = np.array([5, 17, 2999])
     a, b = LevelSource(str(tmp_path / "in.ply"), memory_budget=0).gather(idx), whole.gather(idx)
-    for attr in ATTRS:
+    for attr in ATTRIBUTES:
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))

@@ -10,12 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sogs_core.compressor import Compressor, CompressSettings
-from sogs_core.encode.vp8l import Vp8lSettings, encode_lossless
-from sogs_core.encode.vp8l_bits import BitStream
-from sogs_core.encode.vp8l_prefix import _length_tokens, canonical_codes, code_lengths, emitted_widths, prefix_split
-from sogs_core.readers.sog import read_sog
-from sogs_core.webp_codec import WebpSettings
+from sogs_core.pipeline.compressor import Compressor
+
+from sogs_core.settings import CompressSettings
+from sogs_core.webp.vp8l import encode_lossless
+from sogs_core.settings import Vp8lSettings
+from sogs_core.webp.vp8l_bits import BitStream
+from sogs_core.webp.vp8l_prefix import _length_tokens, canonical_codes, code_lengths, emitted_widths, prefix_split
+from sogs_core.formats.sog.read import read_sog
+from sogs_core.settings import WebpSettings
 
 from .conftest import make_scene
 
@@ -166,7 +169,7 @@ def test_bit_stream_packs_lsb_first_and_ignores_zero_width_fields():
 @pytest.fixture(scope="module")
 def both_encoders(tmp_path_factory):
     d = tmp_path_factory.mktemp("vp8l")
-    from sogs_core.ply_write import write_ply
+    from sogs_core.formats.ply.write import write_ply
     write_ply(d / "in.ply", make_scene(20000, 3, seed=5))
     sizes = {}
     for encoder in ("libwebp", "own"):
@@ -192,7 +195,7 @@ def test_own_encoder_bytes_stay_near_libwebp(both_encoders):
 
 
 def test_reference_reads_what_our_encoder_writes(both_encoders):
-    from sogs_core.readers.ply import read_ply
+    from sogs_core.formats.ply.read import read_ply
 
     from . import splat_transform
     from .test_conformance import assert_same_splats

@@ -1,18 +1,17 @@
-"""Stage 2 of the pipeline: the order of the splats, the one free choice SOG leaves a writer.
+"""The order of the splats, the one free choice SOG leaves a writer: this package only chooses
+the permutation; the pipeline applies it to the codes and numbers the SH palette along it.
 
 Every per-splat image shares one order, and the order decides how well lossless WebP compresses
 them. Methods (`--order`):
 
 * `chain` (default): a 3-D Hilbert curve over the positions, re-chained in chunks so that
   consecutive splats also store similar bytes (`chain`), or a y-first Morton where that encodes
-  smaller on a sample of the image rows (`choose`). About 0.1 s per million splats on an H100,
-  about 0.4 s per 150k splats on two CPU cores, the sampled choice included.
+  smaller on a sample of the image rows (the `choose` callable the pipeline passes in).
 * `hilbert`, `morton`: the plain curves (`curves`); Morton is what splat-transform and
   LichtFeld Studio write.
 * `plas`: PLAS on a 2-D grid (`plas`, fused CUDA kernels in `plas_cuda`), PyPI sogs's method:
   smooth in every attribute, larger in total on real scenes (bench/NOTES.md).
 
-After the order, the SH palette is renumbered along it (`palette_numbering`).
 The codes are quantized before ordering: nothing quantized depends on the order, and `chain`
 looks at the stored bytes.
 """
@@ -23,46 +22,30 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..quantize import QuantizedScene
-from ..sog_layout import grid_shape
-from .chain import ChainConfig, chain_orders
-from .curves import curve_order, run_ids
-from .palette_numbering import palette_numbering
-from .plas import PlasConfig, plas_features, plas_sort
-
-#: what `--order` accepts; the first is the default
-ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
+from sogs_core.formats.sog.codes import QuantizedScene
+from sogs_core.formats.sog.layout import grid_shape
+from sogs_core.order.chain import chain_orders
+from sogs_core.order.curves import curve_order, run_ids
+from sogs_core.order.plas import plas_features, plas_sort
+from sogs_core.settings import ORDER_METHODS, ChainConfig, PlasConfig
 
 #: (scene, candidate orders, which candidates are the chained order) -> index of the one to write
 Chooser = Callable[[QuantizedScene, list[np.ndarray], list[bool]], int]
-
-
-def number_palette(q: QuantizedScene) -> QuantizedScene:
-    """q with its SH palette numbered along q's splat order (`palette_numbering`)."""
-    if not q.sh_bands:
-        return q
-    return q.renumber_palette(palette_numbering(q.sh_labels, q.sh_palette_count))
-
-
-def apply_order(q: QuantizedScene, order: np.ndarray, device: Optional[torch.device] = None) -> QuantizedScene:
-    """q in `order`, with the SH palette numbered along that order (gathered on `device` when it
-    is a GPU)."""
-    return number_palette(q.take(order, device))
 
 
 def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str = "chain", seed: int = 0,
                 plas: PlasConfig = PlasConfig(), chain: ChainConfig = ChainConfig(),
                 choose: Optional[Chooser] = None,
                 progress: Optional[Callable[[float], None]] = None,
-                segments: Optional[list[int]] = None) -> tuple[np.ndarray, QuantizedScene, dict]:
+                segments: Optional[list[int]] = None) -> tuple[np.ndarray, dict]:
     """Order a quantized scene. tensors: the float attributes on the working device (means,
     quats, log_scales, f_dc, opacity), for the curve and PLAS features. segments: lengths of
     consecutive runs of splats that must stay together and in place (a streamed SOG's chunks
     in one file): each run is ordered on its own.
 
-    Returns (order: splat index per texel, the ordered scene, info: which candidate was written,
-    how many there were, and `chained`: whether the order written is the chained one, whose
-    images the encoder treats differently, webp_codec.WebpSettings.for_order)."""
+    Returns (order: splat index per texel, info: which candidate was written, how many there
+    were, and `chained`: whether the order written is the chained one, whose images the encoder
+    treats differently, settings.WebpSettings.for_order)."""
     if method not in ORDER_METHODS:
         raise ValueError(f"unknown order {method!r} ({', '.join(ORDER_METHODS)})")
     if segments is not None and len(segments) > 1:
@@ -71,7 +54,7 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     means = tensors["means"]
     info = {"order": method, "candidates": 1, "chosen": 0, "chained": False}
     if method == "input" or n < 2:
-        return np.arange(n), apply_order(q, np.arange(n)), info
+        return np.arange(n), info
     if method in ("hilbert", "morton"):
         order = curve_order(means, method).cpu().numpy()
     elif method == "plas":
@@ -85,20 +68,20 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
         order = cands[pick]
     if progress is not None:
         progress(1.0)
-    return order, apply_order(q, order, means.device), info
+    return order, info
 
 
-__all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "apply_order", "number_palette", "order_scene"]
+__all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "order_scene"]
 
 
 def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segments: list[int], method: str,
                     seed: int, plas: PlasConfig, chain: ChainConfig,
-                    choose: Optional[Chooser]) -> tuple[np.ndarray, QuantizedScene, dict]:
+                    choose: Optional[Chooser]) -> tuple[np.ndarray, dict]:
     """Each run of `segments` ordered by `method` on its own, the runs kept in place.
 
     Curve orders (and `chain`, which becomes its Hilbert backbone here) take one sort of the
     whole file by (run, curve key): a streamed SOG's file holds hundreds of small runs, and
-    chaining or sampling each apart cost 2.7 s per million splats on an H100 (bench/NOTES.md)."""
+    chaining or sampling each apart was several times slower (bench/NOTES.md)."""
     if sum(segments) != q.count:
         raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
     means = tensors["means"]
@@ -110,9 +93,8 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
         for length in segments:
             idx = np.arange(start, start + length)
             sub_t = {k: v[start:start + length] for k, v in tensors.items()}
-            part, _, _ = order_scene(q.take(idx), sub_t, method, seed, plas, chain, choose)
+            part, _ = order_scene(q.take(idx), sub_t, method, seed, plas, chain, choose)
             parts.append(part + start)
             start += length
         order = np.concatenate(parts)
-    return order, apply_order(q, order, means.device), {"order": method, "candidates": 1, "chosen": 0,
-                                                        "chained": False, "segments": len(segments)}
+    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": False, "segments": len(segments)}

@@ -23,23 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..quantize import QuantizedScene
-from .curves import Y_TOP, curve_order
+from sogs_core.formats.sog.codes import QuantizedScene
+from sogs_core.order.curves import Y_TOP, curve_order
+from sogs_core.settings import ChainConfig
 
 
 COMPACT_EVERY = 8   # steps of the batched walk between two compactions of the unvisited splats
-
-
-@dataclass(frozen=True)
-class ChainConfig:
-    """Settings of the chained order (part of the settings hash through CompressSettings)."""
-
-    chunk: int = 0                 # splats re-chained together; 0: 256 on a CUDA device (the fused
-                                   # walk costs ~1 ms per 1M), 128 on a CPU (biker 0.2 s; 256
-                                   # takes ~3x that for 0.4 % fewer bytes)
-    means_u_weight: float = 3.0    # cost of a change in the high position bytes vs other bytes
-    choose: bool = True            # also try the y-first Morton order, and write whichever of the
-                                   # two encodes smaller on a sample of the image rows
 
 
 def byte_columns(q: QuantizedScene, means_u_weight: float) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +61,7 @@ def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, c
     w = weights.to(dev, torch.float32)
     if method != "torch" and dev.type == "cuda" and chunk & (chunk - 1) == 0:
         try:
-            from .chain_triton import chain_paths
+            from sogs_core.order.chain_triton import chain_paths
         except ImportError:
             if method == "triton":
                 raise

@@ -35,63 +35,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .plas_steps import PERMS_4, block_permutation, run_level_stepwise
+from sogs_core.order.plas_steps import PERMS_4, block_permutation, run_level_stepwise
+from sogs_core.settings import PlasConfig
 
-
-
-@dataclass(frozen=True)
-class PlasConfig:
-    """Schedule of the sort. Defaults follow the reference where it has one."""
-
-    radius_decay: float = 0.95          # blur radius multiplier per level (reference 0.95)
-    min_blur_radius: float = 1.0        # last level's radius (reference 1)
-    min_block_size: int = 4             # groups are drawn inside blocks of at least this side
-                                        # (reference 16; 4 keeps the last levels local)
-    block_factor: float = 1.0           # block side = block_factor * (2r + 2) (reference 1)
-    max_block_size: int = 0             # and at most this (0: the grid)
-    improvement_break: float = 1e-4     # leave a config when a step gains less than this (reference
-                                        # 1e-5; PlayCanvas sogs calls it with 1e-4)
-    fine_radius: int = 8                # levels with a radius below this use fine_break instead:
-    fine_break: float = 2e-6            # the fine levels decide the neighbour distance
-    mid_radius: int = 32                # levels with fine_radius <= radius < mid_radius use mid_break
-    mid_break: float = 3e-5
-    coarse_radius: int = 32             # while the radius is >= this, it shrinks by coarse_decay:
-    coarse_decay: float = 0.9           # more effort there did not lower the final distance
-    min_configs: int = 4                # block placements per level before a level may end (reference 4)
-    max_configs: int = 16               # ... and at most this many (the reference has no cap)
-    max_iters: int = 256                # steps per config, a hard cap so a config can never spin
-    init: str = "pca"                   # first layout: "random" (reference) or "pca" (rows by the
-                                        # first principal component, columns by the second): lower
-                                        # nd in fewer steps (bench/NOTES.md, session 4)
-    start_radius: int = 0               # first level's radius (0: side/2 - 1, the reference)
-    store_fp16: bool = True             # keep grid and target as float16 (half the bytes per step;
-                                        # distances are float32; nd unchanged in bench/NOTES.md)
-
-    @classmethod
-    def fast(cls) -> "PlasConfig":
-        """A short schedule for CPUs, where a step costs milliseconds: fewer levels, looser breaks
-        (bench/NOTES.md, session 4, compares it with the default)."""
-        return cls(radius_decay=0.8, improvement_break=1e-3, fine_break=1e-4, mid_break=3e-4,
-                   coarse_decay=0.8, max_configs=8)
-
-    @classmethod
-    def reference(cls) -> "PlasConfig":
-        """The reference's schedule (fraunhoferhhi/PLAS defaults), for comparisons."""
-        return cls(min_block_size=16, improvement_break=1e-5, fine_radius=0, mid_radius=0,
-                   coarse_radius=0, store_fp16=False, init="random")
-
-
-#: what `--plas` accepts: full (the default schedule), fast (PlasConfig.fast), auto (fast on a CPU)
-PLAS_SCHEDULES = ("auto", "full", "fast")
-
-
-def plas_schedule(name: str, on_gpu: bool) -> PlasConfig:
-    """The PlasConfig a `--plas` choice names; auto is full on a GPU, fast on a CPU."""
-    if name not in PLAS_SCHEDULES:
-        raise ValueError(f"unknown PLAS schedule {name!r} ({', '.join(PLAS_SCHEDULES)})")
-    if name == "auto":
-        name = "full" if on_gpu else "fast"
-    return PlasConfig() if name == "full" else PlasConfig.fast()
 
 
 def plas_features(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
@@ -190,7 +136,7 @@ def _backend(kind: str, h: int, w: int, n: int, cp: int, mask_ch: int, device: t
         raise ValueError(f"unknown PLAS backend {kind!r} (auto, torch, cuda)")
     if kind != "torch" and device.type == "cuda":
         try:
-            from .plas_cuda import CudaPlasBackend
+            from sogs_core.order.plas_cuda import CudaPlasBackend
             return CudaPlasBackend(h, w, n, cp, mask_ch, device, dtype)
         except ImportError:
             if kind == "cuda":

@@ -24,7 +24,7 @@ import warnings
 import cupy  # noqa: F401  (ImportError here selects the torch backend)
 import torch
 
-from .plas_steps import MIX_A, MIX_B, PERMS_4, feistel_half_bits, run_level_stepwise
+from sogs_core.order.plas_steps import MIX_A, MIX_B, PERMS_4, feistel_half_bits, run_level_stepwise
 
 #: the kernels' CUDA source, kept beside this module and filled in by `kernel_source`
 KERNEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plas_kernels.cu")

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from .cameras import View
+from sogs_core.render.cameras import View
 
 ENGINE_VERSION = "2.23.3"
 HERE = os.path.dirname(os.path.abspath(__file__))

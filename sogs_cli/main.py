@@ -1,0 +1,343 @@
+"""`sogs-cluster`: compress, decompress, inspect and compare scenes; `backfill` runs the Ray job.
+
+Progress goes to stderr, results to stdout; bad input ends in one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_streamed_options,
+                               compress_settings, memory_budget, streamed_settings)
+from sogs_cli.progress import StageProgress
+from sogs_core import __version__
+from sogs_core.model.errors import SogsError
+
+EXIT_BAD_INPUT = 2
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from sogs_core.model.device import resolve_device
+    from sogs_core.pipeline.compressor import Compressor
+    from sogs_core.pipeline.fidelity import format_report
+
+    for path in args.inputs:
+        if not os.path.exists(path):
+            raise SogsError(f"{path}: no such file or folder")
+    out = args.output
+    streamed = args.streamed or os.path.basename(out) == "lod-meta.json"
+    if streamed:
+        pass                          # a folder, made by pipeline.streamed.write_streamed
+    elif len(args.inputs) > 1:
+        raise SogsError("several inputs are the levels of one streamed SOG: the output must be OUT_DIR/lod-meta.json "
+                        "(or add --streamed)")
+    elif out.endswith("/") or os.path.isdir(out):
+        out = out.rstrip("/") or "."
+    elif not out.lower().endswith(".sog"):
+        raise SogsError(f"{out}: output must end in .sog (bundle), / (folder) or lod-meta.json (streamed)")
+    device = resolve_device(args.device)
+    settings = compress_settings(args, on_gpu=device.type == "cuda")
+    if streamed:
+        return _compress_streamed(args, str(device), settings, out)
+    progress = None if args.quiet else StageProgress()
+    # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
+    with Compressor(device=str(device), settings=settings, progress=progress, warm=False) as comp:
+        if not args.quiet:
+            print(f"sogs-cluster {__version__}: {args.inputs[0]} -> {out} on {comp.device_name}", file=sys.stderr)
+        res = comp.compress(args.inputs[0], out)
+    kept = ", its SOG v2 codes kept (re-ordered only)" if res.kept_codes else ""
+    print(f"{res.count} splats, SH degree {res.sh_degree} ({res.input_format}{kept}): {res.input_bytes:,} -> "
+          f"{res.output_bytes:,} bytes ({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
+    print("stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
+    if args.json:
+        print(json.dumps({"output": out, "input_format": res.input_format, "kept_codes": res.kept_codes,
+                          "count": res.count, "sh_degree": res.sh_degree,
+                          "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
+                          "seconds": res.seconds, "fidelity": res.fidelity, "device": res.device}))
+    elif not args.quiet:
+        print(format_report(res.fidelity))
+    return 0
+
+
+def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str) -> int:
+    """IN (or the levels IN0 IN1 ..., finest first) -> a streamed SOG: lod-meta.json + chunks."""
+    from sogs_core.pipeline.compressor import Compressor
+    from sogs_core.pipeline.fidelity import format_report
+    from sogs_core.pipeline.streamed import write_streamed
+
+    try:
+        lod = streamed_settings(args)
+    except ValueError as exc:
+        raise SogsError(str(exc)) from None
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"  chunk group {done}/{total} written", file=sys.stderr, flush=True)
+
+    with Compressor(device=device, settings=settings, warm=False) as comp:
+        if not args.quiet:
+            print(f"sogs-cluster {__version__}: {' '.join(args.inputs)} -> {out} (streamed) on {comp.device_name}",
+                  file=sys.stderr)
+        res = write_streamed(comp, args.inputs, out, lod, memory_budget=memory_budget(args),
+                             progress=progress)
+    how = "read by ranges" if res.ranged else "read whole"
+    print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
+          f"{res.counts}, {res.groups} chunk groups, {res.files} SOG files, {res.input_bytes:,} -> "
+          f"{res.output_bytes:,} bytes in {res.seconds['total']:.2f}s")
+    print("stages (summed over chunks): " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
+    if args.json:
+        print(json.dumps({"output": res.output, "input_format": res.input_format, "count": res.count,
+                          "counts": res.counts, "groups": res.groups, "files": res.files,
+                          "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
+                          "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged}))
+    elif not args.quiet:
+        print(format_report(res.fidelity))
+    return 0
+
+
+def _decompress(args: argparse.Namespace) -> int:
+    from sogs_core.formats.ply.write import write_ply
+    from sogs_core.formats import read_scene
+
+    if os.path.basename(args.input) == "lod-meta.json":
+        from sogs_core.formats.lod_meta.read import read_lod_level
+
+        splats = read_lod_level(args.input, args.level)
+        n = write_ply(args.output, splats)
+        print(f"{splats.count} splats, SH degree {splats.sh_degree} (streamed SOG, level {args.level}) -> "
+              f"{args.output} ({n:,} bytes)")
+        return 0
+    scene = read_scene(args.input)
+    n = write_ply(args.output, scene.splats)
+    print(f"{scene.splats.count} splats, SH degree {scene.splats.sh_degree} ({scene.format}) -> {args.output} ({n:,} bytes)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from sogs_core.formats import read_scene
+    from sogs_core.formats.sog.read import sog_info
+    from sogs_core.formats.sog.package import SOG_MAGICS
+
+    if os.path.basename(args.input) == "lod-meta.json":
+        from sogs_core.formats.lod_meta.read import leaves, read_lod_meta
+
+        meta = read_lod_meta(args.input)
+        print(json.dumps({"path": args.input, "format": "streamed-sog", "levels": meta["lodLevels"],
+                          "counts": meta.get("counts"), "files": len(meta["filenames"]),
+                          "chunks": len(leaves(meta["tree"])), "asset": meta.get("asset", {})}, indent=2))
+        return 0
+    is_sog = os.path.isdir(args.input) or os.path.basename(args.input) == "meta.json"
+    if not is_sog and os.path.isfile(args.input):
+        with open(args.input, "rb") as f:
+            is_sog = f.read(4) in SOG_MAGICS
+    if is_sog:
+        info = sog_info(args.input)
+        info["format"] = f"sog-v{info['version']}"
+    else:
+        scene = read_scene(args.input)
+        info = {"path": args.input, "format": scene.format, "count": scene.splats.count,
+                "sh_degree": scene.splats.sh_degree, "bytes": scene.input_bytes}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _load_any(path: str):
+    from sogs_core.formats import read_splats
+
+    return read_splats(path)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sogs_core.pipeline.fidelity import fidelity, format_report
+
+    a, b = _load_any(args.a), _load_any(args.b)
+    report = fidelity(a, b)
+    if args.render:
+        report["render"] = _render_compare(args, a)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(format_report({k: v for k, v in report.items() if k != "render"}))
+    if args.render:
+        r = report["render"]
+        print(f"render ({r['engine']}, {r['size']}, {len(r['views'])} views):")
+        for i, v in enumerate(r["views"]):
+            print(f"  view {i}: PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
+        print(f"  mean:   PSNR {r['psnr_mean']:.2f} dB  SSIM {r['ssim_mean']:.4f}")
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+        if w > 0 and h > 0:
+            return w, h
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"--size must look like 512x512, not {text!r}")
+
+
+def _render_compare(args: argparse.Namespace, original) -> dict:
+    """Both files rendered by the PlayCanvas engine from the same cameras (framed on A)."""
+    import numpy as np
+
+    from sogs_core.render import RenderError, Renderer, psnr, ssim, views_around
+    from sogs_core.render.harness import ENGINE_VERSION
+
+    width, height = args.size
+    views, near, far = views_around(original.means, args.views)
+    try:
+        renderer = Renderer(width, height)
+        ref = renderer.render(args.a, views, 60.0, near, far)
+        out = renderer.render(args.b, views, 60.0, near, far)
+    except RenderError as exc:
+        raise SogsError(f"render failed: {exc}") from None
+    per_view = [{"psnr": psnr(x, y), "ssim": ssim(x, y)} for x, y in zip(ref, out)]
+    if args.save_png:
+        from PIL import Image
+
+        os.makedirs(args.save_png, exist_ok=True)
+        for i, (x, y) in enumerate(zip(ref, out)):
+            Image.fromarray(np.concatenate([x, y], axis=1)).save(os.path.join(args.save_png, f"view_{i:02d}.png"))
+    return {"engine": f"playcanvas {ENGINE_VERSION}", "size": f"{width}x{height}", "views": per_view,
+            "psnr_mean": float(np.mean([v["psnr"] for v in per_view])),
+            "ssim_mean": float(np.mean([v["ssim"] for v in per_view]))}
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from ray_jobs.report import write_report
+        from ray_jobs.storage import Store
+    except ImportError as exc:
+        raise SogsError(f"report needs the 'report' extra ({exc.name} is missing): "
+                        "pip install 'sogs-cluster[report]'") from None
+
+    try:
+        out = write_report(Store(), args.manifest, args.output, args.run, args.all)
+    except ValueError as exc:
+        raise SogsError(str(exc)) from None
+    print(out)
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from sogs_core.formats.ply.write import write_ply
+    from sogs_core.model.synth import synthetic_scene
+
+    os.makedirs(args.folder, exist_ok=True)
+    for i in range(args.count):
+        path = os.path.join(args.folder, f"scene_{i:03d}.ply")
+        write_ply(path, synthetic_scene(args.n, args.sh, seed=args.seed + i))
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sogs-cluster",
+        description="Compress 3D Gaussian Splatting scenes to PlayCanvas SOG (v2), on a GPU when there is one. "
+                    f"Reads {INPUT_FORMATS}; the format is recognised from the content.")
+    p.add_argument("--version", action="version", version=f"sogs-cluster {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compress", help="compress one scene to a .sog bundle, a SOG folder or a streamed SOG",
+                       description="Compress IN to OUT.sog (one ZIP bundle) or OUT_DIR/ (meta.json + WebP files). "
+                                   "Quantizes, clusters SH with k-means, orders the splats for bytes, prints sizes, stage times and the "
+                                   f"fidelity of the result. IN: {INPUT_FORMATS}. A SOG v2 input keeps its stored codes and "
+                                   "palette (only the order and the WebP encoding change, so it loses nothing a second time); "
+                                   "--requantize quantizes it again instead. "
+                                   "OUT_DIR/lod-meta.json (or --streamed) writes a streamed SOG for huge scenes, as "
+                                   "PlayCanvas viewers stream it: the scene cut into chunks by a k-d tree over the "
+                                   "centres (--chunk-*), --lod-levels levels of detail made by merging neighbouring "
+                                   "splats in pairs (each level about half the one before, opacity and scale "
+                                   "moment-matched), one SOG folder per chunk group at level 0 and per 2^k groups at level k, "
+                                   "lod-meta.json last. "
+                                   "Several inputs IN0 IN1 ... are the levels themselves, finest first (no merging).")
+    c.add_argument("inputs", nargs="+", metavar="IN", help="the scene file (or SOG folder); for a streamed SOG "
+                                                          "also the coarser levels, finest first")
+    c.add_argument("output", metavar="OUT.sog|OUT_DIR/|OUT_DIR/lod-meta.json")
+    c.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
+                   help="where sort and k-means run (default: auto = CUDA if torch sees a GPU)")
+    add_compress_options(c, PLAS_AUTO_COMPRESS)
+    c.add_argument("--json", action="store_true", help="also print a JSON summary line")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
+    g.add_argument("--streamed", action="store_true", help="write a streamed SOG into OUT_DIR even if OUT does not "
+                                                           "end in lod-meta.json")
+    add_streamed_options(g)
+    c.set_defaults(func=_compress)
+
+    d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")
+    d.add_argument("input", metavar="IN", help=f"{INPUT_FORMATS}; or a streamed SOG's lod-meta.json")
+    d.add_argument("output", metavar="OUT.ply")
+    d.add_argument("--level", type=int, default=0, help="streamed SOG input (lod-meta.json): the level to decode "
+                                                        "(default 0, the finest)")
+    d.set_defaults(func=_decompress)
+
+    i = sub.add_parser("info", help="print what a scene file holds: format, count, SH degree, bytes (JSON)")
+    i.add_argument("input", metavar="FILE")
+    i.set_defaults(func=_info)
+
+    m = sub.add_parser("compare", help="per-attribute error between two scenes (any supported format), matched by "
+                                       "position; --render adds PSNR/SSIM of the engine's renders",
+                       description="A is the reference (the original), B the other (compressed) scene.")
+    m.add_argument("a", metavar="A")
+    m.add_argument("b", metavar="B")
+    m.add_argument("--json", action="store_true")
+    m.add_argument("--render", action="store_true",
+                   help="also render A and B in the PlayCanvas engine (headless Chromium, WebGL 2) from the same "
+                        "cameras around A and report PSNR and SSIM per view and their means")
+    m.add_argument("--views", type=int, default=4, help="cameras on a circle around the scene (default 4)")
+    m.add_argument("--size", type=_size, default=(512, 512), metavar="WxH", help="render size (default 512x512)")
+    m.add_argument("--save-png", default=None, metavar="DIR", help="write A|B side by side, one PNG per view")
+    m.set_defaults(func=_compare)
+
+    s = sub.add_parser("synth", help="write synthetic demo scenes (PLY) into a folder")
+    s.add_argument("folder")
+    s.add_argument("--count", type=int, default=4, help="number of scenes (default 4)")
+    s.add_argument("--n", type=int, default=20000, help="splats per scene (default 20000)")
+    s.add_argument("--sh", type=int, default=3, choices=[0, 1, 2, 3], help="SH degree (default 3)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_synth)
+
+    r = sub.add_parser("report", help="one self-contained HTML page from a backfill manifest",
+                       description="Read a backfill's Parquet manifest (a local folder or s3:// prefix) and write one "
+                                   "HTML file that opens with no network: totals (ok/skipped/failed, bytes, ratio, wall "
+                                   "time, scenes per minute, GPU-stage seconds per scene), plots (throughput, seconds "
+                                   "per stage, ratio against splat count, fidelity against the quantization's bounds; "
+                                   "they need the 'report' extra, matplotlib), the failures, the slowest scenes, the "
+                                   "settings, versions, nodes and GPUs seen.")
+    r.add_argument("manifest", metavar="MANIFEST_URI", help="the manifest prefix, e.g. out/_manifest or s3://b/sog/_manifest")
+    r.add_argument("-o", "--output", default="report.html", help="where to write the page (local or s3://; default report.html)")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--run", default=None, metavar="RUN_ID", help="the run to report (default: the latest)")
+    which.add_argument("--all", action="store_true", help="every run in the manifest")
+    r.set_defaults(func=_report)
+
+    b = sub.add_parser("backfill", help="the Ray batch job (same as python -m ray_jobs.backfill)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "backfill":
+        from ray_jobs.backfill import main as backfill_main
+        return backfill_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SogsError as exc:
+        print(f"sogs-cluster: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as exc:
+        print(f"sogs-cluster: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Writing and reading the SOG file set: a bundled `.sog` (ZIP) or an unbundled folder.
+
+Crash safety: a bundle is written to a temporary name and renamed into place; a folder gets
+its images first and `meta.json` last (also via rename), so a folder without `meta.json` is
+visibly unfinished and readers never see a half scene that looks complete.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from sogs_core.model.errors import SogFormatError
+
+
+@dataclass
+class SogPackage:
+    """The files of one SOG: name -> bytes, with meta.json kept as a dict until serialised."""
+
+    meta: dict
+    files: dict[str, bytes]
+
+    def meta_bytes(self) -> bytes:
+        return json.dumps(self.meta, separators=(",", ":")).encode("utf-8")
+
+    def bundle_bytes(self) -> bytes:
+        """The `.sog` ZIP: meta.json first, then the images, all at the archive root, stored
+        uncompressed (WebP is already compressed; readers may then range-read entries)."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            # a fixed entry date: the same scene and settings give the same bytes at any time
+            for name, data in [("meta.json", self.meta_bytes()), *self.files.items()]:
+                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+        return buf.getvalue()
+
+    def total_bytes(self) -> int:
+        return len(self.meta_bytes()) + sum(len(d) for d in self.files.values())
+
+
+#: the first bytes of a .sog bundle (a ZIP archive; the second is an empty one)
+SOG_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def is_bundle_path(path: str) -> bool:
+    return path.lower().endswith(".sog")
+
+
+def write_bundle(pkg: SogPackage, path: str) -> int:
+    data = pkg.bundle_bytes()
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    atomic_write(path, data)
+    return len(data)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """`data` to `path` through a temporary file beside it and a rename: the file appears whole or
+    not at all, and a failed write (full disk, denied) leaves no temporary file behind."""
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{id(data):x}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_folder_with(pkg: SogPackage, put: Callable[[str, bytes], None], exists: Callable[[str], bool],
+                      delete: Callable[[str], None]) -> int:
+    """The folder protocol over any storage (local files, S3 keys): unmark an older complete scene
+    (delete its meta.json) before touching its images, write the images, then meta.json last, so
+    a folder with a meta.json is always a complete scene, even after a crash. Names are relative
+    to the folder. Returns bytes written."""
+    if exists("meta.json"):
+        delete("meta.json")
+    total, written = 0, []
+    try:
+        for name, data in pkg.files.items():
+            put(name, data)
+            written.append(name)
+            total += len(data)
+        meta = pkg.meta_bytes()
+        put("meta.json", meta)
+    except BaseException:
+        for name in written:          # a failed write leaves no half scene behind
+            try:
+                delete(name)
+            except Exception:
+                pass
+        raise
+    return total + len(meta)
+
+
+def write_folder(pkg: SogPackage, path: str) -> int:
+    """A folder on the local filesystem; each file written to a temporary name and renamed."""
+    os.makedirs(path, exist_ok=True)
+
+    def put(name: str, data: bytes) -> None:
+        atomic_write(os.path.join(path, name), data)
+
+    return write_folder_with(pkg, put, lambda name: os.path.exists(os.path.join(path, name)),
+                             lambda name: os.remove(os.path.join(path, name)))
+
+
+def write_sog(pkg: SogPackage, path: str) -> int:
+    """Write to `path`: a bundle when it ends in .sog, else a folder. Returns bytes written."""
+    return write_bundle(pkg, path) if is_bundle_path(path) else write_folder(pkg, path)
+
+
+def load_files(path: str) -> tuple[dict, dict[str, bytes], str]:
+    """Read a SOG from a `.sog` bundle, a folder, or a folder's meta.json.
+
+    Returns (meta dict, name -> bytes of every file meta.json names, a label for messages)."""
+    if os.path.isdir(path):
+        folder, meta_path = path, os.path.join(path, "meta.json")
+    elif os.path.basename(path) == "meta.json":
+        folder, meta_path = os.path.dirname(path) or ".", path
+    elif os.path.isfile(path):
+        return _load_bundle(path)
+    else:
+        raise SogFormatError(path, "no such file or folder")
+    if not os.path.isfile(meta_path):
+        raise SogFormatError(path, "no meta.json (not a SOG folder, or an unfinished write)")
+
+    def get(name: str) -> Optional[bytes]:
+        p = os.path.join(folder, name)
+        if not os.path.isfile(p):
+            return None
+        with open(p, "rb") as f:
+            return f.read()
+
+    with open(meta_path, "rb") as f:
+        return load_folder_with(f.read(), get, path)
+
+
+def load_folder_with(meta_raw: bytes, get: Callable[[str], Optional[bytes]], label: str
+                     ) -> tuple[dict, dict[str, bytes], str]:
+    """A SOG folder from its meta.json bytes and `get(name)` -> the bytes of a file beside it
+    (None when missing): a local folder or a prefix in an object store."""
+    meta = _parse_meta(meta_raw, label)
+    files = {}
+    for name in _named_files(meta):
+        data = get(name)
+        if data is None:
+            raise SogFormatError(label, f"meta.json names {name}, which is missing")
+        files[name] = data
+    return meta, files, label
+
+
+def load_bundle_bytes(data: bytes, label: str) -> tuple[dict, dict[str, bytes], str]:
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise SogFormatError(label, "not a .sog bundle (not a ZIP archive)") from None
+    with z:
+        names = set(z.namelist())
+        if "meta.json" not in names:
+            raise SogFormatError(label, "bundle has no meta.json at its root")
+        meta = _parse_meta(z.read("meta.json"), label)
+        files = {}
+        for name in _named_files(meta):
+            if name not in names:
+                raise SogFormatError(label, f"meta.json names {name}, which the bundle lacks")
+            files[name] = z.read(name)
+    return meta, files, label
+
+
+def _load_bundle(path: str) -> tuple[dict, dict[str, bytes], str]:
+    with open(path, "rb") as f:
+        return load_bundle_bytes(f.read(), path)
+
+
+def _parse_meta(raw: bytes, label: str) -> dict:
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SogFormatError(label, f"meta.json is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SogFormatError(label, "meta.json is not a JSON object")
+    return meta
+
+
+def _named_files(meta: dict) -> list[str]:
+    names = []
+    for key in ("means", "scales", "quats", "sh0", "shN"):
+        section = meta.get(key)
+        if isinstance(section, dict):
+            for name in section.get("files", []):
+                if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+                    raise SogFormatError("meta.json", f"unsafe file name {name!r} in {key}.files")
+                names.append(name)
+    return names
+
+
+def remove_output(path: str) -> None:
+    """Delete a previous output (bundle or folder) if present."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)

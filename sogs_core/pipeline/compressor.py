@@ -1,0 +1,252 @@
+"""`Compressor`: built once (device, thread pool, warmed kernels), then `compress` many scenes.
+
+The stages, timed one by one: read (any format -> Splats), quantize (codebooks and per-splat
+codes, and the fidelity report computed on the device from the codes) with cluster (the SH
+palette's k-means, `palette_aside`) timed apart, sort (the order, `sogs_core.order`, chosen
+from the quantized bytes), encode (images and WebP, in parallel threads), write.
+The GPU stages run under a lock while reading and encoding do not, so two threads calling
+`compress` on one Compressor overlap one scene's WebP encoding with the next scene's GPU work;
+the Ray actors use exactly that.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+
+from sogs_core.formats import SceneInput, read_scene
+from sogs_core.formats.sog.codes import QuantizedScene, dequantize_tensors
+from sogs_core.formats.sog.layout import build_images
+from sogs_core.formats.sog.package import SogPackage, write_sog
+from sogs_core.model.device import device_label, numpy_tensor, resolve_device
+from sogs_core.model.splats import ATTRIBUTES, Splats
+from sogs_core.order import order_scene
+from sogs_core.pipeline.choose_order import smallest_by_sample
+from sogs_core.pipeline.fidelity import fidelity_tensors
+from sogs_core.pipeline.palette_aside import PaletteAside
+from sogs_core.quantize.palette.fit import Palette, with_palette
+from sogs_core.quantize.palette.numbering import apply_order, number_palette
+from sogs_core.quantize.scene import quantize_splats
+from sogs_core.settings import CompressSettings, WebpSettings
+from sogs_core.webp.codec import encode_all, encode_webp
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class CompressResult:
+    """What one `compress` call did: counts, sizes, per-stage seconds and the fidelity summary."""
+
+    output: Optional[str]
+    count: int
+    sh_degree: int
+    input_bytes: int
+    output_bytes: int
+    seconds: dict
+    fidelity: dict
+    device: str
+    package: Optional[SogPackage] = None
+    input_format: str = "ply"
+    kept_codes: bool = False            # a SOG v2 input whose codes were kept (no second quantization)
+
+    @property
+    def ratio(self) -> float:
+        return self.input_bytes / self.output_bytes if self.output_bytes else 0.0
+
+
+class Compressor:
+    """A reusable scene -> SOG compressor bound to one device."""
+
+    def __init__(self, device: str = "auto", settings: Optional[CompressSettings] = None,
+                 threads: Optional[int] = None, warm: bool = True,
+                 progress: Optional[Progress] = None) -> None:
+        self.device = resolve_device(device)
+        self.device_name = device_label(self.device)
+        self.settings = settings or CompressSettings()
+        self.pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 2),
+                                       thread_name_prefix="sogs-encode")
+        self.progress = progress
+        self._gpu_lock = threading.Lock()
+        self._palette = PaletteAside(self.settings.kmeans_iterations, self.settings.seed,
+                                     lambda f: self._report("cluster", f))
+        if warm:
+            self.warm_up()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Compress a tiny scene once (every GPU kernel, the order, the WebP encoder), so that the
+        first real scene is not slower than the rest."""
+        rng = np.random.default_rng(0)
+        n = 1024
+        tiny = Splats(rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32),
+                      rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32),
+                      rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 45)).astype(np.float32))
+        saved, self.progress = self.progress, None
+        try:
+            self.encode(tiny, {})
+            # the tiny scene's images reach our WebP encoder only where the settings send small
+            # images there (by default the SH labels only): warm it whatever they say
+            if self.device.type == "cuda":
+                own = replace(self.settings.webp, encoder="own")
+                encode_webp(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), own, "warm.webp", self.device)
+        finally:
+            self.progress = saved
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self._palette.close()
+
+    def gpu_lock(self) -> threading.Lock:
+        """The lock the GPU stages run under (a streamed chunk's decimation takes it too)."""
+        return self._gpu_lock
+
+    def __enter__(self) -> "Compressor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the GPU stages, one small step each ---------------------------------------------------
+    def _report(self, stage: str, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, fraction)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _to_device(self, splats: Splats) -> dict[str, torch.Tensor]:
+        return {k: numpy_tensor(getattr(splats, k)).to(self.device, non_blocking=True) for k in ATTRIBUTES}
+
+    def _quantize(self, tens: dict[str, torch.Tensor], codes: Optional[QuantizedScene]) -> QuantizedScene:
+        """All codes but the SH palette, or a SOG v2 input's stored codes as they are."""
+        q = codes if codes is not None else quantize_splats(
+            tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
+        self._sync()
+        return q
+
+    def _order(self, q: QuantizedScene, tens: dict[str, torch.Tensor],
+               segments: Optional[list[int]]) -> tuple[np.ndarray, dict]:
+        s = self.settings
+        return order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain, choose=self._smallest,
+                           progress=lambda f: self._report("sort", f), segments=segments)
+
+    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool]) -> int:
+        """The candidate order whose sampled images encode smallest with this encoder's settings,
+        always through libwebp: the samples are small, where libwebp is fastest."""
+        webp = replace(self.settings.webp, encoder="libwebp")
+        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, webp, keys), chained)
+
+    def _encode_final_images(self, q: QuantizedScene, webp: WebpSettings) -> dict[str, Future]:
+        """The images that are final once the order is: encoding starts while the palette fits."""
+        images, _ = build_images(q)
+        return {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
+
+    def _fidelity(self, splats: Splats, tens: dict[str, torch.Tensor], order: np.ndarray,
+                  q: QuantizedScene, kept_codes: bool) -> dict:
+        """The per-attribute errors of what a decoder will read back, on the device."""
+        order_t = torch.from_numpy(order).to(self.device)
+        ordered = {k: v[order_t] for k, v in tens.items()}
+        report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
+        report.update(fidelity_tensors(ordered, dequantize_tensors(q, self.device)))
+        if q.sh_bands and not kept_codes:
+            report["sh_palette_inertia"] = q.sh_inertia
+        return report
+
+    def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
+                    codes: Optional[QuantizedScene] = None,
+                    segments: Optional[list[int]] = None
+                    ) -> tuple[QuantizedScene, dict, dict[str, Future], WebpSettings]:
+        """Under the GPU lock: quantize, order and hand the images that are final to the encode
+        threads while the SH palette fits beside them; then attach the palette in the chosen
+        order, number it, and report the fidelity. With `codes` (a SOG v2 input's stored bytes)
+        nothing is quantized: the codes and palette are kept and only ordered. Returns (ordered
+        codes, report, name -> future of the images already being encoded, the WebP settings for
+        the order written)."""
+        with self._gpu_lock, torch.no_grad():
+            t0 = time.perf_counter()
+            tens = self._to_device(splats)
+            fit = codes is None and tens["f_rest"].shape[1] > 0
+            aside = self._palette.start(tens["f_rest"]) if fit and self.device.type == "cuda" else None
+            try:
+                q = self._quantize(tens, codes)
+                t1 = time.perf_counter()
+                order, info = self._order(q, tens, segments)
+                q = apply_order(q, order, self.device)
+                t2 = time.perf_counter()
+                webp = self.settings.webp.for_order(info["chained"])
+                early = self._encode_final_images(q, webp)
+            finally:
+                t3 = time.perf_counter()
+                fitted: Optional[Palette] = aside.result() if aside is not None else None   # never leave it running
+            if fit and aside is None:
+                fitted = self._palette.fit(tens["f_rest"])
+            # 'cluster': what the palette added to the wall time (on a GPU only the wait for the
+            # k-means that ran beside quantize and sort), so the stages still sum to the total
+            seconds["cluster"] = time.perf_counter() - t3
+            if fitted is not None:
+                q = number_palette(with_palette(q, fitted, order))
+            report = self._fidelity(splats, tens, order, q, codes is not None) if with_fidelity else {}
+            self._sync()
+            seconds["sort"] = t2 - t1
+            seconds["quantize"] = (t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
+            return q, report, early, webp
+
+    # -- public ---------------------------------------------------------------------------------
+    def encode(self, splats: Splats, seconds: Optional[dict] = None,
+               with_fidelity: bool = True, codes: Optional[QuantizedScene] = None,
+               segments: Optional[list[int]] = None) -> tuple[SogPackage, dict]:
+        """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity.
+        `codes`: the stored codes of a SOG v2 input, kept as they are (only re-ordered).
+        `segments`: runs of splats ordered each on its own and kept in place (streamed chunks)."""
+        seconds = {} if seconds is None else seconds
+        if self.settings.sh_bands is not None:
+            splats = splats.with_sh_degree(self.settings.sh_bands)
+            codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
+        q, report, early, webp = self._gpu_stages(splats, seconds, with_fidelity, codes, segments)
+        t0 = time.perf_counter()
+        images, meta = build_images(q, skip=early)
+        late = {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
+        files = {name: fut.result() for name, fut in (*early.items(), *late.items())}
+        # what is left of the encoding after the GPU stages (the first five images mostly
+        # finished while the SH palette's k-means ran)
+        seconds["encode"] = time.perf_counter() - t0
+        self._report("encode", 1.0)
+        return SogPackage(meta=meta, files=files), report
+
+    def compress(self, source: Union[str, bytes, SceneInput], output: Optional[str] = None,
+                 name: Optional[str] = None, with_fidelity: bool = True,
+                 writer: Optional[Callable[[SogPackage], int]] = None) -> CompressResult:
+        """Compress a scene file of any supported format (path or bytes; see `readers`; or a scene
+        already read, such as a SOG folder fetched from a store); write to
+        `output` (.sog bundle or folder) when given, or through `writer` (returns the bytes
+        written; the Ray actor's store), timed as "write"."""
+        seconds: dict = {}
+        t0 = time.perf_counter()
+        scene = source if isinstance(source, SceneInput) else read_scene(source, name)
+        splats = scene.splats
+        seconds["read"] = time.perf_counter() - t0
+        self._report("read", 1.0)
+        codes = None if self.settings.requantize else scene.codes
+        pkg, report = self.encode(splats, seconds, with_fidelity, codes)
+        t1 = time.perf_counter()
+        if writer is not None:
+            out_bytes = writer(pkg)
+        else:
+            out_bytes = write_sog(pkg, output) if output else len(pkg.bundle_bytes())
+        seconds["write"] = time.perf_counter() - t1
+        seconds["total"] = time.perf_counter() - t0
+        degree = splats.sh_degree if self.settings.sh_bands is None else min(splats.sh_degree, self.settings.sh_bands)
+        return CompressResult(output=output, count=splats.count, sh_degree=degree, input_bytes=scene.input_bytes,
+                              output_bytes=out_bytes, seconds=seconds, fidelity=report,
+                              device=self.device_name, package=pkg, input_format=scene.format,
+                              kept_codes=codes is not None)
+
+
+__all__ = ["Compressor", "CompressResult", "CompressSettings"]

@@ -1,0 +1,156 @@
+"""One chunk group of a streamed SOG, start to end: its levels, bounds and one SOG per level.
+
+A group is a run of neighbouring leaves of the chunk tree (at most `chunk_count` splats at
+level 0). Level 0 is the group's own splats; level k merges level k-1 in pairs inside each
+leaf (`decimate`), so every leaf has every level and a coarse splat never leaves its chunk.
+Each level is written as one unbundled SOG v2 (`{level}_{group}/meta.json`) whose splats are
+the leaves' runs one after another, each run ordered on its own (lod-meta.json addresses a
+leaf's run by offset and count). Only this group's splats are ever held: the memory bound of
+the whole streamed write.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from sogs_core.order.curves import run_ids
+from sogs_core.formats.sog.package import SogPackage
+from sogs_core.model.splats import ATTRIBUTES, Splats
+from sogs_core.pipeline.streamed.decimate import decimate, quat_to_matrix
+
+#: (folder name such as "1_7", package) -> bytes written
+FolderWriter = Callable[[str, SogPackage], int]
+
+
+@dataclass
+class FileResult:
+    """One SOG file of the streamed output: its level, folder name, the leaves whose runs it
+    holds (in order) with each run's splat count, the bytes written, per-stage seconds, fidelity."""
+
+    level: int
+    name: str
+    leaves: list[int]
+    counts: list[int]
+    bytes: int
+    seconds: dict = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)
+
+
+@dataclass
+class GroupResult:
+    """What one group produced: its level-0 file, its leaves' bounds (over every level), and
+    its coarser levels' splats (level 1 first), left for the buckets that pack them."""
+
+    group: int
+    leaves: list[int]
+    bounds: list[list[list[float]]]         # [leaf in group] -> [min xyz, max xyz]
+    file: FileResult
+    coarse: list[tuple[Splats, list[int]]] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    worker: str = ""                        # who compressed it (set by the Ray actor)
+
+
+def folder_name(level: int, group: int) -> str:
+    return f"{level}_{group}"
+
+
+def splats_tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(getattr(s, k))).to(device) for k in ATTRIBUTES}
+
+
+def tensors_splats(t: dict[str, torch.Tensor]) -> Splats:
+    return Splats(*(t[k].cpu().numpy() for k in ATTRIBUTES))
+
+
+def build_levels(splats: Splats, leaf_sizes: list[int], levels: int,
+                 device: torch.device) -> list[tuple[Splats, list[int]]]:
+    """[(splats of level k grouped by leaf, count per leaf)] for k = 0 .. levels-1."""
+    t = splats_tensors(splats, device)
+    seg = run_ids(leaf_sizes, device)
+    out = [(splats, list(leaf_sizes))]
+    for _ in range(1, levels):
+        t, seg = decimate(t, seg)
+        counts = torch.bincount(seg, minlength=len(leaf_sizes)).tolist()
+        out.append((tensors_splats(t), counts))
+    return out
+
+
+def leaf_bounds(level_splats: list[tuple[Splats, list[int]]], n_leaves: int) -> list[list[list[float]]]:
+    """Per leaf, the box around every level's 1-sigma ellipsoids (as the viewer culls by)."""
+    lo = np.full((n_leaves, 3), np.inf)
+    hi = np.full((n_leaves, 3), -np.inf)
+    for s, counts in level_splats:
+        r = quat_to_matrix(torch.from_numpy(s.quats).double()).numpy()
+        half = np.abs(r) @ np.exp(s.log_scales.astype(np.float64))[:, :, None]
+        half = half[:, :, 0]
+        seg = np.repeat(np.arange(n_leaves), counts)
+        np.minimum.at(lo, seg, s.means - half)
+        np.maximum.at(hi, seg, s.means + half)
+    return [[lo[k].tolist(), hi[k].tolist()] for k in range(n_leaves)]
+
+
+def worst(a: dict, b: dict) -> dict:
+    """Per fidelity key the worse of two reports (max; counts summed)."""
+    out = dict(a)
+    for k, v in b.items():
+        if not isinstance(v, (int, float)):
+            continue
+        if k.startswith("count_") or k == "unmatched":
+            out[k] = out.get(k, 0) + v
+        else:
+            out[k] = max(out.get(k, v), v)
+    return out
+
+
+def encode_file(compressor, level: int, name: str, leaves: list[int], splats: Splats, counts: list[int],
+                write: FolderWriter) -> FileResult:
+    """One SOG file: the leaves' runs one after another, each ordered on its own."""
+    seconds: dict = {}
+    pkg, fid = compressor.encode(splats, seconds, segments=counts)
+    t0 = time.perf_counter()
+    written = write(name, pkg)
+    seconds["write"] = time.perf_counter() - t0
+    return FileResult(level, name, list(leaves), list(counts), written, seconds, fid)
+
+
+def compress_group(compressor, group: int, leaves: list[int], splats: Splats, leaf_sizes: list[int],
+                   levels: int, write: FolderWriter,
+                   given: Optional[list[tuple[Splats, list[int]]]] = None) -> GroupResult:
+    """Build the group's levels (or take the `given` ones), write level 0 as `0_{group}`, and
+    hand the coarser levels back for their buckets."""
+    t0 = time.perf_counter()
+    if given is not None:
+        level_splats = given
+    else:
+        with compressor.gpu_lock(), torch.no_grad():
+            t0 = time.perf_counter()          # the decimation itself, not the wait for the lock
+            level_splats = build_levels(splats, leaf_sizes, levels, compressor.device)
+    seconds = {"decimate": time.perf_counter() - t0}
+    bounds = leaf_bounds(level_splats, len(leaf_sizes))
+    base, counts = level_splats[0]
+    file = encode_file(compressor, 0, folder_name(0, group), leaves, base, counts, write)
+    return GroupResult(group, list(leaves), bounds, file, list(level_splats[1:]), seconds)
+
+
+def bucket_of(group: int, level: int) -> int:
+    """Level k packs the coarse runs of 2^k consecutive groups into one file (each level's files
+    then hold about as many splats as a level-0 group: fewer, fuller files, as the viewer wants)."""
+    return group >> level
+
+
+def bucket_groups(level: int, bucket: int, n_groups: int) -> range:
+    return range(bucket << level, min(n_groups, (bucket + 1) << level))
+
+
+def compress_bucket(compressor, level: int, bucket: int,
+                    parts: list[tuple[list[int], Splats, list[int]]], write: FolderWriter) -> FileResult:
+    """Level `level`'s runs of the bucket's groups (parts in group order: leaves, splats, counts
+    per leaf) as one SOG file `{level}_{bucket}`."""
+    leaves = [leaf for p in parts for leaf in p[0]]
+    counts = [c for p in parts for c in p[2]]
+    splats = Splats.concat([p[1] for p in parts])
+    return encode_file(compressor, level, folder_name(level, bucket), leaves, splats, counts, write)

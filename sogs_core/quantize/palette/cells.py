@@ -1,0 +1,148 @@
+"""A two-level nearest-centroid search for the SH palette (an inverted file), CPU and GPU.
+
+Why: splat-transform's palette has up to 65536 entries, almost one per splat in small scenes
+(16384 for 20,000 splats), and the brute-force search costs N x P x D per Lloyd step: 9-15 s of
+the 10 s a 20k-splat SH3 scene took on two CPU cores, and minutes for 100k splats. Here the
+centroids are grouped into C ~ sqrt(P) coarse cells (a short k-means over the centroids); each
+splat goes to its nearest cell, and the splats of a cell search only the centroids of the
+`probe` cells nearest to that cell: about probe / C of the work, as dense matmuls per cell.
+
+Approximate: a splat whose nearest centroid lies outside its cell's probed neighbourhood gets
+the nearest one inside it. 10 Lloyd steps on the shared synthetic SH3 scenes, 2 CPU cores
+(bench/NOTES.md, session 5), inertia against the exact search from the same start: 20k splats
+(P = 16384) probe 8 / 16 / 32: +1.8 % / +0.25 % / 0.0 % in 1.1 / 1.6 / 2.3 s (exact 8.7 s);
+50k (P = 32768): +3.9 % / +0.31 % / 0.0 % in 3.0 / 5.4 / 10.1 s (exact 44.8 s). Default probe
+16; `tests/test_quantize.py` holds it within 0.5 %. Distances are exact for the labels returned.
+On a GPU the same search is one Triton kernel (`palette_triton.nearest_cells`): 65536 x 45 over
+1M splats in 0.29 s against 0.89 s for the fused brute force, +0.13 % inertia (H100).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from sogs_core.quantize.palette.exact import assign
+
+
+def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> torch.Tensor:
+    """Centres of `cells` coarse cells over the centroids: Lloyd from an even stride of them."""
+    centres = centroids[torch.linspace(0, len(centroids) - 1, cells, device=centroids.device).long()].clone()
+    for _ in range(iterations):
+        lab, _ = assign(centroids, centres)
+        sums = torch.zeros_like(centres).index_add_(0, lab, centroids)
+        counts = torch.bincount(lab, minlength=cells).to(centroids.dtype)
+        centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
+    return centres
+
+
+@dataclass
+class CellLayout:
+    """Rows and centroids grouped by coarse cell, and each cell's `probe` nearest cells."""
+
+    cent_order: torch.Tensor      # (P,) centroid ids sorted by cell
+    cent_start: torch.Tensor      # (C + 1,) int32: cell j's centroids are cent_order[start[j]:start[j+1]]
+    row_order: torch.Tensor       # (N,) row ids sorted by cell
+    row_start: torch.Tensor       # (C + 1,) int64, likewise for rows
+    near: torch.Tensor            # (C, probe) int32: each cell's nearest cells, itself first
+
+    @classmethod
+    def build(cls, x: torch.Tensor, centroids: torch.Tensor, probe: int) -> Optional["CellLayout"]:
+        """The layout for these rows and centroids; None where too few centroids to pay off."""
+        p = len(centroids)
+        cells = max(1, int(round(math.sqrt(p))))
+        if cells * 4 >= p or probe >= cells:
+            return None
+        centres = coarse_cells(centroids, cells)
+        cent_cell, _ = assign(centroids, centres)
+        row_cell, _ = assign(x, centres)
+
+        def grouped(cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            counts = torch.bincount(cell, minlength=cells)
+            start = torch.zeros(cells + 1, dtype=torch.long, device=cell.device)
+            start[1:] = torch.cumsum(counts, 0)
+            return torch.argsort(cell, stable=True), start
+
+        cent_order, cent_start = grouped(cent_cell)
+        row_order, row_start = grouped(row_cell)
+        near = assign_topk(centres, centres, probe).to(torch.int32)
+        return cls(cent_order, cent_start.to(torch.int32), row_order, row_start, near)
+
+    def candidates(self, cell: int) -> torch.Tensor:
+        """Centroid ids a row of `cell` searches."""
+        bounds = self.cent_start.tolist()
+        return torch.cat([self.cent_order[bounds[j]:bounds[j + 1]] for j in self.near[cell].tolist()])
+
+    def row_blocks(self, block: int) -> "RowBlocks":
+        """Rows in blocks of `block` that never straddle two cells (row id -1 pads a block)."""
+        dev = self.row_order.device
+        counts = self.row_start[1:] - self.row_start[:-1]
+        per_cell = (counts + block - 1) // block
+        first_block = torch.cumsum(per_cell, 0) - per_cell
+        cells = torch.arange(len(counts), device=dev)
+        block_cell = torch.repeat_interleave(cells, per_cell)
+        cell_of_row = torch.repeat_interleave(cells, counts)
+        pos = torch.arange(len(self.row_order), device=dev) - self.row_start[cell_of_row]
+        slots = first_block[cell_of_row] * block + pos
+        rows = torch.full((int(per_cell.sum()) * block,), -1, dtype=torch.int32, device=dev)
+        rows[slots] = self.row_order.to(torch.int32)
+        return RowBlocks(rows, block_cell.to(torch.int32))
+
+
+@dataclass
+class RowBlocks:
+    rows: torch.Tensor            # (blocks * block,) int32 row ids, -1 for padding
+    block_cell: torch.Tensor      # (blocks,) int32 cell of each block
+
+
+class CellSearch:
+    """Nearest centroid of fixed rows x (N, D) for any centroids, through coarse cells; on a
+    CUDA device with Triton one fused kernel over row blocks (`palette_triton.nearest_cells`),
+    elsewhere a dense matmul per cell."""
+
+    def __init__(self, x: torch.Tensor, probe: int = 16) -> None:
+        self.x = x.float()
+        self.probe = probe
+        self.fused = None
+        if self.x.is_cuda:
+            try:
+                from sogs_core.quantize.palette import triton_search as pt
+            except ImportError:
+                pass
+            else:
+                mean = self.x.mean(0)
+                xp = pt.pad_rows(self.x - mean, pt.padded_width(self.x.shape[1]))
+                self.fused = lambda c, layout: pt.nearest_cells(xp, self.x, c.float(), mean, layout)
+
+    def __call__(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.x
+        layout = CellLayout.build(x, centroids, self.probe)
+        if layout is None:
+            return assign(x, centroids)                       # too few centroids to pay off
+        if self.fused is not None:
+            return self.fused(centroids, layout)
+        return self.per_cell(centroids, layout)
+
+    def per_cell(self, centroids: torch.Tensor, layout: CellLayout) -> tuple[torch.Tensor, torch.Tensor]:
+        """The search as one dense matmul per coarse cell (the CPU path; the fused kernel's check)."""
+        x = self.x
+        labels = torch.empty(len(x), dtype=torch.long, device=x.device)
+        dists = torch.empty(len(x), dtype=torch.float32, device=x.device)
+        bounds = layout.row_start.tolist()
+        for c in range(len(bounds) - 1):
+            if bounds[c + 1] == bounds[c]:
+                continue
+            rows = layout.row_order[bounds[c]:bounds[c + 1]]
+            cand = layout.candidates(c)
+            lab, dist = assign(x[rows], centroids[cand])
+            labels[rows] = cand[lab]
+            dists[rows] = dist
+        return labels, dists
+
+
+def assign_topk(x: torch.Tensor, centroids: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (N, k) of the k nearest centroids of each row (nearest first)."""
+    d = (centroids * centroids).sum(1)[None, :] - 2.0 * x @ centroids.T
+    return torch.topk(d, k, dim=1, largest=False).indices

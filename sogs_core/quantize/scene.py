@@ -1,0 +1,44 @@
+"""Quantizing a scene: 16-bit positions, smallest-three rotations, one opacity byte, and the
+scale and colour codebooks; the SH palette is fitted apart (`palette.fit`), since the order can
+be chosen while it runs."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats
+from sogs_core.quantize.codebook import kmeans_1d
+from sogs_core.quantize.palette.fit import add_palette
+
+#: density weight of the scale and colour codebooks (`kmeans_1d`'s density_alpha): plain k-means
+#: spends its levels on the dense centre and starves the tails, where the largest and brightest
+#: splats are; the value was chosen by render PSNR in the PlayCanvas engine (bench/NOTES.md)
+TAIL_WEIGHT = 0.25
+
+
+def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
+                    f_dc: torch.Tensor, opacity: torch.Tensor) -> QuantizedScene:
+    """Quantize everything but the SH palette (all tensors on one device), splats in input order.
+
+    Nothing here depends on the order, so the order is chosen afterwards, from these bytes, and
+    applied with `QuantizedScene.take`; the five images these codes fill are then final, and the
+    compressor encodes them while the SH palette's k-means (`add_palette`) runs."""
+    mq, mins, maxs = encode_means(means)
+    scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT)
+    dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=TAIL_WEIGHT)
+    return QuantizedScene(
+        count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
+        quats_b=encode_quats(quats).cpu().numpy(),
+        scales_idx=sidx.cpu().numpy(), scales_codebook=scb.cpu().numpy(),
+        sh0_idx=didx.cpu().numpy(), sh0_codebook=dcb.cpu().numpy(),
+        opacity_b=encode_opacity(opacity).cpu().numpy())
+
+
+def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
+                   f_dc: torch.Tensor, opacity: torch.Tensor, f_rest: torch.Tensor,
+                   kmeans_iterations: int = 10, seed: int = 0, progress=None,
+                   timings: Optional[dict] = None) -> QuantizedScene:
+    """Quantize every attribute, SH palette included (`quantize_splats` + `add_palette`)."""
+    return add_palette(quantize_splats(means, quats, log_scales, f_dc, opacity), f_rest,
+                       kmeans_iterations, seed, progress, timings)

@@ -1,0 +1,138 @@
+"""Entropy groups of VP8L: which prefix codes each tile of the image uses.
+
+The image is cut into square tiles; the tiles are clustered so that each cluster gets its own
+five prefix codes, written once, and the entropy image says which tile uses which. The
+clustering is a k-means whose distance is the bits a tile costs under a cluster's code, and
+every grouping it passes through is priced by estimated bits (data, code descriptions, entropy
+image); the cheapest wins.
+
+Why the shape of this code: the tensors are small (a few thousand tiles by 2,112 symbols), so
+on a GPU the time is kernel launches and host syncs, not arithmetic. The five trees are priced
+in one pass over all their symbols (a tree index per symbol, not a loop over trees), and every
+candidate's cost stays on the device until one argmin at the end (bench/NOTES.md session 14:
+this step was 53-131 ms of an image's 80-280 ms at 1M).
+"""
+from __future__ import annotations
+
+import torch
+
+from sogs_core.webp.vp8l_tokens import Alphabets
+
+#: new groups split_rare may add after the k-means, and the share of a tree's symbols above
+#: which the rest count as rare
+SPLITS = 2
+RARE_SHARE = 0.99
+#: rough bits of one group's five code descriptions: per used symbol, and fixed per group
+HEADER_BITS_PER_SYMBOL = 4.0
+HEADER_BITS_PER_GROUP = 5 * 40.0
+
+_tree_cache: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _trees(ab: Alphabets, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total,) tree of each symbol, (total, 5) its one-hot, (5,) the trees' alphabet sizes."""
+    key = (ab.cache_bits, device)
+    if key not in _tree_cache:
+        sizes = torch.tensor(ab.sizes, device=device)
+        tree = torch.repeat_interleave(torch.arange(len(ab.sizes), device=device), sizes)
+        onehot = torch.nn.functional.one_hot(tree, len(ab.sizes)).float()
+        _tree_cache[key] = (tree, onehot, sizes.float())
+    return _tree_cache[key]
+
+
+def bits_tables(h: torch.Tensor, ab: Alphabets) -> torch.Tensor:
+    """-log2 frequency of each symbol within its tree, for each row of `h` (G, alphabets.total):
+    a tree with one used symbol costs 0, a prefix code spends at least 1 bit otherwise, and
+    unused symbols get a large but finite cost."""
+    tree, onehot, sizes = _trees(ab, h.device)
+    used = h > 0
+    per_tree = h @ onehot                                              # (G, 5) symbols per tree
+    single = ((used.float() @ onehot) <= 1)[:, tree]
+    t = (-torch.log2((h + 0.01) / (per_tree + 0.01 * sizes)[:, tree])).clamp(min=1.0)
+    return torch.where(single & used, torch.zeros_like(t), t)
+
+
+def _centers(tile_hist: torch.Tensor, assign: torch.Tensor, groups: int) -> torch.Tensor:
+    """(groups, total) symbol counts of each group's tiles."""
+    return torch.zeros(groups, tile_hist.shape[1], dtype=tile_hist.dtype, device=tile_hist.device).index_add_(
+        0, assign, tile_hist)
+
+
+def grouping_bits(tile_hist: torch.Tensor, assign: torch.Tensor, centers: torch.Tensor,
+                  ab: Alphabets) -> torch.Tensor:
+    """Estimated bits (a 0-d tensor, left on the device) of the data, the code descriptions and
+    the entropy image when the tiles are grouped by `assign`, whose groups hold `centers`;
+    empty groups cost nothing."""
+    data = (tile_hist * bits_tables(centers, ab)[assign]).sum()
+    nonempty = centers.sum(1) > 0
+    header = (((centers > 0).sum(1) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP) * nonempty).sum()
+    groups = nonempty.sum().float()
+    entropy_image = torch.where(groups > 1, tile_hist.shape[0] * torch.log2(groups).clamp(min=1.0),
+                                torch.zeros_like(groups))
+    return data + header + entropy_image
+
+
+def renumber(assign: torch.Tensor) -> torch.Tensor:
+    """The groups of `assign` renumbered 0..G-1 in order, empty ones dropped."""
+    return torch.searchsorted(torch.unique(assign), assign)
+
+
+def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: Alphabets,
+               max_splits: int) -> tuple[torch.Tensor, float]:
+    """Where one symbol makes up >= RARE_SHARE of a group's tree, the tiles holding the other
+    symbols of that tree move to a new group, kept when the estimate drops (the best such move,
+    up to `max_splits` times). Why: a prefix code spends at least one bit on every symbol of a
+    tree with two symbols, so a few rare symbols (the alpha residuals where an image's padding
+    starts) cost every texel of their group a bit; the k-means, which prices a tile under a
+    group's code, does not see that (guitar's scales: 48k bits for one texel)."""
+    sizes, offsets = ab.sizes, ab.offsets
+    for _ in range(max_splits):
+        ngroups = int(assign.max()) + 1
+        centers = _centers(tile_hist, assign, ngroups)
+        per_tree = torch.stack([centers[:, o:o + a].max(1).values / centers[:, o:o + a].sum(1).clamp(min=1)
+                                for a, o in zip(sizes, offsets)], 1)                        # (G, 5) top share
+        mixed = torch.stack([(centers[:, o:o + a] > 0).sum(1) > 1 for a, o in zip(sizes, offsets)], 1)
+        candidates = torch.nonzero((per_tree >= RARE_SHARE) & mixed).tolist()
+        best = None
+        for g, tree in candidates:
+            o, a = offsets[tree], sizes[tree]
+            top = int(centers[g, o:o + a].argmax())
+            others = tile_hist[:, o:o + a].sum(1) - tile_hist[:, o + top]
+            trial = torch.where((assign == g) & (others > 0), ngroups, assign)
+            trial_cost = float(grouping_bits(tile_hist, trial, _centers(tile_hist, trial, ngroups + 1), ab))
+            if trial_cost < (best[0] if best is not None else cost):
+                best = (trial_cost, trial)
+        if best is None:
+            break
+        cost, assign = best[0], renumber(best[1])
+    return assign, cost
+
+
+def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
+                  rounds: int = 6) -> tuple[torch.Tensor, float]:
+    """Group of each tile (T,) with the lowest estimated bits among one group and k-means
+    clusterings into 2, 4 ... max_groups groups, then split_rare; returns it and its estimate.
+    The k-means distance is the bits a tile costs under a cluster's code; seeds are spread
+    along the tiles' own bits per symbol. Every iteration's grouping is a candidate (k-means
+    under prefix-code costs is not monotone: a rare symbol joining a cluster costs all its
+    tiles), and every iteration runs: a converged k-means repeats its grouping, which costs
+    less than the host sync that would notice it."""
+    ntiles = tile_hist.shape[0]
+    dev = tile_hist.device
+    one = torch.zeros(ntiles, dtype=torch.int64, device=dev)
+    assigns = [one]
+    costs = [grouping_bits(tile_hist, one, _centers(tile_hist, one, 1), ab)]
+    own = (tile_hist * bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)   # bits per symbol
+    rank = torch.argsort(own)
+    g = 2
+    while g <= min(max_groups, ntiles):
+        centers = tile_hist[rank[torch.linspace(0, ntiles - 1, g, device=dev).long()]]
+        for _ in range(rounds):
+            assign = (tile_hist @ bits_tables(centers, ab).T).argmin(1)
+            centers = _centers(tile_hist, assign, g)
+            assigns.append(assign)
+            costs.append(grouping_bits(tile_hist, assign, centers, ab))
+        g *= 2
+    costs_t = torch.stack(costs)
+    pick = int(costs_t.argmin())
+    return split_rare(tile_hist, renumber(assigns[pick]), float(costs_t[pick]), ab, SPLITS)
