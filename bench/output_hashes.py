@@ -125,6 +125,8 @@ def synthetic_input(inputs: str, millions: float) -> str:
 
 
 def collect(args: argparse.Namespace) -> dict:
+    global SHARED
+    SHARED = os.path.abspath(args.shared)
     work = os.path.abspath(args.work)
     out = os.path.join(work, "out")
     inputs = os.path.join(work, "inputs")
@@ -141,7 +143,7 @@ def collect(args: argparse.Namespace) -> dict:
         bundle = os.path.join(out, f"{name}.sog")
         runner.compress(f"compress:{name}", path, bundle)
         result["bundles"][name] = sha(bundle)
-        if name == "synthetic_sh3":
+        if name == "synthetic_sh3" or args.skip_decode:
             continue
         ply = os.path.join(out, f"{name}.decoded.ply")
         runner.run(f"decompress:{name}", runner.cli, "decompress", path, ply)
@@ -153,12 +155,14 @@ def collect(args: argparse.Namespace) -> dict:
     runner.compress("compress:streamed", cases["biker"], os.path.join(streamed, "lod-meta.json"),
                     "--chunk-count", "24", "--chunk-min", "2", "--lod-levels", "3")
     result["streamed"] = tree_hashes(streamed)
-    runner.run("decompress:streamed", runner.cli, "decompress", os.path.join(streamed, "lod-meta.json"),
-               os.path.join(out, "streamed_l1.ply"), "--level", "1")
-    result["decoded"]["streamed_level1"] = sha(os.path.join(out, "streamed_l1.ply"))
-    for label, extra in (("default", ()), ("plas_fast", ("--order", "plas", "--plas", "fast")),
-                         ("sh1_seed3", ("--sh-bands", "1", "--seed", "3")),
-                         ("streamed", ("--streamed-above", "1000", "--lod-levels", "3"))):
+    if not args.skip_decode:
+        runner.run("decompress:streamed", runner.cli, "decompress", os.path.join(streamed, "lod-meta.json"),
+                   os.path.join(out, "streamed_l1.ply"), "--level", "1")
+        result["decoded"]["streamed_level1"] = sha(os.path.join(out, "streamed_l1.ply"))
+    variants = (("default", ()), ("plas_fast", ("--order", "plas", "--plas", "fast")),
+                ("sh1_seed3", ("--sh-bands", "1", "--seed", "3")),
+                ("streamed", ("--streamed-above", "1000", "--lod-levels", "3")))
+    for label, extra in () if args.skip_settings else variants:
         text = runner.run(f"settings:{label}", "ray_jobs.backfill", "--input", inputs, "--output",
                           os.path.join(out, "bf"), "--dry-run", "--device", args.device, *extra)
         result["settings_hash"][label] = json.loads(text.strip().splitlines()[-1])["settings_hash"]
@@ -188,8 +192,11 @@ def main() -> int:
     ap.add_argument("--src", default=ROOT, help="source tree whose CLI runs (default: this checkout)")
     ap.add_argument("--work", default=os.path.join(ROOT, ".cache", "output_hashes"),
                     help="folder for derived inputs (kept and reused) and outputs")
+    ap.add_argument("--shared", default=SHARED, help="the shared folder with scenes/ and bench/ (default ../shared)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--millions", type=float, default=1.0, help="synthetic SH3 scene size (0: none)")
+    ap.add_argument("--skip-decode", action="store_true", help="no decompress runs (the decoders run on the CPU anyway)")
+    ap.add_argument("--skip-settings", action="store_true", help="no settings hashes (no device in them)")
     ap.add_argument("--json", default=None, help="where to write the hashes (default bench/results/output_hashes.json)")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two results and exit")
     args = ap.parse_args()

@@ -8,7 +8,6 @@ the job's --max-retries.
 """
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import os
 import socket
@@ -17,7 +16,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Optional
 
-from ray_jobs.manifest import FIDELITY, STAGES, empty_row
+from ray_jobs.manifest import failed_row, ok_row, task_row, utcnow
 from ray_jobs.storage import Store
 
 if TYPE_CHECKING:
@@ -25,10 +24,6 @@ if TYPE_CHECKING:
 
 #: write errors that retrying at once cannot fix (full disk, quota, read-only, denied, too large)
 OUTPUT_REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class SceneCompressor:
@@ -103,7 +98,7 @@ class SceneCompressor:
         return path, True
 
     def plan_streamed(self, task: dict, lod: dict, memory_budget: int) -> dict:
-        """The chunk tree and groups of a streamed scene (`lod.plan_streamed`) and what the row needs."""
+        """The chunk tree and groups of a streamed scene (`plan_streamed`) and what its row needs."""
         from sogs_core.settings import ChunkOptions, StreamedSettings
         from sogs_core.pipeline.streamed.write import plan_streamed
 
@@ -159,11 +154,8 @@ class SceneCompressor:
         """Compress one scene; never raises for a scene's own failure."""
         from sogs_core.model.errors import SogsError
 
-        row = empty_row()
-        row.update(run_id=self.run_id, input_uri=task["input_uri"], input_bytes=task["size"],
-                   input_etag=task["etag"], input_format=task.get("format"), output_uri=task["output_uri"],
-                   node=self.node,
-                   gpu=self.compressor.device_name, settings_hash=self.settings_hash, started_at=utcnow())
+        row = task_row(task, self.run_id, self.settings_hash, node=self.node, gpu=self.compressor.device_name,
+                       started_at=utcnow())
         attempts = attempt_offset
         while True:
             attempts += 1
@@ -176,32 +168,25 @@ class SceneCompressor:
                 seconds = dict(res.seconds)
                 seconds["read"] += fetch          # the download counts as reading
                 seconds["total"] += fetch
-                fid = res.fidelity
-                row.update(status="ok", splats=res.count, output_bytes=res.output_bytes, input_format=res.input_format,
-                           input_bytes=res.input_bytes,
-                           sh_degree=res.sh_degree, ratio=res.ratio or None)
-                for s in STAGES:
-                    row[f"seconds_{s}"] = seconds.get(s)
-                for f in FIDELITY:
-                    row[f"fid_{f}"] = fid.get(f)
+                ok_row(row, seconds, res.fidelity, splats=res.count, output_bytes=res.output_bytes,
+                       input_format=res.input_format, input_bytes=res.input_bytes, sh_degree=res.sh_degree,
+                       ratio=res.ratio or None)
                 break
             except SogsError as exc:          # bad input: retrying cannot help
-                row.update(status="failed", error_class=type(exc).__name__, error_message=str(exc)[:2000])
+                failed_row(row, exc, str(exc))
                 break
             except Exception as exc:          # transient or resource trouble: retry, then give up
                 if isinstance(exc, OSError) and exc.errno in OUTPUT_REFUSED:
                     # a full disk, a denied write: the same write would fail again right now
                     where = exc.filename or task["output_uri"]
-                    row.update(status="failed", error_class=type(exc).__name__,
-                               error_message=f"{where}: {exc.strerror or exc}"[:2000])
+                    failed_row(row, exc, f"{where}: {exc.strerror or exc}")
                     break
                 if _is_oom(exc):
                     _free_gpu_memory()
                 if attempts <= self.max_retries:
                     time.sleep(min(2 ** attempts, 30) * 0.1)
                     continue
-                msg = f"{exc}".strip() or traceback.format_exc(limit=3)
-                row.update(status="failed", error_class=type(exc).__name__, error_message=msg[:2000])
+                failed_row(row, exc, f"{exc}".strip() or traceback.format_exc(limit=3))
                 break
         row.update(attempts=attempts, finished_at=utcnow())
         return row
@@ -226,15 +211,3 @@ def _free_gpu_memory() -> None:
             torch.cuda.empty_cache()
     except Exception:
         pass
-
-
-def failed_row(task: dict, run_id: str, settings_hash: str, exc: BaseException, attempts: int,
-               started: Optional[dt.datetime] = None) -> dict:
-    """The row for a scene whose actor died (process killed, node lost) on every attempt."""
-    row = empty_row()
-    row.update(run_id=run_id, input_uri=task["input_uri"], input_bytes=task["size"], input_etag=task["etag"],
-               input_format=task.get("format"), output_uri=task["output_uri"], settings_hash=settings_hash, status="failed",
-               error_class=type(exc).__name__, error_message=(str(exc).strip() or repr(exc))[:2000],
-               attempts=attempts, started_at=started or utcnow(), finished_at=utcnow(),
-               node=os.environ.get("HOSTNAME"))
-    return row

@@ -24,8 +24,10 @@ from sogs_core.formats import FORMAT_NAMES, format_of_name
 from sogs_core.settings import CompressSettings
 
 from ray_jobs.leases import Leases
-from ray_jobs.manifest import ManifestWriter, OtherRunsView, latest_settled, read_manifest, skipped_row
+from ray_jobs.manifest import (ManifestWriter, OtherRunsView, failed_task_row, latest_settled, read_manifest,
+                               skipped_row)
 from ray_jobs.storage import ObjectInfo, Store, is_s3, join
+
 
 def log(msg: str) -> None:
     print(f"[backfill] {msg}", file=sys.stderr, flush=True)
@@ -178,17 +180,13 @@ def plas_on_gpu(args: argparse.Namespace) -> bool:
     return torch.cuda.is_available()       # a local Ray sees this machine's GPUs
 
 
-def settings_kwargs(args: argparse.Namespace) -> dict:
-    from sogs_core.settings import plas_schedule
-
-    return {"seed": args.seed, "kmeans_iterations": args.iterations, "sh_bands": args.sh_bands,
-            "order": args.order, "plas": plas_schedule(args.plas, plas_on_gpu(args)), "requantize": args.requantize}
+def run_settings(args: argparse.Namespace) -> CompressSettings:
+    """The `CompressSettings` every actor of this run compresses with (and the settings hash covers)."""
+    return compress_settings(args, plas_on_gpu(args))
 
 
 def settings_hash(args: argparse.Namespace) -> str:
-    from sogs_core.settings import CompressSettings
-
-    digest = CompressSettings(**settings_kwargs(args)).digest()
+    digest = run_settings(args).digest()
     if args.streamed_above is not None:
         import hashlib
 
@@ -320,15 +318,12 @@ def run(args: argparse.Namespace) -> dict:
         problem = store.check_writable(where, run_id)
         if problem is not None:
             raise NotWritable(problem)
-    from ray_jobs.actors import failed_row
-
     writer = ManifestWriter(store, args.manifest, run_id, log=log)
     writer.add_many(skipped)
     for t in planned:
         log(f"failed {t['rel']}: {t['error']}")
-        row = failed_row(t, run_id, shash, PlannedFailure(t["error"]), attempts=0)
-        row["error_class"] = t["error_class"]
-        writer.add(row)
+        writer.add(failed_task_row(t, run_id, shash, PlannedFailure(t["error"]), attempts=0,
+                                   error_class=t["error_class"]))
     leases = Leases(store, run_id, ttl=args.lease_seconds)
     try:
         if tasks:
@@ -381,7 +376,8 @@ def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str, sh
 
 def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, planned_at) -> None:
     from ray_jobs.actors import SceneCompressor
-    from ray_jobs.scheduler import IN_FLIGHT_PER_ACTOR, Scheduler
+    from ray_jobs.pool import IN_FLIGHT_PER_ACTOR
+    from ray_jobs.scheduler import Scheduler
 
     ray = connect_ray(args.address)
     streamed = [t for t in tasks if t.get("streamed")]

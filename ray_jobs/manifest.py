@@ -7,7 +7,9 @@ input, the latest settled row. The columns are listed in SCHEMA and documented i
 """
 from __future__ import annotations
 
+import datetime as dt
 import io
+import os
 from typing import Optional
 
 import pyarrow as pa
@@ -32,12 +34,63 @@ SCHEMA = pa.schema(
        ("finished_at", pa.timestamp("us", tz="UTC"))])
 
 
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def empty_row() -> dict:
     from sogs_core import __version__
 
     row = {name: None for name in SCHEMA.names}
     row["software_version"] = __version__
     return row
+
+
+# -- rows -------------------------------------------------------------------------------------------
+# Every row of a run is built here: `task_row` (what the scene is, where it goes, which settings),
+# then `ok_row` or `failed_row` on top of it; `skipped_row` carries a settled row over.
+
+def task_row(task: dict, run_id: str, settings_hash: str, **columns) -> dict:
+    """A row for one planned scene: the input, output and settings columns, then `columns`."""
+    row = empty_row()
+    row.update(run_id=run_id, input_uri=task["input_uri"], input_bytes=task["size"], input_etag=task["etag"],
+               input_format=task.get("format"), output_uri=task["output_uri"], settings_hash=settings_hash)
+    row.update(columns)
+    return row
+
+
+def figure_columns(seconds: dict, fidelity: dict) -> dict:
+    """The per-stage seconds (`seconds_<stage>`) and fidelity (`fid_<key>`) columns; a stage or
+    key the dicts lack is null."""
+    cols = {f"seconds_{s}": seconds.get(s) for s in STAGES}
+    cols.update({f"fid_{f}": fidelity.get(f) for f in FIDELITY})
+    return cols
+
+
+def ok_row(row: dict, seconds: dict, fidelity: dict, **columns) -> dict:
+    """`row` (a `task_row`) marked ok, with its figures and `columns`; updated in place and returned."""
+    row.update(status="ok", **columns)
+    row.update(figure_columns(seconds, fidelity))
+    return row
+
+
+def failed_row(row: dict, exc: BaseException, message: Optional[str] = None, **columns) -> dict:
+    """`row` (a `task_row`) marked failed by `exc`: its class and `message` (default: the
+    exception's text, else its repr), cut to 2000 characters; then `columns` (which may name
+    another error_class). Updated in place and returned."""
+    text = (str(exc).strip() or repr(exc)) if message is None else message
+    row.update(status="failed", error_class=type(exc).__name__, error_message=text[:2000])
+    row.update(columns)
+    return row
+
+
+def failed_task_row(task: dict, run_id: str, settings_hash: str, exc: BaseException, attempts: int,
+                    started: Optional[dt.datetime] = None, **columns) -> dict:
+    """The driver's row for a scene no actor finished: planned to fail, its actor dead on every
+    attempt, past its time limit, or no actor alive."""
+    row = task_row(task, run_id, settings_hash, attempts=attempts, started_at=started or utcnow(),
+                   node=os.environ.get("HOSTNAME"))
+    return failed_row(row, exc, finished_at=utcnow(), **columns)
 
 
 class ManifestWriter:
@@ -124,9 +177,7 @@ class ManifestWriter:
 def skipped_row(prev: dict, run_id: str) -> dict:
     """This run's row for a scene a settled row already covers: its figures (and, for a
     known-bad input, its error) carry over."""
-    import datetime as dt
-
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utcnow()
     row = dict(prev)
     row.update(run_id=run_id, status="skipped", attempts=0, started_at=now, finished_at=now)
     return row

@@ -2,10 +2,11 @@
 
 - A scene's row is written (durably, `ManifestWriter`) before the scene counts as done, and its
   lease is released only then.
-- Only actors known to be alive get work. When an actor dies (killed, OOM, node lost), each scene
-  it was running counts one attempt and goes back to the queue (up to --max-retries, then a
-  `failed` row with every attempt counted); the actor is sent nothing until Ray has restarted it
-  and it answers again, so no scene is ever failed for "the actor is restarting".
+- Only actors known to be alive get work (`pool.ActorPool`). When an actor dies (killed, OOM, node
+  lost), each scene it was running counts one attempt and goes back to the queue (up to
+  --max-retries, then a `failed` row with every attempt counted); the actor is sent nothing until
+  Ray has restarted it and it answers again, so no scene is ever failed for "the actor is
+  restarting". With no actor alive for NO_ACTOR_LIMIT_SECONDS, the scenes queued are failed.
 - A scene that runs past its time limit (--scene-timeout) becomes a `failed` row and its actor is
   restarted; the other scene that actor held goes back to the queue.
 - A scene whose output another run holds a lease on waits (re-checked every few seconds) until
@@ -20,11 +21,10 @@ import time
 from collections import deque
 from typing import Callable, Optional
 
-from ray_jobs.actors import failed_row, utcnow
 from ray_jobs.leases import Leases
-from ray_jobs.manifest import ManifestWriter, skipped_row
+from ray_jobs.manifest import ManifestWriter, failed_task_row, skipped_row
+from ray_jobs.pool import ActorPool, Finished, scene_timeout
 
-IN_FLIGHT_PER_ACTOR = 2
 WAIT_RECHECK_SECONDS = 5.0
 #: with no actor alive for this long, the scenes left are failed instead of waiting forever
 NO_ACTOR_LIMIT_SECONDS = 600.0
@@ -38,20 +38,6 @@ class NoLiveActor(Exception):
     """No actor came back for NO_ACTOR_LIMIT_SECONDS."""
 
 
-def scene_timeout(setting: str, size_bytes: int) -> float:
-    """--scene-timeout: seconds, or auto = 600 s + 10 s per MB of input (a 250 MB 1M-splat PLY:
-    ~43 min, far above what a GPU or even a CPU actor needs, far below forever)."""
-    if setting == "auto":
-        return 600.0 + 10.0 * size_bytes / 1e6
-    return float(setting)
-
-
-def is_actor_death(exc: BaseException) -> bool:
-    import ray.exceptions as rex
-
-    return isinstance(exc, (rex.RayActorError, getattr(rex, "ActorUnavailableError", rex.RayActorError)))
-
-
 class Scheduler:
     def __init__(self, ray, actors: list, writer: ManifestWriter, leases: Leases,
                  done: Callable[[dict], Optional[dict]],
@@ -62,18 +48,14 @@ class Scheduler:
         self.run_id, self.shash, self.max_retries = run_id, shash, max_retries
         self.timeout_setting = timeout_setting
         self.summary, self.log = summary, log
-        self.in_flight: dict = {}         # ref -> (actor index, task, started datetime, deadline)
         # nothing is sent to an actor before it answers ready(): its start (imports, warm-up) does
         # not eat into the first scenes' time limits
-        self.recovering: dict = {a.ready.remote(): i for i, a in enumerate(actors)}   # ready() ref -> actor
-        self.alive = [False] * len(actors)
-        self.load = [0] * len(actors)
+        self.pool = ActorPool(ray, actors, log, alive=False)
         self.queue: deque = deque()
         self.waiting: list[tuple[float, dict, str]] = []    # (next check, task, holder)
         self.finished = 0
         self.total = 0
         self.t_start = time.monotonic()
-        self.no_actor_since: Optional[float] = None
 
     # -- rows ----------------------------------------------------------------------------------
     def _record(self, task: dict, row: dict) -> None:
@@ -94,18 +76,16 @@ class Scheduler:
                  f"- {rate:.1f} scenes/min, ETA {eta:.1f} min")
 
     def _fail(self, task: dict, exc: BaseException, started: Optional[dt.datetime] = None) -> None:
-        self._record(task, failed_row(task, self.run_id, self.shash, exc, task.get("attempts", 0), started))
+        self._record(task, failed_task_row(task, self.run_id, self.shash, exc, task.get("attempts", 0), started))
 
     # -- work ----------------------------------------------------------------------------------
     def _submit(self, i: int, task: dict) -> None:
         ref = self.actors[i].process.remote(task, task.get("attempts", 0))
-        deadline = time.monotonic() + scene_timeout(self.timeout_setting, task["size"])
-        self.in_flight[ref] = (i, task, utcnow(), deadline)
-        self.load[i] += 1
+        self.pool.submit(i, ref, task, scene_timeout(self.timeout_setting, task["size"]))
 
     def _fill(self) -> None:
         for i in range(len(self.actors)):
-            while self.alive[i] and self.load[i] < IN_FLIGHT_PER_ACTOR and self.queue:
+            while self.pool.has_room(i) and self.queue:
                 task = self.queue.popleft()
                 holder = self.leases.claim(task["output_uri"]) if task["output_uri"] not in self.leases.held else None
                 if holder is not None:
@@ -120,57 +100,27 @@ class Scheduler:
                     continue
                 self._submit(i, task)
 
-    def _actor_down(self, i: int) -> None:
-        if self.alive[i]:
-            self.alive[i] = False
-            self.recovering[self.actors[i].ready.remote()] = i
-
-    def _on_result(self, ref) -> None:
-        if ref in self.recovering:
-            i = self.recovering.pop(ref)
-            try:
-                where = self.ray.get(ref)
-                self.alive[i] = True
-                self.log(f"actor {i} ready: {where}")
-            except Exception as exc:
-                if not is_actor_death(exc):
-                    raise
-                self.log(f"actor {i} is down ({str(exc).strip().splitlines()[0][:200]}); waiting for Ray to restart it")
-                self.recovering[self.actors[i].ready.remote()] = i
+    def _on_result(self, done: Finished) -> None:
+        task, started = done.flight.payload, done.flight.started
+        if done.error is None:
+            self._record(task, done.value)
             return
-        i, task, started, _ = self.in_flight.pop(ref)
-        self.load[i] -= 1
-        try:
-            row = self.ray.get(ref)
-        except Exception as exc:
-            if not is_actor_death(exc):
-                task["attempts"] = task.get("attempts", 0) + 1
-                self._fail(task, exc, started)
-                return
-            self._actor_down(i)
-            task["attempts"] = task.get("attempts", 0) + 1
-            if task["attempts"] <= self.max_retries:
-                self.log(f"{task['rel']}: its actor died (attempt {task['attempts']}); retrying")
-                self.queue.appendleft(task)
-            else:
-                self._fail(task, exc, started)
+        task["attempts"] = task.get("attempts", 0) + 1
+        if done.died and task["attempts"] <= self.max_retries:      # the pool marked its actor down
+            self.log(f"{task['rel']}: its actor died (attempt {task['attempts']}); retrying")
+            self.queue.appendleft(task)
             return
-        self._record(task, row)
+        self._fail(task, done.error, started)
 
     def _check_timeouts(self) -> None:
-        now = time.monotonic()
-        for ref, (i, task, started, deadline) in list(self.in_flight.items()):
-            if now < deadline:
-                continue
-            del self.in_flight[ref]
-            self.load[i] -= 1
-            limit = scene_timeout(self.timeout_setting, task["size"])
+        for ref, flight in self.pool.expired():
+            self.pool.forget(ref)
+            task = flight.payload
             task["attempts"] = task.get("attempts", 0) + 1
-            self._fail(task, SceneTimeout(f"did not finish within {limit:.0f} s (--scene-timeout); "
-                                          "its actor was restarted"), started)
-            self.log(f"restarting actor {i} (a scene ran past its time limit)")
-            self.ray.kill(self.actors[i], no_restart=False)
-            self._actor_down(i)
+            self._fail(task, SceneTimeout(f"did not finish within {flight.limit:.0f} s (--scene-timeout); "
+                                          "its actor was restarted"), flight.started)
+            self.log(f"restarting actor {flight.actor} (a scene ran past its time limit)")
+            self.pool.restart(flight.actor)
 
     def _check_waiting(self) -> None:
         """Scenes another run held: due ones go back to the queue, where `_fill` claims them."""
@@ -182,29 +132,19 @@ class Scheduler:
             self.queue.append(task)
 
     def _check_no_actor(self) -> None:
-        if any(self.alive):
-            self.no_actor_since = None
-            return
-        now = time.monotonic()
-        self.no_actor_since = self.no_actor_since or now
-        if now - self.no_actor_since > NO_ACTOR_LIMIT_SECONDS:
+        if self.pool.none_alive_for() > NO_ACTOR_LIMIT_SECONDS:
             while self.queue:
                 self._fail(self.queue.popleft(), NoLiveActor(f"no actor alive for {NO_ACTOR_LIMIT_SECONDS:.0f} s"))
 
     def run(self, tasks: list[dict]) -> None:
         self.queue.extend(tasks)
         self.total = len(tasks)
-        while self.queue or self.in_flight or self.waiting:
+        while self.queue or self.pool.in_flight or self.waiting:
             self._fill()
             if self.leases.renew_due():
                 self.leases.renew()
-            refs = list(self.in_flight) + list(self.recovering)
-            if refs:
-                ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
-                for ref in ready:
-                    self._on_result(ref)
-            else:
-                time.sleep(0.5)
+            for done in self.pool.wait(timeout=1.0):
+                self._on_result(done)
             self._check_timeouts()
             self._check_waiting()
             self._check_no_actor()

@@ -19,13 +19,12 @@ import os
 import random
 import stat
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 from urllib.parse import urlparse
 
-from sogs_core.formats.sog.package import atomic_write
+from sogs_core.formats.atomic import atomic_path, atomic_write
 
 T = TypeVar("T")
 
@@ -210,15 +209,10 @@ class Store:
     def download(self, uri: str, path: str) -> None:
         """An object to a local file, streamed (a scene too large to hold in memory), written
         under a temporary name and renamed into place."""
-        tmp = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         bucket, key = self._split(uri)
-        try:
+        with atomic_path(path) as tmp:
             self._call(lambda: self.s3.download_file(bucket, key, tmp), f"downloading {uri}")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def get_with_etag(self, uri: str) -> Optional[tuple[bytes, str]]:
         """(bytes, ETag) of an object, None when absent."""

@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_streamed_options,
                                compress_settings, memory_budget, streamed_settings)

@@ -1,10 +1,14 @@
-"""sogs_core: 3D Gaussian Splatting PLY -> PlayCanvas SOG compressor (no Ray in here).
+"""sogs_core: 3D Gaussian Splatting scenes -> PlayCanvas SOG, the library (no argparse, no Ray).
 
-The pipeline, one module or sub-package a stage: readers/ (read any splat format: PLY,
-compressed PLY, SPZ, .splat, .ksplat, SOG) -> palette / codebook / quantize (cluster, quantize)
--> order/ (the splat order, chosen from the quantized bytes) -> sog_layout + webp_codec (encode)
--> sog_files (write); readers/sog decodes SOG back to `Splats`, ply_write writes PLY, fidelity
-compares two scenes, compressor ties it together.
+One package a job, in the order the data goes:
+    model/      Splats (the scene in memory), errors, device choice, synthetic scenes
+    formats/    every file format, reader and writer side by side (sog/: codes, layout, package, read)
+    quantize/   codebooks and the SH palette (fit, nearest-centroid search, numbering)
+    order/      choosing the splat permutation (curves, chain, PLAS)
+    webp/       lossless WebP: libwebp through Pillow, and our own VP8L encoder
+    pipeline/   the Compressor and its stages, fidelity, the streamed SOG
+    render/     the PlayCanvas engine in headless Chromium, for `compare --render`
+    settings    every setting that changes the output bytes (the settings hash)
 """
 __version__ = "0.2.0"
 

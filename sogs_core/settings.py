@@ -24,8 +24,8 @@ class ChainConfig:
     """Settings of the chained order (part of the settings hash through CompressSettings)."""
 
     chunk: int = 0                 # splats re-chained together; 0: 256 on a CUDA device (the fused
-                                   # walk is cheap there), 128 on a CPU (256 takes about three
-                                   # times as long there for a fraction of a percent)
+                                   # walk is cheap there), 128 on a CPU (256 costs much more
+                                   # time there for a fraction of a percent)
     means_u_weight: float = 3.0    # cost of a change in the high position bytes vs other bytes
     choose: bool = True            # also try the y-first Morton order, and write whichever of the
                                    # two encodes smaller on a sample of the image rows
@@ -48,7 +48,7 @@ class PlasConfig:
     mid_radius: int = 32                # levels with fine_radius <= radius < mid_radius use mid_break
     mid_break: float = 3e-5
     coarse_radius: int = 32             # while the radius is >= this, it shrinks by coarse_decay:
-    coarse_decay: float = 0.9           # more effort there did not lower the final distance
+    coarse_decay: float = 0.9           # more effort there does not lower the final distance
     min_configs: int = 4                # block placements per level before a level may end (reference 4)
     max_configs: int = 16               # ... and at most this many (the reference has no cap)
     max_iters: int = 256                # steps per config, a hard cap so a config can never spin

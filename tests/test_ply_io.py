@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 
+from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.model.errors import PlyError
 from sogs_core.formats.ply.write import ply_bytes, write_ply
 from sogs_core.formats.ply.read import read_ply
@@ -49,7 +50,7 @@ def test_round_trip_and_sh_degree(tmp_path, sh):
     write_ply(path, scene)
     back = read_ply(str(path))
     assert back.sh_degree == sh
-    for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
+    for attr in ATTRIBUTES:
         np.testing.assert_array_equal(getattr(back, attr), getattr(scene, attr))
 
 

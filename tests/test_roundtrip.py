@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.pipeline.compressor import Compressor
 
 from sogs_core.settings import CompressSettings
@@ -76,7 +77,7 @@ def test_folder_and_bundle_decode_identically(tmp_path, comp):
     comp.compress(str(tmp_path / "in.ply"), str(tmp_path / "b"))
     a = read_sog(str(tmp_path / "a.sog"))
     b = read_sog(str(tmp_path / "b"))
-    for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
+    for attr in ATTRIBUTES:
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
     assert sorted(os.listdir(tmp_path / "b")) == sorted(
         ["meta.json", "means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp",

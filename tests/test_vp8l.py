@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.pipeline.compressor import Compressor
 
 from sogs_core.settings import CompressSettings
@@ -183,7 +184,7 @@ def both_encoders(tmp_path_factory):
 def test_own_encoder_writes_the_same_scene(both_encoders):
     d, _ = both_encoders
     a, b = read_sog(str(d / "libwebp.sog")), read_sog(str(d / "own.sog"))
-    for attr in ("means", "quats", "log_scales", "f_dc", "opacity", "f_rest"):
+    for attr in ATTRIBUTES:
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
 
 

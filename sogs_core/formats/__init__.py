@@ -1,11 +1,11 @@
 """Readers: every splat format people hold -> `Splats`, one format per module.
 
-    ply             INRIA 3DGS PLY (binary, float properties)            ply.py
-    compressed-ply  PlayCanvas / SuperSplat compressed PLY               compressed_ply.py
+    ply             INRIA 3DGS PLY (binary, float properties)            ply/read.py
+    compressed-ply  PlayCanvas / SuperSplat compressed PLY               ply/compressed.py
     spz             Niantic SPZ v2-v4 (gzip or zstd)                     spz.py
     splat           antimatter15 .splat (32 bytes a splat)               splat.py
     ksplat          GaussianSplats3D .ksplat, modes 0-2                  ksplat.py
-    sog             SOG v2 or legacy v1: .sog bundle, folder, meta.json  sog.py
+    sog             SOG v2 or legacy v1: .sog bundle, folder, meta.json  sog/read.py
 
 The format is found from the content (magic bytes, PLY header) and only where a format has no
 magic (.splat; .ksplat, whose header is checked) from the extension. Every malformed file raises
@@ -41,7 +41,7 @@ class SceneInput:
     splats: Splats
     format: str                      # ply, compressed-ply, spz, splat, ksplat, sog-v2, sog-v1
     input_bytes: int
-    codes: Optional[object] = None   # quantize.QuantizedScene
+    codes: Optional[object] = None   # formats.sog.codes.QuantizedScene
 
 
 def _looks_like_ksplat(buf: memoryview) -> bool:

@@ -1,10 +1,10 @@
 """Big array passes split into row blocks on a few threads: the reader's column copies and its
 finiteness checks.
 
-Why: numpy releases the GIL inside copies and ufunc loops, and a 1M-splat SH3 PLY is 260 MB
-whose columns must each be copied out once (the first touch of the new pages is most of the
-cost). One thread did it in 0.23 s on the H100 host, most of the read stage; blocks on a few
-threads cut it several-fold (bench/NOTES.md, session 9). Small arrays take one call.
+Why: numpy releases the GIL inside copies and ufunc loops, and each column of a large PLY must
+be copied out once, most of the read stage (the first touch of the new pages is most of the
+cost); row blocks on a few threads cut it several-fold (bench/NOTES.md). Small arrays take one
+call.
 """
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
 
     Curve orders (and `chain`, which becomes its Hilbert backbone here) take one sort of the
     whole file by (run, curve key): a streamed SOG's file holds hundreds of small runs, and
-    chaining or sampling each apart was several times slower (bench/NOTES.md)."""
+    chaining or sampling each apart is several times slower (bench/NOTES.md)."""
     if sum(segments) != q.count:
         raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
     means = tensors["means"]

@@ -1,16 +1,17 @@
 """The default order: a Hilbert curve whose splats are re-chained inside chunks for bytes.
 
-Why (bench/NOTES.md, session 5, measured on the real scenes of ../shared/scenes): the images of
+Why (bench/NOTES.md, on the real scenes of ../shared/scenes): the images of
 a SOG are coded row by row by lossless WebP, which predicts a texel mostly from its left
 neighbour. Along a curve order the high position bytes (`means_u`) change rarely, which is why a
 plain Morton order beats PLAS there; but the other attributes (quats, scales, colour, opacity)
-look like noise from texel to texel, and they are 70 % of the bytes. PLAS makes them smooth and
+look like noise from texel to texel, and they are most of the bytes. PLAS makes them smooth and
 loses more on `means_u` than it gains. Here each run of `chunk` consecutive curve splats (a
 small region of space) is re-chained greedily: start at the chunk's first splat, then always
 step to the unvisited splat of the chunk whose stored bytes are nearest, with a cost that
 approximates WebP's: log2(1 + |difference|) per byte channel (differences wrap at 256 as WebP's
 residuals do), the high position bytes weighted `means_u_weight` times, the low position bytes
-not at all (they are incompressible in any order). Guitar and biker come out ~4 % below Morton.
+not at all (they are incompressible in any order). Where neighbouring splats share attributes
+this beats Morton.
 
 A chunk is independent of the others, so all chunks take their j-th step together: `chunk`
 sequential steps of batched tensor ops on a CPU; on a GPU one Triton program per chunk walks
@@ -18,7 +19,6 @@ all its steps in registers (`chain_triton`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_
     """The greedy walk of every chunk in batched tensor ops: x (m, K, C) float32 bytes, w (C,);
     returns (m, K) positions in walk order, each path starting at position 0.
 
-    Why this shape (bench/NOTES.md, session 11): a step costs one pass over the unvisited splats'
+    Why this shape (bench/NOTES.md): a step costs one pass over the unvisited splats'
     bytes, so every `compact_every` steps the visited ones are dropped (the survivors keep their
     relative order, hence argmin's first-minimum tie-break and the path are those of a walk over
     all K), which halves the work; the wrapped difference min(d, 256 - d) + 1 is computed in
@@ -114,9 +114,9 @@ def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_
 
 def chain_orders(q: QuantizedScene, means: torch.Tensor, config: ChainConfig) -> list[torch.Tensor]:
     """The candidate orders: the chained Hilbert order first, then (config.choose) Morton with y
-    in the highest bit of each triple (`curves.Y_TOP`): the chain did not beat Morton on the
-    real SH scene (Morton beat plain Hilbert there), and the y-first interleave beats the
-    x-first one there by 0.15 %."""
+    in the highest bit of each triple (`curves.Y_TOP`): the chain does not beat Morton on the
+    real SH scene (Morton beats plain Hilbert there), and the y-first interleave beats the
+    x-first one there (bench/NOTES.md)."""
     cols, weights = byte_columns(q, config.means_u_weight)
     dev = means.device
     chunk = config.chunk or (256 if dev.type == "cuda" else 128)

@@ -1,11 +1,11 @@
 """The chain's greedy walk as one Triton kernel: a program per chunk, all its steps in registers.
 
 Why: in torch ops each of the chunk's K steps is ~10 launches, each a full pass over the
-(N, C) bytes of the scene (memory-bound: 80 ms per 1M splats at K = 128 on an H100, 0.74 s at
-8M). Here a program loads its chunk's K x C bytes once, then per step takes the current splat's
-row, scores every splat of the chunk (the same cost as `chain.greedy_chain`: log2(1 + d) per
-channel with d the wrapped byte difference, weighted), masks the visited ones and moves to the
-argmin, writing one index per step. The scene's bytes are read once in all.
+(N, C) bytes of the scene (memory-bound; bench/NOTES.md). Here a program loads its chunk's
+K x C bytes once, then per step takes the current splat's row, scores every splat of the chunk
+(the same cost as `chain.greedy_chain`: log2(1 + d) per channel with d the wrapped byte
+difference, weighted), masks the visited ones and moves to the argmin, writing one index per
+step. The scene's bytes are read once in all.
 
 Same walk as the torch version up to float rounding: the per-splat cost is summed in another
 order, so a near-tie may break the other way (bench/gpu_check.py compares the two walks' costs).

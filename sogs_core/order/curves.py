@@ -16,8 +16,8 @@ BITS = 21   # per axis: 63-bit keys in an int64
 
 #: a Morton interleave with y, the axis the real scenes stand along, in the highest bit of each
 #: triple (then x, then z in the lowest): the curve cuts space into horizontal slabs first at every
-#: level. The default order's Morton candidate; 0.9985-0.9990 of the x-lowest interleave on all
-#: three real scenes of ../shared/scenes, mostly in scales and sh0 (bench/NOTES.md, session 11).
+#: level. The default order's Morton candidate: slightly smaller than the x-lowest interleave on
+#: all three real scenes of ../shared/scenes, mostly in scales and sh0 (bench/NOTES.md).
 Y_TOP = (2, 0, 1)
 
 
@@ -52,7 +52,7 @@ def hilbert_keys(codes: torch.Tensor, bits: int = BITS) -> torch.Tensor:
     """(N, 3) codes -> (N,) int64 Hilbert keys (Skilling's transpose form, vectorised).
 
     Unlike Morton, the Hilbert curve never jumps: consecutive keys are adjacent cells, which
-    keeps the high position bytes in longer runs (bench/NOTES.md: -0.1 % total bytes)."""
+    keeps the high position bytes in longer runs (bench/NOTES.md)."""
     x = [codes[:, i].clone() for i in range(3)]
     q = 1 << (bits - 1)
     while q > 1:                                   # undo excess work: Gray-code inverse per level

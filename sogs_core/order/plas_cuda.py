@@ -1,16 +1,16 @@
 """The PLAS target and group steps as fused CUDA kernels (CuPy RawModule, NVRTC at first use).
 
 Why: the torch step spends ~15 launches and several full passes over memory per step, and a
-1024 x 1024 sort runs ~16k steps. Here four lanes own one group of four cells: each finds its
-cell through the same keyed Feistel bijection as `plas_steps.block_permutation`, loads its row
+large sort runs many thousands of steps. Here four lanes own one group of four cells: each finds
+its cell through the same keyed Feistel bijection as `plas_steps.block_permutation`, loads its row
 and the four target rows, the quad scores the 24 assignments, and each lane writes its row to
 its new cell (groups are disjoint: in place); the step's before/after costs are summed per block.
 A whole config (steps against one target until the gain falls under the break) is one
-cooperative launch with a grid barrier between steps, so the host's ~20-35 us per launch no
-longer adds to every ~40 us step, and the configs of a level left after it ends return at once.
-The target is a summed-area table (chunked scans along x, then y: three small kernels per axis)
-turned into the normalised box mean by a fourth; torch's cumsum along the outer axes of a
-(1024, 1024, 16) tensor took ~1 ms here, these ~0.3 ms (bench/plas_bench.py --micro).
+cooperative launch with a grid barrier between steps, so the host's launch time, close to a
+step's own, no longer adds to every step, and the configs of a level left after it ends return
+at once. The target is a summed-area table (chunked scans along x, then y: three small kernels
+per axis) turned into the normalised box mean by a fourth, faster than torch's cumsum along the
+outer axes (bench/plas_bench.py --micro, bench/NOTES.md).
 
 Import fails (ImportError) where CuPy is missing; `plas` then uses the torch step.
 """
@@ -61,7 +61,7 @@ def _launch(fn: int, blocks: int, threads: int, stream: int, args: tuple, cooper
     """Launch kernel `fn` (a driver function handle) on the raw CUDA stream `stream`; args are
     ctypes values in the kernel's parameter order (P for a device pointer), copied by the driver
     during the call. Launching through the driver API keeps every kernel on torch's stream with
-    no CuPy stream object (cupy.cuda.ExternalStream is deprecated) and costs a few us of host
+    no CuPy stream object (cupy.cuda.ExternalStream is deprecated) and costs little host
     time."""
     params = (ctypes.c_void_p * len(args))(*(ctypes.addressof(a) for a in args))
     if cooperative:
@@ -76,9 +76,9 @@ class CudaPlasBackend:
 
     `run_level` queues every config of a level without waiting: each config is the target kernels
     plus one cooperative launch that runs the steps and decides on the device when to stop (see
-    plas_config_steps), so the host's launch time (~20-30 us a kernel) no longer adds to each
-    ~40 us step. Where a cooperative launch is not possible it falls back to one launch per step
-    with the gain read back after each (plas_steps.run_level_stepwise)."""
+    plas_config_steps), so the host's launch time no longer adds to each step. Where a
+    cooperative launch is not possible it falls back to one launch per step with the gain read
+    back after each (plas_steps.run_level_stepwise)."""
 
     name = "cuda"
     THREADS = 256

@@ -25,23 +25,21 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
     pin_ends keeps the first and last level at the smallest and largest value: plain Lloyd pulls
     the end levels inwards to the mean of their sparse tail cells, so the most extreme values (the
     largest splats, the brightest colours: what a viewer shows most) get the worst error. Pinned,
-    a synthetic SH3 scene's worst log-scale error went from 0.32 to 0.18 and its render PSNR from
-    45.97 to 46.99 dB, at a few bytes' cost (bench/NOTES.md).
+    those worst errors drop at a few bytes' cost (bench/NOTES.md).
 
     density_alpha < 1 weighs each value by (values in its histogram bin)^(alpha - 1), so a bin of
     c values counts c^alpha in the squared error: levels move from the dense centre to the sparse
-    tails. 1 is plain k-means; `quantize.TAIL_WEIGHT` says what the scale and colour codebooks
-    use and what it measured. Values with no more distinct values than histogram bins (a
-    decoded lossy input, e.g. SOG v1's 8-bit scales: 705 distinct log-scales over 921k values)
-    are fitted plainly: weighting flattened their frequent levels and cost the PlayCanvas logo
-    0.5 dB in the viewer, where plain k-means puts levels on those values exactly.
+    tails. 1 is plain k-means; `quantize.scene.TAIL_WEIGHT` is the alpha the scale and colour
+    codebooks use. Values with no more distinct values than histogram bins (a decoded lossy
+    input, e.g. SOG v1's 8-bit scales) are fitted plainly: plain k-means puts levels on those
+    values exactly, where weighting would flatten their frequent levels (bench/NOTES.md).
     """
     flat = values.reshape(-1).to(torch.float64)
     if flat.is_cuda:
         srt, _ = torch.sort(flat)
     else:
-        # numpy sorts float32 3x faster than torch sorts float64 on a CPU (0.11 vs 0.36 s for 3M
-        # values); the cast after sorting keeps the order, so the result is the same
+        # numpy sorts float32 faster than torch sorts float64 on a CPU (bench/NOTES.md); the
+        # cast after sorting keeps the order, so the result is the same
         srt = torch.from_numpy(np.sort(values.reshape(-1).to(torch.float32).numpy())).to(torch.float64)
     uniq = torch.unique_consecutive(srt)
     if uniq.numel() <= k:
@@ -71,10 +69,10 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
 
 
 def _to_host(t: torch.Tensor) -> np.ndarray:
-    """A device tensor as a host array, through page-locked memory: a plain `.cpu()` of an 8M
-    scene's sorted scales and their prefix sums (0.4 GB) took 0.27-0.29 s per codebook on the H100
-    host, a pinned copy 7.5 ms once torch's pinned-block cache holds a buffer of that size (its
-    first allocation: 0.2 s, once per size; bench/NOTES.md session 14)."""
+    """A device tensor as a host array, through page-locked memory: for a large scene's sorted
+    values and prefix sums a pinned copy is far faster than a plain pageable `.cpu()`, once
+    torch's pinned-block cache holds a buffer of that size (only the first allocation of each
+    size is slow; bench/NOTES.md)."""
     if not t.is_cuda:
         return t.numpy()
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
@@ -87,8 +85,8 @@ def _lloyd(srt: np.ndarray, prefix: np.ndarray, cb: np.ndarray, max_iters: int, 
            pin_ends: bool, wprefix: Optional[np.ndarray] = None) -> np.ndarray:
     """Lloyd steps on sorted values (float64) with their prefix sums, on the host: each step is
     a searchsorted of k-1 boundaries and k means, microseconds in numpy, where on a GPU the same
-    step is ten small kernel launches and a sync (200 steps: ~0.09 s per codebook on an H100,
-    the fixed cost of every file; bench/NOTES.md). With `wprefix` (prefix sums of the values'
+    step is ten small kernel launches and a sync, which add up to a fixed cost on every file
+    (bench/NOTES.md). With `wprefix` (prefix sums of the values'
     weights) `prefix` holds the weighted values' sums and each level is a weighted mean."""
     m = len(srt)
     span = tol * max(float(srt[-1] - srt[0]), 1e-30)

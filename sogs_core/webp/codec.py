@@ -11,7 +11,6 @@ import io
 import queue
 import threading
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
 from typing import Collection, Optional
 
 import numpy as np
@@ -25,9 +24,9 @@ from sogs_core.model.errors import SogFormatError
 
 
 #: at most this many images in our encoder on a device at once, each on one of as many CUDA
-#: streams made once: an 8M-texel image holds a few GB while it encodes, and the caching
-#: allocator keeps freed blocks per stream (a stream per encoding thread took an 8M scene's
-#: peak reserved memory from 30 to 66 GB)
+#: streams made once: a large image holds gigabytes while it encodes, and the caching
+#: allocator keeps freed blocks per stream (a stream per encoding thread multiplies the peak
+#: reserved memory; bench/NOTES.md)
 DEVICE_SLOTS = 2
 _stream_pools: dict[int, "queue.Queue[torch.cuda.Stream]"] = {}
 _pools_lock = threading.Lock()

@@ -1,9 +1,9 @@
 """Our lossless WebP (VP8L) encoder: RGBA image -> .webp bytes, on any torch device.
 
 Why our own: libwebp encodes one image per call on one CPU thread, which made the last
-seconds of a large scene (an 8M-texel image takes 0.2-3.7 s in libwebp on the H100 host).
-Every step here is a bulk tensor operation: on the GPU such an image takes 0.14-0.37 s, most
-of it the Python that builds the prefix codes; on the CPU it is much slower than libwebp.
+seconds of a large scene. Every step here is a bulk tensor operation, so on the GPU a large
+image encodes several times faster than in libwebp (most of the time is the Python that builds
+the prefix codes); on the CPU it is much slower than libwebp (bench/NOTES.md).
 
 What it writes (WebP lossless bitstream spec): subtract-green when it lowers the red and blue
 entropy; the predictor transform with the best of the 14 modes per tile; LZ77 copies of runs
@@ -14,7 +14,6 @@ decoder in the tests.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -9,8 +9,8 @@ image); the cheapest wins.
 Why the shape of this code: the tensors are small (a few thousand tiles by 2,112 symbols), so
 on a GPU the time is kernel launches and host syncs, not arithmetic. The five trees are priced
 in one pass over all their symbols (a tree index per symbol, not a loop over trees), and every
-candidate's cost stays on the device until one argmin at the end (bench/NOTES.md session 14:
-this step was 53-131 ms of an image's 80-280 ms at 1M).
+candidate's cost stays on the device until one argmin at the end (this step is a large part of
+an image's encode time; bench/NOTES.md).
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: A
     up to `max_splits` times). Why: a prefix code spends at least one bit on every symbol of a
     tree with two symbols, so a few rare symbols (the alpha residuals where an image's padding
     starts) cost every texel of their group a bit; the k-means, which prices a tile under a
-    group's code, does not see that (guitar's scales: 48k bits for one texel)."""
+    group's code, does not see that (bench/NOTES.md)."""
     sizes, offsets = ab.sizes, ab.offsets
     for _ in range(max_splits):
         ngroups = int(assign.max()) + 1

@@ -22,7 +22,8 @@ def _huffman_depths(counts: np.ndarray) -> np.ndarray:
     leaves sorted by count, merged nodes queued in the order they are made (their weights come
     out non-decreasing), so the two lightest are always at the heads of the two queues; ties go
     to leaves, then to the earlier node, as a heap keyed (count, index) would break them. Then
-    depths from the root down. Plain lists: 2.4x faster than heapq on the SH labels' trees."""
+    depths from the root down. Plain lists: faster than heapq on the SH labels' trees
+    (bench/NOTES.md)."""
     n = len(counts)
     order = np.argsort(counts, kind="stable")
     leaf = counts[order].tolist()

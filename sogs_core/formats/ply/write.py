@@ -1,5 +1,5 @@
 """Write 3DGS PLY files (INRIA layout, binary little-endian float32): what `decompress` writes
-and what the tests and benchmarks build scenes with. Reading lives in `readers/`.
+and what the tests and benchmarks build scenes with. Reading lives in `read.py`.
 """
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from sogs_core.formats.atomic import atomic_write
 from sogs_core.model.splats import Splats
 
 
@@ -26,8 +27,5 @@ def ply_bytes(splats: Splats) -> bytes:
 def write_ply(path: str | os.PathLike, splats: Splats) -> int:
     """Write `splats` to `path` (atomically, via a temporary file); returns bytes written."""
     data = ply_bytes(splats)
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
     return len(data)

@@ -125,8 +125,8 @@ class QuantizedScene:
     def take(self, order: np.ndarray, device: Optional[torch.device] = None) -> "QuantizedScene":
         """The same scene with splat i of the result = splat order[i] of this one (codebooks and
         palette unchanged): the codes are order-free, so the order is chosen after quantizing.
-        On a CUDA `device` the gathers run there (a round trip of the codes costs a few ms where
-        numpy's gathers of a 1M-splat scene took 50 ms on the H100 host)."""
+        On a CUDA `device` the gathers run there: for large scenes a round trip of the codes
+        costs less than numpy's gathers (bench/NOTES.md)."""
         if device is not None and device.type == "cuda" and len(order) >= GPU_TAKE_MIN:
             index = torch.from_numpy(np.ascontiguousarray(order)).to(device)
 
@@ -134,7 +134,7 @@ class QuantizedScene:
                 return None if a is None else numpy_tensor(a).to(device)[index].cpu().numpy()
         else:
             def take(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
-                return None if a is None else np.take(a, order, axis=0)   # 3-4x faster than a[order] on (N, 3)
+                return None if a is None else np.take(a, order, axis=0)   # faster than a[order] on (N, 3)
 
         return replace(self, count=len(order), means_q=take(self.means_q), quats_b=take(self.quats_b),
                        scales_idx=take(self.scales_idx), sh0_idx=take(self.sh0_idx),
@@ -150,7 +150,6 @@ class QuantizedScene:
                            sh_palette_count=0, sh_inertia=0.0)
         k = SH_COEFFS_PER_CHANNEL[bands]
         return replace(self, sh_bands=bands, sh_palette_idx=np.ascontiguousarray(self.sh_palette_idx[:, :, :k]))
-
 
 
 def dequantize_tensors(q: QuantizedScene, device: torch.device) -> dict[str, torch.Tensor]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from sogs_core.formats.atomic import atomic_write
 from sogs_core.model.errors import SogFormatError
 
 
@@ -55,23 +55,6 @@ def write_bundle(pkg: SogPackage, path: str) -> int:
     os.makedirs(parent, exist_ok=True)
     atomic_write(path, data)
     return len(data)
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """`data` to `path` through a temporary file beside it and a rename: the file appears whole or
-    not at all, and a failed write (full disk, denied) leaves no temporary file behind."""
-    parent = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}-{id(data):x}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_folder_with(pkg: SogPackage, put: Callable[[str, bytes], None], exists: Callable[[str], bool],
@@ -199,11 +182,3 @@ def _named_files(meta: dict) -> list[str]:
                     raise SogFormatError("meta.json", f"unsafe file name {name!r} in {key}.files")
                 names.append(name)
     return names
-
-
-def remove_output(path: str) -> None:
-    """Delete a previous output (bundle or folder) if present."""
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)

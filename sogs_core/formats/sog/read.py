@@ -1,8 +1,9 @@
 """SOG as an input and the decoder: v2 (bundle or folder) and the legacy v1 layout -> `Splats`.
 
-v2 inverts `quantize` and `sog_layout` exactly. v1 (PlayCanvas `sogs` 1.0.0: no `version` key)
-stores scales, colours and opacity linearly between per-channel mins/maxs, and the SH palette
-between one scalar min/max; reading it lets a bucket of old outputs be upgraded to v2.
+v2 inverts the codes (`sog.codes`) and the layout (`sog.layout`) exactly. v1 (PlayCanvas
+`sogs` 1.0.0: no `version` key) stores scales, colours and opacity linearly between per-channel
+mins/maxs, and the SH palette between one scalar min/max; reading it lets a bucket of old
+outputs be upgraded to v2.
 
 A v2 input also gives its stored codes (`codes_v2`): re-compressing it keeps every byte of every
 attribute and its codebooks, and changes only the order and the WebP encoding, so a SOG made by

@@ -75,7 +75,7 @@ def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
 def eigh3(a: torch.Tensor, sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(eigenvalues (N, 3), eigenvectors as columns (N, 3, 3)) of symmetric 3x3 matrices by
     cyclic Jacobi rotations, batched. Why not torch.linalg.eigh: its batched CUDA path asks for
-    workspace that grows past the GPU (132 GB for 250k matrices on an H100); 3x3 Jacobi converges
+    workspace that grows past the GPU's memory for a large batch (bench/NOTES.md); 3x3 Jacobi converges
     quadratically, 8 sweeps are far past float64 precision. Why element by element: the six
     distinct entries and nine vector entries as (N,) tensors cost a few dozen elementwise kernels
     per rotation, where (N, 3, 3) matrix products each built a rotation matrix and two batched

@@ -9,7 +9,6 @@ and level: the unit of parallel work).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np

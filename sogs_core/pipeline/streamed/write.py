@@ -3,7 +3,7 @@ bucket of 2^k groups at level k), written from one huge scene, or from several i
 its levels (finest first).
 
 The steps, each usable on its own so that the Ray backfill can spread the groups over a
-cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here one after another:
+cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here:
 
 1. `LevelSource`: each input, mapped and read by ranges when it is a PLY larger than the
    memory budget (positions only, 12 bytes a splat), else read whole.
@@ -11,34 +11,32 @@ cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here one after
    other given levels routed into the same leaves. A `GroupSpec` names one group's rows.
 3. `run_group`: a group's splats gathered, its coarser levels made (or taken from the given
    levels), level 0 written (`chunk.compress_group`).
-4. `BucketPacker` + `chunk.compress_bucket`: level k's runs of 2^k neighbouring groups packed
-   into one file, so every level's files hold about a group's worth of splats (one file per
-   group and level was 3.6-6 % larger and 2.7x as many files as splat-transform's packing).
+4. `schedule.StreamedSchedule` + `chunk.compress_bucket`: level k's runs of 2^k neighbouring
+   groups packed into one file, so every level's files hold about a group's worth of splats
+   (fewer, fuller files than one per group and level: smaller output, see bench/NOTES.md).
 5. `lod_meta` + `write_lod_meta`: the index, written last, atomically.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from sogs_core.formats import read_scene
 from sogs_core.formats.ply.rows import open_ply_rows
-from sogs_core.formats.sog.package import atomic_write, write_folder
+from sogs_core.formats.atomic import atomic_write
+from sogs_core.formats.sog.package import write_folder
 from sogs_core.model.splats import Splats
-from sogs_core.pipeline.streamed.chunk import (FileResult, FolderWriter, GroupResult, bucket_groups, bucket_of, compress_bucket,
-                    compress_group, worst)
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
+from sogs_core.pipeline.streamed.chunk import (FileResult, FolderWriter, GroupResult, compress_bucket, compress_group,
+                                               worst)
+from sogs_core.pipeline.streamed.schedule import BucketUnit, StreamedSchedule
 from sogs_core.pipeline.streamed.tree import Node, build_tree, group_leaves, route
-
-#: a PLY larger than this is mapped and read by ranges instead of whole (bytes)
-from sogs_core.settings import ChunkOptions
+from sogs_core.settings import StreamedSettings
 
 #: a PLY larger than this is mapped and read by ranges instead of whole (bytes)
 DEFAULT_MEMORY_BUDGET = 2 << 30
@@ -115,7 +113,7 @@ def plan_streamed(sources: list[LevelSource], settings: StreamedSettings, device
 def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: int,
               write: FolderWriter) -> GroupResult:
     """Gather one group's splats, make or take its levels, write level 0 (the coarser levels
-    come back in the result for `BucketPacker`)."""
+    come back in the result, for the buckets that pack them)."""
     t0 = time.perf_counter()
     base = sources[0].gather(np.concatenate(spec.rows[0]))
     given = None
@@ -128,30 +126,6 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
                          levels, write, given)
     res.seconds["read"] = res.seconds.get("read", 0.0) + read
     return res
-
-
-class BucketPacker:
-    """Collects each group's coarse-level payloads until a bucket (level k: 2^k consecutive
-    groups) is complete, then hands it out once. A payload is whatever the caller needs to
-    build the bucket: here the splats themselves, on Ray the objects that hold them."""
-
-    def __init__(self, n_groups: int) -> None:
-        self.n_groups = n_groups
-        self.waiting: dict[tuple[int, int], dict[int, object]] = {}
-
-    def add(self, group: int, payloads: list) -> list[tuple[int, int, list]]:
-        """Record a finished group (payloads[k - 1] is its level-k payload); returns the
-        buckets it completed as (level, bucket, payloads in group order)."""
-        ready = []
-        for level, payload in enumerate(payloads, start=1):
-            bucket = bucket_of(group, level)
-            got = self.waiting.setdefault((level, bucket), {})
-            got[group] = payload
-            members = bucket_groups(level, bucket, self.n_groups)
-            if len(got) == len(members):
-                ready.append((level, bucket, [got[g] for g in members]))
-                del self.waiting[(level, bucket)]
-        return ready
 
 
 def add_seconds(total: dict, more: dict) -> None:
@@ -198,22 +172,20 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     files: list[FileResult] = []
     bounds: dict[int, list] = {}
     write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
-    packer = BucketPacker(len(plan.groups))
     # two units in flight, as a Ray actor runs them: one's WebP encoding and writing overlap the
-    # next one's GPU stages (the Compressor's GPU lock keeps those one at a time). A completed
-    # bucket goes before the next group, so only the coarse splats of unfinished buckets wait.
-    groups = deque(plan.groups)
-    buckets: deque = deque()
+    # next one's GPU stages (the Compressor's GPU lock keeps those one at a time)
+    schedule = StreamedSchedule(plan.groups)
     running: set = set()
-    groups_done = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
         try:
-            while groups or buckets or running:
-                while len(running) < 2 and (groups or buckets):
-                    if buckets:
-                        running.add(pool.submit(compress_bucket, compressor, *buckets.popleft(), write))
+            while schedule or running:
+                while len(running) < 2 and schedule:
+                    unit = schedule.next()
+                    if isinstance(unit, BucketUnit):
+                        running.add(pool.submit(compress_bucket, compressor, unit.level, unit.bucket,
+                                                unit.payloads, write))
                     else:
-                        running.add(pool.submit(run_group, compressor, groups.popleft(), sources, plan.levels, write))
+                        running.add(pool.submit(run_group, compressor, unit.spec, sources, plan.levels, write))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     res = fut.result()
@@ -223,11 +195,10 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                     bounds.update(zip(res.leaves, res.bounds))
                     add_seconds(seconds, res.seconds)
                     files.append(res.file)
-                    buckets.extend(packer.add(res.group, [(res.leaves, sp, c) for sp, c in res.coarse]))
+                    schedule.group_done(res.group, [(res.leaves, sp, c) for sp, c in res.coarse])
                     res.coarse = []
-                    groups_done += 1
                     if progress is not None:
-                        progress(groups_done, len(plan.groups))
+                        progress(schedule.groups_done, len(plan.groups))
         except BaseException:
             for f in running:
                 f.cancel()

@@ -1,20 +1,18 @@
 """A two-level nearest-centroid search for the SH palette (an inverted file), CPU and GPU.
 
 Why: splat-transform's palette has up to 65536 entries, almost one per splat in small scenes
-(16384 for 20,000 splats), and the brute-force search costs N x P x D per Lloyd step: 9-15 s of
-the 10 s a 20k-splat SH3 scene took on two CPU cores, and minutes for 100k splats. Here the
-centroids are grouped into C ~ sqrt(P) coarse cells (a short k-means over the centroids); each
-splat goes to its nearest cell, and the splats of a cell search only the centroids of the
-`probe` cells nearest to that cell: about probe / C of the work, as dense matmuls per cell.
+(16384 for 20,000 splats), and the brute-force search costs N x P x D per Lloyd step: on a CPU
+most of a small SH scene's time. Here the centroids are grouped into C ~ sqrt(P) coarse cells
+(a short k-means over the centroids); each splat goes to its nearest cell, and the splats of a
+cell search only the centroids of the `probe` cells nearest to that cell: about probe / C of
+the work, as dense matmuls per cell.
 
 Approximate: a splat whose nearest centroid lies outside its cell's probed neighbourhood gets
-the nearest one inside it. 10 Lloyd steps on the shared synthetic SH3 scenes, 2 CPU cores
-(bench/NOTES.md, session 5), inertia against the exact search from the same start: 20k splats
-(P = 16384) probe 8 / 16 / 32: +1.8 % / +0.25 % / 0.0 % in 1.1 / 1.6 / 2.3 s (exact 8.7 s);
-50k (P = 32768): +3.9 % / +0.31 % / 0.0 % in 3.0 / 5.4 / 10.1 s (exact 44.8 s). Default probe
-16; `tests/test_quantize.py` holds it within 0.5 %. Distances are exact for the labels returned.
-On a GPU the same search is one Triton kernel (`palette_triton.nearest_cells`): 65536 x 45 over
-1M splats in 0.29 s against 0.89 s for the fused brute force, +0.13 % inertia (H100).
+the nearest one inside it. The default probe of 16 cells costs little inertia against the exact
+search, in a fraction of its time (bench/NOTES.md); `tests/test_quantize.py` holds it within
+0.5 %. Distances are exact for the labels returned. On a GPU the same search is one Triton
+kernel (`triton_search.nearest_cells`), faster than the fused brute force for a little more
+inertia (bench/NOTES.md).
 """
 from __future__ import annotations
 
@@ -99,7 +97,7 @@ class RowBlocks:
 
 class CellSearch:
     """Nearest centroid of fixed rows x (N, D) for any centroids, through coarse cells; on a
-    CUDA device with Triton one fused kernel over row blocks (`palette_triton.nearest_cells`),
+    CUDA device with Triton one fused kernel over row blocks (`triton_search.nearest_cells`),
     elsewhere a dense matmul per cell."""
 
     def __init__(self, x: torch.Tensor, probe: int = 16) -> None:

@@ -8,12 +8,13 @@ the centroids per row block. Rows and centroids are zero-padded to a power-of-tw
 
 Exactness: tf32 products round operands to 10 mantissa bits, so distances taken as
 |c|^2 - 2 x.c carry errors of ~1e-3 |x||c|, large against the small distances of a fine palette
-(the first version, top-1 in tf32, lost 0.8 % of inertia over 10 Lloyd steps). So the kernel
+(top-1 in tf32 alone loses inertia; bench/NOTES.md). So the kernel
 keeps two candidates per row and the caller rescores both in float32; the reported distances
 are exact float32. `bench/gpu_check.py` counts labels that differ from the float32 search;
 `precision="ieee"` gives float32 products throughout (slow: no tensor cores).
 
-Import fails (ImportError) where Triton is missing; `palette.assign` then uses torch.
+Import fails (ImportError) where Triton is missing; `cells.CellSearch` and `kmeans.nearest_fn`
+then use torch.
 """
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ def nearest_cells(xp: torch.Tensor, x: torch.Tensor, centroids: torch.Tensor, me
                   cells, precision: str = "tf32", block_m: int = 64, block_n: int = 64,
                   num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Like `nearest`, but each row searches only its coarse cell's probed neighbourhood
-    (`palette_ivf.CellLayout`): rows and centroids re-sorted by cell, one kernel over row blocks."""
+    (`cells.CellLayout`): rows and centroids re-sorted by cell, one kernel over row blocks."""
     n, width = xp.shape
     cp = pad_rows(centroids[cells.cent_order] - mean, width)
     csq = (cp * cp).sum(1)
