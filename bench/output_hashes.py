@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -68,6 +69,12 @@ def sha(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def bundle_entries(path: str) -> dict[str, list]:
+    """Entry name -> [hash, bytes] of a .sog bundle: shows which image moved when a bundle does."""
+    with zipfile.ZipFile(path) as z:
+        return {name: [hashlib.sha256(z.read(name)).hexdigest(), z.getinfo(name).file_size] for name in z.namelist()}
 
 
 def tree_hashes(folder: str) -> dict[str, str]:
@@ -133,21 +140,27 @@ def collect(args: argparse.Namespace) -> dict:
     os.makedirs(out, exist_ok=True)
     runner = Runner(args.src, args.device, work)
     result: dict = {"src": runner.src, "cli": runner.cli, "device": args.device, "inputs": {}, "bundles": {},
-                    "decoded": {}, "folder": {}, "streamed": {}, "settings_hash": {}}
+                    "entries": {}, "decoded": {}, "folder": {}, "streamed": {}, "settings_hash": {}}
     cases = {name: os.path.join(SHARED, "scenes", rel) for name, rel in SHARED_SCENES}
     cases.update(derived_inputs(runner, inputs))
     if args.millions > 0:
         cases["synthetic_sh3"] = synthetic_input(inputs, args.millions)
+    if args.only:
+        cases = {k: v for k, v in cases.items() if k in args.only}
     for name, path in cases.items():
         result["inputs"][name] = tree_hashes(path) if os.path.isdir(path) else sha(path)
         bundle = os.path.join(out, f"{name}.sog")
         runner.compress(f"compress:{name}", path, bundle)
         result["bundles"][name] = sha(bundle)
+        result["entries"][name] = bundle_entries(bundle)
         if name == "synthetic_sh3" or args.skip_decode:
             continue
         ply = os.path.join(out, f"{name}.decoded.ply")
         runner.run(f"decompress:{name}", runner.cli, "decompress", path, ply)
         result["decoded"][name] = sha(ply)
+    if args.only:
+        result["seconds"] = runner.seconds
+        return result
     folder = os.path.join(out, "leica_folder") + "/"
     runner.compress("compress:folder", cases["leica_sh3"], folder)
     result["folder"] = tree_hashes(folder)
@@ -176,6 +189,12 @@ def compare(a_path: str, b_path: str) -> int:
     with open(b_path) as f:
         b = json.load(f)
     differ = 0
+    for name in sorted(set(a.get("entries", {})) & set(b.get("entries", {}))):
+        ea, eb = a["entries"][name], b["entries"][name]
+        for entry in sorted(set(ea) | set(eb)):
+            if ea.get(entry) != eb.get(entry):
+                sizes = [e[1] if e else None for e in (ea.get(entry), eb.get(entry))]
+                print(f"DIFFER entry {name}/{entry}: {sizes[0]} -> {sizes[1]} bytes")
     for section in ("inputs", "bundles", "decoded", "folder", "streamed", "settings_hash"):
         keys = sorted(set(a.get(section, {})) | set(b.get(section, {})))
         for key in keys:
@@ -195,6 +214,8 @@ def main() -> int:
     ap.add_argument("--shared", default=SHARED, help="the shared folder with scenes/ and bench/ (default ../shared)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--millions", type=float, default=1.0, help="synthetic SH3 scene size (0: none)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="CASE",
+                    help="compress only these cases to bundles (e.g. synthetic_sh3), nothing else")
     ap.add_argument("--skip-decode", action="store_true", help="no decompress runs (the decoders run on the CPU anyway)")
     ap.add_argument("--skip-settings", action="store_true", help="no settings hashes (no device in them)")
     ap.add_argument("--json", default=None, help="where to write the hashes (default bench/results/output_hashes.json)")

@@ -38,9 +38,16 @@ def test_compress_decompress_info_compare(tmp_path, ply):
     assert r.returncode == 0, r.stderr
     info = json.loads(cli("info", str(tmp_path / "o.sog")).stdout)
     assert info["version"] == 2 and info["count"] == 1500 and info["sh_bands"] == 1
-    r = cli("compare", str(ply), str(tmp_path / "back.ply"), "--json")
+    r = cli("compare", str(ply), str(tmp_path / "back.ply"), "--json", "--size", "48x48", "--views", "2")
     rep = json.loads(r.stdout)
     assert rep["unmatched"] == 0 and rep["rotation_max_deg"] <= 1.5
+    # the render metric runs by default (our rasterizer, no browser)
+    assert len(rep["render"]["views"]) == 2 and rep["render"]["size"] == "48x48"
+    assert 20.0 < rep["render"]["render_psnr"] <= 100.0
+    r = cli("compare", str(ply), str(ply), "--json", "--size", "32x32", "--views", "1")
+    assert json.loads(r.stdout)["render"]["render_psnr"] == 100.0          # identical: the cap
+    r = cli("compare", str(ply), str(tmp_path / "back.ply"), "--json", "--render", "off")
+    assert "render" not in json.loads(r.stdout)
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):

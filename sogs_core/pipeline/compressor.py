@@ -33,6 +33,7 @@ from sogs_core.pipeline.palette_aside import PaletteAside
 from sogs_core.quantize.palette.fit import Palette, with_palette
 from sogs_core.quantize.palette.numbering import apply_order, number_palette
 from sogs_core.quantize.scene import quantize_splats
+from sogs_core.render.score import RenderMetricSettings, cameras_for, render_scene, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
 from sogs_core.webp.codec import encode_all, encode_webp
 
@@ -65,8 +66,12 @@ class Compressor:
 
     def __init__(self, device: str = "auto", settings: Optional[CompressSettings] = None,
                  threads: Optional[int] = None, warm: bool = True,
-                 progress: Optional[Progress] = None) -> None:
+                 progress: Optional[Progress] = None,
+                 render_metric: Optional[RenderMetricSettings] = None) -> None:
+        """render_metric: also render input and output with our rasterizer and report PSNR/SSIM
+        (`render.score`), timed as the stage "render"; None: per-attribute errors only."""
         self.device = resolve_device(device)
+        self.render_metric = render_metric
         self.device_name = device_label(self.device)
         self.settings = settings or CompressSettings()
         self.pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 2),
@@ -149,14 +154,24 @@ class Compressor:
         return {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
 
     def _fidelity(self, splats: Splats, tens: dict[str, torch.Tensor], order: np.ndarray,
-                  q: QuantizedScene, kept_codes: bool) -> dict:
-        """The per-attribute errors of what a decoder will read back, on the device."""
+                  q: QuantizedScene, kept_codes: bool, seconds: dict) -> dict:
+        """The per-attribute errors of what a decoder will read back, on the device; with a
+        render metric, PSNR/SSIM of both rendered by our rasterizer too (timed as "render")."""
         order_t = torch.from_numpy(order).to(self.device)
         ordered = {k: v[order_t] for k, v in tens.items()}
+        decoded = dequantize_tensors(q, self.device)
         report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
-        report.update(fidelity_tensors(ordered, dequantize_tensors(q, self.device)))
+        report.update(fidelity_tensors(ordered, decoded))
         if q.sh_bands and not kept_codes:
             report["sh_palette_inertia"] = q.sh_inertia
+        if self.render_metric is not None:
+            t0 = time.perf_counter()
+            cams = cameras_for(splats.means, self.render_metric)
+            bg = self.render_metric.background
+            scores = score_views(render_scene(ordered, cams, bg), render_scene(decoded, cams, bg))
+            report.update({k: scores[k] for k in ("render_psnr", "render_ssim", "render_psnr_worst_view")})
+            report["render_size"] = f"{len(cams)}x{self.render_metric.width}x{self.render_metric.height}"
+            seconds["render"] = time.perf_counter() - t0
         return report
 
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
@@ -192,10 +207,11 @@ class Compressor:
             seconds["cluster"] = time.perf_counter() - t3
             if fitted is not None:
                 q = number_palette(with_palette(q, fitted, order))
-            report = self._fidelity(splats, tens, order, q, codes is not None) if with_fidelity else {}
+            report = self._fidelity(splats, tens, order, q, codes is not None, seconds) if with_fidelity else {}
             self._sync()
             seconds["sort"] = t2 - t1
-            seconds["quantize"] = (t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
+            seconds["quantize"] = ((t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
+                                   - seconds.get("render", 0.0))
             return q, report, early, webp
 
     # -- public ---------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""Our own Gaussian splat rasterizer, in torch so that one code path runs on a CPU and a GPU.
+
+What a viewer does, in the 3DGS way the PlayCanvas engine also follows: each splat's 3-D
+covariance projected through the camera's Jacobian (plus a 0.3 px^2 low-pass, as the engine and
+the reference rasterizer add), its colour from its SH coefficients and the view direction,
+alpha = opacity x the Gaussian falloff (at most 0.99, nothing below 1/255), composited front to
+back in depth order over the background. The engine's own rendering (`harness`) stays the
+conformance truth; this is the fast metric a batch can afford for every scene (`render.score`).
+
+Why fragments and not tiles: at the low resolutions a metric needs, most splats cover a few
+pixels, so each splat emits only the pixels of its own footprint (the box where its alpha can
+reach 1/255). Fragments are made in depth order, a chunk of splats at a time (bounded memory),
+sorted by pixel with a stable sort (depth order kept within a pixel), and the transmittance is a
+segmented sum of log(1 - alpha) per pixel, carried from chunk to chunk.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from sogs_core.render.cameras import View
+
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
+         1.445305721320277, -0.5900435899266435)
+#: the screen-space low-pass added to every projected covariance (px^2)
+LOW_PASS = 0.3
+ALPHA_MIN = 1.0 / 255.0
+ALPHA_MAX = 0.99
+#: splats per chunk of fragments: bounds the memory of one render whatever the scene's size
+CHUNK_FRAGMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera in the engine's convention: vertical field of view, square pixels."""
+
+    view: View
+    width: int
+    height: int
+    fov_deg: float
+    near: float
+    far: float
+
+
+def sh_basis(dirs: torch.Tensor, coeffs: int) -> torch.Tensor:
+    """(N, coeffs) real SH basis of bands 1..3 (no band 0) for unit directions (N, 3), in the
+    3DGS order the PLY's f_rest coefficients follow."""
+    x, y, z = dirs[:, 0], dirs[:, 1], dirs[:, 2]
+    cols = [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
+    if coeffs > 3:
+        xx, yy, zz = x * x, y * y, z * z
+        cols += [SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2 * zz - xx - yy), SH_C2[3] * x * z,
+                 SH_C2[4] * (xx - yy)]
+        if coeffs > 8:
+            cols += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * x * y * z, SH_C3[2] * y * (4 * zz - xx - yy),
+                     SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy), SH_C3[4] * x * (4 * zz - xx - yy),
+                     SH_C3[5] * z * (xx - yy), SH_C3[6] * x * (xx - 3 * yy)]
+    return torch.stack(cols[:coeffs], 1)
+
+
+def colours(f_dc: torch.Tensor, f_rest: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    """(N, 3) linear RGB of each splat seen along `dirs` (camera -> splat, unit), clamped at 0."""
+    rgb = 0.5 + SH_C0 * f_dc
+    k = f_rest.shape[1] // 3
+    if k:
+        rest = f_rest.reshape(len(f_rest), 3, k)
+        rgb = rgb + torch.einsum("nck,nk->nc", rest, sh_basis(dirs, k))
+    return rgb.clamp_min(0.0)
+
+
+def _camera_frame(view: View, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(position (3,), rows right / down / forward (3, 3)): image x right, y down, z into the scene."""
+    pos = torch.tensor(view.position, dtype=torch.float32, device=device)
+    fwd = torch.tensor(view.target, dtype=torch.float32, device=device) - pos
+    fwd = fwd / fwd.norm()
+    up = torch.tensor(view.up, dtype=torch.float32, device=device)
+    right = torch.linalg.cross(fwd, up)
+    right = right / right.norm()
+    true_up = torch.linalg.cross(right, fwd)
+    return pos, torch.stack([right, -true_up, fwd])
+
+
+def _rotations(quats: torch.Tensor) -> torch.Tensor:
+    q = quats / quats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
+
+
+def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
+    """The splats in front of the camera and on screen, front to back: centre (u, v) in pixels,
+    conic (a, b, c) of the inverse 2-D covariance, peak alpha, colour, and the half-extent of the
+    box where alpha can reach 1/255."""
+    dev = t["means"].device
+    pos, rows = _camera_frame(cam.view, dev)
+    pc = (t["means"] - pos) @ rows.T
+    z = pc[:, 2]
+    fy = cam.height / 2 / math.tan(math.radians(cam.fov_deg) / 2)
+    fx = fy
+    cx, cy = cam.width / 2, cam.height / 2
+    alpha0 = torch.sigmoid(t["opacity"])
+    keep = (z > cam.near) & (z < cam.far) & (alpha0 >= ALPHA_MIN)
+    idx = keep.nonzero().squeeze(1)
+    pc, z, alpha0 = pc[idx], z[idx], alpha0[idx]
+    # the Jacobian at a centre clamped to 1.3x the frustum, as the reference rasterizer does, so
+    # that splats far outside the view do not blow up
+    lim_x = 1.3 * cx / fx
+    lim_y = 1.3 * cy / fy
+    tx = (pc[:, 0] / z).clamp(-lim_x, lim_x) * z
+    ty = (pc[:, 1] / z).clamp(-lim_y, lim_y) * z
+    jac = torch.zeros(len(idx), 2, 3, device=dev)
+    jac[:, 0, 0] = fx / z
+    jac[:, 0, 2] = -fx * tx / (z * z)
+    jac[:, 1, 1] = fy / z
+    jac[:, 1, 2] = -fy * ty / (z * z)
+    m = _rotations(t["quats"][idx]) * torch.exp(t["log_scales"][idx])[:, None, :]     # R S
+    tm = jac @ rows @ m                                                               # (n, 2, 3)
+    cov = tm @ tm.transpose(1, 2)
+    a = cov[:, 0, 0] + LOW_PASS
+    b = cov[:, 0, 1]
+    c = cov[:, 1, 1] + LOW_PASS
+    det = (a * c - b * b).clamp_min(1e-12)
+    u = cx + fx * pc[:, 0] / z
+    v = cy + fy * pc[:, 1] / z
+    # alpha0 * exp(-d^2 / 2) >= 1/255 within d = sqrt(2 ln(255 alpha0)) standard deviations
+    reach = torch.sqrt(2 * torch.log((alpha0 / ALPHA_MIN).clamp_min(1.0)))
+    ext_x = reach * torch.sqrt(a)
+    ext_y = reach * torch.sqrt(c)
+    on = (u + ext_x >= 0) & (u - ext_x <= cam.width) & (v + ext_y >= 0) & (v - ext_y <= cam.height)
+    order = torch.argsort(torch.where(on, z, torch.full_like(z, math.inf)))[: int(on.sum())]
+    sel = idx[order]
+    dirs = t["means"][sel] - pos
+    dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return {"u": u[order], "v": v[order], "a": (c / det)[order], "b": (-b / det)[order], "c": (a / det)[order],
+            "alpha": alpha0[order], "ext_x": ext_x[order], "ext_y": ext_y[order],
+            "rgb": colours(t["f_dc"][sel], t["f_rest"][sel], dirs)}
+
+
+def _boxes(p: dict[str, torch.Tensor], cam: Camera) -> tuple[torch.Tensor, ...]:
+    """Each splat's pixel box (x0, y0, width, height), clipped to the image (empty: width 0)."""
+    x0 = torch.floor(p["u"] - p["ext_x"]).clamp(0, cam.width).long()
+    x1 = torch.ceil(p["u"] + p["ext_x"]).clamp(0, cam.width).long()
+    y0 = torch.floor(p["v"] - p["ext_y"]).clamp(0, cam.height).long()
+    y1 = torch.ceil(p["v"] + p["ext_y"]).clamp(0, cam.height).long()
+    return x0, y0, (x1 - x0).clamp_min(0), (y1 - y0).clamp_min(0)
+
+
+def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
+    """(H, W, 3) float32 image in [0, 1] of the splats `t` (tensors keyed like `Splats`' fields,
+    on one device) seen by `cam`."""
+    dev = t["means"].device
+    p = project(t, cam)
+    x0, y0, bw, bh = _boxes(p, cam)
+    count = bw * bh
+    n_pix = cam.width * cam.height
+    rgb_acc = torch.zeros(n_pix, 3, device=dev)
+    log_t = torch.zeros(n_pix, dtype=torch.float64, device=dev)   # log transmittance per pixel so far
+    ends = torch.cumsum(count, 0)
+    start = 0
+    while start < len(count):
+        # the next run of splats (front to back) whose fragments fit in one chunk
+        base = int(ends[start - 1]) if start else 0
+        stop = int(torch.searchsorted(ends, base + CHUNK_FRAGMENTS, right=True))
+        stop = max(stop, start + 1)
+        sl = slice(start, stop)
+        start = stop
+        cnt = count[sl]
+        total = int(cnt.sum())
+        if total == 0:
+            continue
+        who = torch.repeat_interleave(torch.arange(len(cnt), device=dev), cnt)
+        offset = torch.cumsum(cnt, 0) - cnt
+        k = torch.arange(total, device=dev) - offset[who]
+        w = bw[sl][who]
+        px = x0[sl][who] + k % w
+        py = y0[sl][who] + torch.div(k, w, rounding_mode="floor")
+        dx = px.float() + 0.5 - p["u"][sl][who]
+        dy = py.float() + 0.5 - p["v"][sl][who]
+        power = -0.5 * (p["a"][sl][who] * dx * dx + p["c"][sl][who] * dy * dy) - p["b"][sl][who] * dx * dy
+        alpha = (p["alpha"][sl][who] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
+        live = alpha >= ALPHA_MIN
+        pix = (py * cam.width + px)[live]
+        alpha, who = alpha[live], who[live]
+        if not len(pix):
+            continue
+        pix, perm = torch.sort(pix, stable=True)          # per pixel, still front to back
+        alpha, who = alpha[perm], who[perm]
+        # float64: the running sum spans the whole chunk, and the per-pixel part is a difference
+        ln = torch.log1p(-alpha.double())
+        csum = torch.cumsum(ln, 0)
+        _, runs = torch.unique_consecutive(pix, return_counts=True)
+        run_start = torch.cumsum(runs, 0) - runs
+        before = torch.repeat_interleave((csum - ln)[run_start], runs)      # the run's sum before it
+        excl = csum - ln - before + log_t[pix]
+        weight = alpha * torch.exp(excl).float()
+        rgb_acc.index_add_(0, pix, weight[:, None] * p["rgb"][sl][who])
+        run_total = (csum[run_start + runs - 1] - before[run_start])
+        log_t.index_add_(0, pix[run_start], run_total)
+    bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
+    img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
+    return img.reshape(cam.height, cam.width, 3)
+
+
+def to_uint8(image: torch.Tensor):
+    """A render as the (H, W, 3) uint8 array a display (and the engine's read-back) would hold."""
+    return (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()

@@ -1,0 +1,85 @@
+"""Render fidelity without a browser: a reference scene and its decoded copy rendered by our own
+rasterizer (`raster`) from the same cameras (the engine harness's rule, `cameras.views_around`,
+framed on the reference), scored per view with PSNR and SSIM (`metrics`).
+
+This is what a viewer shows, cheap enough to run on every scene; `compare --render engine`
+(the PlayCanvas engine in headless Chromium) stays the conformance truth.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from sogs_core.model.device import numpy_tensor
+from sogs_core.model.splats import ATTRIBUTES, Splats
+from sogs_core.render.cameras import views_around
+from sogs_core.render.metrics import psnr, ssim
+from sogs_core.render.raster import Camera, render, to_uint8
+
+#: the PSNR reported for a view whose two renders are identical (their MSE is 0)
+PSNR_CAP_DB = 100.0
+
+
+@dataclass(frozen=True)
+class RenderMetricSettings:
+    """How many views and how many pixels; `for_device` picks what each device affords."""
+
+    views: int = 8
+    width: int = 256
+    height: int = 256
+    fov_deg: float = 60.0
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> "RenderMetricSettings":
+        """8 views at 512 x 512 on a GPU; 4 views at 128 x 128 on a CPU, where each render of
+        a scene of 100k+ splats costs about a second (README, Quality in the viewer)."""
+        if device.type == "cuda":
+            return cls(views=8, width=512, height=512)
+        return cls(views=4, width=128, height=128)
+
+
+def _tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: numpy_tensor(getattr(s, k)).to(device).float() for k in ATTRIBUTES}
+
+
+def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera],
+                 background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None) -> list[np.ndarray]:
+    """One (H, W, 3) uint8 render per camera of a scene (`Splats`, or tensors on a device)."""
+    t = splats if isinstance(splats, dict) else _tensors(splats, device or torch.device("cpu"))
+    with torch.no_grad():
+        return [to_uint8(render(t, cam, background)) for cam in cameras]
+
+
+def cameras_for(reference_means: np.ndarray, settings: RenderMetricSettings) -> list[Camera]:
+    """The cameras the harness uses, framed on the reference's positions."""
+    views, near, far = views_around(reference_means, settings.views, settings.fov_deg)
+    return [Camera(v, settings.width, settings.height, settings.fov_deg, near, far) for v in views]
+
+
+def score_views(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
+    """Per-view PSNR (capped at PSNR_CAP_DB) and SSIM of two lists of renders, their means and
+    the worst view's PSNR."""
+    views = [{"psnr": min(psnr(a, b), PSNR_CAP_DB), "ssim": ssim(a, b)} for a, b in zip(reference, other)]
+    worst = min(range(len(views)), key=lambda i: views[i]["psnr"])
+    return {"render_psnr": float(np.mean([v["psnr"] for v in views])),
+            "render_ssim": float(np.mean([v["ssim"] for v in views])),
+            "render_psnr_worst_view": views[worst]["psnr"], "render_worst_view": worst, "views": views}
+
+
+def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderMetricSettings] = None,
+                    device: Optional[torch.device] = None, reference_tensors: Optional[dict] = None,
+                    other_tensors: Optional[dict] = None) -> dict:
+    """PSNR/SSIM of `other` against `reference`, both rendered by our rasterizer from the same
+    cameras. Tensors already on the device may be passed to skip the copies."""
+    device = device or torch.device("cpu")
+    settings = settings or RenderMetricSettings.for_device(device)
+    cams = cameras_for(reference.means, settings)
+    ref = render_scene(reference_tensors or reference, cams, settings.background, device)
+    out = render_scene(other_tensors or other, cams, settings.background, device)
+    report = score_views(ref, out)
+    report.update(renderer="sogs-raster", size=f"{settings.width}x{settings.height}", device=device.type)
+    return report

@@ -1,0 +1,142 @@
+"""The render metric without a browser (`sogs_core.render.raster` + `score`): what a single splat
+draws, front-to-back compositing, SH following the view, chunking that changes nothing, and the
+metric's answers: the cap for identical scenes, lower for a moved splat or a changed colour.
+Agreement with the PlayCanvas engine is measured by bench/render_agreement.py (README)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sogs_core.formats.ply.write import ply_bytes
+from sogs_core.model.splats import ATTRIBUTES, Splats
+from sogs_core.pipeline.compressor import Compressor
+from sogs_core.render import raster
+from sogs_core.render.cameras import View
+from sogs_core.render.raster import SH_C0, SH_C1, Camera, render
+from sogs_core.render.score import PSNR_CAP_DB, RenderMetricSettings, render_fidelity
+
+from .conftest import make_scene
+
+#: looking down +z from the origin: image x right = world +x, image y down = world +y
+FRONT = View(position=(0.0, 0.0, 0.0), target=(0.0, 0.0, 1.0), up=(0.0, -1.0, 0.0))
+
+
+def _splats(means, colours, log_scale=-2.0, opacity=8.0, f_rest=None) -> Splats:
+    """Round splats at `means` whose band-0 colour is `colours` (linear RGB, as rendered)."""
+    n = len(means)
+    f_dc = (np.asarray(colours, np.float32) - 0.5) / SH_C0
+    return Splats(np.asarray(means, np.float32), np.tile(np.float32([1, 0, 0, 0]), (n, 1)),
+                  np.full((n, 3), log_scale, np.float32), f_dc.astype(np.float32),
+                  np.full(n, opacity, np.float32),
+                  np.zeros((n, 0), np.float32) if f_rest is None else np.asarray(f_rest, np.float32))
+
+
+def _tensors(s: Splats) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(getattr(s, k)).float() for k in ATTRIBUTES}
+
+
+def _render(s: Splats, view: View = FRONT, size: int = 33) -> np.ndarray:
+    return render(_tensors(s), Camera(view, size, size, 60.0, 0.01, 100.0)).numpy()
+
+
+def test_one_splat_draws_its_colour_in_the_middle_and_nothing_in_the_corner():
+    img = _render(_splats([[0, 0, 5]], [[1.0, 0.2, 0.0]]))
+    centre = img[16, 16]
+    np.testing.assert_allclose(centre, 0.99 * np.array([1.0, 0.2, 0.0]), atol=0.02)   # alpha capped at 0.99
+    assert img[0, 0].max() == 0.0
+    # symmetric footprint around the centre pixel
+    np.testing.assert_allclose(img[16, 10], img[16, 22], atol=1e-5)
+    np.testing.assert_allclose(img[10, 16], img[22, 16], atol=1e-5)
+
+
+def test_the_nearer_splat_covers_the_farther_one_whatever_the_input_order():
+    near_red, far_blue = ([0, 0, 3], [1.0, 0.0, 0.0]), ([0, 0, 6], [0.0, 0.0, 1.0])
+    for first, second in ((near_red, far_blue), (far_blue, near_red)):
+        img = _render(_splats([first[0], second[0]], [first[1], second[1]], log_scale=-1.0))
+        r, g, b = img[16, 16]
+        assert r > 0.9 and b < 0.02
+
+
+def test_image_orientation_follows_the_camera():
+    """A splat at world +x shows right of centre, one at +y (down in 3DGS captures) below it."""
+    img = _render(_splats([[1.0, 0, 5], [0, 1.0, 5]], [[1, 0, 0], [0, 1, 0]], log_scale=-3.0))
+    red = np.unravel_index(np.argmax(img[..., 0]), img.shape[:2])
+    green = np.unravel_index(np.argmax(img[..., 1]), img.shape[:2])
+    assert red[1] > 16 and abs(red[0] - 16) <= 1
+    assert green[0] > 16 and abs(green[1] - 16) <= 1
+
+
+def test_sh_band_one_follows_the_view_direction():
+    """f_rest's first coefficient of each channel is the -C1 * y basis: seen from above and from
+    below (y flips), the colour moves by twice that term, as the formula says."""
+    coeff = 0.3
+    rest = np.zeros((1, 9), np.float32)
+    rest[0, [0, 3, 6]] = coeff                              # channel-major: R, G, B first coefficients
+    s = _splats([[0, 0, 0]], [[0.5, 0.5, 0.5]], log_scale=-1.0, f_rest=rest)
+    above = View((0.0, -5.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    below = View((0.0, 5.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    c_above = _render(s, above)[16, 16] / 0.99
+    c_below = _render(s, below)[16, 16] / 0.99
+    # direction camera -> splat: +y from above, -y from below
+    np.testing.assert_allclose(c_above, 0.5 - SH_C1 * coeff, atol=0.01)
+    np.testing.assert_allclose(c_below, 0.5 + SH_C1 * coeff, atol=0.01)
+
+
+def test_chunking_changes_nothing(monkeypatch):
+    scene = make_scene(3000, 2, seed=4)
+    cam = Camera(View((0.0, 0.0, -12.0), (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)), 48, 40, 60.0, 0.1, 100.0)
+    whole = render(_tensors(scene), cam)
+    monkeypatch.setattr(raster, "CHUNK_FRAGMENTS", 997)
+    chunked = render(_tensors(scene), cam)
+    assert whole.abs().sum() > 0
+    torch.testing.assert_close(whole, chunked, atol=2e-5, rtol=1e-4)
+
+
+SMALL = RenderMetricSettings(views=3, width=48, height=48)
+
+
+def test_identical_scenes_score_the_cap():
+    scene = make_scene(2000, 1, seed=6)
+    report = render_fidelity(scene, scene, SMALL)
+    assert report["render_psnr"] == PSNR_CAP_DB and report["render_psnr_worst_view"] == PSNR_CAP_DB
+    assert report["render_ssim"] == pytest.approx(1.0)
+    assert len(report["views"]) == 3
+
+
+def _visible(scene: Splats) -> int:
+    """The most opaque of the larger splats near the scene's centre: one every view shows."""
+    centre = np.median(scene.means, 0)
+    near = np.linalg.norm(scene.means - centre, axis=1) < np.percentile(
+        np.linalg.norm(scene.means - centre, axis=1), 20)
+    score = np.where(near, scene.opacity + scene.log_scales.max(1), -np.inf)
+    return int(np.argmax(score))
+
+
+def test_moving_one_visible_splat_or_changing_a_colour_lowers_the_psnr():
+    scene = make_scene(2000, 0, seed=8)
+    i = _visible(scene)
+    scene.opacity[i] = 6.0
+    scene.log_scales[i] = scene.log_scales[i].max()
+    moved = scene.take(np.arange(scene.count))
+    moved.means[i] += np.float32(2.0 * math.exp(scene.log_scales[i].max()))
+    recoloured = scene.take(np.arange(scene.count))
+    recoloured.f_dc[i] += np.float32(1.0)
+    for other in (moved, recoloured):
+        report = render_fidelity(scene, other, SMALL)
+        assert report["render_psnr_worst_view"] < report["render_psnr"] <= PSNR_CAP_DB
+        assert report["render_psnr"] < PSNR_CAP_DB - 20
+
+
+def test_compress_reports_the_render_metric():
+    scene = make_scene(3000, 1, seed=9)
+    with Compressor(device="cpu", warm=False, render_metric=SMALL) as comp:
+        res = comp.compress(ply_bytes(scene))
+    fid = res.fidelity
+    assert 30.0 < fid["render_psnr"] < PSNR_CAP_DB
+    assert fid["render_psnr_worst_view"] <= fid["render_psnr"] and 0.9 < fid["render_ssim"] <= 1.0
+    assert "render" in res.seconds
+    with Compressor(device="cpu", warm=False) as comp:
+        assert "render_psnr" not in comp.compress(ply_bytes(scene)).fidelity
