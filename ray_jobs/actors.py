@@ -30,13 +30,28 @@ class SceneCompressor:
     """Plain class; backfill.py wraps it with ray.remote(num_gpus=..., max_concurrency=2)."""
 
     def __init__(self, device: str, settings: "CompressSettings", layout: str, run_id: str, settings_hash: str,
-                 max_retries: int, s3_retry_seconds: float = 120.0) -> None:
+                 max_retries: int, s3_retry_seconds: float = 120.0, render_metric: bool = False) -> None:
+        """render_metric: `process` also renders each scene's input and output with our
+        rasterizer (`RenderMetricSettings.for_device` of this actor's device: 8 views at 512x512
+        on a GPU, 4 at 128x128 on a CPU) and its row gets render_psnr, render_ssim,
+        render_psnr_worst_view and seconds_render. Streamed scenes get no render metric."""
+        import copy
+
         from sogs_core.pipeline.compressor import Compressor
+        from sogs_core.render.score import RenderMetricSettings
 
         self.layout, self.run_id, self.settings_hash = layout, run_id, settings_hash
         self.max_retries = max_retries
         self.store = Store(retry_seconds=s3_retry_seconds)
+        # streamed scenes (compress_group, compress_bucket, plan_streamed) use this one, without
+        # the metric: it would render every chunk group, and a max over groups means nothing
         self.compressor = Compressor(device=device, settings=settings)
+        # whole scenes (`process`): the same compressor (device, settings, encode pool, GPU lock,
+        # palette fitter: all shared by the shallow copy) with the render metric on
+        self.scene_compressor = self.compressor
+        if render_metric:
+            self.scene_compressor = copy.copy(self.compressor)
+            self.scene_compressor.render_metric = RenderMetricSettings.for_device(self.compressor.device)
         self._source_lock = threading.Lock()
         self._open: Optional[tuple] = None          # (scene key, LevelSources, downloaded file)
         self.node = socket.gethostname()
@@ -163,8 +178,8 @@ class SceneCompressor:
                 t0 = time.perf_counter()
                 data = self._fetch(task["input_uri"])
                 fetch = time.perf_counter() - t0
-                res = self.compressor.compress(data, name=task["input_uri"],
-                                               writer=lambda pkg: self._write(pkg, task["output_uri"]))
+                res = self.scene_compressor.compress(data, name=task["input_uri"],
+                                                     writer=lambda pkg: self._write(pkg, task["output_uri"]))
                 seconds = dict(res.seconds)
                 seconds["read"] += fetch          # the download counts as reading
                 seconds["total"] += fetch

@@ -24,8 +24,8 @@ from sogs_core.formats import FORMAT_NAMES, format_of_name
 from sogs_core.settings import CompressSettings
 
 from ray_jobs.leases import Leases
-from ray_jobs.manifest import (ManifestWriter, OtherRunsView, failed_task_row, latest_settled, read_manifest,
-                               skipped_row)
+from ray_jobs.manifest import (ManifestWriter, OtherRunsView, failed_task_row, latest_settled, mark_below_min,
+                               read_manifest, skipped_row)
 from ray_jobs.storage import ObjectInfo, Store, is_s3, join
 
 
@@ -33,8 +33,20 @@ def log(msg: str) -> None:
     print(f"[backfill] {msg}", file=sys.stderr, flush=True)
 
 
+class BackfillParser(argparse.ArgumentParser):
+    """The options, and the rules between them that argparse cannot say (checked on every parse,
+    so that `build_parser().parse_args(...)` refuses what the command line refuses)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, rest = super().parse_known_args(args, namespace)
+        if getattr(ns, "min_psnr", None) is not None and not getattr(ns, "render_metric", False):
+            self.error("--min-psnr needs --render-metric: without the render metric no scene has a render_psnr "
+                       "to hold against it")
+        return ns, rest
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = BackfillParser(
         prog="python -m ray_jobs.backfill",
         description="Compress every splat scene under --input (the --formats: PLY and compressed PLY, .spz, .splat, "
                     ".ksplat, .sog bundles and SOG v1/v2 folders, whose meta.json is the unit) to SOG under --output "
@@ -83,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-seconds", type=float, default=90.0,
                    help="each scene in work holds a lease beside its output, renewed while it runs; another run "
                         "waits for it, and a dead run's lease is taken over after this long (default 90)")
+    p.add_argument("--render-metric", action=argparse.BooleanOptionalAction, default=False,
+                   help="also render the input and the output of every scene with our rasterizer from the same "
+                        "cameras and record PSNR/SSIM in the manifest (render_psnr, render_ssim, "
+                        "render_psnr_worst_view; the time as seconds_render). Default off for now: it costs a "
+                        "render of both sides of every scene, 8 views at 512x512 on GPU actors and 4 views at "
+                        "128x128 on CPU actors, where it takes about a second per view of a 100k-splat scene. "
+                        "Not part of the settings hash (it changes no byte of the output), so scenes already done "
+                        "are skipped without it: add --force to measure them. Streamed scenes get no render "
+                        "metric yet")
+    p.add_argument("--min-psnr", type=_psnr, default=None, metavar="DB",
+                   help="with --render-metric only: an ok scene whose render_psnr is below DB gets "
+                        "render_below_min = true in its manifest row (false at or above, null without the "
+                        "metric), is counted in the run summary (below_min_psnr) and logged in one line with its "
+                        "PSNR. A re-run treats such rows as done like any ok row (they are valid outputs); to "
+                        "redo them, run with --force --include on those paths; the report lists them")
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="write an HTML report of the run beside the manifest at the end and print its path "
                         "(default on; sogs-cluster report MANIFEST makes one later, e.g. after an interrupted run)")
@@ -104,6 +131,16 @@ def _formats(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown) or '(none)'}; "
                                          f"choose from {','.join(FORMAT_NAMES)}")
     return names
+
+
+def _psnr(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"--min-psnr must be a number of dB, not {text!r}")
+    return value
 
 
 def _timeout(text: str) -> str:
@@ -305,6 +342,8 @@ def run(args: argparse.Namespace) -> dict:
     tasks = [t for t in tasks if "error" not in t]
     summary = {"run_id": run_id, "listed": listed, "todo": len(tasks) + len(planned), "ok": 0,
                "failed": len(planned), "skipped": len(skipped), "manifest": args.manifest, "settings_hash": shash}
+    if args.min_psnr is not None:
+        summary["below_min_psnr"] = 0
     if args.dry_run:
         for t in tasks:
             print(f"do    {t['input_uri']} -> {t['output_uri']}" + (" (streamed)" if t.get("streamed") else ""))
@@ -318,7 +357,7 @@ def run(args: argparse.Namespace) -> dict:
         problem = store.check_writable(where, run_id)
         if problem is not None:
             raise NotWritable(problem)
-    writer = ManifestWriter(store, args.manifest, run_id, log=log)
+    writer = ManifestWriter(store, args.manifest, run_id, log=log, on_row=psnr_floor(args.min_psnr, summary))
     writer.add_many(skipped)
     for t in planned:
         log(f"failed {t['rel']}: {t['error']}")
@@ -346,6 +385,24 @@ def run(args: argparse.Namespace) -> dict:
             for row in lost:
                 print(json.dumps(row, default=str), file=sys.stderr)
     return summary
+
+
+def psnr_floor(min_psnr: Optional[float], summary: dict) -> Optional[Callable[[dict], None]]:
+    """--min-psnr, applied to each row as the manifest writer gets it: an ok row of this run with
+    a render_psnr gets render_below_min; one below is counted (summary["below_min_psnr"]) and
+    logged in one line. None without --min-psnr."""
+    if min_psnr is None:
+        return None
+
+    def check(row: dict) -> None:
+        if mark_below_min(row, min_psnr):
+            summary["below_min_psnr"] = summary.get("below_min_psnr", 0) + 1
+            worst = row.get("render_psnr_worst_view")
+            log(f"below --min-psnr {min_psnr:g} dB: {row['input_uri']} render PSNR {row['render_psnr']:.2f} dB"
+                + ("" if worst is None else f" (worst view {worst:.2f} dB)")
+                + "; its output is kept (redo: --force --include PATH)")
+
+    return check
 
 
 class NotWritable(Exception):
@@ -389,7 +446,7 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
     remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1, max_task_retries=0,
                             **opts)(SceneCompressor)
     actors = [remote_cls.remote(args.device, run_settings(args), args.layout, run_id, shash, args.max_retries,
-                                args.s3_retry_seconds)
+                                args.s3_retry_seconds, args.render_metric)
               for _ in range(n)]
     done_by_other_run = settled_by_other_run(store, args, run_id, shash, planned_at)
     sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,
@@ -447,7 +504,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (FileNotFoundError, NotWritable) as exc:
         log(f"error: {exc}")
         return 2
-    log(f"done: {summary['ok']} ok, {summary['skipped']} skipped, {summary['failed']} failed; "
+    below = f", {summary['below_min_psnr']} ok below --min-psnr" if summary.get("below_min_psnr") else ""
+    log(f"done: {summary['ok']} ok{below}, {summary['skipped']} skipped, {summary['failed']} failed; "
         f"manifest under {summary['manifest']}")
     print(json.dumps({k: v for k, v in summary.items() if k != "manifest_parts"}))
     if args.dry_run:

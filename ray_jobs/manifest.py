@@ -17,9 +17,12 @@ import pyarrow.parquet as pq
 
 from ray_jobs.storage import ObjectInfo, Store, join
 
-STAGES = ("read", "sort", "cluster", "quantize", "encode", "write", "total")
+STAGES = ("read", "sort", "cluster", "quantize", "encode", "write", "render", "total")
 FIDELITY = ("position_max_steps", "rotation_max_deg", "log_scale_max_error", "opacity_max_error",
             "f_dc_rmse", "f_rest_rmse")
+#: the render metric's keys of a compress result's fidelity, kept under their own names (null when
+#: the run had no --render-metric, and for streamed scenes)
+RENDER = ("render_psnr", "render_ssim", "render_psnr_worst_view")
 
 SCHEMA = pa.schema(
     [("run_id", pa.string()), ("input_uri", pa.string()), ("input_bytes", pa.int64()),
@@ -27,6 +30,7 @@ SCHEMA = pa.schema(
      ("output_uri", pa.string()), ("output_bytes", pa.int64()), ("ratio", pa.float64())]
     + [(f"seconds_{s}", pa.float64()) for s in STAGES]
     + [(f"fid_{f}", pa.float64()) for f in FIDELITY]
+    + [(r, pa.float64()) for r in RENDER] + [("render_below_min", pa.bool_())]
     + [("status", pa.string()), ("error_class", pa.string()), ("error_message", pa.string()),
        ("attempts", pa.int32()), ("node", pa.string()), ("gpu", pa.string()),
        ("lod_levels", pa.int8()), ("lod_files", pa.int32()), ("lod_counts", pa.string()),
@@ -60,11 +64,23 @@ def task_row(task: dict, run_id: str, settings_hash: str, **columns) -> dict:
 
 
 def figure_columns(seconds: dict, fidelity: dict) -> dict:
-    """The per-stage seconds (`seconds_<stage>`) and fidelity (`fid_<key>`) columns; a stage or
-    key the dicts lack is null."""
+    """The per-stage seconds (`seconds_<stage>`), fidelity (`fid_<key>`) and render metric
+    (`render_psnr`, ...) columns; a stage or key the dicts lack is null. `render_below_min` is
+    the driver's to set (`mark_below_min`)."""
     cols = {f"seconds_{s}": seconds.get(s) for s in STAGES}
     cols.update({f"fid_{f}": fidelity.get(f) for f in FIDELITY})
+    cols.update({r: None if fidelity.get(r) is None else float(fidelity[r]) for r in RENDER})
     return cols
+
+
+def mark_below_min(row: dict, min_psnr: Optional[float]) -> Optional[bool]:
+    """--min-psnr on a row of this run: an `ok` row with a render_psnr gets render_below_min
+    (True below `min_psnr`, False at or above it) and it is returned; any other row is left as
+    it is (a skipped row keeps what the run that made it said) and None is returned."""
+    if min_psnr is None or row.get("status") != "ok" or row.get("render_psnr") is None:
+        return None
+    row["render_below_min"] = bool(row["render_psnr"] < min_psnr)
+    return row["render_below_min"]
 
 
 def ok_row(row: dict, seconds: dict, fidelity: dict, **columns) -> dict:
@@ -103,10 +119,13 @@ class ManifestWriter:
     tried again with the next row and at `close`, which returns what could not be written."""
 
     def __init__(self, store: Store, prefix: str, run_id: str, compact_rows: int = 500,
-                 log=None) -> None:
+                 log=None, on_row=None) -> None:
+        """on_row: called with each row `add`/`add_many` gets, once, before it is written (it may
+        set columns: the backfill marks --min-psnr there)."""
         self.store, self.prefix, self.run_id = store, prefix, run_id
         self.compact_rows = compact_rows
         self.log = log or (lambda msg: None)
+        self.on_row = on_row
         self.pending: list[dict] = []
         self.journal: list[tuple[str, list[dict]]] = []     # row objects written since the last part
         self.seq = 0
@@ -128,6 +147,9 @@ class ManifestWriter:
 
     def add_many(self, rows: list[dict]) -> bool:
         """Write rows as one journal object; True when they (and all pending rows) are durable."""
+        if self.on_row is not None:
+            for row in rows:
+                self.on_row(row)
         self.pending.extend(rows)
         if not self.pending:
             return True
@@ -185,7 +207,7 @@ def skipped_row(prev: dict, run_id: str) -> dict:
 
 def conform(table: pa.Table) -> pa.Table:
     """A part written by an older version, brought to today's SCHEMA: columns it lacks (such as
-    input_format) are added as nulls; then cast."""
+    input_format, seconds_render and the render metric's) are added as nulls; then cast."""
     for f in SCHEMA:
         if f.name not in table.column_names:
             table = table.append_column(f.name, pa.nulls(len(table), f.type))

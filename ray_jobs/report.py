@@ -2,10 +2,11 @@
 
 Totals (ok / skipped / failed, bytes, ratio, wall time, scenes per minute, GPU seconds per
 scene), plots (throughput over time, per-stage seconds, ratio against splat count, fidelity
-against the quantization's bounds), the failures and the slowest scenes, and the settings,
-versions, nodes and GPUs seen. Plots are drawn with matplotlib (the `report` extra) as inline
-SVG; the page loads nothing from the network and runs no script. Without matplotlib the page has
-every table and says how to get the plots.
+against the quantization's bounds, with --render-metric the render PSNR per scene), the
+failures, the slowest scenes and (with the render metric) the lowest render PSNRs, and the
+settings, versions, nodes and GPUs seen. Plots are drawn with matplotlib (the `report` extra) as
+inline SVG; the page loads nothing from the network and runs no script. Without matplotlib the
+page has every table and says how to get the plots.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ FIDELITY_PLOTS = (("fid_position_max_steps", "position, max (16-bit steps)", "po
                   ("fid_log_scale_max_error", "log-scale, max", None),
                   ("fid_f_dc_rmse", "colour (DC) RMSE", None),
                   ("fid_f_rest_rmse", "SH rest RMSE", None))
+#: rows in the lowest-render-PSNR table (and every scene below --min-psnr besides)
+WORST_RENDER_ROWS = 20
 
 
 def select_rows(table: pa.Table, run: Optional[str] = None, all_runs: bool = False) -> tuple[list[dict], str]:
@@ -98,10 +101,15 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
         out.append(("Scenes finished over time", _svg(fig)))
     ok = [r for r in rows if r["status"] == "ok"]
     if ok:
-        stages = [s for s in STAGES if s != "total"]
+        # a stage no scene timed (render, without --render-metric) gets no box
+        timed = []
+        for s in STAGES:
+            vals = [r[f"seconds_{s}"] for r in ok if r[f"seconds_{s}"] is not None]
+            if s != "total" and vals:
+                timed.append((s, vals))
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.boxplot([[r[f"seconds_{s}"] or 0.0 for r in ok] for s in stages], showfliers=True)
-        ax.set_xticks(range(1, len(stages) + 1), stages)
+        ax.boxplot([vals for _, vals in timed], showfliers=True)
+        ax.set_xticks(range(1, len(timed) + 1), [s for s, _ in timed])
         ax.set_ylabel("seconds per scene")
         out.append(("Seconds per stage (distribution over scenes)", _svg(fig)))
         fig, ax = plt.subplots(figsize=(7, 3))
@@ -121,13 +129,44 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
             ax.set_title(label, fontsize=9)
         fig.tight_layout()
         out.append(("Fidelity per scene against the quantization's bounds", _svg(fig)))
+    rendered = sorted(with_render_metric(rows), key=lambda r: r["render_psnr"])
+    if rendered:
+        xs = range(1, len(rendered) + 1)
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot(xs, [r["render_psnr"] for r in rendered], marker=".", color="tab:blue", label="mean over views")
+        worst = [(x, r["render_psnr_worst_view"]) for x, r in zip(xs, rendered)
+                 if r["render_psnr_worst_view"] is not None]
+        if worst:
+            ax.scatter(*zip(*worst), s=8, color="tab:orange", label="worst view")
+        below = [(x, r["render_psnr"]) for x, r in zip(xs, rendered) if r["render_below_min"]]
+        if below:
+            ax.scatter(*zip(*below), s=30, facecolors="none", edgecolors="tab:red", label="below --min-psnr")
+        ax.set_xlabel("scenes, lowest render PSNR first")
+        ax.set_ylabel("render PSNR (dB)")
+        ax.legend(fontsize=7)
+        out.append(("Render PSNR per scene (our rasterizer, input against output; sorted)", _svg(fig)))
     return out
+
+
+def with_render_metric(rows: list[dict]) -> list[dict]:
+    """The ok rows that have a render_psnr (backfill --render-metric)."""
+    return [r for r in rows if r["status"] == "ok" and r.get("render_psnr") is not None]
+
+
+def worst_rendered(rows: list[dict], n: int = WORST_RENDER_ROWS) -> list[dict]:
+    """The n ok rows of lowest render_psnr, lowest first, then every other row below --min-psnr."""
+    rendered = sorted(with_render_metric(rows), key=lambda r: r["render_psnr"])
+    return rendered[:n] + [r for r in rendered[n:] if r.get("render_below_min")]
 
 
 def _table(headers: list[str], body: list[list], cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in body)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _num(v: Optional[float], spec: str) -> Optional[str]:
+    return None if v is None else format(v, spec)
 
 
 def _fmt(v) -> str:
@@ -170,6 +209,11 @@ def render(rows: list[dict], what: str, source: str) -> str:
     versions = Counter(r.get("software_version") for r in rows if r.get("software_version"))
     nodes = Counter((r["node"], r["gpu"]) for r in rows if r["status"] in ("ok", "failed") and r["node"])
     runs = sorted({r["run_id"] for r in rows})
+    low = worst_rendered(rows)
+    lowest = [[r["input_uri"], f"{r['render_psnr']:.2f}", _num(r["render_psnr_worst_view"], ".2f"),
+               _num(r["render_ssim"], ".4f"), r["splats"], {True: "yes", False: "no", None: ""}[r["render_below_min"]]]
+              for r in low]
+    n_below = sum(1 for r in with_render_metric(rows) if r["render_below_min"])
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>sogs-cluster report: {html.escape(what)}"
              f"</title><style>{STYLE}</style></head><body>",
              f"<h1>Backfill report: {html.escape(what)}</h1>",
@@ -185,8 +229,14 @@ def render(rows: list[dict], what: str, source: str) -> str:
     parts += [f"<h2>Failures ({len(failures)})</h2>",
               _table(["scene", "error class", "message", "attempts"], failures, "failures") if failures
               else "<p>None.</p>",
-              "<h2>Slowest scenes</h2>", _table(["scene", "splats", "seconds", "node", "GPU"], slowest),
-              "<h2>Settings, versions, machines</h2>",
+              "<h2>Slowest scenes</h2>", _table(["scene", "splats", "seconds", "node", "GPU"], slowest)]
+    if lowest:
+        parts += [f"<h2>Lowest render PSNR ({WORST_RENDER_ROWS} worst, and every scene below --min-psnr)</h2>",
+                  f"<p>{n_below} scene(s) below --min-psnr. Their outputs are valid and a re-run skips them like "
+                  "any ok scene; redo them with <code>--force --include PATH</code>.</p>" if n_below else "",
+                  _table(["scene", "render PSNR (dB)", "worst view (dB)", "SSIM", "splats", "below min"], lowest,
+                         "render")]
+    parts += ["<h2>Settings, versions, machines</h2>",
               _table(["settings hash", "rows"], [[h, n] for h, n in hashes.most_common()]),
               _table(["software version", "rows"], [[v, n] for v, n in versions.most_common()]),
               _table(["node", "GPU", "scenes"], [[nd, g, n] for (nd, g), n in nodes.most_common()]),

@@ -189,13 +189,17 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _save_pngs(folder: str, ref: list, out: list) -> None:
-    """A|B side by side, one PNG per view."""
+    """A|B side by side, one PNG per view (renders as uint8 arrays, or 8-bit levels in tensors)."""
     import numpy as np
+    import torch
     from PIL import Image
+
+    def pixels(img) -> np.ndarray:
+        return img if isinstance(img, np.ndarray) else img.to(torch.uint8).cpu().numpy()
 
     os.makedirs(folder, exist_ok=True)
     for i, (x, y) in enumerate(zip(ref, out)):
-        Image.fromarray(np.concatenate([x, y], axis=1)).save(os.path.join(folder, f"view_{i:02d}.png"))
+        Image.fromarray(np.concatenate([pixels(x), pixels(y)], axis=1)).save(os.path.join(folder, f"view_{i:02d}.png"))
 
 
 def _render_ours(args: argparse.Namespace, original, other) -> dict:

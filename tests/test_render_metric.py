@@ -140,3 +140,16 @@ def test_compress_reports_the_render_metric():
     assert "render" in res.seconds
     with Compressor(device="cpu", warm=False) as comp:
         assert "render_psnr" not in comp.compress(ply_bytes(scene)).fidelity
+
+
+def test_torch_psnr_and_ssim_equal_the_numpy_ones():
+    """The metric scores renders where they are (a GPU) with the same numbers as the engine
+    path's numpy/scipy scores."""
+    from sogs_core.render.metrics import psnr, psnr_tensor, ssim, ssim_tensor
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    assert psnr_tensor(a, b) == pytest.approx(psnr(a, b), abs=1e-9)
+    assert ssim_tensor(torch.from_numpy(a).float(), b) == pytest.approx(ssim(a, b), abs=1e-9)
+    assert psnr_tensor(a, a) == math.inf

@@ -1,10 +1,12 @@
 """Image fidelity of a render against a reference render: PSNR and SSIM (Wang et al. 2004:
-Gaussian window sigma 1.5, K1 0.01, K2 0.03, on each RGB channel, averaged)."""
+Gaussian window sigma 1.5, K1 0.01, K2 0.03, on each RGB channel, averaged); numpy and scipy for
+the engine's read-backs, the same in torch (`*_tensor`) where the renders are on a GPU."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 
 
 def psnr(reference: np.ndarray, other: np.ndarray) -> float:
@@ -30,3 +32,45 @@ def ssim(reference: np.ndarray, other: np.ndarray) -> float:
         s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
         scores.append(float(s.mean()))
     return float(np.mean(scores))
+
+
+def _as_tensor(img) -> torch.Tensor:
+    """(H, W, >=3) image, numpy or torch, as a float64 tensor of its RGB values (0..255)."""
+    t = torch.from_numpy(np.ascontiguousarray(img)) if isinstance(img, np.ndarray) else img
+    return t[..., :3].double()
+
+
+def psnr_tensor(reference, other) -> float:
+    """`psnr` computed by torch on the images' device (numpy or tensors holding 0..255 values)."""
+    a, b = _as_tensor(reference), _as_tensor(other)
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float = 1.5, truncate: float = 4.0) -> torch.Tensor:
+    """scipy.ndimage.gaussian_filter(x, sigma) per channel of (C, H, W): the same normalised
+    kernel (radius truncate * sigma) and its 'reflect' edges (the edge sample repeated)."""
+    r = int(truncate * sigma + 0.5)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[0]
+    for dim in (2, 1):
+        left = x.narrow(dim, 0, r).flip(dim)
+        right = x.narrow(dim, x.shape[dim] - r, r).flip(dim)
+        x = torch.cat([left, x, right], dim)
+        weight = k.view(1, 1, -1, 1) if dim == 1 else k.view(1, 1, 1, -1)
+        x = torch.nn.functional.conv2d(x[None], weight.expand(c, 1, *weight.shape[2:]), groups=c)[0]
+    return x
+
+
+def ssim_tensor(reference, other) -> float:
+    """`ssim` computed by torch on the images' device: the same window, constants and mean."""
+    x = _as_tensor(reference).permute(2, 0, 1)
+    y = _as_tensor(other).permute(2, 0, 1)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = _gaussian_blur(x), _gaussian_blur(y)
+    sxx = _gaussian_blur(x * x) - mx * mx
+    syy = _gaussian_blur(y * y) - my * my
+    sxy = _gaussian_blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean(dim=(1, 2)).mean())

@@ -209,6 +209,12 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
     return img.reshape(cam.height, cam.width, 3)
 
 
+def to_levels(image: torch.Tensor) -> torch.Tensor:
+    """A render as the 8-bit levels a display (and the engine's read-back) would hold, kept on
+    its device as float32 values 0..255."""
+    return torch.floor(image.clamp(0.0, 1.0) * 255.0 + 0.5)
+
+
 def to_uint8(image: torch.Tensor):
-    """A render as the (H, W, 3) uint8 array a display (and the engine's read-back) would hold."""
-    return (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+    """A render as a (H, W, 3) uint8 numpy array (a PNG's pixels)."""
+    return to_levels(image).to(torch.uint8).cpu().numpy()

@@ -16,8 +16,8 @@ import torch
 from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.render.cameras import views_around
-from sogs_core.render.metrics import psnr, ssim
-from sogs_core.render.raster import Camera, render, to_uint8
+from sogs_core.render.metrics import psnr_tensor, ssim_tensor
+from sogs_core.render.raster import Camera, render, to_levels
 
 #: the PSNR reported for a view whose two renders are identical (their MSE is 0)
 PSNR_CAP_DB = 100.0
@@ -47,11 +47,12 @@ def _tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
 
 
 def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera],
-                 background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None) -> list[np.ndarray]:
-    """One (H, W, 3) uint8 render per camera of a scene (`Splats`, or tensors on a device)."""
+                 background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None) -> list[torch.Tensor]:
+    """One (H, W, 3) render per camera of a scene (`Splats`, or tensors on a device), as 8-bit
+    levels (float 0..255) left on the scene's device."""
     t = splats if isinstance(splats, dict) else _tensors(splats, device or torch.device("cpu"))
     with torch.no_grad():
-        return [to_uint8(render(t, cam, background)) for cam in cameras]
+        return [to_levels(render(t, cam, background)) for cam in cameras]
 
 
 def cameras_for(reference_means: np.ndarray, settings: RenderMetricSettings) -> list[Camera]:
@@ -60,10 +61,11 @@ def cameras_for(reference_means: np.ndarray, settings: RenderMetricSettings) -> 
     return [Camera(v, settings.width, settings.height, settings.fov_deg, near, far) for v in views]
 
 
-def score_views(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
-    """Per-view PSNR (capped at PSNR_CAP_DB) and SSIM of two lists of renders, their means and
-    the worst view's PSNR."""
-    views = [{"psnr": min(psnr(a, b), PSNR_CAP_DB), "ssim": ssim(a, b)} for a, b in zip(reference, other)]
+def score_views(reference: list, other: list) -> dict:
+    """Per-view PSNR (capped at PSNR_CAP_DB) and SSIM of two lists of renders (8-bit values,
+    numpy arrays or tensors on any device), their means and the worst view's PSNR."""
+    views = [{"psnr": min(psnr_tensor(a, b), PSNR_CAP_DB), "ssim": ssim_tensor(a, b)}
+             for a, b in zip(reference, other)]
     worst = min(range(len(views)), key=lambda i: views[i]["psnr"])
     return {"render_psnr": float(np.mean([v["psnr"] for v in views])),
             "render_ssim": float(np.mean([v["ssim"] for v in views])),
