@@ -81,6 +81,7 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return []
     from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS
@@ -141,6 +142,7 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
         below = [(x, r["render_psnr"]) for x, r in zip(xs, rendered) if r["render_below_min"]]
         if below:
             ax.scatter(*zip(*below), s=30, facecolors="none", edgecolors="tab:red", label="below --min-psnr")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("scenes, lowest render PSNR first")
         ax.set_ylabel("render PSNR (dB)")
         ax.legend(fontsize=7)

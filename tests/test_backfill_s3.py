@@ -94,6 +94,9 @@ def test_backfill_resume_and_redo(s3, local_ray):
         assert r["input_etag"] and r["settings_hash"] == s["settings_hash"]
         assert r["fid_rotation_max_deg"] <= 1.5 and r["fid_position_max_steps"] <= 1.0
         assert all(r[f"seconds_{k}"] is not None for k in ("read", "sort", "cluster", "quantize", "encode", "write"))
+        # no --render-metric: no render figures, no floor (tests/test_render_columns.py has them on)
+        assert all(r[k] is None for k in ("render_psnr", "render_ssim", "render_psnr_worst_view", "render_below_min",
+                                          "seconds_render"))
     assert _outputs(client) == {"out/scene_0.sog", "out/scene_2.sog", "out/nested/deeper/scene_1.sog",
                                 "out/nested/deeper/scene_3.sog"}
 

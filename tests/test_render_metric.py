@@ -85,14 +85,19 @@ def test_sh_band_one_follows_the_view_direction():
     np.testing.assert_allclose(c_below, 0.5 + SH_C1 * coeff, atol=0.01)
 
 
-def test_chunking_changes_nothing(monkeypatch):
+def test_chunking_changes_nothing_but_the_early_stop(monkeypatch):
+    """Chunks only bound memory; between chunks an opaque pixel stops taking fragments, which
+    leaves out at most MIN_TRANSMITTANCE of its light."""
     scene = make_scene(3000, 2, seed=4)
+    scene.opacity[:] = 4.0                                   # dense enough for pixels to turn opaque
     cam = Camera(View((0.0, 0.0, -12.0), (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)), 48, 40, 60.0, 0.1, 100.0)
     whole = render(_tensors(scene), cam)
     monkeypatch.setattr(raster, "CHUNK_FRAGMENTS", 997)
     chunked = render(_tensors(scene), cam)
     assert whole.abs().sum() > 0
-    torch.testing.assert_close(whole, chunked, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(whole, chunked, atol=1.5 * raster.MIN_TRANSMITTANCE, rtol=0)
+    monkeypatch.setattr(raster, "MIN_TRANSMITTANCE", 1e-300)   # no early stop: equal to rounding
+    torch.testing.assert_close(render(_tensors(scene), cam), whole, atol=2e-5, rtol=1e-4)
 
 
 SMALL = RenderMetricSettings(views=3, width=48, height=48)

@@ -135,3 +135,36 @@ def test_report_renders_in_a_browser_with_no_console_errors(manifest, tmp_path):
     assert [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln] == []
     img = np.asarray(Image.open(shot).convert("L"))
     assert (img < 128).mean() > 0.01            # text and plots drawn, not a blank page
+
+
+def test_report_lists_the_lowest_render_psnrs(manifest, tmp_path):
+    """With render_psnr in the rows: a PSNR plot and the 20 lowest scenes, lowest first, plus every
+    scene below --min-psnr beyond them; without (the fixture's rows), nothing of it."""
+    r = _report(str(manifest), "-o", str(tmp_path / "plain.html"))
+    assert r.returncode == 0, r.stderr
+    plain = (tmp_path / "plain.html").read_text()
+    assert "render PSNR" not in plain and plain.count("<svg") == 4
+
+    t0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.timezone.utc)
+    run = "20261125T100000Z-psnr01"
+    # 25 scenes, PSNR 40 + i/2 dB; a floor of 52 dB puts the 24 lowest below it
+    rows = [_row(i, "ok", t0, run_id=run, render_psnr=40.0 + i / 2, render_psnr_worst_view=38.0 + i / 2,
+                 render_ssim=0.99, seconds_render=0.4, render_below_min=40.0 + i / 2 < 52.0) for i in range(25)]
+    rows.append(_row(25, "ok", t0, run_id=run))                              # no metric (a streamed scene)
+    rows.append(_row(26, "failed", t0, run_id=run, error_class="PlyError", error_message="bad"))
+    w = ManifestWriter(Store(), str(tmp_path / "m2"), run)
+    w.add_many(rows)
+    assert not w.close()
+    r = _report(str(tmp_path / "m2"), "-o", str(tmp_path / "psnr.html"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "psnr.html").read_text()
+    assert text.count("<svg") == 5 and "Render PSNR per scene" in text
+    page = Page()
+    page.feed(text)
+    table = next(t for t in page.tables if t[0][:2] == ["scene", "render PSNR (dB)"])
+    assert table[0] == ["scene", "render PSNR (dB)", "worst view (dB)", "SSIM", "splats", "below min"]
+    assert len(table) - 1 == 24                          # the 20 lowest, then the 4 more below the floor
+    assert [row[0] for row in table[1:]] == [f"s3://b/in/scene_{i}.ply" for i in range(24)]
+    assert table[1][1:] == ["40.00", "38.00", "0.9900", "100,000", "yes"]
+    assert {row[5] for row in table[1:]} == {"yes"}
+    assert "24 scene(s) below --min-psnr" in text and "--force --include" in text
