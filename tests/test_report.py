@@ -140,9 +140,9 @@ def test_report_renders_in_a_browser_with_no_console_errors(manifest, tmp_path):
 def test_report_lists_the_lowest_render_psnrs(manifest, tmp_path):
     """With render_psnr in the rows: a PSNR plot and the 20 lowest scenes, lowest first, plus every
     scene below --min-psnr beyond them; without (the fixture's rows), nothing of it."""
-    r = _report(str(manifest), "-o", str(tmp_path / "plain.html"))
-    assert r.returncode == 0, r.stderr
-    plain = (tmp_path / "plain.html").read_text()
+    from ray_jobs.report import write_report
+
+    plain = open(write_report(Store(), str(manifest), out=str(tmp_path / "plain.html"))).read()
     assert "render PSNR" not in plain and plain.count("<svg") == 4
 
     t0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.timezone.utc)
@@ -155,9 +155,7 @@ def test_report_lists_the_lowest_render_psnrs(manifest, tmp_path):
     w = ManifestWriter(Store(), str(tmp_path / "m2"), run)
     w.add_many(rows)
     assert not w.close()
-    r = _report(str(tmp_path / "m2"), "-o", str(tmp_path / "psnr.html"))
-    assert r.returncode == 0, r.stderr
-    text = (tmp_path / "psnr.html").read_text()
+    text = open(write_report(Store(), str(tmp_path / "m2"), out=str(tmp_path / "psnr.html"))).read()
     assert text.count("<svg") == 5 and "Render PSNR per scene" in text
     page = Page()
     page.feed(text)
