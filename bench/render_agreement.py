@@ -3,20 +3,29 @@ PlayCanvas engine (headless Chromium, the conformance truth) on what compression
 
     SOGS_CACHE=.cache python bench/render_agreement.py [--scenes biker guitar ...] [--views 4]
         [--width 256] [--height 256] [--scenes-root ../shared/scenes] [--save-png DIR]
-        [--work DIR] [--json out.json]
+        [--st-extra 'playbot:-H 0'] [--work DIR [--reuse]] [--json out.json]
 
 For each shared scene (default all six: biker, guitar, playbot, logo_v1, leica_sh3, donut) the
 original is compressed by us (`Compressor(device="cpu")`) and by splat-transform 3.7.0 (`-g cpu`,
-the copy the tests install into .cache/); the original, ours and theirs are rendered from the
-same cameras (`views_around(read_splats(original).means, K)`, fov 60) at the same size by BOTH
-the engine (`Renderer`) and our rasterizer (`render_scene`). Per scene and renderer: mean PSNR
-(per view, capped at 100 dB as score.py does) and SSIM of ours and of theirs against that
-renderer's render of the original; the difference raster minus engine for each file; whether
-both renderers rank ours and theirs the same way. Also: seconds per view of each renderer on each
-scene's original (the engine's includes starting Chromium and loading the file), and how close
-the two renderers' pictures of the original are (PSNR raster vs engine, also with the raster
-image flipped, to catch a flipped axis, and the mean colour per channel of each).
+the copy the tests install into .cache/; `--st-extra SCENE:ARGS` adds actions after its input).
+The original, ours and theirs are rendered from the same cameras
+(`views_around(read_splats(original).means, K)`, fov 60) at the same size by BOTH the engine
+(`Renderer`) and our rasterizer (`render_scene`). Per scene and renderer: mean PSNR (per view,
+capped at 100 dB as score.py does) and SSIM of ours and of theirs against that renderer's render
+of the original; the difference raster minus engine for each file; whether both renderers rank
+ours and theirs the same way. Also: seconds per view of each renderer on each scene's original
+(the engine's includes starting Chromium and loading the file), and how close the two renderers'
+pictures of the original are (PSNR raster vs engine, also with the raster image flipped, to catch
+a flipped axis, and the mean colour per channel of each).
 
+playbot's theirs is made with `-H 0` (SH dropped) unless `--st-extra playbot:` says otherwise:
+splat-transform's CPU k-means of its SH palette (500k points, 24 dims, 65,536 centroids, kd-tree
+assign, 10 iterations) had not finished after 26 minutes on a 2-core box. For this benchmark that
+is still a fair file: the question is whether the two renderers score the same files alike, and
+a file without SH tests their SH evaluation directly. The JSON records the arguments used.
+
+`--work DIR --reuse` keeps the .sog files and reuses those already there. The JSON is written
+after every scene, so an interrupted run keeps the scenes it finished.
 `--save-png DIR` writes, per scene, view 0 of the original side by side: engine | our raster.
 Needs Chromium (tests/browser.py installs it with apt) and node/npm (the engine and
 splat-transform are fetched from npm on first use). JSON: default bench/results/render_agreement.json.
@@ -38,16 +47,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("SOGS_CACHE", os.path.join(ROOT, ".cache"))
 
-import torch  # noqa: E402
+import torch
 
-from bench.results_io import write_result  # noqa: E402
-from sogs_core.formats import read_splats  # noqa: E402
-from sogs_core.pipeline.compressor import Compressor  # noqa: E402
-from sogs_core.render.cameras import views_around  # noqa: E402
-from sogs_core.render.harness import ENGINE_VERSION, Renderer, find_browser  # noqa: E402
-from sogs_core.render.metrics import psnr  # noqa: E402
-from sogs_core.render.raster import Camera  # noqa: E402
-from sogs_core.render.score import PSNR_CAP_DB, render_scene, score_views  # noqa: E402
+from bench.results_io import write_result
+from sogs_core.formats import read_splats
+from sogs_core.pipeline.compressor import Compressor
+from sogs_core.render.cameras import views_around
+from sogs_core.render.harness import ENGINE_VERSION, Renderer, RenderError, find_browser
+from sogs_core.render.metrics import psnr
+from sogs_core.render.raster import Camera
+from sogs_core.render.score import PSNR_CAP_DB, render_scene, score_views
 
 FOV = 60.0
 #: name -> the original's path under the scenes folder (a SOG folder is passed as its meta.json)
@@ -59,6 +68,8 @@ SCENES = {
     "leica_sh3": "real_float/leica-sofort-top8192.ply",
     "donut": "real_float/donut-mipsplat.ply",
 }
+#: splat-transform arguments (actions, after the input) per scene unless --st-extra overrides
+ST_EXTRA = {"playbot": ["-H", "0"]}
 #: an agreement within this many dB counts as "agrees" in the table
 AGREE_DB = 0.5
 
@@ -66,14 +77,14 @@ AGREE_DB = 0.5
 def splat_transform_bin(explicit: str | None) -> str:
     if explicit:
         return explicit
-    from tests import splat_transform          # the pinned copy the tests install into .cache/
+    from tests import splat_transform  # the pinned copy the tests install into .cache/
     return splat_transform.ensure_installed()
 
 
 def browser(explicit: str | None) -> str:
     try:
         return find_browser(explicit)
-    except Exception:
+    except RenderError:
         from tests.browser import ensure_chromium
         return ensure_chromium()
 
@@ -105,18 +116,21 @@ def save_png(path: str, engine: np.ndarray, raster: np.ndarray) -> None:
     Image.fromarray(np.concatenate([engine, gap, raster], 1)).save(path, optimize=True)
 
 
-def run_scene(name: str, original: str, work: str, st: str, renderer: Renderer, a) -> dict:
+def run_scene(name: str, original: str, work: str, st: str, st_extra: list[str], renderer: Renderer, a) -> dict:
     ours, theirs = os.path.join(work, f"{name}_ours.sog"), os.path.join(work, f"{name}_theirs.sog")
-    t0 = time.perf_counter()
-    with Compressor(device="cpu", warm=False) as comp:
-        comp.compress(original, ours)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    proc = subprocess.run([st, "-q", "-w", "-g", "cpu", original, theirs], capture_output=True, text=True,
-                          timeout=a.st_timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"splat-transform {original} failed:\n{proc.stdout}\n{proc.stderr}")
-    t_theirs = time.perf_counter() - t0
+    t_ours = t_theirs = None                         # None: reused from an earlier run (--reuse)
+    if not (a.reuse and os.path.isfile(ours)):
+        t0 = time.perf_counter()
+        with Compressor(device="cpu", warm=False) as comp:
+            comp.compress(original, ours)
+        t_ours = time.perf_counter() - t0
+    if not (a.reuse and os.path.isfile(theirs)):
+        t0 = time.perf_counter()
+        proc = subprocess.run([st, "-q", "-w", "-g", "cpu", original, *st_extra, theirs], capture_output=True,
+                              text=True, timeout=a.st_timeout, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"splat-transform {original} failed:\n{proc.stdout}\n{proc.stderr}")
+        t_theirs = time.perf_counter() - t0
 
     views, near, far = views_around(read_splats(original).means, a.views, FOV)
     cams = [Camera(v, a.width, a.height, FOV, near, far) for v in views]
@@ -134,7 +148,8 @@ def run_scene(name: str, original: str, work: str, st: str, renderer: Renderer, 
 
     row = {"scene": name, "original": original, "views": a.views, "size": f"{a.width}x{a.height}",
            "near": near, "far": far, "ours_bytes": os.path.getsize(ours), "theirs_bytes": os.path.getsize(theirs),
-           "ours_compress_s": t_ours, "theirs_compress_s": t_theirs, "seconds_per_view": seconds}
+           "splat_transform_args": ["-g", "cpu", *st_extra], "ours_compress_s": t_ours,
+           "theirs_compress_s": t_theirs, "seconds_per_view": seconds}
     for r in ("engine", "raster"):
         for side in ("ours", "theirs"):
             s = score_views(imgs[r]["original"], imgs[r][side])
@@ -179,11 +194,20 @@ def main() -> None:
     ap.add_argument("--browser", default=None)
     ap.add_argument("--splat-transform", default=None, help="default: the tests' pinned copy in .cache/")
     ap.add_argument("--st-timeout", type=float, default=3600.0, help="seconds for one splat-transform run")
+    ap.add_argument("--st-extra", action="append", default=[], metavar="SCENE:ARGS",
+                    help="splat-transform actions for SCENE (after its input); default: playbot:-H 0")
     ap.add_argument("--engine-timeout", type=float, default=900.0, help="seconds for one engine render call")
     ap.add_argument("--save-png", default=None, metavar="DIR", help="view 0 of each original: engine | raster")
     ap.add_argument("--work", default=None, help="keep the .sog files here (default: a temporary folder)")
+    ap.add_argument("--reuse", action="store_true", help="reuse the .sog files already in --work")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    st_extra = dict(ST_EXTRA)
+    for item in a.st_extra:
+        scene, _, args = item.partition(":")
+        if scene not in SCENES:
+            ap.error(f"--st-extra {item}: unknown scene {scene}")
+        st_extra[scene] = args.split()
 
     st = splat_transform_bin(a.splat_transform)
     renderer = Renderer(a.width, a.height, browser=browser(a.browser), timeout=a.engine_timeout)
@@ -197,24 +221,25 @@ def main() -> None:
           f"{'ours dB':>6} {'SSIM':<6} {'theirs':>6} {'SSIM':<6}  {'ours':>6} {'theirs':>6}  "
           f"{'engine/raster':<13} {'rank':>4}  {'engine':>6} {'raster':>6}  {'e vs r':>6}")
     rows = []
+    result = {"host": platform.node(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+              "engine_version": ENGINE_VERSION, "browser": renderer.browser, "views": a.views,
+              "width": a.width, "height": a.height, "fov_deg": FOV, "psnr_cap_db": PSNR_CAP_DB,
+              "agree_within_db": AGREE_DB, "scenes": rows}
     try:
         for name in a.scenes:
             original = os.path.join(a.scenes_root, SCENES[name])
             if not os.path.exists(original):
                 print(f"{name:<10} {original} not present: skipped", flush=True)
                 continue
-            rows.append(run_scene(name, original, work, st, renderer, a))
+            rows.append(run_scene(name, original, work, st, st_extra.get(name, []), renderer, a))
             print_row(rows[-1])
+            write_result(result, a.json, "render_agreement.json")
     finally:
         if not a.work:
             shutil.rmtree(work, ignore_errors=True)
     agree = [r["scene"] for r in rows if r["agree"]]
     print(f"within {AGREE_DB} dB (ours and theirs): {', '.join(agree) or 'none'}; "
           f"same rank: {sum(r['same_rank'] for r in rows)} of {len(rows)}")
-    result = {"host": platform.node(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "engine_version": ENGINE_VERSION, "browser": renderer.browser, "views": a.views,
-              "width": a.width, "height": a.height, "fov_deg": FOV, "psnr_cap_db": PSNR_CAP_DB,
-              "agree_within_db": AGREE_DB, "scenes": rows}
     print(f"wrote {write_result(result, a.json, 'render_agreement.json')}")
 
 

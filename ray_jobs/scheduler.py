@@ -70,6 +70,8 @@ class Scheduler:
         eta = (self.total - self.finished) / rate if rate else 0
         if status == "ok":
             detail = f"{row['splats']:,} splats, {row['seconds_total']:.1f}s"
+            if row.get("render_psnr") is not None:
+                detail += f", render {row['render_psnr']:.2f} dB"
         else:
             detail = f"{row['error_class']}: {row['error_message']}"
         self.log(f"[{self.finished}/{self.total}] {status:<6} {task['rel']} ({detail}) "

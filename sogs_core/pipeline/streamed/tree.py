@@ -68,8 +68,7 @@ def _build_tree_torch(pts: torch.Tensor, opts: ChunkOptions) -> tuple[Node, list
 def group_leaves(leaves: list[np.ndarray], chunk_count: int) -> list[list[int]]:
     """Consecutive leaves packed into groups: a group is closed once it holds more than
     chunk_count splats (so it holds less than twice that; a leaf is never cut). Fuller files:
-    closing before the limit instead gave 1.6x as many files and 0.5-0.8 % more bytes on biker
-    and guitar (bench/NOTES.md)."""
+    closing before the limit gave more files and more bytes (bench/NOTES.md)."""
     groups: list[list[int]] = [[]]
     size = 0
     for k, leaf in enumerate(leaves):
