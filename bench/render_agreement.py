@@ -89,6 +89,13 @@ def browser(explicit: str | None) -> str:
         return ensure_chromium()
 
 
+def as_uint8(img) -> np.ndarray:
+    """A render of `render_scene` (8-bit levels, a tensor or an array) as (H, W, 3) uint8."""
+    if isinstance(img, torch.Tensor):
+        img = img.cpu().numpy()
+    return np.asarray(img).astype(np.uint8)
+
+
 def capped(p: float) -> float:
     return min(p, PSNR_CAP_DB)
 
@@ -143,7 +150,7 @@ def run_scene(name: str, original: str, work: str, st: str, st_extra: list[str],
         seconds["engine"][key] = (time.perf_counter() - t0) / a.views
         splats = read_splats(path)                  # reading is not part of the render's time
         t0 = time.perf_counter()
-        imgs["raster"][key] = render_scene(splats, cams)
+        imgs["raster"][key] = [as_uint8(img) for img in render_scene(splats, cams)]
         seconds["raster"][key] = (time.perf_counter() - t0) / a.views
 
     row = {"scene": name, "original": original, "views": a.views, "size": f"{a.width}x{a.height}",
