@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.render.cameras import View
 
 SH_C0 = 0.28209479177387814
@@ -91,15 +92,6 @@ def _camera_frame(view: View, device: torch.device) -> tuple[torch.Tensor, torch
     return pos, torch.stack([right, -true_up, fwd])
 
 
-def _rotations(quats: torch.Tensor) -> torch.Tensor:
-    q = quats / quats.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    w, x, y, z = q.unbind(1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
-
-
 def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     """The splats in front of the camera and on screen, front to back: centre (u, v) in pixels,
     conic (a, b, c) of the inverse 2-D covariance, peak alpha, colour, and the half-extent of the
@@ -126,7 +118,7 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     jac[:, 0, 2] = -fx * tx / (z * z)
     jac[:, 1, 1] = fy / z
     jac[:, 1, 2] = -fy * ty / (z * z)
-    m = _rotations(t["quats"][idx]) * torch.exp(t["log_scales"][idx])[:, None, :]     # R S
+    m = quat_to_matrix(t["quats"][idx]) * torch.exp(t["log_scales"][idx])[:, None, :]     # R S
     tm = jac @ rows @ m                                                               # (n, 2, 3)
     cov = tm @ tm.transpose(1, 2)
     a = cov[:, 0, 0] + LOW_PASS

@@ -26,6 +26,7 @@ from typing import Optional
 
 import torch
 
+from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.order.curves import curve_order
 
@@ -40,16 +41,6 @@ def ellipsoid_area(s: torch.Tensor) -> torch.Tensor:
     a, b, c = s[:, 0], s[:, 1], s[:, 2]
     p = THOMSEN_P
     return 4 * torch.pi * (((a * b) ** p + (a * c) ** p + (b * c) ** p) / 3) ** (1 / p)
-
-
-def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """(N, 4) quaternions w, x, y, z (any length) -> (N, 3, 3) rotation matrices."""
-    q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    w, x, y, z = q.unbind(1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
 
 
 def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
