@@ -208,7 +208,7 @@ def _render_ours(args: argparse.Namespace, original, other) -> dict:
     from dataclasses import replace
 
     from sogs_core.model.device import resolve_device
-    from sogs_core.render.score import RenderMetricSettings, cameras_for, render_scene, score_views
+    from sogs_core.render.score import RenderMetricSettings, render_pair, score_views
 
     device = resolve_device(args.device)
     settings = RenderMetricSettings.for_device(device)
@@ -216,9 +216,7 @@ def _render_ours(args: argparse.Namespace, original, other) -> dict:
         settings = replace(settings, views=args.views)
     if args.size is not None:
         settings = replace(settings, width=args.size[0], height=args.size[1])
-    cams = cameras_for(original.means, settings)
-    ref = render_scene(original, cams, settings.background, device)
-    out = render_scene(other, cams, settings.background, device)
+    ref, out = render_pair(original.means, original, other, settings, device)
     if args.save_png:
         _save_pngs(args.save_png, ref, out)
     report = score_views(ref, out)

@@ -33,7 +33,7 @@ from sogs_core.pipeline.palette_aside import PaletteAside
 from sogs_core.quantize.palette.fit import Palette, with_palette
 from sogs_core.quantize.palette.numbering import apply_order, number_palette
 from sogs_core.quantize.scene import quantize_splats
-from sogs_core.render.score import RenderMetricSettings, cameras_for, render_scene, score_views
+from sogs_core.render.score import RenderMetricSettings, render_pair, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
 from sogs_core.webp.codec import encode_all, encode_webp
 
@@ -166,11 +166,10 @@ class Compressor:
             report["sh_palette_inertia"] = q.sh_inertia
         if self.render_metric is not None:
             t0 = time.perf_counter()
-            cams = cameras_for(splats.means, self.render_metric)
-            bg = self.render_metric.background
-            scores = score_views(render_scene(ordered, cams, bg), render_scene(decoded, cams, bg))
+            m = self.render_metric
+            scores = score_views(*render_pair(splats.means, ordered, decoded, m))
             report.update({k: scores[k] for k in ("render_psnr", "render_ssim", "render_psnr_worst_view")})
-            report["render_size"] = f"{len(cams)}x{self.render_metric.width}x{self.render_metric.height}"
+            report["render_size"] = f"{m.views}x{m.width}x{m.height}"
             seconds["render"] = time.perf_counter() - t0
         return report
 

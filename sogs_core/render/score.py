@@ -72,16 +72,21 @@ def score_views(reference: list, other: list) -> dict:
             "render_psnr_worst_view": views[worst]["psnr"], "render_worst_view": worst, "views": views}
 
 
+def render_pair(reference_means: np.ndarray, reference, other, settings: RenderMetricSettings,
+                device: Optional[torch.device] = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Both scenes (`Splats`, or tensors on a device) rendered from the same cameras, framed on
+    the reference's positions."""
+    cams = cameras_for(reference_means, settings)
+    return (render_scene(reference, cams, settings.background, device),
+            render_scene(other, cams, settings.background, device))
+
+
 def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderMetricSettings] = None,
-                    device: Optional[torch.device] = None, reference_tensors: Optional[dict] = None,
-                    other_tensors: Optional[dict] = None) -> dict:
+                    device: Optional[torch.device] = None) -> dict:
     """PSNR/SSIM of `other` against `reference`, both rendered by our rasterizer from the same
-    cameras. Tensors already on the device may be passed to skip the copies."""
+    cameras."""
     device = device or torch.device("cpu")
     settings = settings or RenderMetricSettings.for_device(device)
-    cams = cameras_for(reference.means, settings)
-    ref = render_scene(reference_tensors or reference, cams, settings.background, device)
-    out = render_scene(other_tensors or other, cams, settings.background, device)
-    report = score_views(ref, out)
-    report.update(renderer="sogs-raster", size=f"{settings.width}x{settings.height}", device=device.type)
+    report = score_views(*render_pair(reference.means, reference, other, settings, device))
+    report.update(renderer=f"sogs-raster on {device.type}", size=f"{settings.width}x{settings.height}")
     return report
