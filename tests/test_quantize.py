@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sogs_core.quantize.codebook import kmeans_1d, nearest_index
+from sogs_core.quantize.scene import splat_importance
 from sogs_core.quantize.palette.kmeans import kmeans, palette_size
 from sogs_core.formats.sog.codes import (decode_means, decode_opacity, decode_quats, encode_means, encode_opacity,
                                 encode_quats)
@@ -67,6 +68,29 @@ def test_density_weighting_leaves_discrete_values_to_plain_kmeans():
     plain, pi = kmeans_1d(x, pin_ends=True)
     tail, ti = kmeans_1d(x, pin_ends=True, density_alpha=0.25)
     assert torch.equal(plain, tail) and torch.equal(pi, ti)
+
+
+def test_importance_weighted_codebook_serves_the_splats_a_viewer_sees():
+    # 50,000 faint specks around -5 and 300 large opaque splats spread over [-1, 0]: weighted by
+    # importance (opacity x radius), the large ones' scales are stored far closer; every label is
+    # still the nearest level, and decoded codes (few distinct values) are fitted as without it
+    rng = np.random.default_rng(6)
+    small = rng.normal(-5.0, 0.8, (50000, 3))
+    large = rng.uniform(-1.0, 0.0, (300, 3))
+    scales = torch.from_numpy(np.concatenate([small, large]).astype(np.float32))
+    opacity = torch.from_numpy(np.concatenate([np.full(50000, -3.0), np.full(300, 4.0)]).astype(np.float32))
+    weight = splat_importance(scales, opacity)[:, None].expand_as(scales)
+    plain, pi = kmeans_1d(scales, pin_ends=True, density_alpha=0.25)
+    seen, si = kmeans_1d(scales, pin_ends=True, density_alpha=0.25, importance=weight)
+    err = lambda cb, i: (scales - cb[i.long()]).abs()[50000:]  # noqa: E731
+    assert err(seen, si).mean() < 0.5 * err(plain, pi).mean()
+    best = (scales.reshape(-1, 1) - seen[None]).abs().min(1).values.reshape(scales.shape)
+    assert torch.allclose((scales - seen[si.long()]).abs(), best, atol=1e-6)
+    levels = torch.from_numpy(np.random.default_rng(4).normal(-4, 1, 700).astype(np.float32))
+    x = levels[torch.from_numpy(np.random.default_rng(5).integers(0, 700, (20000, 3)))]
+    w = splat_importance(x, torch.zeros(20000))[:, None].expand_as(x)
+    assert torch.equal(kmeans_1d(x, pin_ends=True, density_alpha=0.25, importance=w)[0],
+                       kmeans_1d(x, pin_ends=True, density_alpha=0.25)[0])
 
 
 def test_means_within_half_a_step():

@@ -45,11 +45,27 @@ def _render(s: Splats, view: View = FRONT, size: int = 33) -> np.ndarray:
 def test_one_splat_draws_its_colour_in_the_middle_and_nothing_in_the_corner():
     img = _render(_splats([[0, 0, 5]], [[1.0, 0.2, 0.0]]))
     centre = img[16, 16]
-    np.testing.assert_allclose(centre, 0.99 * np.array([1.0, 0.2, 0.0]), atol=0.02)   # alpha capped at 0.99
+    # opacity sigmoid(8) x the falloff at the centre pixel (the engine does not clamp alpha)
+    np.testing.assert_allclose(centre, np.array([1.0, 0.2, 0.0]), atol=0.02)
     assert img[0, 0].max() == 0.0
     # symmetric footprint around the centre pixel
     np.testing.assert_allclose(img[16, 10], img[16, 22], atol=1e-5)
     np.testing.assert_allclose(img[10, 16], img[22, 16], atol=1e-5)
+
+
+def test_footprint_is_the_engines_a_subpixel_splat_is_not_drawn_and_the_quad_ends_at_2_8_sigma():
+    """The engine skips splats whose quad half-axis is under 2 px and cuts each at d^2 = 8."""
+    tiny = _render(_splats([[0, 0, 5]], [[1.0, 1.0, 1.0]], log_scale=-3.5))
+    assert tiny.max() == 0.0
+    # sigma = 4 px on a 33 px image: fy = 16.5 / tan(30 deg), so the scale is 4 * 5 / fy; at
+    # 2.9 sigma a 3DGS footprint (alpha >= 1/255) would still draw, the engine's quad has ended
+    fy = 16.5 / math.tan(math.radians(30.0))
+    img = _render(_splats([[0, 0, 5]], [[1.0, 1.0, 1.0]], log_scale=math.log(4.0 * 5 / fy)))
+    sigma = math.sqrt(16.0 + raster.LOW_PASS)
+    inside, outside = int(2.6 * sigma), int(math.ceil(2.9 * sigma))
+    assert math.exp(-0.5 * (outside / sigma) ** 2) > 1 / 255
+    assert img[16, 16 + inside].max() > 0.0
+    assert img[16, 16 + outside].max() == 0.0
 
 
 def test_the_nearer_splat_covers_the_farther_one_whatever_the_input_order():
@@ -62,7 +78,7 @@ def test_the_nearer_splat_covers_the_farther_one_whatever_the_input_order():
 
 def test_image_orientation_follows_the_camera():
     """A splat at world +x shows right of centre, one at +y (down in 3DGS captures) below it."""
-    img = _render(_splats([[1.0, 0, 5], [0, 1.0, 5]], [[1, 0, 0], [0, 1, 0]], log_scale=-3.0))
+    img = _render(_splats([[1.0, 0, 5], [0, 1.0, 5]], [[1, 0, 0], [0, 1, 0]], log_scale=-2.0))
     red = np.unravel_index(np.argmax(img[..., 0]), img.shape[:2])
     green = np.unravel_index(np.argmax(img[..., 1]), img.shape[:2])
     assert red[1] > 16 and abs(red[0] - 16) <= 1

@@ -15,7 +15,8 @@ import torch
 
 def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
               tol: float = 1e-7, pin_ends: bool = False,
-              density_alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+              density_alpha: float = 1.0,
+              importance: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit k sorted centroids to `values` (any shape); returns (codebook (k,) float32, labels).
 
     labels has the shape of `values`, dtype uint8 for k <= 256 (int64 otherwise), and holds for
@@ -33,7 +34,12 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
     codebooks use. Values with no more distinct values than histogram bins (a decoded lossy
     input, e.g. SOG v1's 8-bit scales) are fitted plainly: plain k-means puts levels on those
     values exactly, where weighting would flatten their frequent levels (bench/NOTES.md).
+
+    importance (shape of `values`, >= 0) multiplies each value's weight: how much its error
+    shows in a picture (a large opaque splat's scale more than a faint speck's).
     """
+    if importance is not None:
+        return _kmeans_1d_importance(values, importance, k, max_iters, tol, pin_ends, density_alpha)
     flat = values.reshape(-1).to(torch.float64)
     if flat.is_cuda:
         srt, _ = torch.sort(flat)
@@ -56,6 +62,44 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
             wprefix = _to_host(torch.cat([zero, torch.cumsum(weights, 0)]))
         cb = _companded_init(density, lo, width, k)
         if cb.numel() < k:  # heavy ties at quantiles: fill from the distinct values evenly
+            extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=flat.device).round().long()]
+            cb = torch.unique(torch.cat([cb, extra]))[:k]
+            while cb.numel() < k:
+                cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=flat.device)[:k]]]))[:k]
+        cb = torch.from_numpy(_lloyd(_to_host(srt), _to_host(prefix), cb.cpu().numpy(), max_iters, tol,
+                                     pin_ends, wprefix)).to(flat.device)
+    cb32 = cb.to(torch.float32)
+    labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
+    dtype = torch.uint8 if k <= 256 else torch.int64
+    return cb32, labels.to(dtype).reshape(values.shape)
+
+
+def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int, max_iters: int,
+                          tol: float, pin_ends: bool,
+                          density_alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`kmeans_1d` with a weight per value: the values sorted with their weights (argsort), each
+    weight times the density weight of its histogram bin, then the same weighted Lloyd steps.
+    Values with no more distinct values than bins are fitted as `kmeans_1d` fits them."""
+    flat = values.reshape(-1).to(torch.float64)
+    srt, perm = torch.sort(flat)
+    w = importance.reshape(-1).to(torch.float64)[perm].clamp_min(0.0)
+    uniq = torch.unique_consecutive(srt)
+    if uniq.numel() <= k:
+        cb = torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())])
+    else:
+        idx, hist, lo, width = _histogram(srt, k)
+        if uniq.numel() <= len(hist):    # decoded codes: plain k-means keeps their levels exact
+            return kmeans_1d(values, k, max_iters, tol, pin_ends, density_alpha)
+        dens, _ = _density_weights(idx, hist, density_alpha)
+        if dens is not None:
+            w = w * dens
+        w = w + 1e-12 * float(w.max().clamp_min(1e-30))     # every value keeps a trace of weight
+        density = torch.bincount(idx, weights=w, minlength=len(hist))
+        zero = torch.zeros(1, dtype=torch.float64, device=flat.device)
+        prefix = torch.cat([zero, torch.cumsum(srt * w, 0)])
+        wprefix = _to_host(torch.cat([zero, torch.cumsum(w, 0)]))
+        cb = _companded_init(density, lo, width, k)
+        if cb.numel() < k:
             extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=flat.device).round().long()]
             cb = torch.unique(torch.cat([cb, extra]))[:k]
             while cb.numel() < k:

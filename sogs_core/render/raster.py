@@ -1,11 +1,16 @@
 """Our own Gaussian splat rasterizer, in torch so that one code path runs on a CPU and a GPU.
 
-What a viewer does, in the 3DGS way the PlayCanvas engine also follows: each splat's 3-D
-covariance projected through the camera's Jacobian (plus a 0.3 px^2 low-pass, as the engine and
-the reference rasterizer add), its colour from its SH coefficients and the view direction,
-alpha = opacity x the Gaussian falloff (at most 0.99, nothing below 1/255), composited front to
-back in depth order over the background. The engine's own rendering (`harness`) stays the
-conformance truth; this is the fast metric a batch can afford for every scene (`render.score`).
+What a viewer does, with the footprint the PlayCanvas engine's splat shader draws (so that a
+metric scores what its viewers show, not the wider 3DGS reference footprint): each splat's 3-D
+covariance projected through the camera's Jacobian plus a 0.3 px^2 low-pass; the 2-D
+covariance's smaller eigenvalue raised to at least 0.1 px^2 and both capped at (min(1024, W,
+H))^2 / 2; splats whose larger quad half-axis 2 sqrt(2 lambda) is under 2 px not drawn; the
+falloff the engine's `normExp`: (exp(-d^2/2) - e^-4) / (1 - e^-4), cut at d^2 = 8, alpha =
+opacity x falloff with no upper clamp and nothing below 1/255. Colour from the SH coefficients
+and the view direction, composited front to back in depth order over the background. What stays
+different: the engine sorts by bucketed depth and blends into 8 bits, which puts a noise floor
+under its PSNR (bench/NOTES.md). The engine's own rendering (`harness`) stays the conformance
+truth; this is the fast metric a batch can afford for every scene (`render.score`).
 
 Why fragments and not tiles: at the low resolutions a metric needs, most splats cover a few
 pixels, so each splat emits only the pixels of its own footprint (the box where its alpha can
@@ -32,7 +37,15 @@ SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.37317633
 #: the screen-space low-pass added to every projected covariance (px^2)
 LOW_PASS = 0.3
 ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
+#: the engine's quad covers d^2 <= 8 (2 sqrt 2 standard deviations); its falloff reaches 0 there
+CUT_D2 = 8.0
+FALLOFF_FLOOR = math.exp(-4.0)
+#: the smallest eigenvalue (px^2) the engine gives a projected splat, and the largest half-axis
+#: (px) below which it draws nothing (its material's minPixelSize)
+MIN_EIGENVALUE = 0.1
+MIN_PIXEL_SIZE = 2.0
+#: alpha is kept below 1 so that log(1 - alpha) stays finite (an 8-bit target cannot tell)
+ALPHA_MAX = 1.0 - 1e-6
 #: fragments per chunk on a CPU and on a GPU: bounds the memory of one render whatever the
 #: scene's size (a GPU takes bigger chunks: fewer kernel launches)
 CHUNK_FRAGMENTS = 1 << 22
@@ -121,17 +134,18 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     m = quat_to_matrix(t["quats"][idx]) * torch.exp(t["log_scales"][idx])[:, None, :]     # R S
     tm = jac @ rows @ m                                                               # (n, 2, 3)
     cov = tm @ tm.transpose(1, 2)
-    a = cov[:, 0, 0] + LOW_PASS
-    b = cov[:, 0, 1]
-    c = cov[:, 1, 1] + LOW_PASS
+    a, b, c, on = _engine_footprint(cov[:, 0, 0] + LOW_PASS, cov[:, 0, 1], cov[:, 1, 1] + LOW_PASS,
+                                    min(1024.0, cam.width, cam.height))
     det = (a * c - b * b).clamp_min(1e-12)
     u = cx + fx * pc[:, 0] / z
     v = cy + fy * pc[:, 1] / z
-    # alpha0 * exp(-d^2 / 2) >= 1/255 within d = sqrt(2 ln(255 alpha0)) standard deviations
-    reach = torch.sqrt(2 * torch.log((alpha0 / ALPHA_MIN).clamp_min(1.0)))
+    # alpha0 (exp(-d^2/2) - f) / (1 - f) >= 1/255 within d^2 <= -2 ln(f + (1 - f) / (255 alpha0)),
+    # and never past the quad's d^2 = 8
+    need = FALLOFF_FLOOR + (1.0 - FALLOFF_FLOOR) * ALPHA_MIN / alpha0.clamp_min(ALPHA_MIN)
+    reach = torch.sqrt((-2.0 * torch.log(need.clamp_max(1.0))).clamp(0.0, CUT_D2))
     ext_x = reach * torch.sqrt(a)
     ext_y = reach * torch.sqrt(c)
-    on = (u + ext_x >= 0) & (u - ext_x <= cam.width) & (v + ext_y >= 0) & (v - ext_y <= cam.height)
+    on = on & (u + ext_x >= 0) & (u - ext_x <= cam.width) & (v + ext_y >= 0) & (v - ext_y <= cam.height)
     order = torch.argsort(torch.where(on, z, torch.full_like(z, math.inf)))[: int(on.sum())]
     sel = idx[order]
     dirs = t["means"][sel] - pos
@@ -139,6 +153,28 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     return {"u": u[order], "v": v[order], "a": (c / det)[order], "b": (-b / det)[order], "c": (a / det)[order],
             "alpha": alpha0[order], "ext_x": ext_x[order], "ext_y": ext_y[order],
             "rgb": colours(t["f_dc"][sel], t["f_rest"][sel], dirs)}
+
+
+def _engine_footprint(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+                      vmin: float) -> tuple[torch.Tensor, ...]:
+    """The 2-D covariance (a, b; b, c) as the engine draws it: eigenvalues clamped to
+    [MIN_EIGENVALUE, vmin^2 / 2], recomposed; and which splats it draws at all (larger quad
+    half-axis at least MIN_PIXEL_SIZE)."""
+    mid = 0.5 * (a + c)
+    radius = torch.sqrt((0.5 * (a - c)) ** 2 + b * b)
+    cap = vmin * vmin / 2.0
+    lam1 = (mid + radius).clamp(MIN_EIGENVALUE, cap)
+    lam2 = (mid - radius).clamp(MIN_EIGENVALUE, cap)
+    drawn = 2.0 * torch.sqrt(2.0 * lam1) >= MIN_PIXEL_SIZE
+    # unit eigenvector of lam1: (b, lam1 - a), or the x axis where the covariance is diagonal
+    # with a >= c (the engine normalizes the same vector)
+    ex, ey = b, (mid + radius) - a
+    norm = torch.sqrt(ex * ex + ey * ey)
+    flat = norm < 1e-20
+    ex = torch.where(flat, torch.ones_like(ex), ex / norm.clamp_min(1e-30))
+    ey = torch.where(flat, torch.zeros_like(ey), ey / norm.clamp_min(1e-30))
+    return (lam1 * ex * ex + lam2 * ey * ey, (lam1 - lam2) * ex * ey, lam1 * ey * ey + lam2 * ex * ex,
+            drawn)
 
 
 def _boxes(p: dict[str, torch.Tensor], cam: Camera) -> tuple[torch.Tensor, ...]:
@@ -187,8 +223,9 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
             who, px, py = who[open_], px[open_], py[open_]
         dx = px.float() + 0.5 - p["u"][sl][who]
         dy = py.float() + 0.5 - p["v"][sl][who]
-        power = -0.5 * (p["a"][sl][who] * dx * dx + p["c"][sl][who] * dy * dy) - p["b"][sl][who] * dx * dy
-        alpha = (p["alpha"][sl][who] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
+        d2 = (p["a"][sl][who] * dx * dx + p["c"][sl][who] * dy * dy) + 2.0 * p["b"][sl][who] * dx * dy
+        falloff = ((torch.exp(-0.5 * d2.clamp_min(0.0)) - FALLOFF_FLOOR) / (1.0 - FALLOFF_FLOOR)).clamp_min(0.0)
+        alpha = (p["alpha"][sl][who] * falloff).clamp_max(ALPHA_MAX)
         live = alpha >= ALPHA_MIN
         pix = (py * cam.width + px)[live]
         alpha, who = alpha[live], who[live]
