@@ -170,7 +170,7 @@ class SceneCompressor:
         from sogs_core.model.errors import SogsError
 
         row = task_row(task, self.run_id, self.settings_hash, node=self.node, gpu=self.compressor.device_name,
-                       started_at=utcnow())
+                       started_at=utcnow(), quality=self.compressor.settings.quality)
         attempts = attempt_offset
         while True:
             attempts += 1

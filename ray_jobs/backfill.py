@@ -480,7 +480,11 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
             continue
         try:
             prev = done_by_other_run(task)
-            row = skipped_row(prev, run_id) if prev is not None else runner.run(task, run_id, shash)
+            if prev is not None:
+                row = skipped_row(prev, run_id)
+            else:
+                row = runner.run(task, run_id, shash)
+                row["quality"] = args.quality
             writer.add(row)
         finally:
             leases.release(task["output_uri"])

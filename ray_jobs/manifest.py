@@ -34,7 +34,7 @@ SCHEMA = pa.schema(
     + [("status", pa.string()), ("error_class", pa.string()), ("error_message", pa.string()),
        ("attempts", pa.int32()), ("node", pa.string()), ("gpu", pa.string()),
        ("lod_levels", pa.int8()), ("lod_files", pa.int32()), ("lod_counts", pa.string()),
-       ("settings_hash", pa.string()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+       ("settings_hash", pa.string()), ("quality", pa.int8()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
        ("finished_at", pa.timestamp("us", tz="UTC"))])
 
 

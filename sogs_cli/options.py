@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from sogs_core.settings import (ORDER_METHODS, PLAS_SCHEDULES, ChunkOptions, CompressSettings, StreamedSettings,
-                                WebpSettings, plas_schedule)
+from sogs_core.settings import (DEFAULT_QUALITY, ORDER_METHODS, PLAS_SCHEDULES, ChunkOptions, CompressSettings,
+                                StreamedSettings, WebpSettings, plas_schedule)
 
 #: what compress, decompress, info, compare and the backfill read (sogs_core.formats says how
 #: each is recognised)
@@ -31,9 +31,20 @@ WEBP_ENCODER_HELP = ("who writes the WebP images: libwebp (one CPU thread per im
                      "means_u and means_l from 2M splats, every image from 6M; else libwebp)")
 
 
+def quality_level(text: str) -> int:
+    """--quality's value: an integer 0..100, else argparse's one-line usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer 0..100, not {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 0..100, not {value}")
+    return value
+
+
 def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: bool = False) -> None:
     """The options of `CompressSettings` (--sh-bands, --seed, --iterations, --order, --plas,
-    --webp-encoder, --requantize); `hashed` adds that each is part of the backfill's settings hash."""
+    --webp-encoder, --quality, --requantize); `hashed` adds that each is part of the backfill's settings hash."""
     tail = " (part of the settings hash)" if hashed else ""
     group.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None,
                        help="keep SH bands up to this degree (default: all the input has)" + tail)
@@ -48,6 +59,12 @@ def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: boo
                             + plas_auto + tail)
     group.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
                        help=WEBP_ENCODER_HELP + tail)
+    group.add_argument("--quality", type=quality_level, default=DEFAULT_QUALITY, metavar="0..100",
+                       help="what to trade for bytes, cwebp's convention (default %(default)s): 100 stores "
+                            "every attribute at its nearest code (positions within half a 16-bit step); each 10 "
+                            "points below 100 drop one more low bit of the positions (at most 4: 90 -> within 1 "
+                            "step, 60 or less -> within 8); README 'Quality levels' has the bytes and render "
+                            "PSNR of each level" + tail)
     group.add_argument("--requantize", action="store_true",
                        help="SOG v2 input: quantize and cluster it again instead of keeping its codes (default: keep "
                             "them, re-order and re-encode only, so they lose nothing a second time)" + tail)
@@ -57,7 +74,7 @@ def compress_settings(args: argparse.Namespace, on_gpu: bool) -> CompressSetting
     """`CompressSettings` from the options of `add_compress_options`; `on_gpu` decides --plas auto."""
     return CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
                             order=args.order, plas=plas_schedule(args.plas, on_gpu), requantize=args.requantize,
-                            webp=replace(WebpSettings(), encoder=args.webp_encoder))
+                            webp=replace(WebpSettings(), encoder=args.webp_encoder), quality=args.quality)
 
 
 def add_streamed_options(group) -> None:

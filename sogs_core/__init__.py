@@ -10,7 +10,7 @@ One package a job, in the order the data goes:
     render/     the PlayCanvas engine in headless Chromium, for `compare --render`
     settings    every setting that changes the output bytes (the settings hash)
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from sogs_core.model.errors import PlyError, SogFormatError, SogsError, SplatFileError  # noqa: E402,F401
 from sogs_core.model.splats import Splats  # noqa: E402,F401

@@ -173,6 +173,11 @@ def _for_image(overrides: tuple, name: str, default):
     return next((value for image, value in overrides if name.endswith(image)), default)
 
 
+#: the `--quality` that `compress` and the backfill use unless told otherwise; what each level
+#: trades is `quantize.quality`'s
+DEFAULT_QUALITY = 100
+
+
 @dataclass
 class CompressSettings:
     """Everything that changes the output bytes; hashed into the manifest's settings_hash."""
@@ -185,10 +190,13 @@ class CompressSettings:
     chain: ChainConfig = field(default_factory=ChainConfig)   # used by order "chain"
     requantize: bool = False            # SOG v2 inputs: quantize again instead of keeping their codes
     webp: WebpSettings = field(default_factory=WebpSettings)
+    quality: int = DEFAULT_QUALITY      # 0..100: 100 nearest codes; lower drops position bits
 
     def __post_init__(self) -> None:
         if self.order not in ORDER_METHODS:
             raise ValueError(f"unknown order {self.order!r} ({', '.join(ORDER_METHODS)})")
+        if not 0 <= self.quality <= 100:
+            raise ValueError(f"--quality must be 0..100, not {self.quality}")
 
     def digest(self) -> str:
         """Hash of what changes the bytes: the schedule of an order that is not used is left out."""
@@ -199,6 +207,8 @@ class CompressSettings:
             fields.pop("chain")
         if not self.requantize:
             fields.pop("requantize")        # the default leaves the hash of earlier runs as it was
+        if self.quality == 100:
+            fields.pop("quality")           # likewise
         blob = json.dumps({"v": __version__, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -132,7 +132,7 @@ class Compressor:
     def _quantize(self, tens: dict[str, torch.Tensor], codes: Optional[QuantizedScene]) -> QuantizedScene:
         """All codes but the SH palette, or a SOG v2 input's stored codes as they are."""
         q = codes if codes is not None else quantize_splats(
-            tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"])
+            tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"], self.settings.quality)
         self._sync()
         return q
 

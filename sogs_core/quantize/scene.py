@@ -10,6 +10,7 @@ import torch
 from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats
 from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.quantize.palette.fit import add_palette
+from sogs_core.quantize.quality import position_drop_bits
 
 #: density weight of the scale and colour codebooks (`kmeans_1d`'s density_alpha): plain k-means
 #: spends its levels on the dense centre and starves the tails, where the largest and brightest
@@ -27,13 +28,14 @@ def splat_importance(log_scales: torch.Tensor, opacity: torch.Tensor) -> torch.T
 
 
 def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
-                    f_dc: torch.Tensor, opacity: torch.Tensor) -> QuantizedScene:
+                    f_dc: torch.Tensor, opacity: torch.Tensor, quality: int = 100) -> QuantizedScene:
     """Quantize everything but the SH palette (all tensors on one device), splats in input order.
 
     Nothing here depends on the order, so the order is chosen afterwards, from these bytes, and
     applied with `QuantizedScene.take`; the five images these codes fill are then final, and the
-    compressor encodes them while the SH palette's k-means (`add_palette`) runs."""
-    mq, mins, maxs = encode_means(means)
+    compressor encodes them while the SH palette's k-means (`add_palette`) runs. `quality` picks
+    the levers of `quantize.quality` (100: nearest codes everywhere)."""
+    mq, mins, maxs = encode_means(means, position_drop_bits(quality))
     weight = splat_importance(log_scales, opacity)[:, None]
     scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
                           importance=weight.expand_as(log_scales))
@@ -49,7 +51,7 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
 def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
                    f_dc: torch.Tensor, opacity: torch.Tensor, f_rest: torch.Tensor,
                    kmeans_iterations: int = 10, seed: int = 0, progress=None,
-                   timings: Optional[dict] = None) -> QuantizedScene:
+                   timings: Optional[dict] = None, quality: int = 100) -> QuantizedScene:
     """Quantize every attribute, SH palette included (`quantize_splats` + `add_palette`)."""
-    return add_palette(quantize_splats(means, quats, log_scales, f_dc, opacity), f_rest,
+    return add_palette(quantize_splats(means, quats, log_scales, f_dc, opacity, quality), f_rest,
                        kmeans_iterations, seed, progress, timings)

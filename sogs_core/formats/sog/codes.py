@@ -27,12 +27,16 @@ def log_transform(v: torch.Tensor) -> torch.Tensor:
     return torch.sign(v) * torch.log1p(v.abs())
 
 
-def encode_means(means: torch.Tensor) -> tuple[torch.Tensor, list[float], list[float]]:
-    """(N, 3) positions -> (N, 3) int32 codes in 0..65535, per-axis mins and maxs of t(v)."""
+def encode_means(means: torch.Tensor, drop_bits: int = 0) -> tuple[torch.Tensor, list[float], list[float]]:
+    """(N, 3) positions -> (N, 3) int32 codes in 0..65535, per-axis mins and maxs of t(v).
+
+    drop_bits > 0 rounds each code to the nearest multiple of 2^drop_bits (a coarser grid whose
+    low bits cost the encoder little; `quantize.quality`)."""
     t = log_transform(means.double())
     lo, hi = t.min(0).values, t.max(0).values
     rng = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
-    q = torch.round(65535.0 * (t - lo) / rng).clamp(0, 65535).to(torch.int32)
+    step = float(1 << drop_bits)
+    q = (torch.round(65535.0 * (t - lo) / rng / step) * step).clamp(0, 65535).to(torch.int32)
     return q, lo.tolist(), hi.tolist()
 
 

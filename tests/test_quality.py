@@ -1,0 +1,63 @@
+"""`--quality`: 100 keeps the tightest contract, each lower level stays within the position
+bound it states and writes fewer bytes, the same seed gives the same bytes, and the level is part
+of the settings hash."""
+from __future__ import annotations
+
+import pytest
+
+from sogs_core.formats import read_splats
+from sogs_core.formats.ply.write import ply_bytes
+from sogs_core.pipeline.compressor import Compressor
+from sogs_core.pipeline.fidelity import fidelity
+from sogs_core.quantize.quality import position_bound_steps, position_drop_bits
+from sogs_core.settings import CompressSettings
+
+from .conftest import make_scene
+from .test_cli import cli
+
+
+@pytest.fixture(scope="module")
+def scene_ply():
+    return ply_bytes(make_scene(6000, 0, seed=11))
+
+
+def _compress(data: bytes, quality: int) -> tuple[bytes, dict]:
+    res = Compressor(device="cpu", settings=CompressSettings(quality=quality)).compress(data, name="s.ply")
+    return res.package.bundle_bytes(), res.fidelity
+
+
+def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
+    assert [position_drop_bits(q) for q in (100, 99, 91, 90, 81, 80, 60, 0)] == [0, 1, 1, 1, 2, 2, 4, 4]
+    reference = read_splats(scene_ply, "s.ply")
+    sizes = {}
+    for quality in (100, 90, 70):
+        data, report = _compress(scene_ply, quality)
+        sizes[quality] = len(data)
+        bound = position_bound_steps(quality)
+        assert report["position_max_steps"] <= bound + 1e-3
+        # the file read back, matched by position, says the same
+        assert fidelity(reference, read_splats(data, "s.sog"))["position_max_steps"] <= bound + 1e-3
+        assert report["rotation_max_deg"] <= 1.5 and report["opacity_max_error"] <= 0.5 / 255 + 1e-6
+    assert report["position_max_steps"] > 0.5 + 1e-3        # level 70 did use its coarser grid
+    assert sizes[70] < sizes[90] < sizes[100]
+
+
+def test_same_level_same_seed_same_bytes(scene_ply):
+    assert _compress(scene_ply, 80)[0] == _compress(scene_ply, 80)[0]
+
+
+def test_level_is_in_the_settings_hash_and_100_keeps_the_old_one():
+    base = CompressSettings()
+    assert CompressSettings(quality=100).digest() == base.digest()
+    assert CompressSettings(quality=90).digest() != base.digest()
+    with pytest.raises(ValueError, match="quality"):
+        CompressSettings(quality=101)
+
+
+def test_cli_refuses_a_level_outside_0_100(tmp_path, scene_ply):
+    src = tmp_path / "s.ply"
+    src.write_bytes(scene_ply)
+    proc = cli("compress", str(src), str(tmp_path / "o.sog"), "--quality", "120")
+    assert proc.returncode == 2 and "quality" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("compress", str(src), str(tmp_path / "o.sog"), "--quality", "90")
+    assert proc.returncode == 0, proc.stderr
