@@ -3,7 +3,7 @@ PlayCanvas engine (headless Chromium, the conformance truth) on what compression
 
     SOGS_CACHE=.cache python bench/render_agreement.py [--scenes biker guitar ...] [--views 4]
         [--width 256] [--height 256] [--scenes-root ../shared/scenes] [--save-png DIR]
-        [--st-extra 'playbot:-H 0'] [--work DIR [--reuse]] [--json out.json]
+        [--st-extra 'playbot:-H 0'] [--work DIR [--reuse]] [--quality Q] [--json out.json]
 
 For each shared scene (default all six: biker, guitar, playbot, logo_v1, leica_sh3, donut) the
 original is compressed by us (`Compressor(device="cpu")`) and by splat-transform 3.7.0 (`-g cpu`,
@@ -52,6 +52,7 @@ import torch
 from bench.results_io import write_result
 from sogs_core.formats import read_splats
 from sogs_core.pipeline.compressor import Compressor
+from sogs_core.settings import CompressSettings
 from sogs_core.render.cameras import views_around
 from sogs_core.render.harness import ENGINE_VERSION, Renderer, RenderError, find_browser
 from sogs_core.render.metrics import psnr
@@ -128,7 +129,7 @@ def run_scene(name: str, original: str, work: str, st: str, st_extra: list[str],
     t_ours = t_theirs = None                         # None: reused from an earlier run (--reuse)
     if not (a.reuse and os.path.isfile(ours)):
         t0 = time.perf_counter()
-        with Compressor(device="cpu", warm=False) as comp:
+        with Compressor(device="cpu", warm=False, settings=CompressSettings(quality=a.quality)) as comp:
             comp.compress(original, ours)
         t_ours = time.perf_counter() - t0
     if not (a.reuse and os.path.isfile(theirs)):
@@ -153,7 +154,7 @@ def run_scene(name: str, original: str, work: str, st: str, st_extra: list[str],
         imgs["raster"][key] = [as_uint8(img) for img in render_scene(splats, cams)]
         seconds["raster"][key] = (time.perf_counter() - t0) / a.views
 
-    row = {"scene": name, "original": original, "views": a.views, "size": f"{a.width}x{a.height}",
+    row = {"scene": name, "original": original, "quality": a.quality, "views": a.views, "size": f"{a.width}x{a.height}",
            "near": near, "far": far, "ours_bytes": os.path.getsize(ours), "theirs_bytes": os.path.getsize(theirs),
            "splat_transform_args": ["-g", "cpu", *st_extra], "ours_compress_s": t_ours,
            "theirs_compress_s": t_theirs, "seconds_per_view": seconds}
@@ -207,6 +208,7 @@ def main() -> None:
     ap.add_argument("--save-png", default=None, metavar="DIR", help="view 0 of each original: engine | raster")
     ap.add_argument("--work", default=None, help="keep the .sog files here (default: a temporary folder)")
     ap.add_argument("--reuse", action="store_true", help="reuse the .sog files already in --work")
+    ap.add_argument("--quality", type=int, default=100, help="our --quality level (default 100)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     st_extra = dict(ST_EXTRA)

@@ -61,10 +61,11 @@ def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: boo
                        help=WEBP_ENCODER_HELP + tail)
     group.add_argument("--quality", type=quality_level, default=DEFAULT_QUALITY, metavar="0..100",
                        help="what to trade for bytes, cwebp's convention (default %(default)s): 100 stores "
-                            "every attribute at its nearest code (positions within half a 16-bit step); each 10 "
-                            "points below 100 drop one more low bit of the positions (at most 4: 90 -> within 1 "
-                            "step, 60 or less -> within 8); README 'Quality levels' has the bytes and render "
-                            "PSNR of each level" + tail)
+                            "every attribute at its nearest code (positions within half a 16-bit step) with "
+                            "splat-transform's SH palette size; 90-99 drop the lowest position bit (within 1 "
+                            "step) and keep 90 %% of the palette entries, 80-89 two bits and 75 %%, 70-79 three "
+                            "and 50 %%, below 70 four and 37.5 %%; README 'Quality levels' has the bytes and "
+                            "render PSNR of each level" + tail)
     group.add_argument("--requantize", action="store_true",
                        help="SOG v2 input: quantize and cluster it again instead of keeping its codes (default: keep "
                             "them, re-order and re-encode only, so they lose nothing a second time)" + tail)

@@ -11,6 +11,8 @@ import pytest
 from ray_jobs import backfill
 from ray_jobs.manifest import SCHEMA
 from ray_jobs.storage import Store
+from sogs_core.quantize.quality import position_bound_steps
+from sogs_core.settings import DEFAULT_QUALITY
 
 from .ray_helpers import MotoServer, fast_env, scene_files
 
@@ -92,7 +94,9 @@ def test_backfill_resume_and_redo(s3, local_ray):
     for r in ok:
         assert r["splats"] > 0 and r["output_bytes"] > 0 and r["ratio"] > 1
         assert r["input_etag"] and r["settings_hash"] == s["settings_hash"]
-        assert r["fid_rotation_max_deg"] <= 1.5 and r["fid_position_max_steps"] <= 1.0 and r["quality"] == 100
+        # the backfill's default level: positions within its bound, the level in the row
+        assert r["fid_rotation_max_deg"] <= 1.5 and r["quality"] == DEFAULT_QUALITY
+        assert r["fid_position_max_steps"] <= position_bound_steps(DEFAULT_QUALITY) + 1e-3
         assert all(r[f"seconds_{k}"] is not None for k in ("read", "sort", "cluster", "quantize", "encode", "write"))
         # no --render-metric: no render figures, no floor (tests/test_render_columns.py has them on)
         assert all(r[k] is None for k in ("render_psnr", "render_ssim", "render_psnr_worst_view", "render_below_min",

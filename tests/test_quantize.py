@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sogs_core.quantize.codebook import kmeans_1d, nearest_index
-from sogs_core.quantize.scene import splat_importance
+from sogs_core.quantize.weights import splat_importance
 from sogs_core.quantize.palette.kmeans import kmeans, palette_size
 from sogs_core.formats.sog.codes import (decode_means, decode_opacity, decode_quats, encode_means, encode_opacity,
                                 encode_quats)
@@ -211,3 +211,31 @@ def test_palette_fitted_before_the_order_follows_it():
     unordered = dequantize(with_palette(quantize_splats(t["means"], t["quats"], t["log_scales"], t["f_dc"],
                                                         t["opacity"]), pal))
     assert np.array_equal(dequantize(q).f_rest, unordered.f_rest[order])
+
+
+def test_weighted_palette_serves_the_heavy_rows_and_counts_every_entry():
+    """Weighted k-means: the rows of large weight get far closer centroids than unweighted,
+    every centroid is the weighted mean of its rows, and the same seed gives the same fit."""
+    rng = np.random.default_rng(8)
+    x = torch.from_numpy(rng.normal(size=(6000, 9)).astype(np.float32))
+    w = torch.from_numpy(np.where(np.arange(6000) < 300, 100.0, 0.01).astype(np.float32))
+    plain_c, plain_l, _ = kmeans(x, 256, iterations=8, seed=1)
+    seen_c, seen_l, inertia = kmeans(x, 256, iterations=8, seed=1, weights=w)
+    err = lambda c, l: ((x - c[l]) ** 2).sum(1)[:300].mean()  # noqa: E731
+    assert err(seen_c, seen_l) < 0.5 * err(plain_c, plain_l)
+    again = kmeans(x, 256, iterations=8, seed=1, weights=w)
+    assert torch.equal(again[0], seen_c) and torch.equal(again[1], seen_l)
+    assert inertia == pytest.approx(float((((x - seen_c[seen_l]) ** 2).sum(1).double() * w.double()).sum()),
+                                    rel=1e-4)
+
+
+def test_palette_size_per_quality_level():
+    from sogs_core.quantize.palette.kmeans import palette_size
+    from sogs_core.quantize.quality import palette_size_for
+
+    for n in (8192, 9000, 70000, 500):
+        assert palette_size_for(n, 100) == palette_size(n)
+        sizes = [palette_size_for(n, q) for q in (100, 90, 80, 70, 0)]
+        assert sizes == sorted(sizes, reverse=True) and all(s <= n for s in sizes)
+        assert all(s % 64 == 0 for s in sizes[1:]) or palette_size(n) <= 64
+    assert palette_size_for(8192, 90) == 7360        # 90 % of 8192, in whole rows of 64

@@ -32,7 +32,9 @@ from sogs_core.pipeline.fidelity import fidelity_tensors
 from sogs_core.pipeline.palette_aside import PaletteAside
 from sogs_core.quantize.palette.fit import Palette, with_palette
 from sogs_core.quantize.palette.numbering import apply_order, number_palette
+from sogs_core.quantize.quality import palette_size_for
 from sogs_core.quantize.scene import quantize_splats
+from sogs_core.quantize.weights import splat_importance
 from sogs_core.render.score import RenderMetricSettings, render_pair, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
 from sogs_core.webp.codec import encode_all, encode_webp
@@ -187,7 +189,10 @@ class Compressor:
             t0 = time.perf_counter()
             tens = self._to_device(splats)
             fit = codes is None and tens["f_rest"].shape[1] > 0
-            aside = self._palette.start(tens["f_rest"]) if fit and self.device.type == "cuda" else None
+            if fit:
+                weights = splat_importance(tens["log_scales"], tens["opacity"])
+                size = palette_size_for(splats.count, self.settings.quality)
+            aside = self._palette.start(tens["f_rest"], weights, size) if fit and self.device.type == "cuda" else None
             try:
                 q = self._quantize(tens, codes)
                 t1 = time.perf_counter()
@@ -200,7 +205,7 @@ class Compressor:
                 t3 = time.perf_counter()
                 fitted: Optional[Palette] = aside.result() if aside is not None else None   # never leave it running
             if fit and aside is None:
-                fitted = self._palette.fit(tens["f_rest"])
+                fitted = self._palette.fit(tens["f_rest"], weights, size)
             # 'cluster': what the palette added to the wall time (on a GPU only the wait for the
             # k-means that ran beside quantize and sort), so the stages still sum to the total
             seconds["cluster"] = time.perf_counter() - t3

@@ -24,22 +24,25 @@ class PaletteAside:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sogs-palette")
         self._stream: Optional[torch.cuda.Stream] = None
 
-    def start(self, f_rest: torch.Tensor) -> Future:
+    def start(self, f_rest: torch.Tensor, weights: Optional[torch.Tensor] = None,
+              size: Optional[int] = None) -> Future:
         """The fit of f_rest's palette, started on the side thread (rows already on the device)."""
-        return self._thread.submit(self.fit, f_rest)
+        return self._thread.submit(self.fit, f_rest, weights, size)
 
-    def fit(self, f_rest: torch.Tensor) -> Optional[Palette]:
+    def fit(self, f_rest: torch.Tensor, weights: Optional[torch.Tensor] = None,
+            size: Optional[int] = None) -> Optional[Palette]:
         """fit_palette on the side stream (after the rows' copy on the caller's stream), the
-        result on the host when it returns; on a CPU, plainly."""
+        result on the host when it returns; on a CPU, plainly. `weights` and `size` as
+        `fit_palette`'s."""
         if not f_rest.is_cuda:
             with torch.no_grad():
-                return fit_palette(f_rest, self.iterations, self.seed, self.progress)
+                return fit_palette(f_rest, self.iterations, self.seed, self.progress, weights, size)
         if self._stream is None:
             self._stream = torch.cuda.Stream(f_rest.device)
         side = self._stream
         side.wait_stream(torch.cuda.current_stream(f_rest.device))
         with torch.cuda.stream(side), torch.no_grad():
-            out = fit_palette(f_rest, self.iterations, self.seed, self.progress)
+            out = fit_palette(f_rest, self.iterations, self.seed, self.progress, weights, size)
             side.synchronize()
         return out
 

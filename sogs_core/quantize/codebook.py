@@ -30,7 +30,7 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
 
     density_alpha < 1 weighs each value by (values in its histogram bin)^(alpha - 1), so a bin of
     c values counts c^alpha in the squared error: levels move from the dense centre to the sparse
-    tails. 1 is plain k-means; `quantize.scene.TAIL_WEIGHT` is the alpha the scale and colour
+    tails. 1 is plain k-means; `quantize.weights.TAIL_WEIGHT` is the alpha the scale and colour
     codebooks use. Values with no more distinct values than histogram bins (a decoded lossy
     input, e.g. SOG v1's 8-bit scales) are fitted plainly: plain k-means puts levels on those
     values exactly, where weighting would flatten their frequent levels (bench/NOTES.md).

@@ -1,17 +1,27 @@
 """What `--quality` (0..100, cwebp's convention) trades: which levers each level pulls.
 
-100 keeps the format's tightest contract (nearest codes everywhere). Below it the low bits of
-the 16-bit positions are dropped, one more bit per 10 points under 100 (at most 4): the low
-position bytes are the least compressible image of a SOG, and the measured render cost of a
-coarser position grid is the smallest of the levers tried (bench/NOTES.md, session 17).
+100 keeps the format's tightest contract (nearest codes everywhere) and splat-transform's SH
+palette size. Below it:
+- the low bits of the 16-bit positions are dropped, one more bit per 10 points under 100 (at
+  most 4): the low position bytes are the least compressible image of a SOG, and a coarser
+  position grid cost the least render quality of the levers tried;
+- the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
+  weighted by what each splat shows, fewer entries cost little.
+Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
+session 17).
 """
 from __future__ import annotations
 
+from sogs_core.quantize.palette.kmeans import palette_size
+
 MAX_POSITION_DROP_BITS = 4
+#: (lowest quality, fraction of `palette_size` kept), first match from the top
+PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (80, 0.75), (70, 0.5), (0, 0.375))
 
 
 def position_drop_bits(quality: int) -> int:
-    """Low bits of each 16-bit position code left at zero: 0 at 100, 1 at 91-99, 2 at 81-90, ..."""
+    """Low bits of each 16-bit position code left at zero: 0 at 100, 1 at 90-99, 2 at 80-89,
+    3 at 70-79, 4 below 70."""
     if not 0 <= quality <= 100:
         raise ValueError(f"--quality must be 0..100, not {quality}")
     return min(MAX_POSITION_DROP_BITS, (100 - quality + 9) // 10)
@@ -20,3 +30,13 @@ def position_drop_bits(quality: int) -> int:
 def position_bound_steps(quality: int) -> float:
     """The largest position error the level allows, in 16-bit steps (0.5 at 100)."""
     return 0.5 * (1 << position_drop_bits(quality))
+
+
+def palette_size_for(n: int, quality: int) -> int:
+    """SH palette entries for n splats at `quality`: splat-transform's rule scaled by the level's
+    fraction, in whole rows of 64 entries (the centroid image's width), never more than n."""
+    base = palette_size(n)
+    fraction = next(f for lowest, f in PALETTE_FRACTIONS if quality >= lowest)
+    if fraction >= 1.0 or base <= 64:
+        return base
+    return min(n, max(64, int(round(base * fraction / 64)) * 64))

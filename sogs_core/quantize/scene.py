@@ -10,21 +10,8 @@ import torch
 from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats
 from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.quantize.palette.fit import add_palette
-from sogs_core.quantize.quality import position_drop_bits
-
-#: density weight of the scale and colour codebooks (`kmeans_1d`'s density_alpha): plain k-means
-#: spends its levels on the dense centre and starves the tails, where the largest and brightest
-#: splats are; the value was chosen by render PSNR in the PlayCanvas engine (bench/NOTES.md)
-TAIL_WEIGHT = 0.25
-
-
-def splat_importance(log_scales: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
-    """How much a splat's scale or colour error shows in a picture, per splat: its opacity times
-    the geometric mean of its two largest radii ((opacity^2 x area)^0.5). A large opaque splat's
-    error covers many pixels; a faint speck's hardly any. The exponent 0.5 was chosen by render
-    PSNR on the real scenes (bench/NOTES.md)."""
-    top2 = torch.topk(log_scales.float(), 2, dim=1).values.sum(1)
-    return torch.sigmoid(opacity.float()) * torch.exp(0.5 * top2)
+from sogs_core.quantize.quality import palette_size_for, position_drop_bits
+from sogs_core.quantize.weights import TAIL_WEIGHT, splat_importance
 
 
 def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
@@ -52,6 +39,8 @@ def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.T
                    f_dc: torch.Tensor, opacity: torch.Tensor, f_rest: torch.Tensor,
                    kmeans_iterations: int = 10, seed: int = 0, progress=None,
                    timings: Optional[dict] = None, quality: int = 100) -> QuantizedScene:
-    """Quantize every attribute, SH palette included (`quantize_splats` + `add_palette`)."""
+    """Quantize every attribute, SH palette included (`quantize_splats` + `add_palette`, the
+    palette weighted by `splat_importance` and sized by `quality`)."""
     return add_palette(quantize_splats(means, quats, log_scales, f_dc, opacity, quality), f_rest,
-                       kmeans_iterations, seed, progress, timings)
+                       kmeans_iterations, seed, progress, timings, weights=splat_importance(log_scales, opacity),
+                       size=palette_size_for(len(f_rest), quality))

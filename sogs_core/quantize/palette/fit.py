@@ -12,6 +12,7 @@ import torch
 from sogs_core.formats.sog.codes import QuantizedScene
 from sogs_core.model.splats import SH_COEFFS_PER_CHANNEL
 from sogs_core.quantize.codebook import kmeans_1d
+from sogs_core.quantize.weights import TAIL_WEIGHT
 from sogs_core.quantize.palette.kmeans import kmeans, palette_size
 
 
@@ -32,20 +33,31 @@ class Palette:
 
 
 def fit_palette(f_rest: torch.Tensor, kmeans_iterations: int = 10, seed: int = 0,
-                progress=None) -> Optional[Palette]:
-    """The SH palette of f_rest (N, 3K), or None when there is no SH (K = 0)."""
+                progress=None, weights: Optional[torch.Tensor] = None,
+                size: Optional[int] = None) -> Optional[Palette]:
+    """The SH palette of f_rest (N, 3K), or None when there is no SH (K = 0).
+
+    weights (N,) weigh the k-means and its centroids' codebook (each centroid by the weight of
+    its splats, plus the codebooks' density weight): entries and levels go where a viewer sees
+    them. size: palette entries (default `palette_size`, splat-transform's rule)."""
     k = f_rest.shape[1] // 3
     if not k:
         return None
-    p = palette_size(len(f_rest))
+    p = min(size or palette_size(len(f_rest)), len(f_rest))
     t0 = time.perf_counter()
-    centroids, labels, inertia = kmeans(f_rest.float(), p, kmeans_iterations, seed, progress)
+    centroids, labels, inertia = kmeans(f_rest.float(), p, kmeans_iterations, seed, progress, weights=weights)
     if f_rest.is_cuda:
         torch.cuda.synchronize(f_rest.device)
     seconds = time.perf_counter() - t0
     if len(centroids) < p:  # fewer splats than palette entries cannot happen (p <= n), but stay safe
         centroids = torch.cat([centroids, centroids[-1:].expand(p - len(centroids), -1)])
-    ccb, cidx = kmeans_1d(centroids)
+    if weights is None:
+        ccb, cidx = kmeans_1d(centroids)
+    else:
+        member = torch.zeros(p, dtype=torch.float64, device=centroids.device).index_add_(
+            0, labels, weights.to(centroids.device).double())
+        ccb, cidx = kmeans_1d(centroids, density_alpha=TAIL_WEIGHT,
+                              importance=member[:, None].expand_as(centroids).float())
     return Palette(bands=SH_COEFFS_PER_CHANNEL.index(k), labels=labels.cpu().numpy(),
                    palette_idx=cidx.reshape(p, 3, k).cpu().numpy(), codebook=ccb.cpu().numpy(),
                    count=p, inertia=inertia, seconds=seconds)
@@ -62,12 +74,13 @@ def with_palette(q: QuantizedScene, palette: Optional[Palette], order: Optional[
 
 
 def add_palette(q: QuantizedScene, f_rest: torch.Tensor, kmeans_iterations: int = 10, seed: int = 0,
-                progress=None, timings: Optional[dict] = None) -> QuantizedScene:
+                progress=None, timings: Optional[dict] = None, weights: Optional[torch.Tensor] = None,
+                size: Optional[int] = None) -> QuantizedScene:
     """q with the SH palette of f_rest (rows in q's splat order): k-means centroids, each splat's
     label, and the 256-entry codebook of the centroid values. q itself when there is no SH.
 
     timings, when given, receives 'cluster': the seconds of the k-means."""
-    palette = fit_palette(f_rest, kmeans_iterations, seed, progress)
+    palette = fit_palette(f_rest, kmeans_iterations, seed, progress, weights, size)
     if timings is not None:
         timings["cluster"] = palette.seconds if palette is not None else 0.0
     return with_palette(q, palette)

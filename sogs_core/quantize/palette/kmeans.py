@@ -58,30 +58,47 @@ def nearest_fn(x: torch.Tensor, method: str = "auto") -> Callable[[torch.Tensor]
 
 def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
            progress: Optional[Callable[[float], None]] = None,
-           method: str = "auto") -> tuple[torch.Tensor, torch.Tensor, float]:
+           method: str = "auto", weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Lloyd's k-means of rows of x (N, D) into k clusters; returns (centroids, labels, inertia).
 
     Seeded with k distinct random rows; an emptied cluster is re-seeded with the row that is
     currently worst served, so every palette entry stays in use. `method` picks the nearest-
     centroid search (see nearest_fn); the inertia is always summed in float64.
+
+    weights (N,), when given, make it weighted: the seeds drawn in proportion to the weights
+    (Gumbel top-k), each centroid the weighted mean of its rows, the worst served row the one
+    of largest weighted distance, the inertia weighted. A palette then spends its entries on
+    the splats a viewer sees (`quantize.weights.splat_importance`).
     """
     n = len(x)
     k = min(k, n)
     x = x.float()
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    centroids = x[torch.randperm(n, generator=gen, device=x.device)[:k]].clone()
+    if weights is None:
+        centroids = x[torch.randperm(n, generator=gen, device=x.device)[:k]].clone()
+    else:
+        w = weights.to(x.device).float().clamp_min(0.0)
+        w = w + 1e-12 * float(w.max().clamp_min(1e-30))        # every row can still be drawn
+        u = torch.rand(n, generator=gen, device=x.device).clamp_(1e-12, 1.0 - 1e-7)
+        keys = torch.log(w) - torch.log(-torch.log(u))
+        centroids = x[torch.topk(keys, k).indices].clone()
     find = nearest_fn(x, method)
     labels, dists = find(centroids)
     for it in range(iterations):
-        sums = torch.zeros_like(centroids).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)
+        if weights is None:
+            sums = torch.zeros_like(centroids).index_add_(0, labels, x)
+            counts = torch.bincount(labels, minlength=k).to(x.dtype)
+        else:
+            sums = torch.zeros_like(centroids).index_add_(0, labels, x * w[:, None])
+            counts = torch.zeros(k, dtype=x.dtype, device=x.device).index_add_(0, labels, w)
         empty = counts == 0
-        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1)[:, None])
+        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1e-30)[:, None])
         n_empty = int(empty.sum())
         if n_empty:
-            worst = torch.topk(dists, n_empty).indices
+            worst = torch.topk(dists if weights is None else dists * w, n_empty).indices
             centroids[empty] = x[worst]
         labels, dists = find(centroids)
         if progress is not None:
             progress((it + 1) / max(iterations, 1))
-    return centroids, labels, float(dists.double().sum())
+    inertia = dists.double() if weights is None else dists.double() * w.double()
+    return centroids, labels, float(inertia.sum())
