@@ -1,7 +1,7 @@
 """Time each stage of compressing one PLY and write the figures as JSON.
 
     python bench/compress_bench.py scene.ply [--device auto] [--repeat 2] [--json out.json] [--render-metric]
-        [--webp-encoder auto|libwebp|own]
+        [--webp-encoder auto|libwebp|own] [--quality Q]
 
 The first `compress` after construction is timed separately from the warm ones (an actor's
 first scene vs the rest). Prints a table; writes JSON (default bench/results/compress_<name>.json).
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
                     help="which lossless WebP encoder writes the images (as `compress --webp-encoder`)")
+    ap.add_argument("--quality", type=int, default=100, help="--quality level (default 100)")
     ap.add_argument("--render-metric", action="store_true",
                     help="also run the render metric (our rasterizer, RenderMetricSettings.for_device), timed as 'render'")
     a = ap.parse_args()
@@ -44,7 +45,7 @@ def main() -> None:
         from sogs_core.render.score import RenderMetricSettings
 
         metric = RenderMetricSettings.for_device(resolve_device(a.device))
-    comp = Compressor(device=a.device, settings=CompressSettings(webp=WebpSettings(encoder=a.webp_encoder)),
+    comp = Compressor(device=a.device, settings=CompressSettings(webp=WebpSettings(encoder=a.webp_encoder), quality=a.quality),
                       render_metric=metric)
     init_s = time.perf_counter() - t0
     with open(a.ply, "rb") as f:
@@ -59,7 +60,7 @@ def main() -> None:
     import torch
 
     peak = torch.cuda.max_memory_reserved(comp.device) if comp.device.type == "cuda" else None
-    result = {"input": a.ply, "input_bytes": len(data), "count": res.count, "sh_degree": res.sh_degree,
+    result = {"input": a.ply, "input_bytes": len(data), "count": res.count, "sh_degree": res.sh_degree, "quality": a.quality,
               "webp_encoder": a.webp_encoder, "render_metric": a.render_metric, "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
               "runs": runs, "best": best, "peak_gpu_reserved_bytes": peak, "fidelity": res.fidelity, "ratio": len(data) / best["output_bytes"]}
     print(f"\n{'stage':<10}{'seconds':>10}")

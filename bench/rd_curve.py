@@ -2,9 +2,9 @@
 once by splat-transform, every output scored by our render metric against the input.
 
     python bench/rd_curve.py [--scenes leica_sh3 donut guitar biker logo_v1] [--levels 100 90 80 70 60]
-        [--views 4] [--size 256] [--splat-transform BIN] [--json out.json] [--plot out.png]
+        [--views 4] [--size 256] [--splat-transform BIN] [--device cpu|cuda] [--json out.json] [--plot out.png]
 
-CPU (`Compressor(device="cpu")`); splat-transform with `-g cpu` (default: the 3.10.2 copy in
+CPU by default (`--device`); splat-transform with `-g cpu` (default: the 3.10.2 copy in
 .cache/, `npm install --prefix .cache/splat-transform-3.10.2 @playcanvas/splat-transform@3.10.2`).
 Render PSNR is our rasterizer's (the engine's footprint; same ranking as the engine on the shared
 scenes, bench/NOTES.md); the engine's own numbers come from bench/render_agreement.py.
@@ -21,6 +21,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+import torch
 
 from bench.rd_attribution import DEFAULT_ST, SCENES
 from bench.results_io import write_result
@@ -65,11 +67,13 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--splat-transform", default=DEFAULT_ST)
+    ap.add_argument("--device", default="cpu", help="where we compress and render (default cpu)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
     settings = RenderMetricSettings(views=args.views, width=args.size, height=args.size)
-    result = {"views": args.views, "size": args.size, "levels": args.levels,
+    device = torch.device("cuda" if args.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
+    result = {"device": args.device, "views": args.views, "size": args.size, "levels": args.levels,
               "splat_transform": args.splat_transform, "scenes": {}}
     path = None
     for name in args.scenes:
@@ -78,10 +82,10 @@ def main() -> None:
         row = {"count": original.count, "ours": []}
         for q in args.levels:
             t0 = time.perf_counter()
-            data = Compressor(device="cpu", settings=CompressSettings(quality=q)).compress(
+            data = Compressor(device=args.device, settings=CompressSettings(quality=q)).compress(
                 src, with_fidelity=False).package.bundle_bytes()
             sec = time.perf_counter() - t0
-            score = render_fidelity(original, read_splats(data, "out.sog"), settings)
+            score = render_fidelity(original, read_splats(data, "out.sog"), settings, device)
             row["ours"].append({"quality": q, "bytes": len(data), "psnr": score["render_psnr"],
                                 "ssim": score["render_ssim"], "seconds": sec})
             print(f"{name:10s} q{q:<4d} {len(data):>11,d} B {score['render_psnr']:7.2f} dB {sec:6.2f} s", flush=True)
@@ -92,7 +96,7 @@ def main() -> None:
                 subprocess.run([args.splat_transform, "-q", "-w", "-g", "cpu", src, out], check=True,
                                capture_output=True, timeout=3600)
                 sec = time.perf_counter() - t0
-                score = render_fidelity(original, read_splats(out), settings)
+                score = render_fidelity(original, read_splats(out), settings, device)
                 row["theirs"] = {"bytes": os.path.getsize(out), "psnr": score["render_psnr"],
                                  "ssim": score["render_ssim"], "seconds": sec}
             t = row["theirs"]

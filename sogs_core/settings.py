@@ -27,8 +27,9 @@ class ChainConfig:
                                    # walk is cheap there), 128 on a CPU (256 costs much more
                                    # time there for a fraction of a percent)
     means_u_weight: float = 3.0    # cost of a change in the high position bytes vs other bytes
-    choose: bool = True            # also try the y-first Morton order, and write whichever of the
-                                   # two encodes smaller on a sample of the image rows
+    choose: bool = True            # also try the y-first Morton order (and the input order where it
+                                   # is as local as a curve), and write whichever encodes smallest
+                                   # on a sample of the image rows
 
 
 @dataclass(frozen=True)

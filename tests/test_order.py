@@ -253,3 +253,39 @@ def test_chained_order_gets_its_own_webp_effort():
     assert files["0:means_u.webp"] == encode_webp(img, chained, "means_u.webp")
     assert files["1:means_u.webp"] == encode_webp(img, st, "means_u.webp")
     assert files["0:means_u.webp"] != files["1:means_u.webp"]     # the two efforts differ on this image
+
+
+def _lattice_scene(seed: int = 1):
+    """A structured-position scene (a generator's lattice, as DreamGaussian-style objects have):
+    splats on a 1/32 grid in a spherical shell, written in lattice order."""
+    from sogs_core.model.splats import Splats
+
+    rng = np.random.default_rng(seed)
+    g = np.arange(-1, 1, 1 / 32)
+    pts = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    shell = pts[np.abs(np.linalg.norm(pts, axis=1) - 0.8) < 0.03].astype(np.float32)
+    n = len(shell)
+    quats = np.tile(np.float32([1, 0, 0, 0]), (n, 1)) + rng.normal(0, 0.05, (n, 4)).astype(np.float32)
+    return Splats(shell, quats, (-4.0 + rng.normal(0, 0.2, (n, 3))).astype(np.float32),
+                  rng.normal(0, 0.5, (n, 3)).astype(np.float32), rng.normal(2, 1, n).astype(np.float32),
+                  np.zeros((n, 0), np.float32))
+
+
+def test_structured_positions_never_larger_than_morton_or_the_input_order():
+    """The default order tries the input order where it is as local as a curve: on a lattice
+    scene it is then no larger than Morton, Hilbert or the input order itself; on a shuffled
+    copy (a trained scene's order) the input order is not even tried."""
+    from sogs_core.order.chain import input_is_local
+    from sogs_core.formats.sog.codes import encode_means
+
+    scene = _lattice_scene()
+    data = ply_bytes(scene)
+    size = {order: len(Compressor(device="cpu", settings=CompressSettings(order=order)).compress(
+        data, name="s.ply", with_fidelity=False).package.bundle_bytes()) for order in ("chain", "morton", "hilbert", "input")}
+    assert size["chain"] <= min(size["morton"], size["hilbert"], size["input"])
+    q, _, _ = encode_means(torch.from_numpy(scene.means))
+    morton = curve_order(torch.from_numpy(scene.means), "morton", axes=Y_TOP).numpy()
+    assert input_is_local(q.numpy(), morton)
+    perm = np.random.default_rng(2).permutation(len(q))
+    shuffled_morton = curve_order(torch.from_numpy(scene.means[perm]), "morton", axes=Y_TOP).numpy()
+    assert not input_is_local(q.numpy()[perm], shuffled_morton)

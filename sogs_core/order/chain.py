@@ -116,10 +116,38 @@ def chain_orders(q: QuantizedScene, means: torch.Tensor, config: ChainConfig) ->
     """The candidate orders: the chained Hilbert order first, then (config.choose) Morton with y
     in the highest bit of each triple (`curves.Y_TOP`): the chain does not beat Morton on the
     real SH scene (Morton beats plain Hilbert there), and the y-first interleave beats the
-    x-first one there (bench/NOTES.md)."""
+    x-first one there (bench/NOTES.md); and the input order itself where it is as local as a
+    curve (`input_is_local`: structured positions)."""
     cols, weights = byte_columns(q, config.means_u_weight)
     dev = means.device
     chunk = config.chunk or (256 if dev.type == "cuda" else 128)
     chained = greedy_chain(curve_order(means, "hilbert"), torch.from_numpy(cols).to(dev),
                            torch.from_numpy(weights).to(dev), chunk)
-    return [chained, curve_order(means, "morton", axes=Y_TOP)] if config.choose else [chained]
+    if not config.choose:
+        return [chained]
+    morton = curve_order(means, "morton", axes=Y_TOP)
+    cands = [chained, morton]
+    if input_is_local(q.means_q, morton.cpu().numpy()):
+        cands.append(torch.arange(q.count, device=dev))
+    return cands
+
+
+#: the input order is tried too when its consecutive splats' position codes differ by at most
+#: this many more bits (mean log2(1 + |difference|) per axis) than along the Morton order
+INPUT_LOCALITY_BITS = 0.5
+
+
+def input_is_local(means_q: np.ndarray, morton: np.ndarray) -> bool:
+    """Whether the input order keeps neighbouring splats together about as well as a curve: a
+    generator that writes splats on a lattice or along a surface (structured positions), or a
+    file already sorted along a curve, does, and then its order may encode smaller than ours;
+    a trained scene's order is noise (5-6 bits a step worse on the shared real_float scenes)
+    and is not worth a candidate's encode. Bits, not distances: WebP pays for a residual by its
+    logarithm, and a few long jumps (a lattice's row changes) cost little."""
+    if len(means_q) < 2:
+        return False
+
+    def bits(m: np.ndarray) -> float:
+        return float(np.log2(1.0 + np.abs(np.diff(m.astype(np.int64), axis=0))).mean())
+
+    return bits(means_q) <= bits(means_q[morton]) + INPUT_LOCALITY_BITS
