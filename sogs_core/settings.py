@@ -178,7 +178,7 @@ def _for_image(overrides: tuple, name: str, default):
 #: PSNR and bytes beside splat-transform on the shared scenes; README "Quality levels"); what
 #: each level trades is `quantize.quality`'s. The library's own default (`CompressSettings`) is
 #: 100, the format's tightest contract, which the conformance tests hold it to.
-DEFAULT_QUALITY = 90
+DEFAULT_QUALITY = 80
 
 
 @dataclass
