@@ -21,6 +21,7 @@ from typing import Callable, Optional
 from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_streamed_options, compress_settings,
                               memory_budget, streamed_settings)
 from sogs_core.formats import FORMAT_NAMES, format_of_name
+from sogs_core.formats.names import unsafe_relative_name
 from sogs_core.settings import CompressSettings
 
 from ray_jobs.leases import Leases
@@ -255,6 +256,12 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     tasks, skipped, claimed = [], [], {}
     input_name = args.input.rstrip("/").rsplit("/", 1)[-1] or "scene"
     for o in objs:
+        unsafe = unsafe_relative_name(o.rel)
+        if unsafe is not None:             # an S3 key such as scenes/../../x.ply: no output path at all
+            tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": None,
+                          "format": format_of_name(o.rel), "error_class": "UnsafeName",
+                          "error": f"its key {unsafe}, which would place its output outside --output; rename it"})
+            continue
         out = output_uri(args.output, o.rel, args.layout, input_name)
         fmt = format_of_name(o.rel)
         streamed = (args.streamed_above is not None and fmt == "ply" and o.problem is None

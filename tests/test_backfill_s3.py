@@ -281,3 +281,24 @@ def _first_part(client) -> str:
     """The name of the manifest object of the first run under lodout/_manifest/."""
     listing = client.list_objects_v2(Bucket=BUCKET, Prefix="lodout/_manifest/")
     return sorted(o["Key"] for o in listing["Contents"] if o["Key"].endswith(".parquet"))[0].rsplit("/", 1)[1]
+
+
+def test_a_key_that_climbs_out_of_the_input_becomes_a_failed_row(s3, local_ray, tmp_path):
+    """An S3 key such as in2/../../escape.ply with a local --output: its row says UnsafeName,
+    nothing is written outside --output, and the other scene is compressed."""
+    from ray_jobs.manifest import read_manifest
+
+    _, client = s3
+    good = scene_files(good=1)["scene_0.ply"]
+    client.put_object(Bucket=BUCKET, Key="in2/scene_0.ply", Body=good)
+    client.put_object(Bucket=BUCKET, Key="in2/../../escape.ply", Body=good)
+    out = tmp_path / "deep" / "out"
+    args = backfill.build_parser().parse_args(["--input", f"s3://{BUCKET}/in2/", "--output", str(out),
+                                               "--max-retries", "1"])
+    s = backfill.run(args)
+    assert (s["ok"], s["failed"]) == (1, 1)
+    rows = read_manifest(Store(), str(out / "_manifest")).to_pylist()
+    bad = [r for r in rows if r["status"] == "failed"]
+    assert len(bad) == 1 and bad[0]["error_class"] == "UnsafeName" and "outside --output" in bad[0]["error_message"]
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(w.startswith("deep/out/") for w in written) and "deep/out/scene_0.sog" in written

@@ -3,7 +3,8 @@
 Used by `decompress --level`, `info` and the tests: every leaf's run of the level is read from
 its file (each file decoded once) and the runs are joined in tree order. The index is checked
 as splat-transform checks it: version 1, counts per level equal to the leaves' runs, runs
-inside their files.
+inside their files; and every name in `filenames` stays inside the folder (`formats.names`),
+checked before any file is opened.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 
 import numpy as np
 
+from sogs_core.formats.names import path_inside, unsafe_relative_name
 from sogs_core.model.errors import SogFormatError
 from sogs_core.model.splats import Splats
 
@@ -30,6 +32,10 @@ def read_lod_meta(path: str) -> dict:
         raise SogFormatError(path, "lodLevels missing or not a positive integer")
     if not isinstance(meta.get("filenames"), list) or not isinstance(meta.get("tree"), dict):
         raise SogFormatError(path, "filenames or tree missing")
+    for name in meta["filenames"] + ([meta["environment"]] if "environment" in meta else []):
+        problem = unsafe_relative_name(name)
+        if problem is not None:     # refused before any file is opened
+            raise SogFormatError(path, f"unsafe file name in filenames: {problem}")
     return meta
 
 
@@ -51,12 +57,21 @@ def read_lod_level(path: str, level: int = 0) -> Splats:
     decoded: dict[int, Splats] = {}
     runs: list[Splats] = []
     for leaf in leaves(meta["tree"]):
-        ref = leaf["lods"].get(str(level))
-        if ref is None or ref["count"] == 0:
+        ref = leaf["lods"].get(str(level)) if isinstance(leaf.get("lods"), dict) else None
+        if ref is None:
             continue
-        f = ref["file"]
+        if not all(isinstance(ref.get(k), int) and ref[k] >= 0 for k in ("offset", "count")):
+            raise SogFormatError(path, f"a leaf's run of level {level} has no whole offset and count: {ref!r:.200}")
+        if ref["count"] == 0:
+            continue
+        f = ref.get("file")
+        if not isinstance(f, int) or not 0 <= f < len(meta["filenames"]):
+            raise SogFormatError(path, f"a leaf names file {f!r}, not one of the {len(meta['filenames'])} filenames")
         if f not in decoded:
-            decoded[f] = read_scene(os.path.join(folder, meta["filenames"][f])).splats
+            target, problem = path_inside(folder, meta["filenames"][f])
+            if problem is not None:
+                raise SogFormatError(path, f"unsafe file name in filenames: {problem}")
+            decoded[f] = read_scene(target).splats
         s = decoded[f]
         if ref["offset"] + ref["count"] > s.count:
             raise SogFormatError(path, f"a leaf's run {ref['offset']}+{ref['count']} runs past the "

@@ -1,0 +1,70 @@
+"""Names that a file holds never reach outside its root: a streamed SOG's `filenames` that climb
+out, are absolute or follow a link out are refused before anything is opened."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from sogs_core.formats.lod_meta.read import read_lod_level, read_lod_meta
+from sogs_core.formats.names import path_inside, unsafe_relative_name
+from sogs_core.formats.sog.package import write_sog
+from sogs_core.model.errors import SogFormatError
+from sogs_core.pipeline.compressor import Compressor
+
+from .conftest import make_scene
+
+
+def test_relative_name_rules():
+    for ok in ("0_0/meta.json", "meta.json", "a/b/c.webp"):
+        assert unsafe_relative_name(ok) is None
+    for bad in ("../outside/meta.json", "/etc/passwd", "a/../../b", "a//b", "./a", "C:/x", "a\\..\\b", "", None, 3):
+        assert unsafe_relative_name(bad) is not None, bad
+
+
+def _streamed_index(folder, filenames) -> str:
+    """A one-leaf lod-meta.json in `folder` whose single level reads filenames[0]."""
+    meta = {"version": 1, "lodLevels": 1, "count": 10, "counts": [10], "filenames": filenames,
+            "tree": {"bound": {"min": [0, 0, 0], "max": [1, 1, 1]},
+                     "lods": {"0": {"file": 0, "offset": 0, "count": 10}}}}
+    path = os.path.join(folder, "lod-meta.json")
+    with open(path, "w") as f:
+        json.dump(meta, f)
+    return path
+
+
+@pytest.fixture(scope="module")
+def outside_scene(tmp_path_factory):
+    """A valid SOG folder outside the streamed SOG's folder: reading it would succeed."""
+    root = tmp_path_factory.mktemp("hostile")
+    pkg = Compressor(device="cpu").encode(make_scene(10, 0, seed=5), {}, with_fidelity=False)[0]
+    write_sog(pkg, str(root / "outside" / "scene") + "/")
+    (root / "inside").mkdir()
+    return root
+
+
+@pytest.mark.parametrize("name", ["../outside/scene/meta.json", "/etc/passwd", "x/../../outside/scene/meta.json"])
+def test_streamed_filenames_that_climb_out_are_refused_unopened(outside_scene, name):
+    index = _streamed_index(str(outside_scene / "inside"), [name])
+    with pytest.raises(SogFormatError, match="unsafe file name") as info:
+        read_lod_level(index)
+    assert "root:" not in str(info.value)            # nothing of /etc/passwd in the message
+    with pytest.raises(SogFormatError, match="unsafe file name"):
+        read_lod_meta(index)
+
+
+def test_a_link_out_of_the_folder_is_refused(outside_scene):
+    inside = outside_scene / "inside"
+    link = inside / "linked"
+    if not link.exists():
+        os.symlink(outside_scene / "outside", link)
+    index = _streamed_index(str(inside), ["linked/scene/meta.json"])
+    assert path_inside(str(inside), "linked/scene/meta.json")[0] is None
+    with pytest.raises(SogFormatError, match="leads outside"):
+        read_lod_level(index)
+    # the same file inside the folder is read
+    os.makedirs(inside / "own", exist_ok=True)
+    write_sog(Compressor(device="cpu").encode(make_scene(10, 0, seed=5), {}, with_fidelity=False)[0],
+              str(inside / "own" / "scene") + "/")
+    assert read_lod_level(_streamed_index(str(inside), ["own/scene/meta.json"])).count == 10
