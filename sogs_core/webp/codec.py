@@ -67,12 +67,18 @@ def encode_webp(rgba: np.ndarray, settings: WebpSettings = WebpSettings(), name:
     return buf.getvalue()
 
 
-def decode_webp(data: bytes, source: str = "<webp>") -> np.ndarray:
-    """WebP bytes -> (H, W, 4) uint8 (alpha 255 where the file has none)."""
+def decode_webp(data: bytes, source: str = "<webp>", max_texels: Optional[int] = None) -> np.ndarray:
+    """WebP bytes -> (H, W, 4) uint8 (alpha 255 where the file has none). `max_texels`: refuse,
+    from the header alone, an image that declares more texels (a 30-byte file can declare
+    13377 x 13377)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.format != "WEBP":
                 raise SogFormatError(source, f"expected a WebP image, found {img.format}")
+            w, h = img.size
+            if max_texels is not None and w * h > max_texels:
+                raise SogFormatError(source, f"declares {w} x {h} texels, more than the {max_texels:,} "
+                                             "this scene can need")
             return np.asarray(img.convert("RGBA"))
     except SogFormatError:
         raise

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from sogs_core.formats.atomic import atomic_write
+from sogs_core.formats.sog.limits import declared_count, entry_bytes
 from sogs_core.model.errors import SogFormatError
 
 
@@ -148,13 +149,25 @@ def load_bundle_bytes(data: bytes, label: str) -> tuple[dict, dict[str, bytes], 
         names = set(z.namelist())
         if "meta.json" not in names:
             raise SogFormatError(label, "bundle has no meta.json at its root")
+        _check_entry(z, "meta.json", {}, label)
         meta = _parse_meta(z.read("meta.json"), label)
         files = {}
         for name in _named_files(meta):
             if name not in names:
                 raise SogFormatError(label, f"meta.json names {name}, which the bundle lacks")
+            _check_entry(z, name, meta, label)
             files[name] = z.read(name)
     return meta, files, label
+
+
+def _check_entry(z: zipfile.ZipFile, name: str, meta: dict, label: str) -> None:
+    """Refuse an entry whose declared inflated size is more than a scene of meta's count can need
+    (`limits`), before inflating it: a 2 MB bundle must not cost gigabytes of memory. zipfile
+    stops reading at the declared size, so the declaration bounds what is read."""
+    size, cap = z.getinfo(name).file_size, entry_bytes(meta, name)
+    if size > cap:
+        raise SogFormatError(label, f"{name} inflates to {size:,} bytes, more than the {cap:,} that a scene of "
+                                    f"{declared_count(meta):,} splats can need")
 
 
 def _load_bundle(path: str) -> tuple[dict, dict[str, bytes], str]:

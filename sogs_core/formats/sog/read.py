@@ -20,6 +20,7 @@ from sogs_core.formats.sog.codes import QuantizedScene, decode_means, decode_qua
 from sogs_core.formats.sog.package import load_bundle_bytes, load_files
 from sogs_core.formats.sog.layout import check_meta_v2
 from sogs_core.model.splats import SH_COEFFS_PER_CHANNEL, Splats
+from sogs_core.formats.sog.limits import CENTROID_TEXELS, per_splat_texels
 from sogs_core.webp.codec import decode_webp
 from sogs_core.formats.checks import finish
 
@@ -27,7 +28,7 @@ V1_BANDS_BY_WIDTH = {64 * 3: 1, 64 * 8: 2, 64 * 15: 3}
 
 
 def _per_splat(files: dict[str, bytes], name: str, count: int, label: str) -> np.ndarray:
-    img = decode_webp(files[name], f"{label}:{name}")
+    img = decode_webp(files[name], f"{label}:{name}", per_splat_texels(count))
     flat = img.reshape(-1, 4)
     if len(flat) < count:
         raise SogFormatError(label, f"{name} holds {len(flat)} texels, fewer than count {count}")
@@ -47,7 +48,7 @@ def _means(files, meta, count, label) -> np.ndarray:
 def _sh_codes(files, meta, count, label, bands: int) -> tuple[np.ndarray, np.ndarray]:
     """(labels (N,), palette (P, K, 3) codebook indices) of the SH images."""
     k = SH_COEFFS_PER_CHANNEL[bands]
-    cent = decode_webp(files[meta["shN"]["files"][0]], f"{label}:centroids")
+    cent = decode_webp(files[meta["shN"]["files"][0]], f"{label}:centroids", CENTROID_TEXELS)
     labels_img = _per_splat(files, meta["shN"]["files"][1], count, label).astype(np.int64)
     labels = labels_img[:, 0] | (labels_img[:, 1] << 8)
     ch, cw = cent.shape[:2]
@@ -111,7 +112,7 @@ def decode_v1(meta: dict, files: dict[str, bytes], label: str) -> Splats:
         sh0 = linear("sh0", _per_splat(files, meta["sh0"]["files"][0], count, label), 4)
         f_rest = np.zeros((count, 0), np.float32)
         if "shN" in meta:
-            cent_w = decode_webp(files[meta["shN"]["files"][0]]).shape[1]
+            cent_w = decode_webp(files[meta["shN"]["files"][0]], f"{label}:centroids", CENTROID_TEXELS).shape[1]
             bands = V1_BANDS_BY_WIDTH.get(cent_w)
             if bands is None:
                 raise SogFormatError(label, f"v1 shN_centroids width {cent_w} matches no SH degree")

@@ -1,5 +1,7 @@
-"""Names that a file holds never reach outside its root: a streamed SOG's `filenames` that climb
-out, are absolute or follow a link out are refused before anything is opened."""
+"""Hostile files: names that a file holds never reach outside its root (a streamed SOG's
+`filenames` that climb out, are absolute or follow a link out are refused before anything is
+opened), and a small file cannot make us allocate what its own header cannot need (a ZIP entry
+that inflates far past a scene's images, a WebP that declares more texels than its scene has)."""
 from __future__ import annotations
 
 import json
@@ -68,3 +70,56 @@ def test_a_link_out_of_the_folder_is_refused(outside_scene):
     write_sog(Compressor(device="cpu").encode(make_scene(10, 0, seed=5), {}, with_fidelity=False)[0],
               str(inside / "own" / "scene") + "/")
     assert read_lod_level(_streamed_index(str(inside), ["own/scene/meta.json"])).count == 10
+
+
+def _bundle_with(meta: dict, entries: dict[str, bytes], deflate: bool = False) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as z:
+        z.writestr("meta.json", json.dumps(meta))
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _small_sog(count: int = 10):
+    pkg = Compressor(device="cpu").encode(make_scene(count, 0, seed=5), {}, with_fidelity=False)[0]
+    return pkg.meta, dict(pkg.files)
+
+
+def test_a_zip_entry_that_inflates_past_its_scene_is_refused_before_inflating():
+    from sogs_core.formats.sog.read import read_sog_bytes
+
+    meta, files = _small_sog()
+    files["means_l.webp"] = bytes(40 << 20)           # 40 MB of zeros: a few dozen kB deflated
+    data = _bundle_with(meta, files, deflate=True)
+    assert len(data) < 1 << 20
+    with pytest.raises(SogFormatError, match="means_l.webp inflates to 41,943,040 bytes") as info:
+        read_sog_bytes(data, "bomb.sog")
+    assert "BytesIO" not in str(info.value)
+
+
+def test_a_webp_declaring_more_texels_than_its_scene_is_refused_from_its_header(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from sogs_core.formats.sog.read import read_sog
+
+    meta, files = _small_sog()
+    big = io.BytesIO()
+    Image.fromarray(np.zeros((300, 300, 4), np.uint8), "RGBA").save(big, format="WEBP", lossless=True)
+    files["scales.webp"] = big.getvalue()             # 90,000 texels for a 10-splat scene
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps(meta))
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(SogFormatError, match="declares 300 x 300 texels"):
+        read_sog(str(folder))
+    # the same scene with its own images reads
+    (folder / "scales.webp").write_bytes(_small_sog()[1]["scales.webp"])
+    assert read_sog(str(folder)).count == 10
