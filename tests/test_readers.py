@@ -133,6 +133,10 @@ def _bad_inputs(formats) -> list[tuple[str, bytes, str]]:
     struct.pack_into("<H", ks_bad_mode, 20, 7)
     ks_count = bytearray(ks)
     struct.pack_into("<I", ks_count, 16, 999_999)
+    ks_bucket = bytearray(ks)                       # a bucket capacity of 2^28 (2.3 GB before the check)
+    struct.pack_into("<I", ks_bucket, 4096 + 8, 1 << 28)
+    ks_bucket_max = bytearray(ks)
+    struct.pack_into("<I", ks_bucket_max, 4096 + 8, 2**32 - 1)
     ks_sections = bytearray(ks)
     struct.pack_into("<I", ks_sections, 4, 10**8)
     header_end = cply.index(b"end_header\n") + len(b"end_header\n")
@@ -153,6 +157,8 @@ def _bad_inputs(formats) -> list[tuple[str, bytes, str]]:
         ("mode.ksplat", bytes(ks_bad_mode), "compression mode 7"),
         ("count.ksplat", bytes(ks_count), "sections hold"),
         ("sections.ksplat", bytes(ks_sections), "section headers need"),
+        ("bucket.ksplat", bytes(ks_bucket), "full buckets of 268,435,456 splats exceed"),
+        ("bucket_max.ksplat", bytes(ks_bucket_max), "full buckets of 4,294,967,295 splats exceed"),
         ("odd.splat", splat[:-5], "not a whole number of 32-byte"),
         ("empty.splat", b"", "zero splats"),
         ("nan.splat", b"\x00\x00\xc0\x7f" + splat[4:], "non-finite values"),

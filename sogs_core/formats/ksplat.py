@@ -73,6 +73,9 @@ def _sections(buf: memoryview, name: str, n_sections: int, mode: int) -> list[di
         data = record * capacity_splats
         if at + table + data > len(buf):
             raise KsplatError(name, f"truncated: section {s} ends at byte {at + table + data:,}, the file has {len(buf):,}")
+        if mode and full * bucket_cap > capacity_splats:     # checked before any array is sized by it
+            raise KsplatError(name, f"section {s}: {full} full buckets of {bucket_cap:,} splats exceed its "
+                                    f"capacity of {capacity_splats:,}")
         if mode and count and (n_buckets < full + partial or bucket_bytes < 12):
             raise KsplatError(name, f"section {s}: {n_buckets} buckets of {bucket_bytes} bytes for "
                                     f"{full} full and {partial} partial buckets")
@@ -129,7 +132,7 @@ def read_ksplat(source: Source, name: str | None = None) -> Splats:
                                     np.frombuffer(buf, "<u4", count=s["partial"], offset=s["start"]).astype(np.int64)])
             if sizes.sum() < n:
                 raise KsplatError(name, f"section {i}: buckets hold {int(sizes.sum())} splats, the section {n}")
-            bucket = np.repeat(np.arange(len(sizes)), sizes)[:n]
+            bucket = np.searchsorted(np.cumsum(sizes), np.arange(n), side="right")
             centres = np.frombuffer(buf, "<f4", count=3 * s["n_buckets"],
                                     offset=s["start"] + 4 * s["partial"]).reshape(-1, 3).astype(np.float64)
             step = s["block"] / 2.0 / s["qrange"]
