@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import sys
 from typing import Optional
 
 import pyarrow as pa
@@ -219,16 +220,25 @@ def _is_rows_object(obj: ObjectInfo) -> bool:
     return obj.rel.endswith(".parquet") and "/" not in obj.rel and obj.problem is None
 
 
-def _rows(data: bytes) -> pa.Table:
-    """A part or journal object's rows, in today's SCHEMA."""
-    return conform(pq.read_table(io.BytesIO(data)))
+def _rows(data: bytes, uri: str = "") -> Optional[pa.Table]:
+    """A part or journal object's rows, in today's SCHEMA; None (with one warning line that names
+    the object) when it is not a manifest object: random bytes or a foreign Parquet file under
+    the prefix must not stop every run and report. Its rows, if it had any, are lost to this
+    read, so the scenes they settled are done again (never skipped wrongly)."""
+    try:
+        return conform(pq.read_table(io.BytesIO(data)))
+    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+        print(f"sogs-cluster: warning: manifest: skipped {uri or 'an object'}: not a manifest rows object "
+              f"({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr, flush=True)
+        return None
 
 
 def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
     """All rows of all runs under the manifest prefix (None when there are none): parts and
     journal objects, one row per (run, input) (a row both in a part and in a journal object that
     a crash kept is counted once)."""
-    tables = [_rows(store.get(obj.uri)) for obj in store.list_all(prefix) if _is_rows_object(obj)]
+    tables = [_rows(store.get(obj.uri), obj.uri) for obj in store.list_all(prefix) if _is_rows_object(obj)]
+    tables = [t for t in tables if t is not None]
     if not tables:
         return None
     table = pa.concat_tables(tables)
@@ -267,7 +277,7 @@ class OtherRunsView:
                     vanished = True
                     continue
                 self.read.add(obj.uri)
-                latest_settled(_rows(got[0]), into=self.settled)
+                latest_settled(_rows(got[0], obj.uri), into=self.settled)
             if not vanished:
                 return
 

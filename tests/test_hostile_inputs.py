@@ -123,3 +123,24 @@ def test_a_webp_declaring_more_texels_than_its_scene_is_refused_from_its_header(
     # the same scene with its own images reads
     (folder / "scales.webp").write_bytes(_small_sog()[1]["scales.webp"])
     assert read_sog(str(folder)).count == 10
+
+
+def test_random_bytes_under_the_manifest_prefix_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
+    """A run and the report read the manifest past an object that is no manifest: one warning
+    line names it, and the good rows are all there."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ray_jobs.manifest import SCHEMA, empty_row, read_manifest
+    from ray_jobs.storage import Store
+
+    prefix = tmp_path / "_manifest"
+    prefix.mkdir()
+    row = empty_row()
+    row.update(run_id="r1", input_uri="/in/a.ply", status="ok", settings_hash="h")
+    pq.write_table(pa.Table.from_pylist([row], schema=SCHEMA), prefix / "run-r1-part-00000.parquet")
+    (prefix / "run-r2-part-00000.parquet").write_bytes(os.urandom(3000))
+    table = read_manifest(Store(), str(prefix))
+    assert table.num_rows == 1 and table.column("input_uri").to_pylist() == ["/in/a.ply"]
+    err = capsys.readouterr().err
+    assert "run-r2-part-00000.parquet" in err and "not a manifest rows object" in err and "Traceback" not in err
