@@ -174,9 +174,11 @@ class SceneCompressor:
         attempts = attempt_offset
         while True:
             attempts += 1
+            fetched = False
             try:
                 t0 = time.perf_counter()
                 data = self._fetch(task["input_uri"])
+                fetched = True
                 fetch = time.perf_counter() - t0
                 res = self.scene_compressor.compress(data, name=task["input_uri"],
                                                      writer=lambda pkg: self._write(pkg, task["output_uri"]))
@@ -191,6 +193,11 @@ class SceneCompressor:
                 failed_row(row, exc, str(exc))
                 break
             except Exception as exc:          # transient or resource trouble: retry, then give up
+                if not fetched and _is_missing(exc):
+                    # deleted (or renamed) after the listing: no retry brings it back
+                    failed_row(row, exc, f"{task['input_uri']}: the input is gone (deleted after it was listed); "
+                                         "not retried", error_class="InputVanished")
+                    break
                 if isinstance(exc, OSError) and exc.errno in OUTPUT_REFUSED:
                     # a full disk, a denied write: the same write would fail again right now
                     where = exc.filename or task["output_uri"]
@@ -212,6 +219,14 @@ def _remove_quietly(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
+
+
+def _is_missing(exc: BaseException) -> bool:
+    """Whether reading an input failed because it is not there (a local file or an S3 key)."""
+    if isinstance(exc, FileNotFoundError):
+        return True
+    response = getattr(exc, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 def _is_oom(exc: BaseException) -> bool:

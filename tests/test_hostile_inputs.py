@@ -144,3 +144,17 @@ def test_random_bytes_under_the_manifest_prefix_are_skipped_with_a_warning_namin
     assert table.num_rows == 1 and table.column("input_uri").to_pylist() == ["/in/a.ply"]
     err = capsys.readouterr().err
     assert "run-r2-part-00000.parquet" in err and "not a manifest rows object" in err and "Traceback" not in err
+
+
+def test_an_input_deleted_after_listing_fails_at_once_as_vanished(tmp_path):
+    """No retry can bring a deleted input back: one attempt, error_class InputVanished."""
+    from ray_jobs.actors import SceneCompressor
+    from sogs_core.settings import CompressSettings
+
+    actor = SceneCompressor("cpu", CompressSettings(), "bundle", "r1", "h", max_retries=3)
+    gone = str(tmp_path / "gone.ply")
+    row = actor.process({"input_uri": gone, "rel": "gone.ply", "size": 10, "etag": "x",
+                         "output_uri": str(tmp_path / "out" / "gone.sog")})
+    assert row["status"] == "failed" and row["error_class"] == "InputVanished" and row["attempts"] == 1
+    assert "deleted after it was listed" in row["error_message"]
+    assert not (tmp_path / "out").exists()
