@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+from unittest.mock import patch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -24,9 +25,9 @@ import torch
 from bench.rd_attribution import SCENES
 from bench.results_io import write_result
 from sogs_core.formats import read_splats
-from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats
 from sogs_core.pipeline.compressor import Compressor
-from sogs_core.pipeline import compressor as scene_mod
+from sogs_core.pipeline import compressor as compressor_mod
+from sogs_core.quantize import scene as quantize_scene
 from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.render.score import RenderMetricSettings, render_fidelity
 
@@ -39,19 +40,19 @@ def importance(log_scales: torch.Tensor, opacity: torch.Tensor, g: float) -> tor
 
 
 def variant(scale_alpha: float, dc_alpha: float, g_scale: float | None, g_dc: float | None):
-    def quantize_splats(means, quats, log_scales, f_dc, opacity):
-        mq, mins, maxs = encode_means(means)
-        imp_s = None if g_scale is None else importance(log_scales, opacity, g_scale)[:, None].expand_as(log_scales)
-        imp_d = None if g_dc is None else importance(log_scales, opacity, g_dc)[:, None].expand_as(f_dc)
-        scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=scale_alpha, importance=imp_s)
-        dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=dc_alpha, importance=imp_d)
-        return QuantizedScene(
-            count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
-            quats_b=encode_quats(quats).cpu().numpy(),
-            scales_idx=sidx.cpu().numpy(), scales_codebook=scb.cpu().numpy(),
-            sh0_idx=didx.cpu().numpy(), sh0_codebook=dcb.cpu().numpy(),
-            opacity_b=encode_opacity(opacity).cpu().numpy())
-    return quantize_splats
+    """`quantize_splats` whose two codebook fits (scales first, then colours) take these density
+    exponents and importance exponents (None: no importance) instead of the library's."""
+    def quantize(means, quats, log_scales, f_dc, opacity, quality=100):
+        calls = iter([(scale_alpha, g_scale), (dc_alpha, g_dc)])
+
+        def fit(values, *args, density_alpha=None, importance=None, **kw):
+            alpha, g = next(calls)
+            weight = None if g is None else globals()["importance"](log_scales, opacity, g)[:, None].expand_as(values)
+            return kmeans_1d(values, *args, density_alpha=alpha, importance=weight, **kw)
+
+        with patch.object(quantize_scene, "kmeans_1d", fit):
+            return quantize_scene.quantize_splats(means, quats, log_scales, f_dc, opacity, quality)
+    return quantize
 
 
 VARIANTS = {
@@ -79,7 +80,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     settings = RenderMetricSettings(views=args.views, width=args.size, height=args.size)
-    original_fn = scene_mod.quantize_splats
+    original_fn = compressor_mod.quantize_splats
     result = {"views": args.views, "size": args.size, "variants": {k: VARIANTS[k] for k in args.variants},
               "scenes": {}}
     for name in args.scenes:
@@ -87,7 +88,7 @@ def main() -> None:
         original = read_splats(src)
         rows = {}
         for v in args.variants:
-            scene_mod.quantize_splats = original_fn if VARIANTS[v] is None else variant(*VARIANTS[v])
+            compressor_mod.quantize_splats = original_fn if VARIANTS[v] is None else variant(*VARIANTS[v])
             comp = Compressor(device="cpu")
             t0 = time.perf_counter()
             data = comp.compress(src, with_fidelity=False).package.bundle_bytes()
@@ -99,7 +100,7 @@ def main() -> None:
                   f"{rows[v]['ssim']:.5f}  {sec:5.2f} s", flush=True)
         result["scenes"][name] = rows
         write_result(result, args.json, "codebook_weights.json")
-    scene_mod.quantize_splats = original_fn
+    compressor_mod.quantize_splats = original_fn
 
 
 if __name__ == "__main__":

@@ -60,18 +60,8 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
         else:
             prefix = torch.cat([zero, torch.cumsum(srt * weights, 0)])
             wprefix = _to_host(torch.cat([zero, torch.cumsum(weights, 0)]))
-        cb = _companded_init(density, lo, width, k)
-        if cb.numel() < k:  # heavy ties at quantiles: fill from the distinct values evenly
-            extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=flat.device).round().long()]
-            cb = torch.unique(torch.cat([cb, extra]))[:k]
-            while cb.numel() < k:
-                cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=flat.device)[:k]]]))[:k]
-        cb = torch.from_numpy(_lloyd(_to_host(srt), _to_host(prefix), cb.cpu().numpy(), max_iters, tol,
-                                     pin_ends, wprefix)).to(flat.device)
-    cb32 = cb.to(torch.float32)
-    labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
-    dtype = torch.uint8 if k <= 256 else torch.int64
-    return cb32, labels.to(dtype).reshape(values.shape)
+        cb = _fit_levels(srt, uniq, prefix, wprefix, density, lo, width, k, max_iters, tol, pin_ends)
+    return _labelled(values, cb, k)
 
 
 def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int, max_iters: int,
@@ -98,18 +88,30 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
         zero = torch.zeros(1, dtype=torch.float64, device=flat.device)
         prefix = torch.cat([zero, torch.cumsum(srt * w, 0)])
         wprefix = _to_host(torch.cat([zero, torch.cumsum(w, 0)]))
-        cb = _companded_init(density, lo, width, k)
-        if cb.numel() < k:
-            extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=flat.device).round().long()]
-            cb = torch.unique(torch.cat([cb, extra]))[:k]
-            while cb.numel() < k:
-                cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=flat.device)[:k]]]))[:k]
-        cb = torch.from_numpy(_lloyd(_to_host(srt), _to_host(prefix), cb.cpu().numpy(), max_iters, tol,
-                                     pin_ends, wprefix)).to(flat.device)
+        cb = _fit_levels(srt, uniq, prefix, wprefix, density, lo, width, k, max_iters, tol, pin_ends)
+    return _labelled(values, cb, k)
+
+
+def _fit_levels(srt: torch.Tensor, uniq: torch.Tensor, prefix: torch.Tensor, wprefix: Optional[np.ndarray],
+                density: torch.Tensor, lo: float, width: float, k: int, max_iters: int, tol: float,
+                pin_ends: bool) -> torch.Tensor:
+    """k levels for sorted values `srt` (distinct values `uniq`), started where the weighted
+    `density` puts them and polished by Lloyd steps on the prefix sums."""
+    cb = _companded_init(density, lo, width, k)
+    if cb.numel() < k:  # heavy ties at quantiles: fill from the distinct values evenly
+        extra = uniq[torch.linspace(0, uniq.numel() - 1, k, device=srt.device).round().long()]
+        cb = torch.unique(torch.cat([cb, extra]))[:k]
+        while cb.numel() < k:
+            cb = torch.unique(torch.cat([cb, uniq[torch.randperm(uniq.numel(), device=srt.device)[:k]]]))[:k]
+    return torch.from_numpy(_lloyd(_to_host(srt), _to_host(prefix), cb.cpu().numpy(), max_iters, tol,
+                                   pin_ends, wprefix)).to(srt.device)
+
+
+def _labelled(values: torch.Tensor, cb: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the codebook as float32, each value's nearest level in the shape of `values`)."""
     cb32 = cb.to(torch.float32)
     labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
-    dtype = torch.uint8 if k <= 256 else torch.int64
-    return cb32, labels.to(dtype).reshape(values.shape)
+    return cb32, labels.to(torch.uint8 if k <= 256 else torch.int64).reshape(values.shape)
 
 
 def _to_host(t: torch.Tensor) -> np.ndarray:
