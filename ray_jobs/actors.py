@@ -58,7 +58,8 @@ class SceneCompressor:
         try:
             import ray
 
-            self.node = f"{self.node}/{ray.get_runtime_context().get_node_id()[:8]}"
+            if ray.is_initialized():      # outside Ray (a test, a tool) asking would start a local Ray
+                self.node = f"{self.node}/{ray.get_runtime_context().get_node_id()[:8]}"
         except Exception:
             pass
 
