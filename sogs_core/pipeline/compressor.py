@@ -131,10 +131,12 @@ class Compressor:
     def _to_device(self, splats: Splats) -> dict[str, torch.Tensor]:
         return {k: numpy_tensor(getattr(splats, k)).to(self.device, non_blocking=True) for k in ATTRIBUTES}
 
-    def _quantize(self, tens: dict[str, torch.Tensor], codes: Optional[QuantizedScene]) -> QuantizedScene:
+    def _quantize(self, tens: dict[str, torch.Tensor], codes: Optional[QuantizedScene],
+                  importance: Optional[torch.Tensor] = None) -> QuantizedScene:
         """All codes but the SH palette, or a SOG v2 input's stored codes as they are."""
         q = codes if codes is not None else quantize_splats(
-            tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"], self.settings.quality)
+            tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"], self.settings.quality,
+            importance)
         self._sync()
         return q
 
@@ -189,12 +191,13 @@ class Compressor:
             t0 = time.perf_counter()
             tens = self._to_device(splats)
             fit = codes is None and tens["f_rest"].shape[1] > 0
+            # one weight per splat for the codebooks and the palette (`quantize.weights`)
+            weights = splat_importance(tens["log_scales"], tens["opacity"]) if codes is None else None
             if fit:
-                weights = splat_importance(tens["log_scales"], tens["opacity"])
                 size = palette_size_for(splats.count, self.settings.quality)
             aside = self._palette.start(tens["f_rest"], weights, size) if fit and self.device.type == "cuda" else None
             try:
-                q = self._quantize(tens, codes)
+                q = self._quantize(tens, codes, weights)
                 t1 = time.perf_counter()
                 order, info = self._order(q, tens, segments)
                 q = apply_order(q, order, self.device)

@@ -15,15 +15,17 @@ from sogs_core.quantize.weights import TAIL_WEIGHT, splat_importance
 
 
 def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
-                    f_dc: torch.Tensor, opacity: torch.Tensor, quality: int = 100) -> QuantizedScene:
+                    f_dc: torch.Tensor, opacity: torch.Tensor, quality: int = 100,
+                    importance: Optional[torch.Tensor] = None) -> QuantizedScene:
     """Quantize everything but the SH palette (all tensors on one device), splats in input order.
 
     Nothing here depends on the order, so the order is chosen afterwards, from these bytes, and
     applied with `QuantizedScene.take`; the five images these codes fill are then final, and the
     compressor encodes them while the SH palette's k-means (`add_palette`) runs. `quality` picks
-    the levers of `quantize.quality` (100: nearest codes everywhere)."""
+    the levers of `quantize.quality` (100: nearest codes everywhere). `importance`: the splats'
+    `splat_importance` when the caller has it already (it weighs the SH palette too)."""
     mq, mins, maxs = encode_means(means, position_drop_bits(quality))
-    weight = splat_importance(log_scales, opacity)[:, None]
+    weight = (splat_importance(log_scales, opacity) if importance is None else importance)[:, None]
     scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
                           importance=weight.expand_as(log_scales))
     dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=TAIL_WEIGHT, importance=weight.expand_as(f_dc))
