@@ -22,13 +22,13 @@ from results_io import write_result  # noqa: E402  (bench/ is the script's own f
 import torch  # noqa: E402
 
 from sogs_core.model.device import device_label, resolve_device  # noqa: E402
-from sogs_core.pipeline.streamed import decimate as ours  # noqa: E402
+from sogs_core.edit import decimate as ours  # noqa: E402
 from sogs_core.pipeline.streamed.chunk import splats_tensors  # noqa: E402
 from sogs_core.model.synth import synthetic_scene  # noqa: E402
 
 
 def load(path: str):
-    spec = importlib.util.spec_from_file_location("sogs_core.pipeline.streamed._other_decimate", path)
+    spec = importlib.util.spec_from_file_location("sogs_core.edit._other_decimate", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -171,7 +171,8 @@ class SceneCompressor:
         from sogs_core.model.errors import SogsError
 
         row = task_row(task, self.run_id, self.settings_hash, node=self.node, gpu=self.compressor.device_name,
-                       started_at=utcnow(), quality=self.compressor.settings.quality)
+                       started_at=utcnow(), quality=self.compressor.settings.quality,
+                       edits=self.compressor.settings.edit.summary() or None)
         attempts = attempt_offset
         while True:
             attempts += 1
@@ -188,7 +189,8 @@ class SceneCompressor:
                 seconds["total"] += fetch
                 ok_row(row, seconds, res.fidelity, splats=res.count, output_bytes=res.output_bytes,
                        input_format=res.input_format, input_bytes=res.input_bytes, sh_degree=res.sh_degree,
-                       ratio=res.ratio or None)
+                       ratio=res.ratio or None, dropped_invalid=res.edits.dropped_invalid,
+                       dropped_filter=res.edits.dropped_filter, merged_budget=res.edits.merged_budget)
                 break
             except SogsError as exc:          # bad input: retrying cannot help
                 failed_row(row, exc, str(exc))

@@ -18,7 +18,7 @@ import sys
 import uuid
 from typing import Callable, Optional
 
-from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_streamed_options, compress_settings,
+from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_edit_options, add_streamed_options, compress_settings,
                               memory_budget, streamed_settings)
 from sogs_core.formats import FORMAT_NAMES, format_of_name
 from sogs_core.formats.names import unsafe_relative_name
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                    help="compressor device inside the actors (default auto: CUDA when the actor sees a GPU)")
     add_compress_options(p, PLAS_AUTO_BACKFILL, hashed=True)
+    add_edit_options(p.add_argument_group("edits before compression (not with --streamed-above)"), hashed=True)
     p.add_argument("--scene-timeout", default="auto", type=_timeout,
                    help="seconds one scene may take before it is failed and its actor restarted; auto (default) = "
                         "600 s + 10 s per MB of input")
@@ -510,6 +511,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         build_parser().error("--actors must be a positive integer or 'auto'")
     if args.gpus_per_actor <= 0:
         build_parser().error("--gpus-per-actor must be > 0")
+    try:
+        edit = compress_settings(args, on_gpu=False).edit
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    if args.streamed_above is not None and not edit.identity:
+        build_parser().error("the edits (--invalid drop, --rotate, ..., --max-splats) are not supported for streamed "
+                             "scenes yet: leave out --streamed-above or the edits")
     try:
         summary = run(args)
     except (FileNotFoundError, NotWritable) as exc:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from ray_jobs.storage import ObjectInfo, Store, join
 
-STAGES = ("read", "sort", "cluster", "quantize", "encode", "write", "render", "total")
+STAGES = ("read", "edit", "sort", "cluster", "quantize", "encode", "write", "render", "total")
 FIDELITY = ("position_max_steps", "rotation_max_deg", "log_scale_max_error", "opacity_max_error",
             "f_dc_rmse", "f_rest_rmse")
 #: the render metric's keys of a compress result's fidelity, kept under their own names (null when
@@ -35,7 +35,8 @@ SCHEMA = pa.schema(
     + [("status", pa.string()), ("error_class", pa.string()), ("error_message", pa.string()),
        ("attempts", pa.int32()), ("node", pa.string()), ("gpu", pa.string()),
        ("lod_levels", pa.int8()), ("lod_files", pa.int32()), ("lod_counts", pa.string()),
-       ("settings_hash", pa.string()), ("quality", pa.int8()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+       ("settings_hash", pa.string()), ("quality", pa.int8()), ("edits", pa.string()),
+       ("dropped_invalid", pa.int64()), ("dropped_filter", pa.int64()), ("merged_budget", pa.int64()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
        ("finished_at", pa.timestamp("us", tz="UTC"))])
 
 
@@ -288,7 +289,7 @@ class OtherRunsView:
 
 #: failures that the same input and settings reproduce: a re-run skips them until the input changes
 PERMANENT_ERRORS = ("SplatFileError", "PlyError", "SogFormatError", "SpzError", "SplatError", "KsplatError",
-                    "SogsError")
+                    "SogsError", "EmptySceneError")
 
 
 def latest_settled(table: Optional[pa.Table], into: Optional[dict[str, dict]] = None) -> dict[str, dict]:

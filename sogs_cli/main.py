@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_streamed_options,
+from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_edit_options, add_streamed_options,
                                compress_settings, memory_budget, streamed_settings)
 from sogs_cli.progress import StageProgress
 from sogs_core import __version__
@@ -38,7 +38,14 @@ def _compress(args: argparse.Namespace) -> int:
     elif not out.lower().endswith(".sog"):
         raise SogsError(f"{out}: output must end in .sog (bundle), / (folder) or lod-meta.json (streamed)")
     device = resolve_device(args.device)
-    settings = compress_settings(args, on_gpu=device.type == "cuda")
+    try:
+        settings = compress_settings(args, on_gpu=device.type == "cuda")
+    except ValueError as exc:
+        raise SogsError(str(exc)) from None
+    if streamed and not settings.edit.identity:
+        raise SogsError("--invalid drop, --rotate, --scale, --translate, the filters and --max-splats are not "
+                        "supported for a streamed SOG yet: apply them to a single SOG, or write the edited scene "
+                        "first")
     if streamed:
         return _compress_streamed(args, str(device), settings, out)
     progress = None if args.quiet else StageProgress()
@@ -54,12 +61,16 @@ def _compress(args: argparse.Namespace) -> int:
             print(f"sogs-cluster {__version__}: {args.inputs[0]} -> {out} on {comp.device_name}", file=sys.stderr)
         res = comp.compress(args.inputs[0], out)
     kept = ", its SOG v2 codes kept (re-ordered only)" if res.kept_codes else ""
+    ed = res.edits
+    if ed.applied:
+        print(f"edits ({ed.applied}): {ed.input_splats} splats read, {ed.dropped_invalid} invalid dropped, "
+              f"{ed.dropped_filter} filtered out, {ed.merged_budget} merged away")
     print(f"{res.count} splats, SH degree {res.sh_degree} ({res.input_format}{kept}): {res.input_bytes:,} -> "
           f"{res.output_bytes:,} bytes ({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
     print("stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
     if args.json:
         print(json.dumps({"output": out, "input_format": res.input_format, "kept_codes": res.kept_codes,
-                          "count": res.count, "sh_degree": res.sh_degree,
+                          "count": res.count, "sh_degree": res.sh_degree, "edits": res.edits.as_dict(),
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
                           "seconds": res.seconds, "fidelity": res.fidelity, "device": res.device}))
     elif not args.quiet:
@@ -300,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                    help="where sort and k-means run (default: auto = CUDA if torch sees a GPU)")
     add_compress_options(c, PLAS_AUTO_COMPRESS)
+    add_edit_options(c.add_argument_group("edits before compression (single SOG output)"))
     c.add_argument("--render-metric", action="store_true",
                    help="also render the input and the output with our rasterizer from the same cameras and "
                         "report PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view; on a GPU 8 views at "

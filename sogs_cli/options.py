@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from sogs_core.settings import (DEFAULT_QUALITY, ORDER_METHODS, PLAS_SCHEDULES, ChunkOptions, CompressSettings,
-                                StreamedSettings, WebpSettings, plas_schedule)
+from sogs_core.settings import (DEFAULT_QUALITY, INVALID_POLICIES, ORDER_METHODS, PLAS_SCHEDULES, ChunkOptions,
+                                CompressSettings, EditSettings, StreamedSettings, WebpSettings, plas_schedule)
 
 #: what compress, decompress, info, compare and the backfill read (sogs_core.formats says how
 #: each is recognised)
@@ -72,10 +72,106 @@ def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: boo
 
 
 def compress_settings(args: argparse.Namespace, on_gpu: bool) -> CompressSettings:
-    """`CompressSettings` from the options of `add_compress_options`; `on_gpu` decides --plas auto."""
+    """`CompressSettings` from the options of `add_compress_options` and `add_edit_options`;
+    `on_gpu` decides --plas auto. Raises ValueError for edits that contradict each other."""
     return CompressSettings(sh_bands=args.sh_bands, seed=args.seed, kmeans_iterations=args.iterations,
                             order=args.order, plas=plas_schedule(args.plas, on_gpu), requantize=args.requantize,
-                            webp=replace(WebpSettings(), encoder=args.webp_encoder), quality=args.quality)
+                            webp=replace(WebpSettings(), encoder=args.webp_encoder), quality=args.quality,
+                            edit=edit_settings(args))
+
+
+def _numbers(count: int, open_ends: bool = False):
+    """An argparse type: `count` comma-separated numbers; with `open_ends` an empty part or '-'
+    is -inf in the first half and +inf in the second (splat-transform's -B)."""
+    def parse(text: str) -> tuple[float, ...]:
+        parts = text.split(",")
+        if len(parts) != count:
+            raise argparse.ArgumentTypeError(f"needs {count} comma-separated numbers, not {text!r}")
+        values = []
+        for i, part in enumerate(parts):
+            if open_ends and part.strip() in ("", "-"):
+                values.append(float("-inf") if i < count // 2 else float("inf"))
+                continue
+            try:
+                value = float(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a number") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise argparse.ArgumentTypeError(f"{part!r} in {text!r} must be a finite number")
+            values.append(value)
+        return tuple(values)
+    return parse
+
+
+def _budget(text: str) -> tuple[str, float]:
+    """--max-splats: a count ('200000') or a percentage to keep ('50%')."""
+    try:
+        if text.endswith("%"):
+            value = float(text[:-1])
+            if not 0 < value <= 100:
+                raise ValueError
+            return "fraction", value / 100
+        value = int(text)
+        if value < 1:
+            raise ValueError
+        return "count", value
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a count >= 1 or a percentage in (0, 100] such as 50%, "
+                                         f"not {text!r}") from None
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be finite, not {text!r}")
+    return value
+
+
+EDIT_ORDER = ("applied in this order whatever the order on the command line: --invalid, the transform (--rotate, "
+              "then --scale, then --translate), --filter-box, --filter-sphere, --min-opacity, --max-splats. "
+              "Coordinates and angles are the PlayCanvas engine's, as splat-transform takes them (a PLY's x and y "
+              "negated); write a negative first value with '=' (--rotate=-90,0,0)")
+
+
+def add_edit_options(group, hashed: bool = False) -> None:
+    """The options of `EditSettings`: what is done to a scene before it is compressed."""
+    tail = " (part of the settings hash)" if hashed else ""
+    group.add_argument("--invalid", default="fail", choices=list(INVALID_POLICIES),
+                       help="splats with a NaN, a position/rotation/colour inf, a NaN or +inf scale, a NaN or -inf "
+                            "opacity, or four zero rotation values (splat-transform's -N rule): fail (default) refuses "
+                            "the scene with an error naming them; drop removes them and counts them (dropped_invalid); "
+                            "a scene left with none fails" + tail)
+    group.add_argument("--rotate", type=_numbers(3), default=None, metavar="X,Y,Z",
+                       help="rotate the scene by Euler angles in degrees (R = Rz Ry Rx, splat-transform's -r), "
+                            "positions, rotations and the SH coefficients with it" + tail)
+    group.add_argument("--scale", type=_finite, default=None, metavar="F",
+                       help="scale the scene uniformly by F > 0 (positions and splat sizes; splat-transform's -s)" + tail)
+    group.add_argument("--translate", type=_numbers(3), default=None, metavar="X,Y,Z",
+                       help="move the scene by X,Y,Z (splat-transform's -t)" + tail)
+    group.add_argument("--filter-box", type=_numbers(6, open_ends=True), default=None, metavar="x,y,z,X,Y,Z",
+                       help="keep the splats whose centre lies in the box (bounds included; an empty part or '-' "
+                            "leaves that side open; splat-transform's -B)" + tail)
+    group.add_argument("--filter-sphere", type=_numbers(4), default=None, metavar="X,Y,Z,R",
+                       help="keep the splats whose centre lies strictly inside the sphere (splat-transform's -S)" + tail)
+    group.add_argument("--min-opacity", type=_finite, default=None, metavar="A",
+                       help="keep the splats whose opacity (after the sigmoid, 0..1) is at least A "
+                            "(splat-transform's -V opacity,gte,A)" + tail)
+    group.add_argument("--max-splats", type=_budget, default=None, metavar="N|P%",
+                       help="reduce each scene to at most N splats, or P %% of them, by merging neighbours in pairs "
+                            "(the streamed SOG's level merge: the scene keeps its coverage); fewer are left alone"
+                            + tail + ". " + EDIT_ORDER)
+
+
+def edit_settings(args: argparse.Namespace) -> EditSettings:
+    """`EditSettings` from the options of `add_edit_options` (raises ValueError)."""
+    kind, value = args.max_splats or (None, None)
+    return EditSettings(invalid=args.invalid, rotate=args.rotate, scale=args.scale, translate=args.translate,
+                        filter_box=args.filter_box, filter_sphere=args.filter_sphere, min_opacity=args.min_opacity,
+                        max_splats=value if kind == "count" else None,
+                        max_splats_fraction=value if kind == "fraction" else None)
 
 
 def add_streamed_options(group) -> None:

@@ -181,6 +181,69 @@ def _for_image(overrides: tuple, name: str, default):
 DEFAULT_QUALITY = 80
 
 
+#: what `--invalid` accepts: fail (a scene with a NaN, a stray inf or a zero-length rotation is
+#: refused whole, the default) or drop (those splats are removed and counted)
+INVALID_POLICIES = ("fail", "drop")
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """What is done to a scene before it is compressed (`sogs_core.edit`), always in this order:
+    invalid splats dropped, the transform (rotate, then scale, then translate: splat-transform's
+    `-r R -s S -t T`), the box and sphere filters, the opacity filter, the splat budget.
+    Coordinates, angles and boxes are those of the PlayCanvas engine's frame, as splat-transform
+    takes them (a PLY's x and y negated)."""
+
+    invalid: str = "fail"
+    rotate: Optional[tuple[float, float, float]] = None       # Euler degrees about x, y, z (R = Rz Ry Rx)
+    scale: Optional[float] = None                             # uniform, > 0
+    translate: Optional[tuple[float, float, float]] = None
+    filter_box: Optional[tuple[float, ...]] = None            # x, y, z, X, Y, Z (inclusive; +-inf allowed)
+    filter_sphere: Optional[tuple[float, float, float, float]] = None   # centre and radius (strictly inside)
+    min_opacity: Optional[float] = None                       # keep sigmoid(opacity) >= this
+    max_splats: Optional[int] = None                          # keep at most this many (merging) ...
+    max_splats_fraction: Optional[float] = None               # ... or this fraction of what is left
+
+    def __post_init__(self) -> None:
+        if self.invalid not in INVALID_POLICIES:
+            raise ValueError(f"--invalid must be one of {', '.join(INVALID_POLICIES)}, not {self.invalid!r}")
+        if self.scale is not None and not (self.scale > 0 and self.scale < float("inf")):
+            raise ValueError(f"--scale must be a finite number > 0, not {self.scale}")
+        if self.filter_sphere is not None and not self.filter_sphere[3] > 0:
+            raise ValueError(f"--filter-sphere's radius must be > 0, not {self.filter_sphere[3]}")
+        if self.min_opacity is not None and not 0 <= self.min_opacity <= 1:
+            raise ValueError(f"--min-opacity must be 0..1, not {self.min_opacity}")
+        if self.max_splats is not None and self.max_splats < 1:
+            raise ValueError(f"--max-splats must be >= 1, not {self.max_splats}")
+        if self.max_splats_fraction is not None and not 0 < self.max_splats_fraction <= 1:
+            raise ValueError(f"--max-splats must be a percentage in (0, 100], not {self.max_splats_fraction * 100:g}%")
+        if self.max_splats is not None and self.max_splats_fraction is not None:
+            raise ValueError("give --max-splats as a count or as a percentage, not both")
+
+    @property
+    def identity(self) -> bool:
+        """True when nothing would change any scene (and the settings hash leaves the edits out)."""
+        return self == EditSettings()
+
+    @property
+    def changes_splats(self) -> bool:
+        """True when the splats may differ from what was read (a SOG input's codes are then not kept)."""
+        return replace(self, invalid="fail") != EditSettings()
+
+    def summary(self) -> str:
+        """The edits in `--option value` form, one string for the manifest and the --json result."""
+        def fmt(v) -> str:
+            return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
+        parts = [] if self.invalid == "fail" else [f"--invalid {self.invalid}"]
+        for name in ("rotate", "scale", "translate", "filter_box", "filter_sphere", "min_opacity", "max_splats"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"--{name.replace('_', '-')} {fmt(value)}")
+        if self.max_splats_fraction is not None:
+            parts.append(f"--max-splats {self.max_splats_fraction * 100:g}%")
+        return " ".join(parts)
+
+
 @dataclass
 class CompressSettings:
     """Everything that changes the output bytes; hashed into the manifest's settings_hash."""
@@ -194,6 +257,7 @@ class CompressSettings:
     requantize: bool = False            # SOG v2 inputs: quantize again instead of keeping their codes
     webp: WebpSettings = field(default_factory=WebpSettings)
     quality: int = 100                  # 0..100 (the tools default to DEFAULT_QUALITY): 100 nearest codes; lower drops position bits
+    edit: EditSettings = field(default_factory=EditSettings)   # what is done to the scene first
 
     def __post_init__(self) -> None:
         if self.order not in ORDER_METHODS:
@@ -212,6 +276,8 @@ class CompressSettings:
             fields.pop("requantize")        # the default leaves the hash of earlier runs as it was
         if self.quality == 100:
             fields.pop("quality")           # likewise
+        if self.edit.identity:
+            fields.pop("edit")              # likewise
         blob = json.dumps({"v": __version__, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

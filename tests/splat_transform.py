@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-VERSION = "3.7.0"
+VERSION = "3.10.2"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(ROOT, ".cache", f"splat-transform-{VERSION}")
 BIN = os.path.join(CACHE, "node_modules", ".bin", "splat-transform")

@@ -302,3 +302,36 @@ def test_a_key_that_climbs_out_of_the_input_becomes_a_failed_row(s3, local_ray, 
     assert len(bad) == 1 and bad[0]["error_class"] == "UnsafeName" and "outside --output" in bad[0]["error_message"]
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     assert all(w.startswith("deep/out/") for w in written) and "deep/out/scene_0.sog" in written
+
+
+def test_edits_change_the_settings_hash_and_are_recorded(s3, local_ray):
+    """A scene with NaN splats fails by default; with --invalid drop and a rotation the settings
+    hash changes, so a re-run redoes both scenes, and each row says what was applied and dropped;
+    the same edits again skip them."""
+    import numpy as np
+
+    from sogs_core.formats.ply.write import ply_bytes
+
+    from .conftest import make_scene
+
+    _, client = s3
+    broken = make_scene(1200, 1, seed=41)
+    broken.means[[5, 17, 300]] = np.nan
+    client.put_object(Bucket=BUCKET, Key="in3/clean.ply", Body=ply_bytes(make_scene(1300, 1, seed=40)))
+    client.put_object(Bucket=BUCKET, Key="in3/broken.ply", Body=ply_bytes(broken))
+
+    def run3(*extra: str) -> dict:
+        args = backfill.build_parser().parse_args(
+            ["--input", f"s3://{BUCKET}/in3/", "--output", f"s3://{BUCKET}/out3/", "--max-retries", "1", *extra])
+        return backfill.run(args)
+
+    first = run3()
+    assert (first["ok"], first["failed"]) == (1, 1)
+    edited = run3("--invalid", "drop", "--rotate", "0,0,180")
+    assert edited["settings_hash"] != first["settings_hash"] and (edited["ok"], edited["skipped"]) == (2, 0)
+    rows = {r["input_uri"].rsplit("/", 1)[1]: r for r in _rows_under(client, "out3/_manifest/", edited["run_id"])}
+    assert all(r["edits"] == "--invalid drop --rotate 0,0,180" for r in rows.values())
+    assert rows["broken.ply"]["dropped_invalid"] == 3 and rows["broken.ply"]["splats"] == 1197
+    assert rows["clean.ply"]["dropped_invalid"] == 0 and rows["clean.ply"]["dropped_filter"] == 0
+    again = run3("--invalid", "drop", "--rotate", "0,0,180")
+    assert (again["ok"], again["skipped"]) == (0, 2)

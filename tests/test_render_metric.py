@@ -15,7 +15,8 @@ from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.pipeline.compressor import Compressor
 from sogs_core.render import raster
 from sogs_core.render.cameras import View
-from sogs_core.render.raster import SH_C0, SH_C1, Camera, render
+from sogs_core.model.sh import SH_C0, SH_C1
+from sogs_core.render.raster import Camera, render
 from sogs_core.render.score import PSNR_CAP_DB, RenderMetricSettings, render_fidelity
 
 from .conftest import make_scene

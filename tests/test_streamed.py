@@ -16,7 +16,7 @@ from sogs_core.settings import CompressSettings
 from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS, fidelity
 from sogs_core.pipeline.streamed import write_streamed
 from sogs_core.settings import ChunkOptions, StreamedSettings
-from sogs_core.pipeline.streamed.decimate import covariances, decimate, ink, merge_pairs
+from sogs_core.edit.decimate import covariances, decimate, ink, merge_pairs
 from sogs_core.pipeline.streamed.write import LevelSource
 from sogs_core.pipeline.streamed.tree import build_tree, group_leaves, route
 from sogs_core.formats.ply.write import write_ply

@@ -42,6 +42,7 @@ class SceneInput:
     format: str                      # ply, compressed-ply, spz, splat, ksplat, sog-v2, sog-v1
     input_bytes: int
     codes: Optional[object] = None   # formats.sog.codes.QuantizedScene
+    dropped_invalid: int = 0         # splats dropped by `invalid="drop"` (then `splats` holds the rest)
 
 
 def _looks_like_ksplat(buf: memoryview) -> bool:
@@ -71,8 +72,36 @@ def detect(buf: memoryview, name: str) -> str:
                                ".spz, .splat, .ksplat, .sog and SOG folders (meta.json)")
 
 
-def read_scene(source: Source, name: Optional[str] = None) -> SceneInput:
-    """Read any supported file (path or bytes); a path may also be a SOG folder or its meta.json."""
+def read_scene(source: Source, name: Optional[str] = None, invalid: str = "fail") -> SceneInput:
+    """Read any supported file (path or bytes); a path may also be a SOG folder or its meta.json.
+    `invalid`: "fail" refuses a file with a NaN, a stray inf or a zero-length rotation; "drop"
+    removes those splats (`edit.invalid`'s rule) and counts them (SOG inputs cannot hold such
+    values: their readers always refuse)."""
+    if invalid not in ("fail", "drop"):
+        raise ValueError(f"invalid must be 'fail' or 'drop', not {invalid!r}")
+    scene = _read(source, name, invalid == "fail")
+    if invalid == "drop" and scene.codes is None:
+        label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "scene")
+        _drop_invalid(scene, label)
+    return scene
+
+
+def _drop_invalid(scene: SceneInput, label: str) -> None:
+    """The invalid splats of a scene read unchecked removed and counted, the rest finished."""
+    from sogs_core.edit.invalid import drop_invalid
+    from sogs_core.formats.checks import finish
+    from sogs_core.model.errors import EmptySceneError
+
+    count = scene.splats.count
+    splats, scene.dropped_invalid = drop_invalid(scene.splats)
+    if splats.count == 0:
+        raise EmptySceneError(f"{label}: all {count} splats are invalid (NaN, inf or a zero-length rotation): "
+                              "nothing left to write")
+    scene.splats = finish(splats, label)
+
+
+def _read(source: Source, name: Optional[str], check: bool) -> SceneInput:
+    """The scene of any supported file; `check=False` leaves invalid values for `_drop_invalid`."""
     from sogs_core.formats.sog.read import read_sog_scene
     from sogs_core.formats.sog.package import load_bundle_bytes, load_files
 
@@ -92,19 +121,19 @@ def read_scene(source: Source, name: Optional[str] = None) -> SceneInput:
 
         header = parse_header(buf, label)
         fmt = "compressed-ply" if is_compressed(header) else "ply"
-        return SceneInput(decode_ply(buf, label, header), fmt, len(buf))
+        return SceneInput(decode_ply(buf, label, header, check), fmt, len(buf))
     if fmt == "spz":
         from sogs_core.formats.spz import read_spz
 
-        return SceneInput(read_spz(buf, label), "spz", len(buf))
+        return SceneInput(read_spz(buf, label, check), "spz", len(buf))
     if fmt == "ksplat":
         from sogs_core.formats.ksplat import read_ksplat
 
-        return SceneInput(read_ksplat(buf, label), "ksplat", len(buf))
+        return SceneInput(read_ksplat(buf, label, check), "ksplat", len(buf))
     if fmt == "splat":
         from sogs_core.formats.splat import read_splat
 
-        return SceneInput(read_splat(buf, label), "splat", len(buf))
+        return SceneInput(read_splat(buf, label, check), "splat", len(buf))
     if bytes(buf[:64]).lstrip()[:1] == b"{":
         raise SplatFileError(label, "a meta.json alone: read the SOG folder (or its meta.json path) so that "
                                     "the WebP files beside it can be found")

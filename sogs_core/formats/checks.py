@@ -19,17 +19,21 @@ OPACITY_LOGIT_LIMIT = 20.0
 FLAT_LOG_SCALE = -30.0
 
 
-def finish(splats: Splats, name: str, error=SplatFileError) -> Splats:
+def finish(splats: Splats, name: str, error=SplatFileError, check: bool = True) -> Splats:
     """`splats` with saturated values clamped in place; raises `error` for NaN, other infs and
-    zero-length rotations."""
+    zero-length rotations. `check=False` (`--invalid drop`): the values as they are, for
+    `edit.invalid` to drop the invalid splats first and `finish` to run after it."""
     count = splats.count
     if count == 0:
         raise error(name, "zero splats")
+    if not check:
+        return splats
     np.clip(splats.opacity, -OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT, out=splats.opacity,
             where=np.isinf(splats.opacity))
     flat = np.isneginf(splats.log_scales)
     if flat.any():
         splats.log_scales[flat] = FLAT_LOG_SCALE
+    found = []
     for attr in ATTRIBUTES:
         arr = getattr(splats, attr)
         if all_finite(arr):
@@ -37,12 +41,13 @@ def finish(splats: Splats, name: str, error=SplatFileError) -> Splats:
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = np.nonzero(bad.reshape(count, -1).any(1))[0]
-            raise error(name, f"non-finite values (NaN or inf) in {attr} of {len(rows)} splats "
-                              f"(first at splat {int(rows[0])})")
+            found.append(f"{attr} of {len(rows)} splats (first at splat {int(rows[0])})")
+    if found:
+        raise error(name, f"non-finite values (NaN or inf) in {'; '.join(found)} (--invalid drop removes them)")
     zero_rot = (splats.quats * splats.quats).sum(1) == 0
     if zero_rot.any():
         raise error(name, f"zero-length rotation quaternion in {int(zero_rot.sum())} splats "
-                          f"(first at splat {int(np.argmax(zero_rot))})")
+                          f"(first at splat {int(np.argmax(zero_rot))}; --invalid drop removes them)")
     return splats
 
 

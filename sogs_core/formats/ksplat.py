@@ -86,7 +86,7 @@ def _sections(buf: memoryview, name: str, n_sections: int, mode: int) -> list[di
     return out
 
 
-def read_ksplat(source: Source, name: str | None = None) -> Splats:
+def read_ksplat(source: Source, name: str | None = None, check: bool = True) -> Splats:
     """Read a `.ksplat` (path or bytes) into `Splats`; raises `KsplatError` on malformed input."""
     buf, name = load(source, name, KsplatError)
     if len(buf) < MAIN_HEADER:
@@ -158,4 +158,4 @@ def read_ksplat(source: Source, name: str | None = None) -> Splats:
             f_rest[sl, _sh_columns(k, f_rest.shape[1] // 3)] = vals
         row += n
     splats = Splats(means=means, quats=quats, log_scales=log_scales, f_dc=f_dc, opacity=opacity, f_rest=f_rest)
-    return finish(splats, name, KsplatError)
+    return finish(splats, name, KsplatError, check)

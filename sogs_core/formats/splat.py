@@ -22,7 +22,7 @@ class SplatError(SplatFileError):
     """A `.splat` file that cannot be read."""
 
 
-def read_splat(source: Source, name: str | None = None) -> Splats:
+def read_splat(source: Source, name: str | None = None, check: bool = True) -> Splats:
     """Read a `.splat` (path or bytes) into `Splats`; raises `SplatError` on malformed input."""
     buf, name = load(source, name, SplatError)
     if len(buf) == 0:
@@ -45,4 +45,4 @@ def read_splat(source: Source, name: str | None = None) -> Splats:
                     quats=quats.astype(np.float32), log_scales=log_scales.astype(np.float32),
                     f_dc=((rgba[:, :3] - 0.5) / SH_C0).astype(np.float32),
                     opacity=np.log(alpha / (1 - alpha)).astype(np.float32))
-    return finish(splats, name, SplatError)
+    return finish(splats, name, SplatError, check)

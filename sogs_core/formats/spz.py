@@ -145,7 +145,7 @@ def _rotations(raw: np.ndarray, version: int) -> np.ndarray:
     return xyzw[:, [3, 0, 1, 2]].astype(np.float32)
 
 
-def read_spz(source: Source, name: str | None = None) -> Splats:
+def read_spz(source: Source, name: str | None = None, check: bool = True) -> Splats:
     """Read a `.spz` (path or bytes) into `Splats`; raises `SpzError` on any malformed input."""
     buf, name = load(source, name, SpzError)
     if len(buf) >= 2 and buf[0] == 0x1F and buf[1] == 0x8B:
@@ -181,4 +181,4 @@ def read_spz(source: Source, name: str | None = None) -> Splats:
         f_rest = np.ascontiguousarray(sh.reshape(n, k, 3).transpose(0, 2, 1).reshape(n, 3 * k))
     splats = Splats(means=means, quats=quats, log_scales=log_scales.astype(np.float32).reshape(n, 3),
                     f_dc=f_dc.astype(np.float32).reshape(n, 3), opacity=opacity, f_rest=f_rest)
-    return finish(splats, name, SpzError)
+    return finish(splats, name, SpzError, check)

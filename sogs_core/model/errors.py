@@ -26,3 +26,7 @@ class PlyError(SplatFileError):
 
 class SogFormatError(SplatFileError):
     """A SOG file set (bundle or folder) that does not follow the format."""
+
+
+class EmptySceneError(SogsError):
+    """The edits (`--invalid drop`, the filters) left no splat to write."""

@@ -14,12 +14,13 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 
+from sogs_core.edit import EditReport, apply_edits
 from sogs_core.formats import SceneInput, read_scene
 from sogs_core.formats.sog.codes import QuantizedScene, dequantize_tensors
 from sogs_core.formats.sog.layout import build_images
@@ -57,6 +58,7 @@ class CompressResult:
     package: Optional[SogPackage] = None
     input_format: str = "ply"
     kept_codes: bool = False            # a SOG v2 input whose codes were kept (no second quantization)
+    edits: EditReport = field(default_factory=EditReport)   # what `settings.edit` removed and applied
 
     @property
     def ratio(self) -> float:
@@ -251,12 +253,20 @@ class Compressor:
         `output` (.sog bundle or folder) when given, or through `writer` (returns the bytes
         written; the Ray actor's store), timed as "write"."""
         seconds: dict = {}
+        edit = self.settings.edit
         t0 = time.perf_counter()
-        scene = source if isinstance(source, SceneInput) else read_scene(source, name)
+        scene = source if isinstance(source, SceneInput) else read_scene(source, name, edit.invalid)
         splats = scene.splats
         seconds["read"] = time.perf_counter() - t0
         self._report("read", 1.0)
-        codes = None if self.settings.requantize else scene.codes
+        edits = EditReport(input_splats=splats.count + scene.dropped_invalid, dropped_invalid=scene.dropped_invalid,
+                           applied=edit.summary())
+        if edit.changes_splats:
+            t_edit = time.perf_counter()
+            label = name or (source if isinstance(source, str) else "scene")
+            splats, edits = apply_edits(splats, edit, self.device, label, edits)
+            seconds["edit"] = time.perf_counter() - t_edit
+        codes = None if self.settings.requantize or edit.changes_splats else scene.codes
         pkg, report = self.encode(splats, seconds, with_fidelity, codes)
         t1 = time.perf_counter()
         if writer is not None:
@@ -269,7 +279,7 @@ class Compressor:
         return CompressResult(output=output, count=splats.count, sh_degree=degree, input_bytes=scene.input_bytes,
                               output_bytes=out_bytes, seconds=seconds, fidelity=report,
                               device=self.device_name, package=pkg, input_format=scene.format,
-                              kept_codes=codes is not None)
+                              kept_codes=codes is not None, edits=edits)
 
 
 __all__ = ["Compressor", "CompressResult", "CompressSettings"]

@@ -60,7 +60,7 @@ def _rotations(word: np.ndarray) -> np.ndarray:
     return q.astype(np.float32)
 
 
-def decode_compressed(buf: memoryview, name: str, header: PlyHeader) -> Splats:
+def decode_compressed(buf: memoryview, name: str, header: PlyHeader, check: bool = True) -> Splats:
     """The splats of a compressed PLY whose header is already parsed."""
     els = locate(buf, name, header, tuple(e for e, _, _ in header.elements if e in ("chunk", "vertex", "sh")))
     chunk, vertex, sh = els.get("chunk"), els.get("vertex"), els.get("sh")
@@ -117,4 +117,4 @@ def decode_compressed(buf: memoryview, name: str, header: PlyHeader) -> Splats:
         f_rest = ((nrm - 0.5) * 8.0).astype(np.float32)
     splats = Splats(means=means, quats=_rotations(words["packed_rotation"]), log_scales=log_scales,
                     f_dc=f_dc, opacity=opacity, f_rest=f_rest)
-    return finish(splats, name, PlyError)
+    return finish(splats, name, PlyError, check)

@@ -19,7 +19,7 @@ REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
             "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 
 
-def read_ply(source: Source, name: str | None = None) -> Splats:
+def read_ply(source: Source, name: str | None = None, check: bool = True) -> Splats:
     """Read a 3DGS PLY (path or bytes) into `Splats`; raises `PlyError` on any malformed input.
 
     Handles binary little/big-endian, float or double properties, SH degree 0..3 (from the number
@@ -27,18 +27,19 @@ def read_ply(source: Source, name: str | None = None) -> Splats:
     compressed PLY is handed to its own reader.
     """
     buf, name = load(source, name, PlyError)
-    return decode_ply(buf, name, parse_header(buf, name))
+    return decode_ply(buf, name, parse_header(buf, name), check)
 
 
-def decode_ply(buf: memoryview, name: str, header: PlyHeader) -> Splats:
-    """The splats of a PLY whose header is parsed: INRIA, or compressed (handed to its reader)."""
+def decode_ply(buf: memoryview, name: str, header: PlyHeader, check: bool = True) -> Splats:
+    """The splats of a PLY whose header is parsed: INRIA, or compressed (handed to its reader);
+    `check`: refuse invalid values (`checks.finish`)."""
     if is_compressed(header):
-        return decode_compressed(buf, name, header)
+        return decode_compressed(buf, name, header, check)
     vertex = locate(buf, name, header, ("vertex",)).get("vertex")
     if vertex is None:
         raise PlyError(name, "no 'vertex' element in the header")
     n_rest = check_vertex(vertex, name)
-    return splats_from_rows(vertex.rows(buf), n_rest, name)
+    return splats_from_rows(vertex.rows(buf), n_rest, name, check)
 
 
 def check_vertex(vertex: Element, name: str) -> int:
@@ -57,7 +58,7 @@ def check_vertex(vertex: Element, name: str) -> int:
     return n_rest
 
 
-def splats_from_rows(body: np.ndarray, n_rest: int, name: str) -> Splats:
+def splats_from_rows(body: np.ndarray, n_rest: int, name: str, check: bool = True) -> Splats:
     """Splats from PLY vertex rows (a contiguous structured array: the whole body viewed in
     place, or rows gathered from it, `PlyRows.gather`)."""
     dtype, count = body.dtype, len(body)
@@ -94,4 +95,4 @@ def splats_from_rows(body: np.ndarray, n_rest: int, name: str) -> Splats:
         opacity=cols(["opacity"])[:, 0].copy(),
         f_rest=cols([f"f_rest_{i}" for i in range(n_rest)]),
     )
-    return finish(splats, name, PlyError)
+    return finish(splats, name, PlyError, check)

@@ -21,7 +21,7 @@ from sogs_core.order.curves import run_ids
 from sogs_core.formats.sog.package import SogPackage
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.model.rotations import quat_to_matrix
-from sogs_core.pipeline.streamed.decimate import decimate
+from sogs_core.edit.decimate import decimate
 
 #: (folder name such as "1_7", package) -> bytes written
 FolderWriter = Callable[[str, SogPackage], int]

@@ -27,12 +27,12 @@ from typing import Optional
 import torch
 
 from sogs_core.model.rotations import quat_to_matrix
+from sogs_core.model.sh import SH_C0
 from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.order.curves import curve_order
 
 #: Thomsen's exponent for the surface area of an ellipsoid (relative error < 1.1 %)
 THOMSEN_P = 1.6075
-SH_C0 = 0.28209479177387814
 MAX_ROUNDS = 24
 
 
