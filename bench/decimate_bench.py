@@ -1,4 +1,4 @@
-"""Seconds of one decimation step (pairing along the Morton walk, moment-matching merge) at a
+"""Seconds of one decimation step (halving: pairing passes and the moment-matching merge) at a
 few sizes, as JSON: the streamed writer runs it three times per chunk group.
 
     python bench/decimate_bench.py [--sizes 250000 1000000] [--device auto] [--json out.json]
@@ -62,14 +62,11 @@ def main() -> None:
         seg = torch.repeat_interleave(torch.arange(2, device=dev), torch.tensor([n // 2, n - n // 2], device=dev))
         for label, mod in versions.items():
             with torch.no_grad():
-                pa, pb = mod.pair_up(t, seg, n // 2)
-                row = {"n": n, "version": label,
-                       "pair_up": best_of(lambda: mod.pair_up(t, seg, n // 2), dev),
-                       "merge": best_of(lambda: mod.merge_pairs(t, pa, pb), dev),
+                out, _ = mod.decimate(t, seg)
+                row = {"n": n, "version": label, "kept": len(out["means"]),
                        "decimate": best_of(lambda: mod.decimate(t, seg), dev)}
             rows.append(row)
-            print(f"n={n:>9} {label:<6} pair_up {row['pair_up']:.4f}  merge {row['merge']:.4f}  "
-                  f"decimate {row['decimate']:.4f}", flush=True)
+            print(f"n={n:>9} {label:<6} decimate {row['decimate']:.4f} s, {row['kept']} kept", flush=True)
     write_result({"device": device_label(dev), "host": platform.node(), "rows": rows}, a.json, "decimate_bench.json")
 
 

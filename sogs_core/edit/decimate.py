@@ -1,17 +1,26 @@
-"""Coarser levels of detail: halve a scene by merging neighbouring splats in pairs.
+"""Fewer splats by merging neighbours in pairs: the streamed SOG's coarser levels and `--max-splats`.
 
-How (our method; the facts it rests on are public: splat-transform's decimation and the
-"moment matching" of Gaussian mixtures):
+How (our method; the facts it rests on are public: splat-transform's decimation, the "moment
+matching" of Gaussian mixtures and Runnalls' cost for reducing them):
 
-* Who merges with whom: the splats are walked along a Morton curve (inside one leaf of the
-  chunk tree: a pair never crosses a chunk), and each link between consecutive splats gets a
-  cost, Ward's criterion: how much the merge adds to the weighted second moment,
-  w_a w_b / (w_a + w_b) * (|mu_a - mu_b|^2 + rho^2 |c_a - c_b|^2), with c the base colour and
-  rho the scene's median splat size (a colour step of 1 weighs like one typical splat width).
-  A link is taken when it is cheaper than both links beside it (a local minimum: no splat is in
-  two taken links); taken splats leave the walk and the rest are linked again, round after
-  round, until half the splats are gone or no link is left. Every step is a vectorised tensor
-  operation: the same code on a GPU and a CPU, no per-splat loop.
+* Who may merge with whom: each splat's neighbours along two Morton walks (the second over
+  shifted positions, so a neighbour the first walk's jumps hide is found by the other), up to
+  `WINDOW` places either side, inside one segment (a leaf of the chunk tree: a pair never
+  crosses a chunk).
+* What a merge costs: Runnalls' bound on the information a merge loses,
+  (w_a + w_b) ln det S_ab - w_a ln det S_a - w_b ln det S_b over 2, with S the covariances (plus
+  a floor of `COV_FLOOR` times the median splat size, so flat splats do not dominate) and S_ab
+  the merged one; plus the colour's weighted difference, COLOUR_WEIGHT w_a w_b / (w_a + w_b)
+  |c_a - c_b|^2 over the base colour (the SH coefficients too cost 16x the time and gained
+  nothing measurable). Unlike Ward's cost (distance
+  only), it keeps apart two splats of different shapes or orientations, which one ellipsoid
+  cannot stand for.
+* Which links are taken: a link that is the cheapest of both its splats (a mutual best) is
+  taken, its splats leave, and again for `ROUNDS_PER_PASS` rounds; then the pairs are merged
+  and the next pass starts over the new splats, merged ones included, until the target is met.
+  Short passes matter: late rounds of one pass take ever worse pairs of leftovers, while a new
+  pass lets a cheap merge grow a group of three or four (bench/NOTES.md has the measurements).
+  Every step is a vectorised tensor operation: the same code on a GPU and a CPU.
 * How a pair becomes one splat (moment matching): each splat weighs w = alpha * area (opacity
   times the surface area of its 1-sigma ellipsoid, Thomsen's formula), the "ink" it puts on the
   screen. The merged mean is the weighted mean; the merged covariance the weighted sum of
@@ -22,6 +31,7 @@ How (our method; the facts it rests on are public: splat-transform's decimation 
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -33,7 +43,18 @@ from sogs_core.order.curves import curve_order
 
 #: Thomsen's exponent for the surface area of an ellipsoid (relative error < 1.1 %)
 THOMSEN_P = 1.6075
-MAX_ROUNDS = 24
+#: neighbours either side along each walk that a splat may pair with, and the walks
+WINDOW = 4
+WALKS = 2
+#: where the second walk's positions are shifted to, as a fraction of the scene's extent
+WALK_SHIFT = 0.37
+#: mutual-best rounds in one pass, and passes at most (a pass that pairs nothing ends it too)
+ROUNDS_PER_PASS = 4
+MAX_PASSES = 32
+#: the colour term's weight against the geometric one, and the covariance floor (in median
+#: splat sizes); chosen by render PSNR on the shared scenes (bench/NOTES.md)
+COLOUR_WEIGHT = 10.0
+COV_FLOOR = 0.05
 
 
 def ellipsoid_area(s: torch.Tensor) -> torch.Tensor:
@@ -141,68 +162,135 @@ def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) ->
     return out
 
 
-def _link_costs(w: torch.Tensor, means: torch.Tensor, colour: torch.Tensor, walk: torch.Tensor,
-                segment: torch.Tensor, rho2: float) -> torch.Tensor:
-    """Ward cost of each link walk[i] - walk[i+1] (inf across segments); w, means and colour
-    (f_dc times SH_C0) are float64, computed once per pairing."""
-    a, b = walk[:-1], walk[1:]
-    wa, wb = w[a], w[b]
-    d2 = ((means[a] - means[b]) ** 2).sum(1)
-    c2 = ((colour[a] - colour[b]) ** 2).sum(1)
-    cost = wa * wb / (wa + wb) * (d2 + rho2 * c2)
-    return torch.where(segment[a] == segment[b], cost, torch.full_like(cost, float("inf")))
-
-
-def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, pairs_wanted: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Disjoint pairs (a, b) of cheap neighbours along a Morton walk, at most pairs_wanted."""
-    dev = segment.device
-    walk = curve_order(t["means"], "morton", runs=segment)     # segment by segment, along the curve
-    rho2 = float(torch.exp(t["log_scales"].double().mean(1)).median()) ** 2
-    w = ink(t["log_scales"], t["opacity"])
-    means = t["means"].double()
-    colour = t["f_dc"].double() * SH_C0
+def _candidates(means: torch.Tensor, segment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) links between splats up to WINDOW places apart along each walk, same segment."""
+    extent = means.max(0).values - means.min(0).values
     firsts, seconds = [], []
-    taken = 0
-    for _ in range(MAX_ROUNDS):
-        if taken >= pairs_wanted or len(walk) < 2:
+    for k in range(WALKS):
+        walk = curve_order(means + extent * (WALK_SHIFT * k), "morton", runs=segment)
+        for offset in range(1, WINDOW + 1):
+            a, b = walk[:-offset], walk[offset:]
+            same = segment[a] == segment[b]
+            firsts.append(a[same])
+            seconds.append(b[same])
+    return torch.cat(firsts), torch.cat(seconds)
+
+
+def _sym_det(c: torch.Tensor) -> torch.Tensor:
+    """(N,) determinants of symmetric 3x3 matrices given as (N, 6): xx, yy, zz, xy, xz, yz."""
+    xx, yy, zz, xy, xz, yz = c.unbind(1)
+    return xx * (yy * zz - yz * yz) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
+
+
+def link_costs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Runnalls' cost plus the colour term of merging a[i] with b[i] (float32: lengths in units
+    of the median splat size and weights of the median weight, so every value is near 1; the
+    units' constants cancel out of Runnalls' difference)."""
+    w = ink(t["log_scales"], t["opacity"])
+    w = (w / w.median()).float()
+    size = float(torch.exp(t["log_scales"].double().mean(1)).median())
+    ls = t["log_scales"].double() - math.log(size)
+    cov = covariances(t["quats"].double(), ls)
+    idx = ([0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2])
+    cov6 = cov[:, idx[0], idx[1]].float()
+    floor2 = COV_FLOOR ** 2
+    logdet = torch.log(torch.exp(2 * ls) + floor2).sum(1).float()
+    means = (t["means"].double() / size).float()
+    colour = t["f_dc"].float() * SH_C0
+    wa, wb = w[a], w[b]
+    total = wa + wb
+    pa, pb = (wa / total)[:, None], (wb / total)[:, None]
+    d = means[a] - means[b]
+    outer = torch.stack([d[:, 0] * d[:, 0], d[:, 1] * d[:, 1], d[:, 2] * d[:, 2],
+                         d[:, 0] * d[:, 1], d[:, 0] * d[:, 2], d[:, 1] * d[:, 2]], 1)
+    # the merged covariance: pa S_a + pb S_b + pa pb d d^T (the law of total variance), floored
+    merged = pa * cov6[a] + pb * cov6[b] + (pa * pb) * outer
+    merged[:, :3] += floor2
+    geometric = 0.5 * (total * torch.log(_sym_det(merged).clamp_min(1e-30)) - wa * logdet[a] - wb * logdet[b])
+    c2 = ((colour[a] - colour[b]) ** 2).sum(1)
+    return geometric + COLOUR_WEIGHT * wa * wb / total * c2
+
+
+def _within_quota(links: torch.Tensor, cost: torch.Tensor, seg: torch.Tensor, quota: torch.Tensor) -> torch.Tensor:
+    """The cheapest of `links` (segment `seg` each), at most quota[s] of segment s."""
+    links, seg = links[torch.argsort(cost)], seg[torch.argsort(cost)]
+    by_seg = torch.argsort(seg, stable=True)
+    links, seg = links[by_seg], seg[by_seg]
+    starts = torch.searchsorted(seg, seg, right=False)
+    rank = torch.arange(len(seg), device=seg.device) - starts
+    return links[rank < quota[seg]]
+
+
+def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass: disjoint pairs (a, b), each link the cheapest of both its splats, at most
+    quota[s] in segment s (the quota is lowered in place), in up to ROUNDS_PER_PASS rounds."""
+    n = len(t["means"])
+    dev = segment.device
+    a, b = _candidates(t["means"], segment)
+    cost = link_costs(t, a, b)
+    ids = torch.arange(len(a), device=dev)
+    alive = torch.ones(n, dtype=torch.bool, device=dev)
+    firsts, seconds = [], []
+    for _ in range(ROUNDS_PER_PASS):
+        if int(quota.sum()) == 0 or len(a) == 0:
             break
-        cost = _link_costs(w, means, colour, walk, segment, rho2)
-        inf = torch.full((1,), float("inf"), dtype=cost.dtype, device=dev)
-        left = torch.cat([inf, cost[:-1]])
-        right = torch.cat([cost[1:], inf])
-        pick = torch.isfinite(cost) & (cost < left) & (cost <= right)
-        idx = torch.nonzero(pick).squeeze(1)
-        if len(idx) == 0:
+        best = torch.full((n,), float("inf"), dtype=cost.dtype, device=dev)
+        best.scatter_reduce_(0, a, cost, "amin")
+        best.scatter_reduce_(0, b, cost, "amin")
+        mutual = torch.nonzero((cost == best[a]) & (cost == best[b])).squeeze(1)
+        # ties (a link found twice, equal costs): each splat keeps its first mutual link only
+        first = torch.full((n,), len(a), dtype=torch.long, device=dev)
+        first.scatter_reduce_(0, a[mutual], ids[mutual], "amin")
+        first.scatter_reduce_(0, b[mutual], ids[mutual], "amin")
+        mutual = mutual[(first[a[mutual]] == ids[mutual]) & (first[b[mutual]] == ids[mutual])]
+        mutual = _within_quota(mutual, cost[mutual], segment[a[mutual]], quota)
+        if len(mutual) == 0:
             break
-        if len(idx) > pairs_wanted - taken:                # only the cheapest of the last round
-            idx = idx[torch.argsort(cost[idx])[: pairs_wanted - taken]]
-        firsts.append(walk[idx])
-        seconds.append(walk[idx + 1])
-        taken += len(idx)
-        gone = torch.zeros(len(walk), dtype=torch.bool, device=dev)
-        gone[idx] = True
-        gone[idx + 1] = True
-        walk = walk[~gone]
+        quota -= torch.bincount(segment[a[mutual]], minlength=len(quota))
+        firsts.append(a[mutual])
+        seconds.append(b[mutual])
+        alive[a[mutual]] = False
+        alive[b[mutual]] = False
+        live = alive[a] & alive[b]
+        a, b, cost, ids = a[live], b[live], cost[live], ids[live]
     if not firsts:
         empty = torch.zeros(0, dtype=torch.long, device=dev)
         return empty, empty
     return torch.cat(firsts), torch.cat(seconds)
 
 
-def decimate(t: dict[str, torch.Tensor], segment: Optional[torch.Tensor] = None,
-             keep: float = 0.5) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """About `keep` of the splats in t (float tensors as in `Splats`), merged in pairs within
-    each segment. Returns (the coarser splats grouped by segment, each one's segment)."""
+def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+    """One pass of pairing and merging: (the splats, their segments, pairs merged)."""
     n = len(t["means"])
-    dev = t["means"].device
-    segment = torch.zeros(n, dtype=torch.long, device=dev) if segment is None else segment
-    a, b = pair_up(t, segment, max(0, n - int(round(n * keep))))
+    dev = segment.device
+    a, b = pair_up(t, segment, quota)
+    if len(a) == 0:
+        return t, segment, 0
     used = torch.zeros(n, dtype=torch.bool, device=dev)
     used[a] = True
     used[b] = True
     alone = torch.nonzero(~used).squeeze(1)
     merged = merge_pairs(t, a, b)
     out = {k: torch.cat([t[k][alone], merged[k]]) for k in ATTRIBUTES}
-    seg = torch.cat([segment[alone], segment[a]])
-    by_segment = torch.argsort(seg, stable=True)
-    return {k: v[by_segment] for k, v in out.items()}, seg[by_segment]
+    return out, torch.cat([segment[alone], segment[a]]), len(a)
+
+
+def decimate(t: dict[str, torch.Tensor], segment: Optional[torch.Tensor] = None,
+             keep: float = 0.5) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """About `keep` (>= 0.5) of the splats of each segment of t (float tensors as in `Splats`),
+    merged in pairs within the segment, pass after pass. Returns (the coarser splats grouped by
+    segment, each one's segment)."""
+    n = len(t["means"])
+    dev = t["means"].device
+    segment = torch.zeros(n, dtype=torch.long, device=dev) if segment is None else segment
+    counts = torch.bincount(segment) if n else torch.zeros(1, dtype=torch.long, device=dev)
+    quota = (counts - torch.round(counts.double() * keep).long()).clamp_min(0)   # merges wanted per segment
+    for _ in range(MAX_PASSES):
+        if int(quota.sum()) == 0:
+            break
+        t, segment, merged = _merge_pass(t, segment, quota)
+        if merged == 0:
+            break
+    by_segment = torch.argsort(segment, stable=True)
+    return {k: v[by_segment] for k, v in t.items()}, segment[by_segment]
