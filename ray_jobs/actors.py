@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Optional
 
-from ray_jobs.manifest import failed_row, ok_row, task_row, utcnow
+from ray_jobs.manifest import failed_row, mark_below_min, ok_row, put_actor_row, task_row, utcnow
 from ray_jobs.storage import Store
 
 if TYPE_CHECKING:
@@ -30,11 +30,16 @@ class SceneCompressor:
     """Plain class; backfill.py wraps it with ray.remote(num_gpus=..., max_concurrency=2)."""
 
     def __init__(self, device: str, settings: "CompressSettings", layout: str, run_id: str, settings_hash: str,
-                 max_retries: int, s3_retry_seconds: float = 120.0, render_metric: bool = False) -> None:
+                 max_retries: int, s3_retry_seconds: float = 120.0, render_metric: bool = False,
+                 manifest: Optional[str] = None, min_psnr: Optional[float] = None,
+                 max_scene_splats: Optional[int] = None) -> None:
         """render_metric: `process` also renders each scene's input and output with our
         rasterizer (`RenderMetricSettings.for_device` of this actor's device: 8 views at 512x512
         on a GPU, 4 at 128x128 on a CPU) and its row gets render_psnr, render_ssim,
-        render_psnr_worst_view and seconds_render. Streamed scenes get no render metric."""
+        render_psnr_worst_view and seconds_render. Streamed scenes get no render metric.
+        manifest: the run's manifest prefix; `process` then makes each row durable there itself,
+        right after the output (`put_actor_row`), marked against `min_psnr` (--min-psnr).
+        max_scene_splats: --max-scene-splats, for this actor's readers."""
         import copy
 
         from sogs_core.pipeline.compressor import Compressor
@@ -42,6 +47,14 @@ class SceneCompressor:
 
         self.layout, self.run_id, self.settings_hash = layout, run_id, settings_hash
         self.max_retries = max_retries
+        self.manifest, self.min_psnr = manifest, min_psnr
+        if max_scene_splats is not None:
+            from sogs_core.formats.checks import MAX_SPLATS_VARIABLE
+
+            os.environ[MAX_SPLATS_VARIABLE] = str(max_scene_splats)
+        self._row_seq = 0
+        self._row_lock = threading.Lock()
+        self._writer_tag = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.store = Store(retry_seconds=s3_retry_seconds)
         # streamed scenes (compress_group, compress_bucket, plan_streamed) use this one, without
         # the metric: it would render every chunk group, and a max over groups means nothing
@@ -152,10 +165,11 @@ class SceneCompressor:
         return lambda name, pkg: self._write_folder(pkg, f"{folder}/{name}")
 
     def _fetch(self, uri: str):
-        """The input's bytes; for a SOG folder (its meta.json) the scene read with the files that
-        meta.json names, fetched from beside it."""
+        """(the input's bytes, their ETag); for a SOG folder (its meta.json) the scene read with
+        the files that meta.json names, fetched from beside it, and meta.json's ETag."""
+        data, etag = self.store.get_versioned(uri)
         if uri.rsplit("/", 1)[-1].lower() != "meta.json":
-            return self.store.get(uri)
+            return data, etag
         from sogs_core.formats import read_sog_folder
 
         folder = uri.rsplit("/", 1)[0]
@@ -164,7 +178,7 @@ class SceneCompressor:
             found = self.store.get_with_etag(f"{folder}/{name}")      # one request; None when absent
             return None if found is None else found[0]
 
-        return read_sog_folder(self.store.get(uri), get, uri)
+        return read_sog_folder(data, get, uri), etag
 
     def process(self, task: dict, attempt_offset: int = 0) -> dict:
         """Compress one scene; never raises for a scene's own failure."""
@@ -179,8 +193,9 @@ class SceneCompressor:
             fetched = False
             try:
                 t0 = time.perf_counter()
-                data = self._fetch(task["input_uri"])
+                data, etag = self._fetch(task["input_uri"])
                 fetched = True
+                row["input_etag"] = etag          # the version compressed, whatever the listing saw
                 fetch = time.perf_counter() - t0
                 res = self.scene_compressor.compress(data, name=task["input_uri"],
                                                      writer=lambda pkg: self._write(pkg, task["output_uri"]))
@@ -214,7 +229,23 @@ class SceneCompressor:
                 failed_row(row, exc, f"{exc}".strip() or traceback.format_exc(limit=3))
                 break
         row.update(attempts=attempts, finished_at=utcnow())
+        self._make_durable(row)
         return row
+
+    def _make_durable(self, row: dict) -> None:
+        """The row as its own manifest object (with the run's manifest prefix): its URI goes back to
+        the driver in row["journal_uri"] for compaction. A write that fails leaves the row to the
+        driver, which writes it as before."""
+        if self.manifest is None:
+            return
+        mark_below_min(row, self.min_psnr)
+        with self._row_lock:
+            seq = self._row_seq
+            self._row_seq += 1
+        try:
+            row["journal_uri"] = put_actor_row(self.store, self.manifest, self.run_id, self._writer_tag, seq, row)
+        except Exception:
+            pass
 
 
 def _remove_quietly(path: str) -> None:

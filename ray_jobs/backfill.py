@@ -18,7 +18,8 @@ import sys
 import uuid
 from typing import Callable, Optional
 
-from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_edit_options, add_streamed_options, compress_settings,
+from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_edit_options, add_scene_cap_option,
+                              add_streamed_options, compress_settings,
                               memory_budget, streamed_settings)
 from sogs_core.formats import FORMAT_NAMES, format_of_name
 from sogs_core.formats.names import unsafe_relative_name
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compressor device inside the actors (default auto: CUDA when the actor sees a GPU)")
     add_compress_options(p, PLAS_AUTO_BACKFILL, hashed=True)
     add_edit_options(p.add_argument_group("edits before compression (not with --streamed-above)"), hashed=True)
+    add_scene_cap_option(p)
     p.add_argument("--scene-timeout", default="auto", type=_timeout,
                    help="seconds one scene may take before it is failed and its actor restarted; auto (default) = "
                         "600 s + 10 s per MB of input")
@@ -454,7 +456,8 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
     remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1, max_task_retries=0,
                             **opts)(SceneCompressor)
     actors = [remote_cls.remote(args.device, run_settings(args), args.layout, run_id, shash, args.max_retries,
-                                args.s3_retry_seconds, args.render_metric)
+                                args.s3_retry_seconds, args.render_metric, args.manifest, args.min_psnr,
+                                args.max_scene_splats)
               for _ in range(n)]
     done_by_other_run = settled_by_other_run(store, args, run_id, shash, planned_at)
     sched = Scheduler(ray, actors, writer, leases, done_by_other_run, run_id, shash, args.max_retries,

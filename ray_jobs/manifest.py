@@ -136,12 +136,20 @@ class ManifestWriter:
         self.failures = 0
 
     def _put_rows(self, name: str, rows: list[dict]) -> str:
-        table = pa.Table.from_pylist(rows, schema=SCHEMA)
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
         uri = join(self.prefix, name)
-        self.store.put(uri, buf.getvalue())
+        self.store.put(uri, rows_object(rows))
         return uri
+
+    def adopt(self, row: dict, uri: str) -> None:
+        """A row an actor already made durable as its own journal object `uri` (`put_actor_row`):
+        counted and compacted like the rows this writer wrote (its object deleted after the part
+        holding it is written), never written a second time."""
+        if self.on_row is not None:
+            self.on_row(row)
+        self.journal.append((uri, [row]))
+        self.written.append(uri)
+        if sum(len(r) for _, r in self.journal) >= self.compact_rows:
+            self.compact()
 
     def add(self, row: dict) -> bool:
         """Write `row` now (with any rows still pending); True when it is durable."""
@@ -196,6 +204,23 @@ class ManifestWriter:
             self.add_many([])
         self.compact()
         return list(self.pending)
+
+
+def rows_object(rows: list[dict]) -> bytes:
+    """The bytes of one rows object (Parquet, SCHEMA)."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), buf)
+    return buf.getvalue()
+
+
+def put_actor_row(store: Store, prefix: str, run_id: str, writer_tag: str, seq: int, row: dict) -> str:
+    """An actor's finished row as its own journal object, written right after the scene's output:
+    a driver that dies before recording the row loses nothing (the re-run reads the row and skips
+    the scene). The name sorts after the driver's own row objects of the run, so where both hold
+    a row of one scene, `read_manifest` keeps the driver's."""
+    uri = join(prefix, f"run-{run_id}-row-w{writer_tag}-{seq:06d}.parquet")
+    store.put(uri, rows_object([row]))
+    return uri
 
 
 def skipped_row(prev: dict, run_id: str) -> dict:

@@ -59,8 +59,13 @@ class Scheduler:
 
     # -- rows ----------------------------------------------------------------------------------
     def _record(self, task: dict, row: dict) -> None:
-        """The row durable first, then the lease released, then the scene counted."""
-        self.writer.add(row)
+        """The row durable first (the actor's own object when it wrote one), then the lease
+        released, then the scene counted."""
+        journal = row.pop("journal_uri", None)
+        if journal is not None:
+            self.writer.adopt(row, journal)
+        else:
+            self.writer.add(row)
         self.leases.release(task["output_uri"])
         self.finished += 1
         status = row["status"]

@@ -34,6 +34,10 @@ TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTime
                    "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
 
 
+class InputChanged(Exception):
+    """An input rewritten while it was read (retried: the next read sees one version)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     uri: str        # full URI of the object
@@ -196,6 +200,24 @@ class Store:
             raise OSError(errno.EINVAL, "not a regular file", uri)
         with open(uri, "rb") as f:
             return f.read()
+
+    def get_versioned(self, uri: str) -> tuple[bytes, str]:
+        """(bytes, the ETag of exactly those bytes, in the listing's form): an S3 object's ETag
+        comes with the same GET; a local file is stat-ed before and after the read on its open
+        descriptor, and a file rewritten meanwhile raises a retryable error. Missing: as `get`."""
+        if is_s3(uri):
+            bucket, key = self._split(uri)
+            obj = self._call(lambda: self.s3.get_object(Bucket=bucket, Key=key), f"reading {uri}")
+            return obj["Body"].read(), obj["ETag"].strip('"')
+        if not stat.S_ISREG(os.stat(uri).st_mode):        # before opening: a named pipe would block
+            raise OSError(errno.EINVAL, "not a regular file", uri)
+        with open(uri, "rb") as f:
+            before = os.fstat(f.fileno())
+            data = f.read()
+            after = os.fstat(f.fileno())
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
+            raise InputChanged(f"{uri}: the file changed while it was read; read again")
+        return data, f"{after.st_size:x}-{after.st_mtime_ns:x}"
 
     def head(self, uri: str, size: int) -> bytes:
         """The first `size` bytes of an object (one ranged GET on S3): a PLY header, say."""

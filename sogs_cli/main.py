@@ -9,7 +9,8 @@ import json
 import os
 import sys
 
-from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_edit_options, add_streamed_options,
+from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_edit_options,
+                               add_scene_cap_option, add_streamed_options, apply_scene_cap,
                                compress_settings, memory_budget, streamed_settings)
 from sogs_cli.progress import StageProgress
 from sogs_core import __version__
@@ -26,6 +27,7 @@ def _compress(args: argparse.Namespace) -> int:
     for path in args.inputs:
         if not os.path.exists(path):
             raise SogsError(f"{path}: no such file or folder")
+    apply_scene_cap(args)
     out = args.output
     streamed = args.streamed or os.path.basename(out) == "lod-meta.json"
     if streamed:
@@ -312,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where sort and k-means run (default: auto = CUDA if torch sees a GPU)")
     add_compress_options(c, PLAS_AUTO_COMPRESS)
     add_edit_options(c.add_argument_group("edits before compression (single SOG output)"))
+    add_scene_cap_option(c)
     c.add_argument("--render-metric", action="store_true",
                    help="also render the input and the output with our rasterizer from the same cameras and "
                         "report PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view; on a GPU 8 views at "

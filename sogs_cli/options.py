@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 
 from sogs_core.settings import (DEFAULT_QUALITY, INVALID_POLICIES, ORDER_METHODS, PLAS_SCHEDULES, ChunkOptions,
@@ -163,6 +164,34 @@ def add_edit_options(group, hashed: bool = False) -> None:
                        help="reduce each scene to at most N splats, or P %% of them, by merging neighbours in pairs "
                             "(the streamed SOG's level merge: the scene keeps its coverage); fewer are left alone"
                             + tail + ". " + EDIT_ORDER)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def add_scene_cap_option(group) -> None:
+    """--max-scene-splats: the largest scene read whole (`formats.checks.need_count`)."""
+    from sogs_core.formats.checks import DEFAULT_MAX_SPLATS, MAX_SPLATS_VARIABLE
+
+    group.add_argument("--max-scene-splats", type=_positive, default=None, metavar="N",
+                       help=f"refuse a scene whose header claims more than N splats before reading it "
+                            f"(default {DEFAULT_MAX_SPLATS:,}, or ${MAX_SPLATS_VARIABLE}; a bigger PLY can "
+                            "still be written as a streamed SOG, which reads it by ranges)")
+
+
+def apply_scene_cap(args: argparse.Namespace) -> None:
+    """--max-scene-splats for this process (the readers read it from the environment)."""
+    from sogs_core.formats.checks import MAX_SPLATS_VARIABLE
+
+    if getattr(args, "max_scene_splats", None) is not None:
+        os.environ[MAX_SPLATS_VARIABLE] = str(args.max_scene_splats)
 
 
 def edit_settings(args: argparse.Namespace) -> EditSettings:

@@ -158,3 +158,107 @@ def test_an_input_deleted_after_listing_fails_at_once_as_vanished(tmp_path):
     assert row["status"] == "failed" and row["error_class"] == "InputVanished" and row["attempts"] == 1
     assert "deleted after it was listed" in row["error_message"]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_actor_makes_its_row_durable_so_a_dead_driver_loses_no_scene(tmp_path):
+    """The actor writes the scene's row beside the manifest right after its output: when the
+    driver dies before recording it, the re-run skips the scene instead of compressing it again;
+    when the driver records it, compaction folds the actor's object into a part (one row)."""
+    from ray_jobs import backfill
+    from ray_jobs.actors import SceneCompressor
+    from ray_jobs.manifest import ManifestWriter, read_manifest
+    from ray_jobs.storage import Store
+    from sogs_core.formats.ply.write import ply_bytes
+
+    from .conftest import make_scene
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.ply").write_bytes(ply_bytes(make_scene(800, 0, seed=2)))
+    argv = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    args = backfill.build_parser().parse_args(argv)
+    args.manifest = str(tmp_path / "out" / "_manifest")
+    shash = backfill.settings_hash(args)
+    tasks, _, _ = backfill.plan(Store(), args, shash, "r1")
+    actor = SceneCompressor("cpu", backfill.run_settings(args), "bundle", "r1", shash, 1, manifest=args.manifest)
+    row = actor.process(tasks[0])                 # ... and the driver dies before it records the row
+    assert row["status"] == "ok" and os.path.isfile(row["journal_uri"])
+    again = backfill.run(backfill.build_parser().parse_args(argv + ["--dry-run"]))
+    assert (again["todo"], again["skipped"]) == (0, 1)
+    # a driver that lives adopts the actor's object: compacted into a part, the object gone
+    writer = ManifestWriter(Store(), args.manifest, "r1", compact_rows=1)
+    journal = row.pop("journal_uri")
+    writer.add(dict(row, input_uri="other"))
+    writer.adopt(row, journal)
+    assert not os.path.exists(journal)
+    rows = read_manifest(Store(), args.manifest).to_pylist()
+    assert sorted(r["input_uri"] for r in rows) == sorted(["other", tasks[0]["input_uri"]])
+
+
+def test_a_row_carries_the_etag_of_the_bytes_it_compressed(tmp_path):
+    """An input rewritten between the listing and the read: the row holds the new version's ETag,
+    so the next run sees that version done instead of keeping a stale one."""
+    from ray_jobs import backfill
+    from ray_jobs.actors import SceneCompressor
+    from ray_jobs.storage import Store
+    from sogs_core.formats.ply.write import ply_bytes
+
+    src = tmp_path / "in" / "a.ply"
+    src.parent.mkdir()
+    src.write_bytes(ply_bytes(make_scene(700, 0, seed=3)))
+    argv = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    args = backfill.build_parser().parse_args(argv)
+    args.manifest = str(tmp_path / "out" / "_manifest")
+    shash = backfill.settings_hash(args)
+    tasks, _, _ = backfill.plan(Store(), args, shash, "r1")
+    listed = tasks[0]["etag"]
+    src.write_bytes(ply_bytes(make_scene(900, 0, seed=4)))       # rewritten after the listing
+    st = os.stat(src)
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    row = SceneCompressor("cpu", backfill.run_settings(args), "bundle", "r1", shash, 1,
+                          manifest=args.manifest).process(tasks[0])
+    now = Store().list(str(tmp_path / "in"))[0].etag
+    assert row["status"] == "ok" and row["splats"] == 900
+    assert row["input_etag"] == now != listed
+    again = backfill.run(backfill.build_parser().parse_args(argv + ["--dry-run"]))
+    assert (again["todo"], again["skipped"]) == (0, 1)
+
+
+def test_a_gzip_spz_is_read_no_further_than_its_header_needs():
+    """Bytes past what the header's count needs are refused as left over, not inflated."""
+    import gzip
+
+    from sogs_core.formats import read_scene
+    from sogs_core.formats.spz import SpzError
+
+    from .format_writers import spz_v2_bytes
+
+    s = make_scene(300, 0, seed=5)
+    good = spz_v2_bytes(s)
+    assert read_scene(good, "a.spz").splats.count == 300
+    padded = gzip.compress(gzip.decompress(good) + bytes(1 << 20))
+    with pytest.raises(SpzError, match="left over"):
+        read_scene(padded, "padded.spz")
+
+
+def test_a_scene_above_the_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """--max-scene-splats (or SOGS_MAX_SPLATS) refuses a scene by its header's count, in every
+    format, with one line that says how to raise the cap."""
+    from sogs_core.formats import read_scene
+    from sogs_core.formats.ply.write import ply_bytes
+    from sogs_core.model.errors import SplatFileError
+
+    from .format_writers import spz_v2_bytes, splat_bytes
+    from .test_cli import cli
+
+    s = make_scene(300, 0, seed=6)
+    monkeypatch.setenv("SOGS_MAX_SPLATS", "299")
+    for name, data in (("a.ply", ply_bytes(s)), ("a.spz", spz_v2_bytes(s)), ("a.splat", splat_bytes(s))):
+        with pytest.raises(SplatFileError, match="300 splats: more than the 299"):
+            read_scene(data, name)
+    monkeypatch.setenv("SOGS_MAX_SPLATS", "300")
+    assert read_scene(ply_bytes(s), "a.ply").splats.count == 300
+    monkeypatch.delenv("SOGS_MAX_SPLATS")
+    (tmp_path / "a.ply").write_bytes(ply_bytes(s))
+    r = cli("compress", str(tmp_path / "a.ply"), str(tmp_path / "a.sog"), "-q", "--device", "cpu",
+            "--max-scene-splats", "100")
+    assert r.returncode == 2 and "--max-scene-splats" in r.stderr and len(r.stderr.strip().splitlines()) == 1

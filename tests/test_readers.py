@@ -123,7 +123,9 @@ def _bad_inputs(formats) -> list[tuple[str, bytes, str]]:
     cply = open(formats[2]["compressed-ply"], "rb").read()
     splat = open(formats[0]["splat"], "rb").read()
     huge = bytearray(raw3[:16])
-    struct.pack_into("<I", huge, 8, 2_000_000_000)
+    struct.pack_into("<I", huge, 8, 50_000_000)              # under the scene cap, over what the bytes hold
+    too_many = bytearray(raw3[:16])
+    struct.pack_into("<I", too_many, 8, 2_000_000_000)       # over the scene cap: refused by that first
     v4_huge_toc = bytearray(spz4)
     struct.pack_into("<I", v4_huge_toc, 16, 10**9)
     v4_bad_stream = bytearray(spz4)
@@ -147,6 +149,7 @@ def _bad_inputs(formats) -> list[tuple[str, bytes, str]]:
         ("version.spz", gzip.compress(raw3[:4] + struct.pack("<I", 9) + raw3[8:]), "unsupported SPZ version 9"),
         ("degree.spz", gzip.compress(raw3[:12] + b"\x05" + raw3[13:]), "SH degree 5"),
         ("huge.spz", gzip.compress(bytes(huge)), "cannot hold"),
+        ("too_many.spz", gzip.compress(bytes(too_many)), "2,000,000,000 splats: more than the 100,000,000"),
         ("short.spz", b"NGSP", "truncated"),
         ("cut4.spz", spz4[: len(spz4) - 100], "truncated"),
         ("toc.spz", bytes(v4_huge_toc), "table of contents"),

@@ -7,9 +7,11 @@ NaN, or inf anywhere else, is a broken file: the error names the attribute and t
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from sogs_core.model.errors import SplatFileError
+from sogs_core.model.errors import SceneTooLarge, SplatFileError
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.formats.row_blocks import all_finite
 
@@ -17,6 +19,35 @@ from sogs_core.formats.row_blocks import all_finite
 OPACITY_LOGIT_LIMIT = 20.0
 #: -inf log-scales (a flat axis) become this (exp(-30) ~ 1e-13 scene units)
 FLAT_LOG_SCALE = -30.0
+#: the most splats a scene read whole may hold (about 24 GB of SH3 floats) unless the environment
+#: variable SOGS_MAX_SPLATS says otherwise (`--max-scene-splats` sets it); a larger PLY can still
+#: be written as a streamed SOG, which reads it by ranges
+DEFAULT_MAX_SPLATS = 100_000_000
+MAX_SPLATS_VARIABLE = "SOGS_MAX_SPLATS"
+
+
+def max_scene_splats() -> int:
+    """The cap in force: SOGS_MAX_SPLATS when set (a positive integer), else DEFAULT_MAX_SPLATS."""
+    text = os.environ.get(MAX_SPLATS_VARIABLE, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{MAX_SPLATS_VARIABLE}={text!r} is not a positive integer")
+        return value
+    return DEFAULT_MAX_SPLATS
+
+
+def need_count(name: str, count: int) -> None:
+    """Refuse a scene whose header claims more splats than the cap, before anything is allocated
+    (`SceneTooLarge`, in every format: a re-run with a higher cap must not see it as bad input)."""
+    cap = max_scene_splats()
+    if count > cap:
+        raise SceneTooLarge(name, f"{count:,} splats: more than the {cap:,} a scene read whole may hold "
+                          f"(--max-scene-splats or {MAX_SPLATS_VARIABLE} raise it; a PLY can be written as a "
+                          "streamed SOG, which reads it by ranges)")
 
 
 def finish(splats: Splats, name: str, error=SplatFileError, check: bool = True) -> Splats:

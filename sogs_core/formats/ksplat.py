@@ -18,7 +18,7 @@ import numpy as np
 
 from sogs_core.model.errors import SplatFileError
 from sogs_core.model.splats import Splats
-from sogs_core.formats.checks import finish
+from sogs_core.formats.checks import finish, need_count
 from sogs_core.formats.source import Source, load
 
 MAIN_HEADER = 4096
@@ -100,6 +100,7 @@ def read_ksplat(source: Source, name: str | None = None, check: bool = True) -> 
     sh_lo, sh_hi = sh_lo or -1.5, sh_hi or 1.5
     if mode not in MODES:
         raise KsplatError(name, f"unknown compression mode {mode} (0, 1 or 2)")
+    need_count(name, total)
     if total == 0:
         raise KsplatError(name, "zero splats")
     sections = _sections(buf, name, n_sections, mode)

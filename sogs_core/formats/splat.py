@@ -11,7 +11,7 @@ import numpy as np
 
 from sogs_core.model.errors import SplatFileError
 from sogs_core.model.splats import Splats
-from sogs_core.formats.checks import finish
+from sogs_core.formats.checks import finish, need_count
 from sogs_core.formats.source import Source, load
 
 RECORD = np.dtype([("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
@@ -30,6 +30,7 @@ def read_splat(source: Source, name: str | None = None, check: bool = True) -> S
     if len(buf) % RECORD.itemsize:
         raise SplatError(name, f"{len(buf):,} bytes is not a whole number of 32-byte .splat records "
                                "(truncated, or not a .splat file)")
+    need_count(name, len(buf) // RECORD.itemsize)
     rec = np.frombuffer(buf, RECORD)
     rot = rec["rot"].astype(np.float64) / 255.0 * 2.0 - 1.0
     r0, r1, r2, r3 = rot.T

@@ -20,7 +20,7 @@ import numpy as np
 
 from sogs_core.model.errors import SplatFileError
 from sogs_core.model.splats import Splats
-from sogs_core.formats.checks import finish
+from sogs_core.formats.checks import finish, need_count
 from sogs_core.formats.source import Source, load
 
 MAGIC = 0x5053474E                 # "NGSP" little-endian
@@ -56,6 +56,7 @@ def _header(head: bytes, name: str) -> tuple[int, int, int, int, int]:
         raise SpzError(name, f"SH degree {degree} is not supported (0..3)")
     if count == 0:
         raise SpzError(name, "zero splats")
+    need_count(name, count)
     if frac > 23:
         raise SpzError(name, f"{frac} fractional bits for 24-bit positions")
     return version, count, degree, frac, flags
@@ -79,6 +80,13 @@ def _gunzip(data: memoryview, name: str) -> bytes:
     if len(body) < total:
         raise SpzError(name, f"truncated: {count:,} splats need {total:,} bytes after the header, the gzip "
                              f"stream holds {len(body):,}")
+    try:
+        extra = d.decompress(d.unconsumed_tail, 1)           # one byte more at most: is there any?
+    except zlib.error:
+        extra = b""                                          # a damaged trailer after complete data
+    if extra:
+        raise SpzError(name, f"the gzip stream holds more than the {total:,} bytes its header's {count:,} "
+                             "splats need (left over after them; not read further)")
     return head + body
 
 

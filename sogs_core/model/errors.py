@@ -28,5 +28,10 @@ class SogFormatError(SplatFileError):
     """A SOG file set (bundle or folder) that does not follow the format."""
 
 
+class SceneTooLarge(SplatFileError):
+    """A scene whose header claims more splats than --max-scene-splats allows (refused unread; a
+    re-run with a higher cap tries it again, so the backfill does not settle it as bad input)."""
+
+
 class EmptySceneError(SogsError):
     """The edits (`--invalid drop`, the filters) left no splat to write."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from sogs_core.model.errors import PlyError
 from sogs_core.model.splats import Splats
-from sogs_core.formats.checks import finish
+from sogs_core.formats.checks import finish, need_count
 from sogs_core.formats.ply.header import PlyHeader, locate
 
 CHUNK_SPLATS = 256
@@ -67,6 +67,7 @@ def decode_compressed(buf: memoryview, name: str, header: PlyHeader, check: bool
     if chunk is None or vertex is None:
         raise PlyError(name, "compressed PLY without a 'chunk' and a 'vertex' element")
     n = vertex.count
+    need_count(name, n)
     if n == 0:
         raise PlyError(name, "zero splats (element vertex 0)")
     for prop in PACKED:

@@ -9,7 +9,7 @@ import numpy as np
 
 from sogs_core.model.errors import PlyError
 from sogs_core.model.splats import SH_COEFFS_PER_CHANNEL, Splats
-from sogs_core.formats.checks import finish
+from sogs_core.formats.checks import finish, need_count
 from sogs_core.formats.ply.compressed import decode_compressed
 from sogs_core.formats.ply.header import Element, PlyHeader, is_compressed, locate, parse_header
 from sogs_core.formats.row_blocks import contiguous_float32
@@ -39,6 +39,7 @@ def decode_ply(buf: memoryview, name: str, header: PlyHeader, check: bool = True
     if vertex is None:
         raise PlyError(name, "no 'vertex' element in the header")
     n_rest = check_vertex(vertex, name)
+    need_count(name, vertex.count)
     return splats_from_rows(vertex.rows(buf), n_rest, name, check)
 
 

@@ -22,7 +22,7 @@ from sogs_core.formats.sog.layout import check_meta_v2
 from sogs_core.model.splats import SH_COEFFS_PER_CHANNEL, Splats
 from sogs_core.formats.sog.limits import CENTROID_TEXELS, per_splat_texels
 from sogs_core.webp.codec import decode_webp
-from sogs_core.formats.checks import finish
+from sogs_core.formats.checks import finish, need_count
 
 V1_BANDS_BY_WIDTH = {64 * 3: 1, 64 * 8: 2, 64 * 15: 3}
 
@@ -72,6 +72,7 @@ def codes_v2(meta: dict, files: dict[str, bytes], label: str) -> QuantizedScene:
     """The bytes a v2 SOG stores, with its codebooks and palette, splats in the file's order."""
     check_meta_v2(meta, label)
     count = int(meta["count"])
+    need_count(label, count)
     quats = _per_splat(files, meta["quats"]["files"][0], count, label)
     scales = _per_splat(files, meta["scales"]["files"][0], count, label)
     sh0 = _per_splat(files, meta["sh0"]["files"][0], count, label)
@@ -100,6 +101,7 @@ def decode_v2(meta: dict, files: dict[str, bytes], label: str) -> Splats:
 def decode_v1(meta: dict, files: dict[str, bytes], label: str) -> Splats:
     try:
         count = int(meta["means"]["shape"][0])
+        need_count(label, count)
 
         def linear(section: str, img: np.ndarray, channels: int) -> np.ndarray:
             lo = np.asarray(meta[section]["mins"], np.float64)[:channels]
