@@ -16,6 +16,8 @@ from sogs_core.model.errors import SogFormatError
 from sogs_core.pipeline.compressor import Compressor
 
 from .conftest import make_scene
+from .format_writers import spz_v2_bytes
+from .hostile_files import small_sog, spz_with_leftover, wide_webp_folder, zip_bomb_sog
 
 
 def test_relative_name_rules():
@@ -72,29 +74,10 @@ def test_a_link_out_of_the_folder_is_refused(outside_scene):
     assert read_lod_level(_streamed_index(str(inside), ["own/scene/meta.json"])).count == 10
 
 
-def _bundle_with(meta: dict, entries: dict[str, bytes], deflate: bool = False) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as z:
-        z.writestr("meta.json", json.dumps(meta))
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-def _small_sog(count: int = 10):
-    pkg = Compressor(device="cpu").encode(make_scene(count, 0, seed=5), {}, with_fidelity=False)[0]
-    return pkg.meta, dict(pkg.files)
-
-
 def test_a_zip_entry_that_inflates_past_its_scene_is_refused_before_inflating():
     from sogs_core.formats.sog.read import read_sog_bytes
 
-    meta, files = _small_sog()
-    files["means_l.webp"] = bytes(40 << 20)           # 40 MB of zeros: a few dozen kB deflated
-    data = _bundle_with(meta, files, deflate=True)
+    data = zip_bomb_sog(40 << 20)                     # 40 MB of zeros: a few dozen kB deflated
     assert len(data) < 1 << 20
     with pytest.raises(SogFormatError, match="means_l.webp inflates to 41,943,040 bytes") as info:
         read_sog_bytes(data, "bomb.sog")
@@ -102,26 +85,14 @@ def test_a_zip_entry_that_inflates_past_its_scene_is_refused_before_inflating():
 
 
 def test_a_webp_declaring_more_texels_than_its_scene_is_refused_from_its_header(tmp_path):
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     from sogs_core.formats.sog.read import read_sog
 
-    meta, files = _small_sog()
-    big = io.BytesIO()
-    Image.fromarray(np.zeros((300, 300, 4), np.uint8), "RGBA").save(big, format="WEBP", lossless=True)
-    files["scales.webp"] = big.getvalue()             # 90,000 texels for a 10-splat scene
     folder = tmp_path / "wide"
-    folder.mkdir()
-    (folder / "meta.json").write_text(json.dumps(meta))
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
+    wide_webp_folder(str(folder))                     # 90,000 texels for a 10-splat scene
     with pytest.raises(SogFormatError, match="declares 300 x 300 texels"):
         read_sog(str(folder))
     # the same scene with its own images reads
-    (folder / "scales.webp").write_bytes(_small_sog()[1]["scales.webp"])
+    (folder / "scales.webp").write_bytes(small_sog()[1]["scales.webp"])
     assert read_sog(str(folder)).count == 10
 
 
@@ -225,19 +196,12 @@ def test_a_row_carries_the_etag_of_the_bytes_it_compressed(tmp_path):
 
 def test_a_gzip_spz_is_read_no_further_than_its_header_needs():
     """Bytes past what the header's count needs are refused as left over, not inflated."""
-    import gzip
-
     from sogs_core.formats import read_scene
     from sogs_core.formats.spz import SpzError
 
-    from .format_writers import spz_v2_bytes
-
-    s = make_scene(300, 0, seed=5)
-    good = spz_v2_bytes(s)
-    assert read_scene(good, "a.spz").splats.count == 300
-    padded = gzip.compress(gzip.decompress(good) + bytes(1 << 20))
+    assert read_scene(spz_v2_bytes(make_scene(300, 0, seed=5)), "a.spz").splats.count == 300
     with pytest.raises(SpzError, match="left over"):
-        read_scene(padded, "padded.spz")
+        read_scene(spz_with_leftover(), "padded.spz")
 
 
 def test_a_scene_above_the_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
