@@ -11,6 +11,7 @@ import pytest
 
 from sogs_core.formats.lod_meta.read import read_lod_level, read_lod_meta
 from sogs_core.formats.names import path_inside, unsafe_relative_name
+from sogs_core.formats.ply.write import ply_bytes
 from sogs_core.formats.sog.package import write_sog
 from sogs_core.model.errors import SogFormatError
 from sogs_core.pipeline.compressor import Compressor
@@ -226,3 +227,38 @@ def test_a_scene_above_the_cap_is_refused_before_it_is_read(tmp_path, monkeypatc
     r = cli("compress", str(tmp_path / "a.ply"), str(tmp_path / "a.sog"), "-q", "--device", "cpu",
             "--max-scene-splats", "100")
     assert r.returncode == 2 and "--max-scene-splats" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+#: runs argv[1:] and prints its exit code and peak RSS (MB): a process this small measures the
+#: child alone (a child's peak RSS counts the pages of whoever forked it, here a few MB)
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)\n")
+
+
+def _peak(*cmd: str) -> tuple[int, float]:
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "sogs_cli.main", *cmd],
+                         capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=root))
+    code, mb = out.stdout.split()
+    return int(code), float(mb)
+
+
+def test_hostile_containers_cost_no_more_memory_than_a_small_scene(tmp_path):
+    """A .sog whose entry inflates to 512 MB, a 13,000^2 WebP for 10 splats and a .ksplat with
+    2^28-splat buckets are refused with the memory of compressing a tiny good scene (the
+    interpreter and torch), far below what inflating or decoding any of them would take."""
+    from .hostile_files import ksplat_huge_bucket
+
+    (tmp_path / "bomb.sog").write_bytes(zip_bomb_sog(512 << 20))
+    wide_webp_folder(str(tmp_path / "wide"), side=13_000)
+    (tmp_path / "bucket.ksplat").write_bytes(ksplat_huge_bucket())
+    (tmp_path / "good.ply").write_bytes(ply_bytes(make_scene(500, 0, seed=1)))
+    _, baseline = _peak("compress", "-q", "--device", "cpu", str(tmp_path / "good.ply"), str(tmp_path / "g.sog"))
+    for name in ("bomb.sog", "wide", "bucket.ksplat"):
+        code, mb = _peak("compress", "-q", "--device", "cpu", str(tmp_path / name), str(tmp_path / "o.sog"))
+        assert code == 2 and mb < baseline + 100, (name, code, mb, baseline)
