@@ -28,12 +28,22 @@ FIDELITY_PLOTS = (("fid_position_max_steps", "position, max (16-bit steps)", "po
                   ("fid_f_rest_rmse", "SH rest RMSE", None))
 #: rows in the lowest-render-PSNR table (and every scene below --min-psnr besides)
 WORST_RENDER_ROWS = 20
+#: failed scenes listed one by one at most (the rest are counted per error class)
+FAILURE_ROWS = 200
+#: points a plot draws as vectors at most; above it curves are thinned to this many points and
+#: clouds drawn as one embedded image, so the page stays a few MB at a million scenes
+VECTOR_POINTS = 2000
+#: the manifest columns the page reads (a million rows of all of them would be gigabytes)
+COLUMNS = ("run_id", "input_uri", "status", "error_class", "error_message", "attempts", "splats", "ratio",
+           "input_bytes", "output_bytes", "started_at", "finished_at", "node", "gpu", "settings_hash",
+           "software_version", "render_psnr", "render_ssim", "render_psnr_worst_view", "render_below_min",
+           *(f"seconds_{s}" for s in STAGES), *(c for c, _, _ in FIDELITY_PLOTS))
 
 
 def select_rows(table: pa.Table, run: Optional[str] = None, all_runs: bool = False) -> tuple[list[dict], str]:
     """(rows, what they are): one run (the latest by default; run ids start with their UTC start
     time) or every run."""
-    rows = table.to_pylist()
+    rows = table.select([c for c in COLUMNS if c in table.column_names]).to_pylist()
     runs = sorted({r["run_id"] for r in rows if r["run_id"]})
     if not runs:
         raise ValueError("the manifest has no rows")
@@ -74,6 +84,14 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
+def _thin(n: int) -> list[int]:
+    """At most VECTOR_POINTS indices spread over range(n), the last included."""
+    if n <= VECTOR_POINTS:
+        return list(range(n))
+    step = (n - 1) / (VECTOR_POINTS - 1)
+    return sorted({round(i * step) for i in range(VECTOR_POINTS)})
+
+
 def plots(rows: list[dict]) -> list[tuple[str, str]]:
     """(title, inline SVG) per plot; empty when matplotlib is not installed."""
     try:
@@ -95,7 +113,8 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
         for status, colour in (("ok", "tab:green"), ("failed", "tab:red")):
             xs = [(r["finished_at"] - t0).total_seconds() / 60 for r in done if r["status"] == status]
             if xs:
-                ax.step(xs, range(1, len(xs) + 1), where="post", color=colour, label=status)
+                keep = _thin(len(xs))
+                ax.step([xs[i] for i in keep], [i + 1 for i in keep], where="post", color=colour, label=status)
         ax.set_xlabel("minutes since the first scene started")
         ax.set_ylabel("scenes finished")
         ax.legend()
@@ -109,12 +128,13 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
             if s != "total" and vals:
                 timed.append((s, vals))
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.boxplot([vals for _, vals in timed], showfliers=True)
+        ax.boxplot([vals for _, vals in timed], showfliers=len(ok) <= VECTOR_POINTS)
         ax.set_xticks(range(1, len(timed) + 1), [s for s, _ in timed])
         ax.set_ylabel("seconds per scene")
         out.append(("Seconds per stage (distribution over scenes)", _svg(fig)))
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.scatter([r["splats"] for r in ok], [r["ratio"] or 0 for r in ok], s=12)
+        ax.scatter([r["splats"] for r in ok], [r["ratio"] or 0 for r in ok], s=12 if len(ok) <= VECTOR_POINTS else 2,
+                   rasterized=len(ok) > VECTOR_POINTS)
         ax.set_xscale("log")
         ax.set_xlabel("splats")
         ax.set_ylabel("input bytes / output bytes")
@@ -133,15 +153,19 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
     rendered = sorted(with_render_metric(rows), key=lambda r: r["render_psnr"])
     if rendered:
         xs = range(1, len(rendered) + 1)
+        many = len(rendered) > VECTOR_POINTS
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.plot(xs, [r["render_psnr"] for r in rendered], marker=".", color="tab:blue", label="mean over views")
+        keep = _thin(len(rendered))
+        ax.plot([xs[i] for i in keep], [rendered[i]["render_psnr"] for i in keep], marker="" if many else ".",
+                color="tab:blue", label="mean over views")
         worst = [(x, r["render_psnr_worst_view"]) for x, r in zip(xs, rendered)
                  if r["render_psnr_worst_view"] is not None]
         if worst:
-            ax.scatter(*zip(*worst), s=8, color="tab:orange", label="worst view")
+            ax.scatter(*zip(*worst), s=2 if many else 8, color="tab:orange", label="worst view", rasterized=many)
         below = [(x, r["render_psnr"]) for x, r in zip(xs, rendered) if r["render_below_min"]]
         if below:
-            ax.scatter(*zip(*below), s=30, facecolors="none", edgecolors="tab:red", label="below --min-psnr")
+            ax.scatter(*zip(*below), s=30, facecolors="none", edgecolors="tab:red", label="below --min-psnr",
+                       rasterized=len(below) > VECTOR_POINTS)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("scenes, lowest render PSNR first")
         ax.set_ylabel("render PSNR (dB)")
@@ -203,8 +227,9 @@ def render(rows: list[dict], what: str, source: str) -> str:
            ["scenes per minute", None if t["scenes_per_minute"] is None else f"{t['scenes_per_minute']:.1f}"],
            ["GPU-stage seconds per scene (sort + cluster + quantize)",
             None if t["gpu_stage_seconds_per_scene"] is None else f"{t['gpu_stage_seconds_per_scene']:.3f}"]]
-    failures = [[r["input_uri"], r["error_class"], r["error_message"], r["attempts"]]
-                for r in rows if r["status"] == "failed"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    failures = [[r["input_uri"], r["error_class"], r["error_message"], r["attempts"]] for r in failed[:FAILURE_ROWS]]
+    failed_by_class = Counter(r["error_class"] for r in failed)
     slow = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -(r["seconds_total"] or 0))[:10]
     slowest = [[r["input_uri"], r["splats"], r["seconds_total"], r["node"], r["gpu"]] for r in slow]
     hashes = Counter(r["settings_hash"] for r in rows if r["settings_hash"])
@@ -228,8 +253,12 @@ def render(rows: list[dict], what: str, source: str) -> str:
         parts += [f"<figure><figcaption>{html.escape(title)}</figcaption>{svg}</figure>" for title, svg in figs]
     else:
         parts.append("<p><em>No plots: matplotlib is not installed (pip install 'sogs-cluster[report]').</em></p>")
-    parts += [f"<h2>Failures ({len(failures)})</h2>",
-              _table(["scene", "error class", "message", "attempts"], failures, "failures") if failures
+    parts += [f"<h2>Failures ({len(failed)})</h2>"]
+    if len(failed) > FAILURE_ROWS:
+        parts += [f"<p>The first {FAILURE_ROWS} are listed; every one is in the manifest "
+                  "(<code>status = 'failed'</code>). By error class:</p>",
+                  _table(["error class", "scenes"], [[c, n] for c, n in failed_by_class.most_common()])]
+    parts += [_table(["scene", "error class", "message", "attempts"], failures, "failures") if failures
               else "<p>None.</p>",
               "<h2>Slowest scenes</h2>", _table(["scene", "splats", "seconds", "node", "GPU"], slowest)]
     if lowest:

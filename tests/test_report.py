@@ -166,3 +166,29 @@ def test_report_lists_the_lowest_render_psnrs(manifest, tmp_path):
     assert table[1][1:] == ["40.00", "38.00", "0.9900", "100,000", "yes"]
     assert {row[5] for row in table[1:]} == {"yes"}
     assert "24 scene(s) below --min-psnr" in text and "--force --include" in text
+
+
+def test_report_of_many_scenes_summarises(tmp_path):
+    """20,000 rows, 400 of them failed: the page lists the first failures and counts the rest per
+    class, and its plots stay small (curves thinned, point clouds one embedded image)."""
+    from ray_jobs.manifest import rows_object
+    from ray_jobs.report import FAILURE_ROWS
+
+    t0 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.timezone.utc)
+    rows = [_row(i, "failed", t0, error_class=("PlyError", "SceneTimeout")[(i // 50) % 2], error_message=f"bad {i}")
+            if i % 50 == 0 else _row(i, "ok", t0) for i in range(20_000)]
+    folder = tmp_path / "_manifest"
+    folder.mkdir()
+    for k in range(0, len(rows), 5000):
+        (folder / f"run-20261124T100000Z-abc123-part-{k // 5000:05d}.parquet").write_bytes(rows_object(rows[k:k + 5000]))
+    r = _report(str(folder), "-o", str(tmp_path / "big.html"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "big.html").read_text()
+    assert len(text) < 2_000_000
+    page = Page()
+    page.feed(text)
+    assert {row[0]: row[1] for row in page.tables[0][1:]}["failed"] == "400"
+    by_class = next(t for t in page.tables if t[0] == ["error class", "scenes"])
+    assert {row[0]: row[1] for row in by_class[1:]} == {"PlyError": "200", "SceneTimeout": "200"}
+    failures = next(t for t in page.tables if t[0][:2] == ["scene", "error class"])
+    assert len(failures) - 1 == FAILURE_ROWS
