@@ -26,7 +26,7 @@ from sogs_core.formats.names import unsafe_relative_name
 from sogs_core.settings import CompressSettings
 
 from ray_jobs.leases import Leases
-from ray_jobs.manifest import (ManifestWriter, OtherRunsView, failed_task_row, latest_settled, mark_below_min,
+from ray_jobs.manifest import (ManifestWriter, OtherRunsView, SettledRows, SkippedRows, failed_task_row, mark_below_min,
                                read_manifest, skipped_row)
 from ray_jobs.storage import ObjectInfo, Store, is_s3, join
 
@@ -244,8 +244,8 @@ def still_settled(prev: Optional[dict], etag: str, out: str, shash: str, store: 
     return prev["status"] != "ok" or (prev["output_uri"] == out and store.exists(done_marker(out, layout)))
 
 
-def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tuple[list[dict], list[dict], int]:
-    """(tasks to run, rows for skipped scenes, number listed)."""
+def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tuple[list[dict], SkippedRows, int]:
+    """(tasks to run, the skipped scenes (their rows made a batch at a time), number listed)."""
     formats = set(args.formats)
     objs: list[ObjectInfo] = [
         o for o in store.list(args.input, accept=lambda rel: rel.endswith("/") or format_of_name(rel) in formats,
@@ -255,7 +255,7 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     listed = len(objs)
     if args.limit is not None:
         objs = objs[: args.limit]
-    done = {} if args.force else latest_settled(read_manifest(store, args.manifest))
+    done = SettledRows(None if args.force else read_manifest(store, args.manifest))
     tasks, skipped, claimed = [], [], {}
     input_name = args.input.rstrip("/").rsplit("/", 1)[-1] or "scene"
     for o in objs:
@@ -287,11 +287,11 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
         claimed[out] = o.uri
         prev = done.get(o.uri)
         if still_settled(prev, o.etag, out, shash, store, args.layout):
-            skipped.append(skipped_row(prev, run_id))
+            skipped.append(prev["index"])
             continue
         tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
                       "format": fmt, "streamed": streamed})
-    return tasks, skipped, listed
+    return tasks, SkippedRows(done, skipped), listed
 
 
 def connect_ray(address: Optional[str]):
@@ -359,16 +359,18 @@ def run(args: argparse.Namespace) -> dict:
             print(f"do    {t['input_uri']} -> {t['output_uri']}" + (" (streamed)" if t.get("streamed") else ""))
         for t in planned:
             print(f"fail  {t['input_uri']}: {t['error']}")
-        for r in skipped:
-            why = f"known bad input: {r['error_message']}" if r["error_class"] else "already done"
-            print(f"skip  {r['input_uri']} ({why})")
+        for batch in skipped.batches(run_id):
+            for r in batch:
+                why = f"known bad input: {r['error_message']}" if r["error_class"] else "already done"
+                print(f"skip  {r['input_uri']} ({why})")
         return summary
     for where in dict.fromkeys((args.output, args.manifest)):
         problem = store.check_writable(where, run_id)
         if problem is not None:
             raise NotWritable(problem)
     writer = ManifestWriter(store, args.manifest, run_id, log=log, on_row=psnr_floor(args.min_psnr, summary))
-    writer.add_many(skipped)
+    for batch in skipped.batches(run_id):
+        writer.add_many(batch)
     for t in planned:
         log(f"failed {t['rel']}: {t['error']}")
         writer.add(failed_task_row(t, run_id, shash, PlannedFailure(t["error"]), attempts=0,

@@ -332,3 +332,57 @@ def latest_settled(table: Optional[pa.Table], into: Optional[dict[str, dict]] = 
         if prev is None or row["finished_at"] >= prev["finished_at"]:
             done[row["input_uri"]] = row
     return done
+
+
+class SettledRows:
+    """input_uri -> its latest settled row, as `latest_settled` decides, over a whole manifest,
+    holding as Python values only the columns a plan decides by: a million rows as dicts would be
+    gigabytes. Whole rows are built a batch at a time (`rows`), when they are written."""
+
+    DECIDE = ("input_uri", "input_etag", "settings_hash", "status", "output_uri", "error_class", "error_message",
+              "finished_at")
+
+    def __init__(self, table: Optional[pa.Table]) -> None:
+        self.table = table
+        self.latest: dict[str, int] = {}
+        self.cols: dict[str, list] = {c: [] for c in self.DECIDE}
+        if table is None:
+            return
+        self.cols = table.select(list(self.DECIDE)).to_pydict()
+        c = self.cols
+        for i, (uri, status, err, fin) in enumerate(zip(c["input_uri"], c["status"], c["error_class"],
+                                                        c["finished_at"])):
+            if not (status == "ok" or (status == "failed" and err in PERMANENT_ERRORS)):
+                continue
+            j = self.latest.get(uri)
+            if j is None or fin >= c["finished_at"][j]:
+                self.latest[uri] = i
+
+    def get(self, input_uri: str) -> Optional[dict]:
+        """The deciding columns of the scene's latest settled row and its "index"; None if none."""
+        i = self.latest.get(input_uri)
+        if i is None:
+            return None
+        row = {k: v[i] for k, v in self.cols.items()}
+        row["index"] = i
+        return row
+
+    def rows(self, indices: list[int]) -> list[dict]:
+        """Whole rows, by index."""
+        return self.table.take(indices).to_pylist() if indices else []
+
+
+class SkippedRows:
+    """The scenes a plan skips (indices into `SettledRows`), made this run's rows a batch at a
+    time, so a resume over a million done scenes never holds them all."""
+
+    def __init__(self, settled: SettledRows, indices: list[int]) -> None:
+        self.settled, self.indices = settled, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batches(self, run_id: str, size: int = 5000):
+        """Lists of at most `size` of this run's skipped rows."""
+        for k in range(0, len(self.indices), size):
+            yield [skipped_row(r, run_id) for r in self.settled.rows(self.indices[k:k + size])]
