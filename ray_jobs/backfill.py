@@ -236,12 +236,32 @@ def settings_hash(args: argparse.Namespace) -> str:
     return f"{digest}-{args.layout}"
 
 
-def still_settled(prev: Optional[dict], etag: str, out: str, shash: str, store: Store, layout: str) -> bool:
+def still_settled(prev: Optional[dict], etag: str, out: str, shash: str, exists: Callable[[str], bool],
+                  layout: str) -> bool:
     """Whether a settled row covers the scene now: same input ETag and settings, and for an `ok`
-    row its output still there (a bad-input row stands until the input changes)."""
+    row its output still there (`exists`; a bad-input row stands until the input changes)."""
     if prev is None or prev["input_etag"] != etag or prev["settings_hash"] != shash:
         return False
-    return prev["status"] != "ok" or (prev["output_uri"] == out and store.exists(done_marker(out, layout)))
+    return prev["status"] != "ok" or (prev["output_uri"] == out and exists(done_marker(out, layout)))
+
+
+#: past this many settled scenes the plan lists the output prefix once instead of asking for each
+#: output (one HEAD each on S3: a million take hours; a listing of a million keys, minutes)
+LIST_OUTPUTS_ABOVE = 1000
+
+
+def output_checker(store: Store, output: str, settled: int) -> Callable[[str], bool]:
+    """`exists` for the plan's outputs: `store.exists`, or with more than LIST_OUTPUTS_ABOVE
+    settled scenes, membership in one listing of `output`."""
+    if settled <= LIST_OUTPUTS_ABOVE:
+        return store.exists
+    base = output.rstrip("/") + "/"
+    present = {o.rel for o in store.list_all(output) if o.problem is None}
+
+    def exists(uri: str) -> bool:
+        return uri[len(base):] in present if uri.startswith(base) else store.exists(uri)
+
+    return exists
 
 
 def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tuple[list[dict], SkippedRows, int]:
@@ -256,6 +276,7 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     if args.limit is not None:
         objs = objs[: args.limit]
     done = SettledRows(None if args.force else read_manifest(store, args.manifest))
+    exists = output_checker(store, args.output, len(done.latest))
     tasks, skipped, claimed = [], [], {}
     input_name = args.input.rstrip("/").rsplit("/", 1)[-1] or "scene"
     for o in objs:
@@ -286,7 +307,7 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
             continue
         claimed[out] = o.uri
         prev = done.get(o.uri)
-        if still_settled(prev, o.etag, out, shash, store, args.layout):
+        if still_settled(prev, o.etag, out, shash, exists, args.layout):
             skipped.append(prev["index"])
             continue
         tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
@@ -438,7 +459,7 @@ def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str, sh
         prev = others.latest(task["input_uri"])
         if prev is None or prev["finished_at"] < planned_at:
             return None
-        return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store, args.layout) else None
+        return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store.exists, args.layout) else None
 
     return check
 

@@ -6,6 +6,7 @@ hoped for, so the test fails every time the check after the claim is missing."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from ray_jobs.actors import utcnow
 from ray_jobs.backfill import build_parser, plan, settled_by_other_run, settings_hash
@@ -147,3 +148,33 @@ def test_other_runs_view_reads_each_object_once_and_never_its_own(tmp_path):
     view.refresh()
     assert view.latest("/in/y.ply")["run_id"] == "them" and view.latest("/in/x.ply") is not None
     assert len(reads) == len(set(reads))
+
+
+def test_a_plan_over_many_done_scenes_lists_the_outputs_once(tmp_path, monkeypatch):
+    """Past LIST_OUTPUTS_ABOVE settled scenes the plan asks the store for one listing of the
+    output prefix, not one HEAD per output; a scene whose output is gone is still redone."""
+    import ray_jobs.backfill as backfill
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    for i in range(6):
+        (inp / f"s{i}.ply").write_bytes(b"ply\n")
+    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu"])
+    args.manifest = str(out / "_manifest")
+    store = Store()
+    shash = settings_hash(args)
+    first, _, _ = plan(store, args, shash, "run-a")
+    writer = ManifestWriter(store, args.manifest, "run-a")
+    for t in first:
+        store.put(t["output_uri"], b"a finished SOG")
+        writer.add(ok_row(t, "run-a", shash))
+    writer.close()
+    store.delete(first[2]["output_uri"])
+    heads: list[str] = []
+    monkeypatch.setattr(Store, "exists", lambda self, uri: heads.append(uri) or os.path.exists(uri))
+    monkeypatch.setattr(backfill, "LIST_OUTPUTS_ABOVE", 3)
+    tasks, skipped, _ = plan(store, args, shash, "run-b")
+    assert [t["rel"] for t in tasks] == [first[2]["rel"]] and len(skipped) == 5 and heads == []
+    monkeypatch.setattr(backfill, "LIST_OUTPUTS_ABOVE", 1000)
+    tasks, skipped, _ = plan(store, args, shash, "run-c")
+    assert len(tasks) == 1 and len(skipped) == 5 and len(heads) == 6
