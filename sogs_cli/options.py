@@ -131,15 +131,17 @@ def _finite(text: str) -> float:
     return value
 
 
-EDIT_ORDER = ("applied in this order whatever the order on the command line: --invalid, the transform (--rotate, "
+EDIT_ORDER = ("Applied in this order whatever the order on the command line: --invalid, the transform (--rotate, "
               "then --scale, then --translate), --filter-box, --filter-sphere, --min-opacity, --max-splats. "
               "Coordinates and angles are the PlayCanvas engine's, as splat-transform takes them (a PLY's x and y "
               "negated); write a negative first value with '=' (--rotate=-90,0,0)")
 
 
 def add_edit_options(group, hashed: bool = False) -> None:
-    """The options of `EditSettings`: what is done to a scene before it is compressed."""
+    """The options of `EditSettings`: what is done to a scene before it is compressed (the
+    group's description says in which order)."""
     tail = " (part of the settings hash)" if hashed else ""
+    group.description = EDIT_ORDER
     group.add_argument("--invalid", default="fail", choices=list(INVALID_POLICIES),
                        help="splats with a NaN, a position/rotation/colour inf, a NaN or +inf scale, a NaN or -inf "
                             "opacity, or four zero rotation values (splat-transform's -N rule): fail (default) refuses "
@@ -163,7 +165,7 @@ def add_edit_options(group, hashed: bool = False) -> None:
     group.add_argument("--max-splats", type=_budget, default=None, metavar="N|P%",
                        help="reduce each scene to at most N splats, or P %% of them, by merging neighbours in pairs "
                             "(the streamed SOG's level merge: the scene keeps its coverage); fewer are left alone"
-                            + tail + ". " + EDIT_ORDER)
+                            + tail)
 
 
 def _positive(text: str) -> int:
