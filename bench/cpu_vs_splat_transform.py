@@ -5,7 +5,7 @@
 
 Each tool runs as a user runs it (a fresh process per scene, wall clock, process start
 included), alternating, best of --repeat; bytes of each output. splat-transform defaults to the
-copy the tests install (.cache/splat-transform-3.7.0). `--sh-bands 0` drops SH on both sides
+copy the tests install (.cache/splat-transform-3.10.2, `bench/results_io.SPLAT_TRANSFORM`). `--sh-bands 0` drops SH on both sides
 (`-H 0` for splat-transform, whose CPU k-means takes very long on SH scenes). JSON: default
 bench/results/cpu_vs_splat_transform.json.
 """
@@ -15,21 +15,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_ST = os.path.join(ROOT, ".cache", "splat-transform-3.7.0", "node_modules", ".bin", "splat-transform")
+sys.path.insert(0, ROOT)
 
-
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return time.perf_counter() - t0
+from bench.results_io import SPLAT_TRANSFORM, timed  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +29,7 @@ def main() -> None:
     ap.add_argument("scenes", nargs="+", help="3DGS PLY files")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--sh-bands", type=int, choices=[0, 1, 2, 3], default=None)
-    ap.add_argument("--splat-transform", default=DEFAULT_ST)
+    ap.add_argument("--splat-transform", default=SPLAT_TRANSFORM)
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results", "cpu_vs_splat_transform.json"))
     a = ap.parse_args()
     if not os.path.exists(a.splat_transform):

@@ -16,25 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.results_io import write_result  # noqa: E402
-
-DEFAULT_ST = os.path.join(ROOT, ".cache", "splat-transform-3.10.2", "node_modules", ".bin", "splat-transform")
-
-
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return time.perf_counter() - t0
+from bench.results_io import SPLAT_TRANSFORM, timed, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +30,7 @@ def main() -> None:
     ap.add_argument("scenes", nargs="+")
     ap.add_argument("--percent", type=float, default=50.0)
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--splat-transform", default=DEFAULT_ST)
+    ap.add_argument("--splat-transform", default=SPLAT_TRANSFORM)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if not os.path.exists(a.splat_transform):

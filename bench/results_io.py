@@ -1,14 +1,28 @@
-"""Where a benchmark's JSON goes: the path given with --json, else bench/results/NAME.
-
-One helper for every script in bench/ (each wrote the same four lines before)."""
+"""Helpers every script in bench/ shares: where a benchmark's JSON goes (the path given with
+--json, else bench/results/NAME), the one-scene arguments, the peer's binary and a timed command."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
+import time
 from typing import Callable, Optional
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+#: the peer the benchmarks compare with: splat-transform 3.10.2, installed into .cache/ by
+#: `npm install --prefix .cache/splat-transform-3.10.2 @playcanvas/splat-transform@3.10.2`
+SPLAT_TRANSFORM = os.path.join(os.path.dirname(RESULTS), "..", ".cache", "splat-transform-3.10.2", "node_modules",
+                               ".bin", "splat-transform")
+
+
+def timed(cmd: list[str]) -> float:
+    """Wall seconds of a command run to its end; a failure stops the benchmark with its output."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return time.perf_counter() - t0
 
 
 def write_result(result: dict, path: Optional[str], default_name: str) -> str:

@@ -81,6 +81,17 @@ def compress_settings(args: argparse.Namespace, on_gpu: bool) -> CompressSetting
                             edit=edit_settings(args))
 
 
+def _finite(text: str) -> float:
+    """A finite number, else argparse's one-line usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be finite, not {text!r}")
+    return value
+
+
 def _numbers(count: int, open_ends: bool = False):
     """An argparse type: `count` comma-separated numbers; with `open_ends` an empty part or '-'
     is -inf in the first half and +inf in the second (splat-transform's -B)."""
@@ -92,14 +103,8 @@ def _numbers(count: int, open_ends: bool = False):
         for i, part in enumerate(parts):
             if open_ends and part.strip() in ("", "-"):
                 values.append(float("-inf") if i < count // 2 else float("inf"))
-                continue
-            try:
-                value = float(part)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a number") from None
-            if value != value or value in (float("inf"), float("-inf")):
-                raise argparse.ArgumentTypeError(f"{part!r} in {text!r} must be a finite number")
-            values.append(value)
+            else:
+                values.append(_finite(part))
         return tuple(values)
     return parse
 
@@ -119,16 +124,6 @@ def _budget(text: str) -> tuple[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a count >= 1 or a percentage in (0, 100] such as 50%, "
                                          f"not {text!r}") from None
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be finite, not {text!r}")
-    return value
 
 
 EDIT_ORDER = ("Applied in this order whatever the order on the command line: --invalid, the transform (--rotate, "
