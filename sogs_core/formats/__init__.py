@@ -75,7 +75,7 @@ def detect(buf: memoryview, name: str) -> str:
 def read_scene(source: Source, name: Optional[str] = None, invalid: str = "fail") -> SceneInput:
     """Read any supported file (path or bytes); a path may also be a SOG folder or its meta.json.
     `invalid`: "fail" refuses a file with a NaN, a stray inf or a zero-length rotation; "drop"
-    removes those splats (`edit.invalid`'s rule) and counts them (SOG inputs cannot hold such
+    removes those splats (`checks.drop_invalid`, splat-transform's -N rule) and counts them (SOG inputs cannot hold such
     values: their readers always refuse)."""
     if invalid not in ("fail", "drop"):
         raise ValueError(f"invalid must be 'fail' or 'drop', not {invalid!r}")
@@ -88,8 +88,7 @@ def read_scene(source: Source, name: Optional[str] = None, invalid: str = "fail"
 
 def _drop_invalid(scene: SceneInput, label: str) -> None:
     """The invalid splats of a scene read unchecked removed and counted, the rest finished."""
-    from sogs_core.edit.invalid import drop_invalid
-    from sogs_core.formats.checks import finish
+    from sogs_core.formats.checks import drop_invalid, finish
     from sogs_core.model.errors import EmptySceneError
 
     count = scene.splats.count

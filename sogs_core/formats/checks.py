@@ -3,7 +3,9 @@
 Trained scenes really hold +-inf opacity logits (fully opaque splats in SuperSplat exports, an
 opacity byte of 0 or 255 in compressed PLY) and -inf log-scales (flat splats, zero scales in
 `.splat`); their meaning is clear, so they become finite values that quantize to the same bytes.
-NaN, or inf anywhere else, is a broken file: the error names the attribute and the first splat.
+NaN, or inf anywhere else, is a broken file: the error names every bad attribute, its count and
+first splat; with `--invalid drop` those splats are removed instead (`drop_invalid`). Every
+reader also refuses a count above the scene cap before allocating (`need_count`).
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def need_count(name: str, count: int) -> None:
 def finish(splats: Splats, name: str, error=SplatFileError, check: bool = True) -> Splats:
     """`splats` with saturated values clamped in place; raises `error` for NaN, other infs and
     zero-length rotations. `check=False` (`--invalid drop`): the values as they are, for
-    `edit.invalid` to drop the invalid splats first and `finish` to run after it."""
+    `drop_invalid` to remove the invalid splats first and `finish` to run after it."""
     count = splats.count
     if count == 0:
         raise error(name, "zero splats")
@@ -86,3 +88,29 @@ def need_bytes(name: str, what: str, need: int, have: int, error=SplatFileError)
     """Refuse a count before anything is allocated from it: `need` bytes must be present."""
     if need > have:
         raise error(name, f"truncated: {what} needs {need:,} bytes but only {have:,} are there")
+
+
+# -- --invalid drop: splat-transform's -N rule, so the same splats go ------------------------------
+# A splat is invalid when a position, rotation, f_dc or f_rest value is not finite, its four
+# rotation values are all zero, a log-scale is NaN or +inf, or its opacity logit is NaN or -inf.
+# A log-scale of -inf (a flat axis) and an opacity of +inf (fully opaque) have a clear meaning and
+# are kept (`finish` makes them finite).
+
+def invalid_rows(splats: Splats) -> np.ndarray:
+    """(N,) True where a splat is invalid (the rule above)."""
+    n = splats.count
+    bad = ~np.isfinite(splats.means).all(1) | ~np.isfinite(splats.quats).all(1)
+    bad |= (splats.quats == 0).all(1)
+    bad |= np.isnan(splats.log_scales).any(1) | np.isposinf(splats.log_scales).any(1)
+    bad |= np.isnan(splats.opacity) | np.isneginf(splats.opacity)
+    bad |= ~np.isfinite(splats.f_dc).all(1)
+    if splats.f_rest.shape[1]:
+        bad |= ~np.isfinite(splats.f_rest.reshape(n, -1)).all(1)
+    return bad
+
+
+def drop_invalid(splats: Splats) -> tuple[Splats, int]:
+    """(the valid splats in their order, how many were dropped)."""
+    bad = invalid_rows(splats)
+    dropped = int(bad.sum())
+    return (splats.take(np.flatnonzero(~bad)) if dropped else splats), dropped
