@@ -69,7 +69,7 @@ class StandIn:
         return f"stand-in {os.getpid()}"
 
     def process(self, task: dict, attempt_offset: int = 0) -> dict:
-        from ray_jobs.manifest import ok_row, put_actor_row, task_row, utcnow
+        from ray_jobs.manifest import actor_row_uri, ok_row, rows_object, task_row, utcnow
 
         time.sleep(self.delay)
         row = task_row(task, self.run_id, self.settings_hash, node="stand-in", gpu="none", started_at=utcnow())
@@ -77,7 +77,9 @@ class StandIn:
         ok_row(row, {"total": self.delay}, {}, splats=1, output_bytes=12, input_format="ply", sh_degree=0,
                ratio=1.0, attempts=attempt_offset + 1, finished_at=utcnow())
         if self.manifest:
-            row["journal_uri"] = put_actor_row(self.store, self.manifest, self.run_id, self.tag, next(self.seq), row)
+            uri = actor_row_uri(self.manifest, self.run_id, self.tag, next(self.seq))
+            self.store.put(uri, rows_object([row]))
+            row["journal_uri"] = uri
         return row
 
 

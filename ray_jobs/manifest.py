@@ -133,6 +133,7 @@ class ManifestWriter:
         self.seq = 0
         self.part = 0
         self.written: list[str] = []
+        self.adopted: set[str] = set()        # row objects an actor writes (maybe not yet, or never)
         self.failures = 0
 
     def _put_rows(self, name: str, rows: list[dict]) -> str:
@@ -141,12 +142,13 @@ class ManifestWriter:
         return uri
 
     def adopt(self, row: dict, uri: str) -> None:
-        """A row an actor already made durable as its own journal object `uri` (`put_actor_row`):
+        """A row an actor makes durable as its own journal object `uri` (`actor_row_uri`):
         counted and compacted like the rows this writer wrote (its object deleted after the part
         holding it is written), never written a second time."""
         if self.on_row is not None:
             self.on_row(row)
         self.journal.append((uri, [row]))
+        self.adopted.add(uri)
         self.written.append(uri)
         if sum(len(r) for _, r in self.journal) >= self.compact_rows:
             self.compact()
@@ -179,8 +181,9 @@ class ManifestWriter:
         return True
 
     def compact(self) -> None:
-        """The journal's rows into one part, then the row objects deleted (best effort)."""
-        if len(self.journal) < 2:
+        """The journal's rows into one part, then the row objects deleted (best effort). A single
+        row object is left as it is, unless an actor writes it: then only the part is sure."""
+        if len(self.journal) < 2 and not any(uri in self.adopted for uri, _ in self.journal):
             return
         rows = [r for _, batch in self.journal for r in batch]
         try:
@@ -213,14 +216,11 @@ def rows_object(rows: list[dict]) -> bytes:
     return buf.getvalue()
 
 
-def put_actor_row(store: Store, prefix: str, run_id: str, writer_tag: str, seq: int, row: dict) -> str:
-    """An actor's finished row as its own journal object, written right after the scene's output:
-    a driver that dies before recording the row loses nothing (the re-run reads the row and skips
-    the scene). The name sorts after the driver's own row objects of the run, so where both hold
-    a row of one scene, `read_manifest` keeps the driver's."""
-    uri = join(prefix, f"run-{run_id}-row-w{writer_tag}-{seq:06d}.parquet")
-    store.put(uri, rows_object([row]))
-    return uri
+def actor_row_uri(prefix: str, run_id: str, writer_tag: str, seq: int) -> str:
+    """Where an actor writes a finished row as its own journal object. The name sorts after the
+    driver's own row objects of the run, so where both hold a row of one scene, `read_manifest`
+    keeps the driver's (and a run's parts sort before both)."""
+    return join(prefix, f"run-{run_id}-row-w{writer_tag}-{seq:06d}.parquet")
 
 
 def skipped_row(prev: dict, run_id: str) -> dict:

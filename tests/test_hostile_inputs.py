@@ -153,6 +153,7 @@ def test_the_actor_makes_its_row_durable_so_a_dead_driver_loses_no_scene(tmp_pat
     tasks, _, _ = backfill.plan(Store(), args, shash, "r1")
     actor = SceneCompressor("cpu", backfill.run_settings(args), "bundle", "r1", shash, 1, manifest=args.manifest)
     row = actor.process(tasks[0])                 # ... and the driver dies before it records the row
+    actor.flush_rows()
     assert row["status"] == "ok" and os.path.isfile(row["journal_uri"])
     again = backfill.run(backfill.build_parser().parse_args(argv + ["--dry-run"]))
     assert (again["todo"], again["skipped"]) == (0, 1)
@@ -186,8 +187,9 @@ def test_a_row_carries_the_etag_of_the_bytes_it_compressed(tmp_path):
     src.write_bytes(ply_bytes(make_scene(900, 0, seed=4)))       # rewritten after the listing
     st = os.stat(src)
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    row = SceneCompressor("cpu", backfill.run_settings(args), "bundle", "r1", shash, 1,
-                          manifest=args.manifest).process(tasks[0])
+    actor = SceneCompressor("cpu", backfill.run_settings(args), "bundle", "r1", shash, 1, manifest=args.manifest)
+    row = actor.process(tasks[0])
+    actor.flush_rows()
     now = Store().list(str(tmp_path / "in"))[0].etag
     assert row["status"] == "ok" and row["splats"] == 900
     assert row["input_etag"] == now != listed
