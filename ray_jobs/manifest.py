@@ -202,11 +202,24 @@ class ManifestWriter:
         self.journal = []
 
     def close(self) -> list[dict]:
-        """Write what is pending, compact; returns the rows that still could not be written."""
+        """Write what is pending, compact; returns the rows that still could not be written. An
+        adopted row whose part could not be written and whose actor's object is not there (its
+        write failed too: a full disk) is written here, or returned."""
         if self.pending:
             self.add_many([])
         self.compact()
+        missing = [(uri, rows) for uri, rows in self.journal if uri in self.adopted and not self._exists(uri)]
+        if missing:
+            self.journal = [(uri, rows) for uri, rows in self.journal if (uri, rows) not in missing]
+            self.pending.extend(r for _, rows in missing for r in rows)
+            self.add_many([])
         return list(self.pending)
+
+    def _exists(self, uri: str) -> bool:
+        try:
+            return self.store.exists(uri)
+        except Exception:
+            return False
 
 
 def rows_object(rows: list[dict]) -> bytes:
