@@ -245,15 +245,18 @@ def still_settled(prev: Optional[dict], etag: str, out: str, shash: str, exists:
     return prev["status"] != "ok" or (prev["output_uri"] == out and exists(done_marker(out, layout)))
 
 
-#: past this many settled scenes the plan lists the output prefix once instead of asking for each
-#: output (one HEAD each on S3: a million take hours; a listing of a million keys, minutes)
+#: past this many settled scenes the plan lists an S3 output prefix once instead of asking for each
+#: output (one HEAD each: a million take hours; a listing of a million keys, minutes). A local
+#: output is not listed (a stat per file is cheaper than a listing that stats them all) unless
+#: LIST_LOCAL_OUTPUTS says so (the tests)
 LIST_OUTPUTS_ABOVE = 1000
+LIST_LOCAL_OUTPUTS = False
 
 
 def output_checker(store: Store, output: str, settled: int) -> Callable[[str], bool]:
-    """`exists` for the plan's outputs: `store.exists`, or with more than LIST_OUTPUTS_ABOVE
-    settled scenes, membership in one listing of `output`."""
-    if settled <= LIST_OUTPUTS_ABOVE:
+    """`exists` for the plan's outputs: `store.exists`, or for an S3 output with more than
+    LIST_OUTPUTS_ABOVE settled scenes, membership in one listing of `output`."""
+    if settled <= LIST_OUTPUTS_ABOVE or not (is_s3(output) or LIST_LOCAL_OUTPUTS):
         return store.exists
     base = output.rstrip("/") + "/"
     present = {o.rel for o in store.list_all(output) if o.problem is None}
@@ -275,7 +278,7 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
     listed = len(objs)
     if args.limit is not None:
         objs = objs[: args.limit]
-    done = SettledRows(None if args.force else read_manifest(store, args.manifest))
+    done = SettledRows(None if args.force else read_manifest(store, args.manifest, worked_only=True))
     exists = output_checker(store, args.output, len(done.latest))
     tasks, skipped, claimed = [], [], {}
     input_name = args.input.rstrip("/").rsplit("/", 1)[-1] or "scene"
@@ -391,7 +394,7 @@ def run(args: argparse.Namespace) -> dict:
             raise NotWritable(problem)
     writer = ManifestWriter(store, args.manifest, run_id, log=log, on_row=psnr_floor(args.min_psnr, summary))
     for batch in skipped.batches(run_id):
-        writer.add_many(batch)
+        writer.add_part(batch)
     for t in planned:
         log(f"failed {t['rel']}: {t['error']}")
         writer.add(failed_task_row(t, run_id, shash, PlannedFailure(t["error"]), attempts=0,

@@ -153,6 +153,25 @@ class ManifestWriter:
         if sum(len(r) for _, r in self.journal) >= self.compact_rows:
             self.compact()
 
+    def add_part(self, rows: list[dict]) -> bool:
+        """Write `rows` as one part at once, not as a journal object compacted later: for rows
+        made in bulk (a resume's skipped scenes), which would otherwise be written twice. A part
+        that fails to write leaves the rows to the journal path (`add_many`)."""
+        if self.on_row is not None:
+            for row in rows:
+                self.on_row(row)
+        try:
+            part = self._put_rows(f"run-{self.run_id}-part-{self.part:05d}.parquet", rows)
+        except Exception:
+            on_row, self.on_row = self.on_row, None          # counted already
+            try:
+                return self.add_many(rows)
+            finally:
+                self.on_row = on_row
+        self.part += 1
+        self.written.append(part)
+        return True
+
     def add(self, row: dict) -> bool:
         """Write `row` now (with any rows still pending); True when it is durable."""
         return self.add_many([row])
@@ -272,12 +291,21 @@ def _rows(data: bytes, uri: str = "") -> Optional[pa.Table]:
         return None
 
 
-def read_manifest(store: Store, prefix: str) -> Optional[pa.Table]:
+def read_manifest(store: Store, prefix: str, worked_only: bool = False) -> Optional[pa.Table]:
     """All rows of all runs under the manifest prefix (None when there are none): parts and
     journal objects, one row per (run, input) (a row both in a part and in a journal object that
-    a crash kept is counted once)."""
-    tables = [_rows(store.get(obj.uri), obj.uri) for obj in store.list_all(prefix) if _is_rows_object(obj)]
-    tables = [t for t in tables if t is not None]
+    a crash kept is counted once). `worked_only`: without the `skipped` rows, which no decision
+    reads (a plan's): every resume adds one per done scene, so they would grow its memory run
+    after run."""
+    import pyarrow.compute as pc
+
+    tables = []
+    for obj in store.list_all(prefix):
+        table = _rows(store.get(obj.uri), obj.uri) if _is_rows_object(obj) else None
+        if table is not None and worked_only:
+            table = table.filter(pc.not_equal(table["status"], "skipped"))      # object by object
+        if table is not None:
+            tables.append(table)
     if not tables:
         return None
     table = pa.concat_tables(tables)

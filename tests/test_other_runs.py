@@ -173,6 +173,7 @@ def test_a_plan_over_many_done_scenes_lists_the_outputs_once(tmp_path, monkeypat
     heads: list[str] = []
     monkeypatch.setattr(Store, "exists", lambda self, uri: heads.append(uri) or os.path.exists(uri))
     monkeypatch.setattr(backfill, "LIST_OUTPUTS_ABOVE", 3)
+    monkeypatch.setattr(backfill, "LIST_LOCAL_OUTPUTS", True)       # as for an S3 output
     tasks, skipped, _ = plan(store, args, shash, "run-b")
     assert [t["rel"] for t in tasks] == [first[2]["rel"]] and len(skipped) == 5 and heads == []
     monkeypatch.setattr(backfill, "LIST_OUTPUTS_ABOVE", 1000)
