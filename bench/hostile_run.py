@@ -22,23 +22,17 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.results_io import write_result  # noqa: E402
+from bench.results_io import measured, write_result  # noqa: E402
 
 
-def run_measured(cmd: list[str], env: dict) -> tuple[int, str, float, float]:
-    """(exit code, last stderr line, peak RSS in MB of the process and what it waited for, seconds)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    return proc.returncode, (lines[-1] if lines else ""), usage.ru_maxrss / 1024, time.perf_counter() - t0
+def last_line(text: str) -> str:
+    """The last line of `text` that holds anything (a command's error line)."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def build(inputs: str, good: int) -> dict[str, str]:
@@ -90,15 +84,15 @@ def main() -> None:
             path = os.path.join(inputs, name)
             if name.endswith("meta.json"):
                 path = os.path.dirname(path)
-            code, line, rss, secs = run_measured(
-                [sys.executable, "-m", "sogs_cli.main", "compress", "-q", "--device", "cpu", path,
-                 os.path.join(work, "single", name.replace("/", "_") + ".sog")], env)
+            r = measured([sys.executable, "-m", "sogs_cli.main", "compress", "-q", "--device", "cpu", path,
+                          os.path.join(work, "single", name.replace("/", "_") + ".sog")], env)
+            code, line, rss, secs = r["exit"], last_line(r["stderr_tail"]), r["peak_rss_mb"], r["seconds"]
             singles.append({"scene": name, "what": desc, "exit": code, "message": line[:300],
                             "peak_rss_mb": round(rss, 1), "seconds": round(secs, 2)})
             print(f"compress {name:<20} exit {code} peak {rss:7.1f} MB  {line[:140]}", flush=True)
-        code, line, driver_rss, secs = run_measured(
-            [sys.executable, "-m", "ray_jobs.backfill", "--input", inputs, "--output", out, "--device", "cpu",
-             "--actors", "1", "--no-report"], env)
+        r = measured([sys.executable, "-m", "ray_jobs.backfill", "--input", inputs, "--output", out, "--device", "cpu",
+                      "--actors", "1", "--no-report"], env)
+        code, driver_rss, secs = r["exit"], r["peak_rss_mb"], r["seconds"]
         from ray_jobs.manifest import read_manifest
         from ray_jobs.storage import Store
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from typing import Callable, Optional
 
@@ -14,6 +15,25 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 #: `npm install --prefix .cache/splat-transform-3.10.2 @playcanvas/splat-transform@3.10.2`
 SPLAT_TRANSFORM = os.path.join(os.path.dirname(RESULTS), "..", ".cache", "splat-transform-3.10.2", "node_modules",
                                ".bin", "splat-transform")
+
+
+#: a process this small measures its child alone (a child's peak RSS counts the pages of whoever
+#: forked it, so the benchmark's own process must not be the parent)
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+            "err = p.stderr.read()\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "sys.stderr.write(err[-3000:])\n"
+            "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)\n")
+
+
+def measured(cmd: list[str], env: dict) -> dict:
+    """A command run to its end: exit code, peak RSS (MB), wall seconds, the end of its stderr."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env)
+    code, mb = out.stdout.split()[-2:]
+    return {"exit": int(code), "peak_rss_mb": round(float(mb), 1), "seconds": round(time.perf_counter() - t0, 2),
+            "stderr_tail": out.stderr[-600:]}
 
 
 def timed(cmd: list[str]) -> float:

@@ -24,29 +24,11 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-
-#: a process this small measures its child alone (a child's peak RSS counts its forker's pages)
-MEASURE = ("import os, subprocess, sys\n"
-           "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
-           "err = p.stderr.read()\n"
-           "_, status, usage = os.wait4(p.pid, 0)\n"
-           "sys.stderr.write(err[-3000:])\n"
-           "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)\n")
-
-
-def measured(cmd: list[str], env: dict) -> dict:
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, env=env)
-    code, mb = out.stdout.split()[-2:]
-    return {"exit": int(code), "peak_rss_mb": round(float(mb), 1), "seconds": round(time.perf_counter() - t0, 2),
-            "stderr_tail": out.stderr[-600:]}
-
 
 class StandIn:
     """Answers `process` as `SceneCompressor` does (a row, the output written, the row durable),
@@ -165,7 +147,7 @@ def main() -> None:
     if a.phase == "settle":
         settle_phase(a)
         return
-    from bench.results_io import write_result
+    from bench.results_io import measured, write_result
 
     env = dict(os.environ, PYTHONPATH=ROOT, RAY_AUTH_MODE="disabled", OMP_NUM_THREADS="1", RAY_DEDUP_LOGS="0")
     shutil.rmtree(a.work, ignore_errors=True)

@@ -50,9 +50,9 @@ class SceneCompressor:
         self.max_retries = max_retries
         self.manifest, self.min_psnr = manifest, min_psnr
         if max_scene_splats is not None:
-            from sogs_core.formats.checks import MAX_SPLATS_VARIABLE
+            from sogs_core.formats.checks import set_max_scene_splats
 
-            os.environ[MAX_SPLATS_VARIABLE] = str(max_scene_splats)
+            set_max_scene_splats(max_scene_splats)
         self._row_seq = 0
         self._row_lock = threading.Lock()
         # rows are written by their own thread, beside the next scene's work: a Parquet object

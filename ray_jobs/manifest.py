@@ -14,6 +14,7 @@ import sys
 from typing import Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ray_jobs.storage import ObjectInfo, Store, join
@@ -163,11 +164,8 @@ class ManifestWriter:
         try:
             part = self._put_rows(f"run-{self.run_id}-part-{self.part:05d}.parquet", rows)
         except Exception:
-            on_row, self.on_row = self.on_row, None          # counted already
-            try:
-                return self.add_many(rows)
-            finally:
-                self.on_row = on_row
+            self.pending.extend(rows)                        # counted already: no hook again
+            return self.add_many([])
         self.part += 1
         self.written.append(part)
         return True
@@ -227,10 +225,10 @@ class ManifestWriter:
         if self.pending:
             self.add_many([])
         self.compact()
-        missing = [(uri, rows) for uri, rows in self.journal if uri in self.adopted and not self._exists(uri)]
+        missing = {uri for uri, _ in self.journal if uri in self.adopted and not self._exists(uri)}
         if missing:
-            self.journal = [(uri, rows) for uri, rows in self.journal if (uri, rows) not in missing]
-            self.pending.extend(r for _, rows in missing for r in rows)
+            self.pending.extend(r for uri, rows in self.journal if uri in missing for r in rows)
+            self.journal = [(uri, rows) for uri, rows in self.journal if uri not in missing]
             self.add_many([])
         return list(self.pending)
 
@@ -297,8 +295,6 @@ def read_manifest(store: Store, prefix: str, worked_only: bool = False) -> Optio
     a crash kept is counted once). `worked_only`: without the `skipped` rows, which no decision
     reads (a plan's): every resume adds one per done scene, so they would grow its memory run
     after run."""
-    import pyarrow.compute as pc
-
     tables = []
     for obj in store.list_all(prefix):
         table = _rows(store.get(obj.uri), obj.uri) if _is_rows_object(obj) else None
@@ -358,6 +354,12 @@ PERMANENT_ERRORS = ("SplatFileError", "PlyError", "SogFormatError", "SpzError", 
                     "SogsError", "EmptySceneError")
 
 
+def settles(status: Optional[str], error_class: Optional[str]) -> bool:
+    """Whether a row settles its scene: `ok`, or `failed` on bad input (which the same bytes would
+    fail again)."""
+    return status == "ok" or (status == "failed" and error_class in PERMANENT_ERRORS)
+
+
 def latest_settled(table: Optional[pa.Table], into: Optional[dict[str, dict]] = None) -> dict[str, dict]:
     """input_uri -> its most recent settled row: 'ok', or 'failed' on bad input (which the same
     bytes would fail again). Transient failures are not settled: the next run retries them.
@@ -366,8 +368,7 @@ def latest_settled(table: Optional[pa.Table], into: Optional[dict[str, dict]] = 
     if table is None:
         return done
     for row in table.to_pylist():
-        settled = row["status"] == "ok" or (row["status"] == "failed" and row["error_class"] in PERMANENT_ERRORS)
-        if not settled:
+        if not settles(row["status"], row["error_class"]):
             continue
         prev = done.get(row["input_uri"])
         if prev is None or row["finished_at"] >= prev["finished_at"]:
@@ -393,7 +394,7 @@ class SettledRows:
         c = self.cols
         for i, (uri, status, err, fin) in enumerate(zip(c["input_uri"], c["status"], c["error_class"],
                                                         c["finished_at"])):
-            if not (status == "ok" or (status == "failed" and err in PERMANENT_ERRORS)):
+            if not settles(status, err):
                 continue
             j = self.latest.get(uri)
             if j is None or fin >= c["finished_at"][j]:

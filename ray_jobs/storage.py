@@ -34,6 +34,11 @@ TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTime
                    "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
 
 
+def local_etag(st: os.stat_result) -> str:
+    """A local file's ETag: size and mtime, which change when it is rewritten (as an S3 ETag does)."""
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
 class InputChanged(Exception):
     """An input rewritten while it was read (retried: the next read sees one version)."""
 
@@ -189,7 +194,7 @@ class Store:
             kind = ("named pipe" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
                     else "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file")
             return ObjectInfo(path, rel, 0, "", f"not a regular file ({kind})")
-        return ObjectInfo(path, rel, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}")
+        return ObjectInfo(path, rel, st.st_size, local_etag(st))
 
     # -- objects -------------------------------------------------------------------------------
     def get(self, uri: str) -> bytes:
@@ -217,7 +222,7 @@ class Store:
             after = os.fstat(f.fileno())
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
             raise InputChanged(f"{uri}: the file changed while it was read; read again")
-        return data, f"{after.st_size:x}-{after.st_mtime_ns:x}"
+        return data, local_etag(after)
 
     def head(self, uri: str, size: int) -> bytes:
         """The first `size` bytes of an object (one ranged GET on S3): a PLY header, say."""

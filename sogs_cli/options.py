@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import replace
 
 from sogs_core.settings import (DEFAULT_QUALITY, INVALID_POLICIES, ORDER_METHODS, PLAS_SCHEDULES, ChunkOptions,
@@ -185,10 +184,10 @@ def add_scene_cap_option(group) -> None:
 
 def apply_scene_cap(args: argparse.Namespace) -> None:
     """--max-scene-splats for this process (the readers read it from the environment)."""
-    from sogs_core.formats.checks import MAX_SPLATS_VARIABLE
+    from sogs_core.formats.checks import set_max_scene_splats
 
     if getattr(args, "max_scene_splats", None) is not None:
-        os.environ[MAX_SPLATS_VARIABLE] = str(args.max_scene_splats)
+        set_max_scene_splats(args.max_scene_splats)
 
 
 def edit_settings(args: argparse.Namespace) -> EditSettings:

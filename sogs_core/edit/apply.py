@@ -43,8 +43,7 @@ def apply_edits(splats: Splats, edit: EditSettings, device: torch.device, name: 
                 report: Optional[EditReport] = None) -> tuple[Splats, EditReport]:
     """`splats` transformed, filtered and reduced as `edit` says (invalid splats are already
     gone: the reader drops them); raises EmptySceneError when a filter leaves nothing."""
-    report = report or EditReport(input_splats=splats.count)
-    report.applied = edit.summary()
+    report = report or EditReport(input_splats=splats.count, applied=edit.summary())
     splats = transform_splats(splats, edit.rotate, edit.scale, edit.translate)
     keep = np.ones(splats.count, bool)
     if edit.filter_box is not None:

@@ -49,11 +49,17 @@ def _quat_product(r: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def transform_splats(splats: Splats, rotate: Optional[Sequence[float]] = None, scale: Optional[float] = None,
                      translate: Optional[Sequence[float]] = None) -> Splats:
-    """The scene rotated (Euler degrees), then scaled, then translated, in the engine's frame."""
+    """The scene rotated (Euler degrees), then scaled, then translated, in the engine's frame
+    (the scene itself, not a copy, when there is nothing to do)."""
+    turn = rotate is not None and any(rotate)
+    grow = scale is not None and scale != 1
+    move = translate is not None and any(translate)
+    if not (turn or grow or move):
+        return splats
     means = splats.means.astype(np.float64)
     quats, f_rest = splats.quats, splats.f_rest
     log_scales = splats.log_scales
-    if rotate is not None and any(rotate):
+    if turn:
         r = euler_quat(rotate)
         r_stored = r * np.array([1.0, -1.0, -1.0, 1.0])          # D R D as a quaternion
         rot = quat_matrix(r_stored)
@@ -64,9 +70,9 @@ def transform_splats(splats: Splats, rotate: Optional[Sequence[float]] = None, s
             m = sh_rotation(rot, k)
             rest = splats.f_rest.reshape(splats.count, 3, k).astype(np.float64) @ m.T
             f_rest = rest.reshape(splats.count, 3 * k).astype(np.float32)
-    if scale is not None and scale != 1:
+    if grow:
         means = means * scale
         log_scales = (log_scales.astype(np.float64) + math.log(scale)).astype(np.float32)
-    if translate is not None and any(translate):
+    if move:
         means = means + ENGINE_FRAME @ np.asarray(translate, np.float64)
     return Splats(means.astype(np.float32), quats, log_scales, splats.f_dc, splats.opacity, f_rest)

@@ -77,8 +77,10 @@ def read_scene(source: Source, name: Optional[str] = None, invalid: str = "fail"
     `invalid`: "fail" refuses a file with a NaN, a stray inf or a zero-length rotation; "drop"
     removes those splats (`checks.drop_invalid`, splat-transform's -N rule) and counts them (SOG inputs cannot hold such
     values: their readers always refuse)."""
-    if invalid not in ("fail", "drop"):
-        raise ValueError(f"invalid must be 'fail' or 'drop', not {invalid!r}")
+    from sogs_core.settings import INVALID_POLICIES
+
+    if invalid not in INVALID_POLICIES:
+        raise ValueError(f"invalid must be one of {', '.join(INVALID_POLICIES)}, not {invalid!r}")
     scene = _read(source, name, invalid == "fail")
     if invalid == "drop" and scene.codes is None:
         label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "scene")

@@ -42,6 +42,11 @@ def max_scene_splats() -> int:
     return DEFAULT_MAX_SPLATS
 
 
+def set_max_scene_splats(count: int) -> None:
+    """The cap for this process (and what it starts): --max-scene-splats."""
+    os.environ[MAX_SPLATS_VARIABLE] = str(count)
+
+
 def need_count(name: str, count: int) -> None:
     """Refuse a scene whose header claims more splats than the cap, before anything is allocated
     (`SceneTooLarge`, in every format: a re-run with a higher cap must not see it as bad input)."""
