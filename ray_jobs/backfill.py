@@ -495,6 +495,13 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
             _run_streamed(ray, actors, streamed, args, writer, leases, store, summary, run_id, shash,
                           done_by_other_run)
     finally:
+        # every row an actor's thread still holds written before the actors go, so the writer's
+        # close can fold them away (a dead actor answers with an error: its rows are the driver's)
+        for a in actors:
+            try:
+                ray.get(a.flush_rows.remote(), timeout=60)
+            except Exception:
+                pass
         for a in actors:
             ray.kill(a)
 

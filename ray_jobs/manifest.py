@@ -225,12 +225,28 @@ class ManifestWriter:
         if self.pending:
             self.add_many([])
         self.compact()
+        self._sweep_actor_rows()
         missing = {uri for uri, _ in self.journal if uri in self.adopted and not self._exists(uri)}
         if missing:
             self.pending.extend(r for uri, rows in self.journal if uri in missing for r in rows)
             self.journal = [(uri, rows) for uri, rows in self.journal if uri not in missing]
             self.add_many([])
         return list(self.pending)
+
+    def _sweep_actor_rows(self) -> None:
+        """Delete this run's actor row objects whose rows a part holds: an actor's thread can write
+        one after compaction already deleted its name (one listing; best effort). Each would be
+        a second copy of its row for a reader of the folder as one Parquet dataset."""
+        if not self.adopted:
+            return
+        kept = {uri for uri, _ in self.journal}
+        prefix = f"run-{self.run_id}-row-w"
+        try:
+            for obj in self.store.list_all(self.prefix):
+                if obj.rel.startswith(prefix) and obj.uri not in kept and join(self.prefix, obj.rel) not in kept:
+                    self.store.delete(obj.uri)
+        except Exception:
+            pass
 
     def _exists(self, uri: str) -> bool:
         try:

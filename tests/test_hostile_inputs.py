@@ -264,3 +264,28 @@ def test_hostile_containers_cost_no_more_memory_than_a_small_scene(tmp_path):
     for name in ("bomb.sog", "wide", "bucket.ksplat"):
         code, mb = _peak("compress", "-q", "--device", "cpu", str(tmp_path / name), str(tmp_path / "o.sog"))
         assert code == 2 and mb < baseline + 100, (name, code, mb, baseline)
+
+
+def test_an_actor_row_written_after_its_compaction_is_swept_at_close(tmp_path):
+    """An actor's row thread can write its object after the driver compacted the row and deleted
+    the (not yet written) name: close deletes such leftovers, so the folder read as one Parquet
+    dataset holds each row once."""
+    import pyarrow.parquet as pq
+
+    from ray_jobs.manifest import ManifestWriter, actor_row_uri, empty_row, rows_object
+    from ray_jobs.storage import Store
+
+    prefix = str(tmp_path / "_manifest")
+    writer = ManifestWriter(Store(), prefix, "r1", compact_rows=2)
+    rows, uris = [], []
+    for i in range(2):
+        row = empty_row()
+        row.update(run_id="r1", input_uri=f"s{i}.ply", status="ok")
+        rows.append(row)
+        uris.append(actor_row_uri(prefix, "r1", "t", i))
+        writer.adopt(row, uris[-1])                  # compacted at the second: the objects do not exist yet
+    for row, uri in zip(rows, uris):
+        Store().put(uri, rows_object([row]))         # ... and are written late
+    assert writer.close() == []
+    assert not any(os.path.exists(u) for u in uris)
+    assert sorted(pq.read_table(prefix)["input_uri"].to_pylist()) == ["s0.ply", "s1.ply"]
