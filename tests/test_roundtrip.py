@@ -142,3 +142,20 @@ def test_meta_matches_reference_layout(tmp_path, comp):
     assert shapes["shN_centroids.webp"] == (4096 // 64, 64 * 8, 4)
     quats = decode_webp(files["quats.webp"]).reshape(-1, 4)[:n]
     assert set(np.unique(quats[:, 3])) <= {252, 253, 254, 255}
+
+
+def test_codebooks_written_as_shortest_float32_decimals():
+    """meta.json's codebooks read back to the very float32s quantized (every reader stores them
+    as float32), in at most 9 significant digits where a double's repr takes 17."""
+    import json
+
+    from sogs_core.formats.sog.layout import codebook_json
+
+    rng = np.random.default_rng(3)
+    values = (rng.standard_normal(4096) * 10.0 ** rng.integers(-30, 30, 4096)).astype(np.float32)
+    values = np.concatenate([values, np.array([0.0, -0.0, 1e-45, 3.4e38, -1.2e-38], np.float32)])
+    text = json.dumps(codebook_json(values))
+    back = np.asarray(json.loads(text), np.float32)
+    assert np.array_equal(back.view(np.int32), values.view(np.int32))
+    digits = [len(t.strip(" -").split("e")[0].replace(".", "").strip("0")) for t in text[1:-1].split(",")]
+    assert max(digits) <= 9

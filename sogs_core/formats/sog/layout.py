@@ -78,6 +78,13 @@ def sample_rows(n: int, bands: int, texels: int, min_rows: int = 1) -> tuple[np.
     return (starts[:, None] * w + np.arange(per_band * w)[None, :]).reshape(-1), w
 
 
+def codebook_json(values: np.ndarray) -> list[float]:
+    """A float32 codebook as the shortest decimals that read back to the same float32s: every
+    reader (the engine's RGBA32F codebook texture, splat-transform, ours) stores codebooks as
+    float32, so a double's 17 digits were half of meta.json for nothing."""
+    return [float(str(v)) for v in np.asarray(values, np.float32)]
+
+
 def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None,
                  skip: Collection[str] = ()) -> tuple[dict[str, np.ndarray], dict]:
     """Images (name -> (H, W, 4) uint8) and the meta.json dict of a quantized scene; the images
@@ -91,9 +98,9 @@ def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None,
         "count": int(n),
         "means": {"mins": [float(v) for v in q.means_mins], "maxs": [float(v) for v in q.means_maxs],
                   "files": ["means_l.webp", "means_u.webp"]},
-        "scales": {"codebook": [float(v) for v in q.scales_codebook], "files": ["scales.webp"]},
+        "scales": {"codebook": codebook_json(q.scales_codebook), "files": ["scales.webp"]},
         "quats": {"files": ["quats.webp"]},
-        "sh0": {"codebook": [float(v) for v in q.sh0_codebook], "files": ["sh0.webp"]},
+        "sh0": {"codebook": codebook_json(q.sh0_codebook), "files": ["sh0.webp"]},
     }
     if q.sh_bands:
         p, _, k = q.sh_palette_idx.shape
@@ -105,7 +112,7 @@ def build_images(q: QuantizedScene, shape: tuple[int, int] | None = None,
         if "shN_centroids.webp" not in skip:
             images["shN_centroids.webp"] = cent.reshape(rows, 64 * k, 4)
         meta["shN"] = {"count": int(q.sh_palette_count), "bands": int(q.sh_bands),
-                       "codebook": [float(v) for v in q.sh_codebook], "files": list(SHN_FILES)}
+                       "codebook": codebook_json(q.sh_codebook), "files": list(SHN_FILES)}
     return images, meta
 
 
