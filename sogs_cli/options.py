@@ -62,7 +62,8 @@ def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: boo
     group.add_argument("--quality", type=quality_level, default=DEFAULT_QUALITY, metavar="0..100",
                        help="what to trade for bytes, cwebp's convention (default %(default)s): 100 stores "
                             "every attribute at its nearest code (positions within half a 16-bit step) with "
-                            "splat-transform's SH palette size; 90-99 drop the lowest position bit (within 1 "
+                            "splat-transform's SH palette size; below 100 each rotation is stored in the spelling nearest the "
+                            "identity of the 24 that give the same Gaussian (nothing drawn changes), and 90-99 drop the lowest position bit (within 1 "
                             "step) and keep 90 %% of the palette entries, 80-89 two bits and 75 %%, 70-79 three "
                             "and 50 %%, below 70 four and 37.5 %%; README 'Quality levels' has the bytes and "
                             "render PSNR of each level" + tail)

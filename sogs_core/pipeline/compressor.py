@@ -33,8 +33,9 @@ from sogs_core.pipeline.fidelity import fidelity_tensors
 from sogs_core.pipeline.palette_aside import PaletteAside
 from sogs_core.quantize.palette.fit import Palette, with_palette
 from sogs_core.quantize.palette.numbering import apply_order, number_palette
-from sogs_core.quantize.quality import palette_size_for
+from sogs_core.quantize.quality import palette_size_for, respell_rotations
 from sogs_core.quantize.scene import quantize_splats
+from sogs_core.quantize.spelling import respell_near_identity
 from sogs_core.quantize.weights import splat_importance
 from sogs_core.render.score import RenderMetricSettings, render_pair, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
@@ -192,6 +193,9 @@ class Compressor:
         with self._gpu_lock, torch.no_grad():
             t0 = time.perf_counter()
             tens = self._to_device(splats)
+            if codes is None and respell_rotations(self.settings.quality):
+                # the same Gaussians, spelled for fewer bytes; the fidelity compares with these
+                tens["quats"], tens["log_scales"] = respell_near_identity(tens["quats"], tens["log_scales"])
             fit = codes is None and tens["f_rest"].shape[1] > 0
             # one weight per splat for the codebooks and the palette (`quantize.weights`)
             weights = splat_importance(tens["log_scales"], tens["opacity"]) if codes is None else None

@@ -14,6 +14,7 @@ import torch
 from sogs_core.formats.sog.codes import log_transform
 from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import ATTRIBUTES, Splats
+from sogs_core.quantize.spelling import align_spelling
 
 #: the worst errors the quantization allows (tests/test_roundtrip.py derives and checks each):
 #: positions rounded to a 16-bit step (half a step), smallest-three 8-bit rotations (1.5 degrees),
@@ -59,7 +60,10 @@ def fidelity(reference: Splats, decoded: Splats, order: Optional[np.ndarray] = N
         ref, dec = reference, decoded.take(idx)
         report["unmatched"] = dup
     as_tensors = lambda s: {k: numpy_tensor(getattr(s, k)) for k in ATTRIBUTES}  # noqa: E731
-    report.update(fidelity_tensors(as_tensors(ref), as_tensors(dec)))
+    ref_t, dec_t = as_tensors(ref), as_tensors(dec)
+    # a file may spell a rotation differently (`quantize.spelling`): compare like with like
+    dec_t["quats"], dec_t["log_scales"] = align_spelling(ref_t["quats"], dec_t["quats"], dec_t["log_scales"])
+    report.update(fidelity_tensors(ref_t, dec_t))
     return report
 
 

@@ -5,6 +5,8 @@ palette size. Below it:
 - the low bits of the 16-bit positions are dropped, one more bit per 10 points under 100 (at
   most 4): the low position bytes are the least compressible image of a SOG, and a coarser
   position grid cost the least render quality of the levers tried;
+- each splat's rotation is spelled nearest the identity among the 24 that give the same
+  Gaussian (`quantize.spelling`): nothing a viewer sees changes, the bytes shrink;
 - the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
   weighted by what each splat shows, fewer entries cost little.
 Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
@@ -25,6 +27,12 @@ def position_drop_bits(quality: int) -> int:
     if not 0 <= quality <= 100:
         raise ValueError(f"--quality must be 0..100, not {quality}")
     return min(MAX_POSITION_DROP_BITS, (100 - quality + 9) // 10)
+
+
+def respell_rotations(quality: int) -> bool:
+    """Below 100 the file may spell a splat's rotation and scales differently from the input
+    (the same Gaussian); 100 keeps the input's spelling, attribute by attribute."""
+    return quality < 100
 
 
 def position_bound_steps(quality: int) -> float:
