@@ -9,7 +9,7 @@ from sogs_core.formats import read_splats
 from sogs_core.formats.ply.write import ply_bytes
 from sogs_core.pipeline.compressor import Compressor
 from sogs_core.pipeline.fidelity import fidelity
-from sogs_core.quantize.quality import position_bound_steps, position_drop_bits
+from sogs_core.quantize.quality import opacity_bound, opacity_drop_bits, position_bound_steps, position_drop_bits
 from sogs_core.settings import CompressSettings
 
 from .conftest import make_scene
@@ -37,9 +37,31 @@ def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
         assert report["position_max_steps"] <= bound + 1e-3
         # the file read back, matched by position, says the same
         assert fidelity(reference, read_splats(data, "s.sog"))["position_max_steps"] <= bound + 1e-3
-        assert report["rotation_max_deg"] <= 1.5 and report["opacity_max_error"] <= 0.5 / 255 + 1e-6
+        assert report["rotation_max_deg"] <= 1.5 and report["opacity_max_error"] <= opacity_bound(quality) + 1e-6
     assert report["position_max_steps"] > 0.5 + 1e-3        # level 70 did use its coarser grid
+    assert report["opacity_max_error"] > 0.5 / 255 + 1e-6     # and its coarser opacity
     assert sizes[70] < sizes[90] < sizes[100]
+
+
+def test_opacity_already_on_the_byte_grid_keeps_its_byte_at_every_level():
+    """A decoded SOG's opacities are whole bytes: a level's coarser opacity grid leaves them be,
+    and rounds trained (float) opacities to multiples of 2^bits."""
+    import torch
+
+    from sogs_core.formats.sog.codes import decode_opacity, encode_opacity
+
+    assert [opacity_drop_bits(q) for q in (100, 80, 79, 70, 69, 0)] == [0, 0, 1, 1, 2, 2]
+    stored = torch.arange(256, dtype=torch.uint8)
+    logits = decode_opacity(stored)
+    trained = torch.linspace(-6.0, 6.0, 5001)
+    for bits in (0, 1, 2):
+        assert torch.equal(encode_opacity(logits, bits), stored)
+        coarse = encode_opacity(trained, bits).long()
+        v = torch.sigmoid(trained.double()) * 255.0
+        off_grid = (v - v.round()).abs() > 2e-3
+        assert torch.all((coarse[off_grid] % (1 << bits) == 0) | (coarse[off_grid] == 255))
+        err = (coarse.double() / 255.0 - torch.sigmoid(trained.double())).abs().max()
+        assert err <= 0.5 * (1 << bits) / 255.0 + 1e-9
 
 
 def test_same_level_same_seed_same_bytes(scene_ply):

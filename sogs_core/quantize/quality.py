@@ -17,6 +17,8 @@ from __future__ import annotations
 from sogs_core.quantize.palette.kmeans import palette_size
 
 MAX_POSITION_DROP_BITS = 4
+#: (lowest quality, low bits of the opacity byte dropped), first match from the top
+OPACITY_DROP_BITS = ((80, 0), (70, 1), (0, 2))
 #: (lowest quality, fraction of `palette_size` kept), first match from the top
 PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (80, 0.75), (70, 0.5), (0, 0.375))
 
@@ -33,6 +35,17 @@ def respell_rotations(quality: int) -> bool:
     """Below 100 the file may spell a splat's rotation and scales differently from the input
     (the same Gaussian); 100 keeps the input's spelling, attribute by attribute."""
     return quality < 100
+
+
+def opacity_drop_bits(quality: int) -> int:
+    """Low bits of each opacity byte left at zero (opacities already on the 8-bit grid keep theirs:
+    `codes.encode_opacity`)."""
+    return next(bits for lowest, bits in OPACITY_DROP_BITS if quality >= lowest)
+
+
+def opacity_bound(quality: int) -> float:
+    """The largest opacity error the level allows (half a byte at 100)."""
+    return 0.5 * (1 << opacity_drop_bits(quality)) / 255.0
 
 
 def position_bound_steps(quality: int) -> float:

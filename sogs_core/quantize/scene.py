@@ -10,7 +10,7 @@ import torch
 from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats
 from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.quantize.palette.fit import add_palette
-from sogs_core.quantize.quality import palette_size_for, position_drop_bits
+from sogs_core.quantize.quality import opacity_drop_bits, palette_size_for, position_drop_bits
 from sogs_core.quantize.weights import TAIL_WEIGHT, splat_importance
 
 
@@ -34,7 +34,7 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
         quats_b=encode_quats(quats).cpu().numpy(),
         scales_idx=sidx.cpu().numpy(), scales_codebook=scb.cpu().numpy(),
         sh0_idx=didx.cpu().numpy(), sh0_codebook=dcb.cpu().numpy(),
-        opacity_b=encode_opacity(opacity).cpu().numpy())
+        opacity_b=encode_opacity(opacity, opacity_drop_bits(quality)).cpu().numpy())
 
 
 def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,

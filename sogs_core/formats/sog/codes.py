@@ -93,8 +93,21 @@ def decode_quats(b: torch.Tensor) -> torch.Tensor:
 
 
 # ---- opacity: one byte after the sigmoid -----------------------------------------------------
-def encode_opacity(logits: torch.Tensor) -> torch.Tensor:
-    return torch.round(torch.sigmoid(logits.double()) * 255.0).clamp(0, 255).to(torch.uint8)
+#: how close to a whole byte an opacity must read to count as stored on the 8-bit grid already
+OPACITY_GRID_TOLERANCE = 2e-3
+
+
+def encode_opacity(logits: torch.Tensor, drop_bits: int = 0) -> torch.Tensor:
+    """Logits -> one byte after the sigmoid. drop_bits > 0 rounds to a multiple of 2^drop_bits,
+    except where the opacity is a whole byte already (a decoded SOG, a compressed PLY): rounding
+    that again would add an error the input does not have (`quantize.quality`)."""
+    v = torch.sigmoid(logits.double()) * 255.0
+    nearest = torch.round(v)
+    if drop_bits > 0:
+        step = float(1 << drop_bits)
+        coarse = torch.round(v / step) * step
+        nearest = torch.where((v - nearest).abs() <= OPACITY_GRID_TOLERANCE, nearest, coarse)
+    return nearest.clamp(0, 255).to(torch.uint8)
 
 
 @_numpy_or_torch
