@@ -86,7 +86,8 @@ def test_render_metric_columns_min_psnr_and_the_report(local_ray, tmp_path, caps
     # a floor between the second-best and the best scene: exactly the two lower ones are below it
     ranked = sorted(whole, key=lambda rel: whole[rel]["render_psnr"])
     low, high = whole[ranked[1]]["render_psnr"], whole[ranked[2]]["render_psnr"]
-    assert high - low > 0.5, ranked           # the scenes differ enough for a floor to split them
+    # the scenes differ enough for a floor to split them (a re-run renders the same bytes alike)
+    assert high - low > 0.05, ranked
     floor = (low + high) / 2
     capsys.readouterr()
     s = backfill.run(_args(inp, out, "--render-metric", "--min-psnr", f"{floor:.4f}", "--force",

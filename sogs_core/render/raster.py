@@ -44,7 +44,7 @@ MIN_PIXEL_SIZE = 2.0
 ALPHA_MAX = 1.0 - 1e-6
 #: fragments per chunk on a CPU and on a GPU: bounds the memory of one render whatever the
 #: scene's size (a GPU takes bigger chunks: fewer kernel launches)
-CHUNK_FRAGMENTS = 1 << 22
+CHUNK_FRAGMENTS = 1 << 18
 CHUNK_FRAGMENTS_CUDA = 1 << 24
 #: a pixel whose transmittance fell below this takes no more fragments (3DGS's early stop; what
 #: it leaves out is below a tenth of an 8-bit level)
@@ -193,35 +193,37 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
             continue
         who = torch.repeat_interleave(torch.arange(len(cnt), device=dev), cnt)
         offset = torch.cumsum(cnt, 0) - cnt
-        k = torch.arange(total, device=dev) - offset[who]
-        w = bw[sl][who]
-        px = x0[sl][who] + k % w
-        py = y0[sl][who] + torch.div(k, w, rounding_mode="floor")
+        # gathers by index_select: twice as fast as indexing on a CPU (bench/NOTES.md, session 19)
+        at = lambda name: p[name][sl].index_select(0, who)  # noqa: E731
+        k = torch.arange(total, device=dev) - offset.index_select(0, who)
+        w = bw[sl].index_select(0, who)
+        px = x0[sl].index_select(0, who) + k % w
+        py = y0[sl].index_select(0, who) + torch.div(k, w, rounding_mode="floor")
         if base > 0 and bool((log_t < log_t_min).any()):
             # pixels already opaque take nothing from splats behind them
-            open_ = log_t[py * cam.width + px] >= log_t_min
-            who, px, py = who[open_], px[open_], py[open_]
-        dx = px.float() + 0.5 - p["u"][sl][who]
-        dy = py.float() + 0.5 - p["v"][sl][who]
-        d2 = (p["a"][sl][who] * dx * dx + p["c"][sl][who] * dy * dy) + 2.0 * p["b"][sl][who] * dx * dy
+            open_ = (log_t.index_select(0, py * cam.width + px) >= log_t_min).nonzero().squeeze(1)
+            who, px, py = who.index_select(0, open_), px.index_select(0, open_), py.index_select(0, open_)
+        dx = px.float() + 0.5 - at("u")
+        dy = py.float() + 0.5 - at("v")
+        d2 = (at("a") * dx * dx + at("c") * dy * dy) + 2.0 * at("b") * dx * dy
         falloff = ((torch.exp(-0.5 * d2.clamp_min(0.0)) - FALLOFF_FLOOR) / (1.0 - FALLOFF_FLOOR)).clamp_min(0.0)
-        alpha = (p["alpha"][sl][who] * falloff).clamp_max(ALPHA_MAX)
-        live = alpha >= ALPHA_MIN
-        pix = (py * cam.width + px)[live]
-        alpha, who = alpha[live], who[live]
+        alpha = (at("alpha") * falloff).clamp_max(ALPHA_MAX)
+        live = (alpha >= ALPHA_MIN).nonzero().squeeze(1)
+        pix = (py * cam.width + px).index_select(0, live)
+        alpha, who = alpha.index_select(0, live), who.index_select(0, live)
         if not len(pix):
             continue
         pix, perm = torch.sort(pix, stable=True)          # per pixel, still front to back
-        alpha, who = alpha[perm], who[perm]
+        alpha, who = alpha.index_select(0, perm), who.index_select(0, perm)
         # float64: the running sum spans the whole chunk, and the per-pixel part is a difference
         ln = torch.log1p(-alpha.double())
         csum = torch.cumsum(ln, 0)
         _, runs = torch.unique_consecutive(pix, return_counts=True)
         run_start = torch.cumsum(runs, 0) - runs
         before = torch.repeat_interleave((csum - ln)[run_start], runs)      # the run's sum before it
-        excl = csum - ln - before + log_t[pix]
+        excl = csum - ln - before + log_t.index_select(0, pix)
         weight = alpha * torch.exp(excl).float()
-        rgb_acc.index_add_(0, pix, weight[:, None] * p["rgb"][sl][who])
+        rgb_acc.index_add_(0, pix, weight[:, None] * p["rgb"][sl].index_select(0, who))
         run_total = (csum[run_start + runs - 1] - before[run_start])
         log_t.index_add_(0, pix[run_start], run_total)
     bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
