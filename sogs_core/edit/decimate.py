@@ -136,14 +136,16 @@ def ink(log_scales: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
 
 def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
     """Moment-match splats a[i] and b[i] into one splat each (float64 inside, float32 out)."""
-    wa, wb = ink(t["log_scales"][a], t["opacity"][a]), ink(t["log_scales"][b], t["opacity"][b])
+    ta = {k: v.index_select(0, a) for k, v in t.items()}      # index_select: faster than v[a] on a CPU
+    tb = {k: v.index_select(0, b) for k, v in t.items()}
+    wa, wb = ink(ta["log_scales"], ta["opacity"]), ink(tb["log_scales"], tb["opacity"])
     total = wa + wb
     pa, pb = (wa / total)[:, None], (wb / total)[:, None]
-    ma, mb = t["means"][a].double(), t["means"][b].double()
+    ma, mb = ta["means"].double(), tb["means"].double()
     mu = pa * ma + pb * mb
     da, db = ma - mu, mb - mu
-    cov = (pa[:, :, None] * (da[:, :, None] * da[:, None, :] + covariances(t["quats"][a].double(), t["log_scales"][a].double()))
-           + pb[:, :, None] * (db[:, :, None] * db[:, None, :] + covariances(t["quats"][b].double(), t["log_scales"][b].double())))
+    cov = (pa[:, :, None] * (da[:, :, None] * da[:, None, :] + covariances(ta["quats"].double(), ta["log_scales"].double()))
+           + pb[:, :, None] * (db[:, :, None] * db[:, None, :] + covariances(tb["quats"].double(), tb["log_scales"].double())))
     cov = cov + 1e-12 * torch.eye(3, dtype=cov.dtype, device=cov.device)
     evals, evecs = eigh3(cov)
     flip = torch.linalg.det(evecs) < 0                      # a reflection: turn it into a rotation
@@ -158,60 +160,69 @@ def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) ->
         "opacity": torch.logit(alpha).float(),
     }
     for k in ("f_dc", "f_rest"):
-        out[k] = (pa * t[k][a].double() + pb * t[k][b].double()).float()
+        out[k] = (pa * ta[k].double() + pb * tb[k].double()).float()
     return out
 
 
-def _candidates(means: torch.Tensor, segment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(a, b) links between splats up to WINDOW places apart along each walk, same segment."""
+def _walks(means: torch.Tensor, segment: torch.Tensor) -> list[torch.Tensor]:
+    """The WALKS Morton walks whose neighbours may merge, each going segment by segment."""
     extent = means.max(0).values - means.min(0).values
-    firsts, seconds = [], []
-    for k in range(WALKS):
-        walk = curve_order(means + extent * (WALK_SHIFT * k), "morton", runs=segment)
-        for offset in range(1, WINDOW + 1):
-            a, b = walk[:-offset], walk[offset:]
-            same = segment[a] == segment[b]
-            firsts.append(a[same])
-            seconds.append(b[same])
-    return torch.cat(firsts), torch.cat(seconds)
+    return [curve_order(means + extent * (WALK_SHIFT * k), "morton", runs=segment) for k in range(WALKS)]
 
 
-def _sym_det(c: torch.Tensor) -> torch.Tensor:
-    """(N,) determinants of symmetric 3x3 matrices given as (N, 6): xx, yy, zz, xy, xz, yz."""
-    xx, yy, zz, xy, xz, yz = c.unbind(1)
-    return xx * (yy * zz - yz * yz) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
-
-
-def link_costs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Runnalls' cost plus the colour term of merging a[i] with b[i] (float32: lengths in units
-    of the median splat size and weights of the median weight, so every value is near 1; the
-    units' constants cancel out of Runnalls' difference). What each splat brings is packed into
-    one row, so a link costs two gathers."""
+def _splat_columns(t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(14, N) float32, what each splat brings to a link's cost, one contiguous row per quantity:
+    w, w ln det S, position, colour, w S (xx, yy, zz, xy, xz, yz). Lengths are in units of the
+    median splat size and weights of the median weight, so every value is near 1 (the units'
+    constants cancel out of Runnalls' difference)."""
     w = ink(t["log_scales"], t["opacity"])
     w = w / w.median()
     size = float(torch.exp(t["log_scales"].double().mean(1)).median())
     ls = t["log_scales"].double() - math.log(size)
     cov = covariances(t["quats"].double(), ls)
-    floor2 = COV_FLOOR ** 2
-    wlogdet = w * torch.log(torch.exp(2 * ls) + floor2).sum(1)
-    # per splat: w, w ln det S, position, colour, w S (xx, yy, zz, xy, xz, yz)
+    wlogdet = w * torch.log(torch.exp(2 * ls) + COV_FLOOR ** 2).sum(1)
     packed = torch.cat([w[:, None], wlogdet[:, None], t["means"].double() / size,
                         t["f_dc"].double() * SH_C0,
                         w[:, None] * cov[:, [0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]], 1).float()
-    pa_, pb_ = torch.index_select(packed, 0, a), torch.index_select(packed, 0, b)   # faster than packed[a] on a CPU
-    wa, wb = pa_[:, 0], pb_[:, 0]
+    return packed.T.contiguous()
+
+
+def _pair_costs(pa_: torch.Tensor, pb_: torch.Tensor) -> torch.Tensor:
+    """Runnalls' cost plus the colour term of merging the splats of columns pa_[:, i] and
+    pb_[:, i] (`_splat_columns` rows)."""
+    floor2 = COV_FLOOR ** 2
+    wa, wb = pa_[0], pb_[0]
     total = wa + wb
     inner = wa * wb / total
-    d = pa_[:, 2:5] - pb_[:, 2:5]
-    outer = torch.stack([d[:, 0] * d[:, 0], d[:, 1] * d[:, 1], d[:, 2] * d[:, 2],
-                         d[:, 0] * d[:, 1], d[:, 0] * d[:, 2], d[:, 1] * d[:, 2]], 1)
+    dx, dy, dz = pa_[2] - pb_[2], pa_[3] - pb_[3], pa_[4] - pb_[4]
+    outer = (dx * dx, dy * dy, dz * dz, dx * dy, dx * dz, dy * dz)
     # the merged covariance: (w_a S_a + w_b S_b + w_a w_b / W d d^T) / W (the law of total
     # variance), floored like every splat's
-    merged = (pa_[:, 8:14] + pb_[:, 8:14] + inner[:, None] * outer) / total[:, None]
-    merged[:, :3] += floor2
-    geometric = 0.5 * (total * torch.log(_sym_det(merged).clamp_min(1e-30)) - pa_[:, 1] - pb_[:, 1])
-    c2 = ((pa_[:, 5:8] - pb_[:, 5:8]) ** 2).sum(1)
-    return geometric + COLOUR_WEIGHT * inner * c2
+    xx, yy, zz, xy, xz, yz = ((pa_[8 + k] + pb_[8 + k] + inner * outer[k]) / total for k in range(6))
+    xx, yy, zz = xx + floor2, yy + floor2, zz + floor2
+    det = xx * (yy * zz - yz * yz) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
+    geometric = 0.5 * (total * torch.log(det.clamp_min(1e-30)) - pa_[1] - pb_[1])
+    c0, c1, c2 = pa_[5] - pb_[5], pa_[6] - pb_[6], pa_[7] - pb_[7]
+    return geometric + COLOUR_WEIGHT * inner * (c0 * c0 + c1 * c1 + c2 * c2)
+
+
+def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(a, b, cost): links between splats up to WINDOW places apart along each walk, inside one
+    segment, and what each merge costs. The splats' columns are laid out along each walk once,
+    so a link's two ends are two slices of them, not two random gathers (the gathers were
+    most of a CPU decimation's time: bench/NOTES.md, session 19)."""
+    cols = _splat_columns(t)
+    firsts, seconds, costs = [], [], []
+    for walk in _walks(t["means"], segment):
+        along = cols.index_select(1, walk)
+        seg = segment.index_select(0, walk)
+        for offset in range(1, WINDOW + 1):
+            same = torch.nonzero(seg[:-offset] == seg[offset:]).squeeze(1)
+            firsts.append(walk[:-offset].index_select(0, same))
+            seconds.append(walk[offset:].index_select(0, same))
+            costs.append(_pair_costs(along[:, :-offset], along[:, offset:]).index_select(0, same))
+    return torch.cat(firsts), torch.cat(seconds), torch.cat(costs)
 
 
 def _within_quota(links: torch.Tensor, cost: torch.Tensor, seg: torch.Tensor, quota: torch.Tensor) -> torch.Tensor:
@@ -229,8 +240,7 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
     quota[s] in segment s (the quota is lowered in place), in up to ROUNDS_PER_PASS rounds."""
     n = len(t["means"])
     dev = segment.device
-    a, b = _candidates(t["means"], segment)
-    cost = link_costs(t, a, b)
+    a, b, cost = candidate_links(t, segment)
     ids = torch.arange(len(a), device=dev)
     alive = torch.ones(n, dtype=torch.bool, device=dev)
     firsts, seconds = [], []
@@ -240,7 +250,7 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
         best = torch.full((n,), float("inf"), dtype=cost.dtype, device=dev)
         best.scatter_reduce_(0, a, cost, "amin")
         best.scatter_reduce_(0, b, cost, "amin")
-        mutual = torch.nonzero((cost == best[a]) & (cost == best[b])).squeeze(1)
+        mutual = torch.nonzero((cost == best.index_select(0, a)) & (cost == best.index_select(0, b))).squeeze(1)
         # ties (a link found twice, equal costs): each splat keeps its first mutual link only
         first = torch.full((n,), len(a), dtype=torch.long, device=dev)
         first.scatter_reduce_(0, a[mutual], ids[mutual], "amin")
@@ -254,8 +264,9 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
         seconds.append(b[mutual])
         alive[a[mutual]] = False
         alive[b[mutual]] = False
-        live = alive[a] & alive[b]
-        a, b, cost, ids = a[live], b[live], cost[live], ids[live]
+        # one nonzero for the four arrays (a boolean index would find the same rows four times)
+        live = torch.nonzero(alive.index_select(0, a) & alive.index_select(0, b)).squeeze(1)
+        a, b, cost, ids = (x.index_select(0, live) for x in (a, b, cost, ids))
     if not firsts:
         empty = torch.zeros(0, dtype=torch.long, device=dev)
         return empty, empty
@@ -275,8 +286,8 @@ def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.
     used[b] = True
     alone = torch.nonzero(~used).squeeze(1)
     merged = merge_pairs(t, a, b)
-    out = {k: torch.cat([t[k][alone], merged[k]]) for k in ATTRIBUTES}
-    return out, torch.cat([segment[alone], segment[a]]), len(a)
+    out = {k: torch.cat([t[k].index_select(0, alone), merged[k]]) for k in ATTRIBUTES}
+    return out, torch.cat([segment.index_select(0, alone), segment.index_select(0, a)]), len(a)
 
 
 def decimate(t: dict[str, torch.Tensor], segment: Optional[torch.Tensor] = None,
