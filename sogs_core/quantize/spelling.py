@@ -86,7 +86,7 @@ def respell_near_identity(quats: torch.Tensor, log_scales: torch.Tensor) -> tupl
     for lo in range(0, len(quats), CHUNK):
         q = quats[lo:lo + CHUNK].double()
         q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        score = (q @ conj.T).abs()
+        score = (q.float() @ conj.float().T).abs()     # float32: a choice, not a value (near-ties are alike)
         score[:, FLIPS:] = torch.where(on_sog_grid(q)[:, None], -1.0, score[:, FLIPS:])
         k = score.argmax(1)
         out_q.append(quat_mul(q, cube[k]).to(quats.dtype))
