@@ -1,7 +1,7 @@
 """A scene reduced to a splat budget by the merge that makes the streamed SOG's coarser levels
-(`pipeline.streamed.decimate`: neighbours along a Morton walk merged in pairs by moment
-matching), so what is left still covers the scene: each round merges at most half the splats,
-rounds repeat until the budget is met."""
+(`edit.decimate`: neighbours along two Morton walks merged in pairs by moment matching), so
+what is left still covers the scene: each round merges at most half the splats, rounds repeat
+until the budget is met (no slack: the budget is a promise)."""
 from __future__ import annotations
 
 import numpy as np

@@ -55,6 +55,11 @@ class GroupResult:
     worker: str = ""                        # who compressed it (set by the Ray actor)
 
 
+#: merges of a level that may stay undone (`decimate`'s slack): a level is "about half" the one
+#: before, and the pass that would do the last few hundred merges costs as much as any other
+LEVEL_SLACK = 0.01
+
+
 def folder_name(level: int, group: int) -> str:
     return f"{level}_{group}"
 
@@ -74,7 +79,7 @@ def build_levels(splats: Splats, leaf_sizes: list[int], levels: int,
     seg = run_ids(leaf_sizes, device)
     out = [(splats, list(leaf_sizes))]
     for _ in range(1, levels):
-        t, seg = decimate(t, seg)
+        t, seg = decimate(t, seg, slack=LEVEL_SLACK)
         counts = torch.bincount(seg, minlength=len(leaf_sizes)).tolist()
         out.append((tensors_splats(t), counts))
     return out
