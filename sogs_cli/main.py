@@ -318,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--render-metric", action="store_true",
                    help="also render the input and the output with our rasterizer from the same cameras and "
                         "report PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view; on a GPU 8 views at "
-                        "512x512, on a CPU 4 views at 128x128, about a second per view of a 100k-splat scene "
-                        "there); timed as the stage 'render'. Not for streamed output yet")
+                        "512x512, on a CPU 4 views at 128x128, about a second in all for a 150k-splat scene "
+                        "on 2 cores); timed as the stage 'render'. Not for streamed output yet")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
