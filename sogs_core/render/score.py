@@ -35,8 +35,9 @@ class RenderMetricSettings:
 
     @classmethod
     def for_device(cls, device: torch.device) -> "RenderMetricSettings":
-        """8 views at 512 x 512 on a GPU; 4 views at 128 x 128 on a CPU, where each render of
-        a 150k-splat scene costs about a second for both sides (README, Quality in the viewer)."""
+        """8 views at 512 x 512 on a GPU; 4 views at 128 x 128 on a CPU, where the metric of a
+        150k-splat scene (both sides, every view) costs about a second (README, Quality in the
+        viewer)."""
         if device.type == "cuda":
             return cls(views=8, width=512, height=512)
         return cls(views=4, width=128, height=128)
