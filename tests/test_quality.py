@@ -37,7 +37,8 @@ def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
         assert report["position_max_steps"] <= bound + 1e-3
         # the file read back, matched by position, says the same
         assert fidelity(reference, read_splats(data, "s.sog"))["position_max_steps"] <= bound + 1e-3
-        assert report["rotation_max_deg"] <= 1.5 and report["opacity_max_error"] <= opacity_bound(quality) + 1e-6
+        assert report["rotation_max_deg"] <= 1.5
+        assert report["opacity_max_error"] <= opacity_bound(quality, report["log_scale_max_error"]) + 1e-6
     assert report["position_max_steps"] > 0.5 + 1e-3        # level 70 did use its coarser grid
     assert report["opacity_max_error"] > 0.5 / 255 + 1e-6     # and its coarser opacity
     assert sizes[70] < sizes[90] < sizes[100]
@@ -83,3 +84,23 @@ def test_cli_refuses_a_level_outside_0_100(tmp_path, scene_ply):
     assert proc.returncode == 2 and "quality" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("compress", str(src), str(tmp_path / "o.sog"), "--quality", "90")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_opacity_makes_up_for_the_scale_rounding_below_100():
+    """A splat stored larger than it is (its two largest axes) is stored fainter by exp(-d);
+    its smallest axis does not count; nothing changes where the scales were exact."""
+    import math
+
+    import torch
+
+    from sogs_core.quantize.compensate import compensated_opacity
+    from sogs_core.quantize.quality import compensate_opacity
+
+    assert not compensate_opacity(100) and compensate_opacity(99) and compensate_opacity(0)
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    scales = torch.tensor([[-2.0, -3.0, -6.0]] * 3)
+    stored = scales + torch.tensor([[0.1, 0.1, 0.5], [-0.05, -0.05, 0.0], [0.0, 0.0, 0.3]])
+    alpha = torch.sigmoid(compensated_opacity(logits, scales, stored).double())
+    expected = torch.sigmoid(logits.double()) * torch.exp(torch.tensor([-0.1, 0.05, 0.0], dtype=torch.float64))
+    assert torch.allclose(alpha, expected, atol=1e-6)
+    assert math.isclose(float(alpha[2]), float(torch.sigmoid(torch.tensor(-1.0))), rel_tol=1e-6)

@@ -7,12 +7,15 @@ palette size. Below it:
   position grid cost the least render quality of the levers tried;
 - each splat's rotation is spelled nearest the identity among the 24 that give the same
   Gaussian (`quantize.spelling`): nothing a viewer sees changes, the bytes shrink;
+- each opacity makes up for the scale codebook's rounding (`quantize.compensate`);
 - the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
   weighted by what each splat shows, fewer entries cost little.
 Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
 session 17).
 """
 from __future__ import annotations
+
+import math
 
 from sogs_core.quantize.palette.kmeans import palette_size
 
@@ -37,15 +40,24 @@ def respell_rotations(quality: int) -> bool:
     return quality < 100
 
 
+def compensate_opacity(quality: int) -> bool:
+    """Below 100 each opacity makes up for its splat's scale rounding (`quantize.compensate`);
+    100 keeps the nearest opacity byte."""
+    return quality < 100
+
+
 def opacity_drop_bits(quality: int) -> int:
     """Low bits of each opacity byte left at zero (opacities already on the 8-bit grid keep theirs:
     `codes.encode_opacity`)."""
     return next(bits for lowest, bits in OPACITY_DROP_BITS if quality >= lowest)
 
 
-def opacity_bound(quality: int) -> float:
-    """The largest opacity error the level allows (half a byte at 100)."""
-    return 0.5 * (1 << opacity_drop_bits(quality)) / 255.0
+def opacity_bound(quality: int, log_scale_max_error: float = 0.0) -> float:
+    """The largest opacity error the level allows: half a byte at 100; below, its coarser grid's
+    half step plus what making up for the scale rounding may move it (exp(e) - 1 of an opacity
+    at most 1, e the scene's largest log-scale error)."""
+    compensation = math.expm1(log_scale_max_error) if compensate_opacity(quality) else 0.0
+    return 0.5 * (1 << opacity_drop_bits(quality)) / 255.0 + compensation
 
 
 def position_bound_steps(quality: int) -> float:

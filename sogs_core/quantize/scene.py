@@ -7,10 +7,11 @@ from typing import Optional
 
 import torch
 
-from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats
+from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats, opacity_on_grid
 from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.quantize.palette.fit import add_palette
-from sogs_core.quantize.quality import opacity_drop_bits, palette_size_for, position_drop_bits
+from sogs_core.quantize.compensate import compensated_opacity
+from sogs_core.quantize.quality import compensate_opacity, opacity_drop_bits, palette_size_for, position_drop_bits
 from sogs_core.quantize.weights import TAIL_WEIGHT, splat_importance
 
 
@@ -29,12 +30,15 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
                           importance=weight.expand_as(log_scales))
     dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=TAIL_WEIGHT, importance=weight.expand_as(f_dc))
+    on_grid = opacity_on_grid(opacity)          # of the input, before any compensation
+    if compensate_opacity(quality):
+        opacity = compensated_opacity(opacity, log_scales, scb.to(log_scales.device)[sidx.long()])
     return QuantizedScene(
         count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
         quats_b=encode_quats(quats).cpu().numpy(),
         scales_idx=sidx.cpu().numpy(), scales_codebook=scb.cpu().numpy(),
         sh0_idx=didx.cpu().numpy(), sh0_codebook=dcb.cpu().numpy(),
-        opacity_b=encode_opacity(opacity, opacity_drop_bits(quality)).cpu().numpy())
+        opacity_b=encode_opacity(opacity, opacity_drop_bits(quality), on_grid).cpu().numpy())
 
 
 def quantize_scene(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,

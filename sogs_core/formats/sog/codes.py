@@ -97,16 +97,25 @@ def decode_quats(b: torch.Tensor) -> torch.Tensor:
 OPACITY_GRID_TOLERANCE = 2e-3
 
 
-def encode_opacity(logits: torch.Tensor, drop_bits: int = 0) -> torch.Tensor:
+def opacity_on_grid(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the opacity is a whole byte already (a decoded SOG, a compressed PLY)."""
+    v = torch.sigmoid(logits.double()) * 255.0
+    return (v - torch.round(v)).abs() <= OPACITY_GRID_TOLERANCE
+
+
+def encode_opacity(logits: torch.Tensor, drop_bits: int = 0,
+                   on_grid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Logits -> one byte after the sigmoid. drop_bits > 0 rounds to a multiple of 2^drop_bits,
-    except where the opacity is a whole byte already (a decoded SOG, a compressed PLY): rounding
-    that again would add an error the input does not have (`quantize.quality`)."""
+    except where the input's opacity is a whole byte already (`on_grid`, by default
+    `opacity_on_grid(logits)`): rounding that again would add an error the input does not have
+    (`quantize.quality`)."""
     v = torch.sigmoid(logits.double()) * 255.0
     nearest = torch.round(v)
     if drop_bits > 0:
         step = float(1 << drop_bits)
         coarse = torch.round(v / step) * step
-        nearest = torch.where((v - nearest).abs() <= OPACITY_GRID_TOLERANCE, nearest, coarse)
+        on_grid = opacity_on_grid(logits) if on_grid is None else on_grid
+        nearest = torch.where(on_grid, nearest, coarse)
     return nearest.clamp(0, 255).to(torch.uint8)
 
 
