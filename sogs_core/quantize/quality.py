@@ -9,7 +9,9 @@ palette size. Below it:
   Gaussian (`quantize.spelling`): nothing a viewer sees changes, the bytes shrink;
 - each opacity makes up for the scale codebook's rounding (`quantize.compensate`);
 - the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
-  weighted by what each splat shows, fewer entries cost little.
+  weighted by what each splat shows, fewer entries cost little;
+- below 80, opacities from training lose low bits (`OPACITY_DROP_BITS`; those already on the
+  byte grid keep theirs).
 Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
 session 17).
 """
