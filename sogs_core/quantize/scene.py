@@ -12,7 +12,7 @@ from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.quantize.palette.fit import add_palette
 from sogs_core.quantize.compensate import compensated_opacity
 from sogs_core.quantize.quality import compensate_opacity, opacity_drop_bits, palette_size_for, position_drop_bits
-from sogs_core.quantize.weights import TAIL_WEIGHT, splat_importance
+from sogs_core.quantize.weights import COLOUR_TAIL_WEIGHT, TAIL_WEIGHT, splat_importance
 
 
 def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
@@ -29,7 +29,7 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     weight = (splat_importance(log_scales, opacity) if importance is None else importance)[:, None]
     scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
                           importance=weight.expand_as(log_scales))
-    dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=TAIL_WEIGHT, importance=weight.expand_as(f_dc))
+    dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=COLOUR_TAIL_WEIGHT, importance=weight.expand_as(f_dc))
     on_grid = opacity_on_grid(opacity)          # of the input, before any compensation
     if compensate_opacity(quality):
         opacity = compensated_opacity(opacity, log_scales, scb.to(log_scales.device)[sidx.long()])
