@@ -51,7 +51,7 @@ def test_opacity_already_on_the_byte_grid_keeps_its_byte_at_every_level():
 
     from sogs_core.formats.sog.codes import decode_opacity, encode_opacity
 
-    assert [opacity_drop_bits(q) for q in (100, 80, 79, 70, 69, 0)] == [0, 0, 1, 1, 2, 2]
+    assert [opacity_drop_bits(q) for q in (100, 90, 89, 80, 70, 0)] == [0, 0, 2, 2, 2, 2]
     stored = torch.arange(256, dtype=torch.uint8)
     logits = decode_opacity(stored)
     trained = torch.linspace(-6.0, 6.0, 5001)

@@ -10,8 +10,8 @@ palette size. Below it:
 - each opacity makes up for the scale codebook's rounding (`quantize.compensate`);
 - the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
   weighted by what each splat shows, fewer entries cost little;
-- below 80, opacities from training lose low bits (`OPACITY_DROP_BITS`; those already on the
-  byte grid keep theirs).
+- below 90, opacities from training lose their two low bits (`OPACITY_DROP_BITS`; those
+  already on the byte grid keep theirs): -1 to -2 % of the bytes for a few hundredths of a dB.
 Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
 session 17).
 """
@@ -23,7 +23,7 @@ from sogs_core.quantize.palette.kmeans import palette_size
 
 MAX_POSITION_DROP_BITS = 4
 #: (lowest quality, low bits of the opacity byte dropped), first match from the top
-OPACITY_DROP_BITS = ((80, 0), (70, 1), (0, 2))
+OPACITY_DROP_BITS = ((90, 0), (0, 2))
 #: (lowest quality, fraction of `palette_size` kept), first match from the top
 PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (80, 0.75), (70, 0.5), (0, 0.375))
 
