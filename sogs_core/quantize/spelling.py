@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Callable
 
 import torch
 
 from sogs_core.formats.sog.codes import decode_quats, encode_quats
+from sogs_core.model.rotations import quat_mul, quat_to_matrix
 
 
 def _cube_rotations() -> torch.Tensor:
-    """(24, 4) unit quaternions w, x, y, z of the rotations of a cube (one sign each): the
-    identity and the 180-degree turns first, then the 120-degree and the 90-degree turns."""
+    """(24, 4) unit quaternions w, x, y, z of the rotations of a cube, one sign each (the first
+    nonzero component positive): the identity and the 180-degree turns first, then the
+    120-degree and the 90-degree turns."""
     half, root = 0.5, 1.0 / math.sqrt(2.0)
     quats = [tuple(float(i == j) for j in range(4)) for i in range(4)]
     quats += [(half, half * a, half * b, half * c) for a, b, c in itertools.product((1, -1), repeat=3)]
@@ -32,10 +35,7 @@ def _cube_rotations() -> torch.Tensor:
             q = [0.0] * 4
             q[i], q[j] = root, sign * root
             quats.append(tuple(q))
-    out = torch.tensor(quats, dtype=torch.float64)
-    keep = [k for k in range(len(out)) if not any(
-        torch.allclose(out[k], s * out[m]) for m in range(k) for s in (1.0, -1.0))]
-    return out[keep]
+    return torch.tensor(quats, dtype=torch.float64)
 
 
 CUBE = _cube_rotations()
@@ -43,27 +43,16 @@ CUBE = _cube_rotations()
 FLIPS = 4
 
 
-def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product of (..., 4) quaternions w, x, y, z (R(a x b) = R(a) R(b))."""
-    w1, x1, y1, z1 = a.unbind(-1)
-    w2, x2, y2, z2 = b.unbind(-1)
-    return torch.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], -1)
-
-
 def _axis_maps() -> torch.Tensor:
     """(24, 3): under CUBE[k], the new axis i is the old axis AXES[k, i], whose scale it takes."""
-    w, x, y, z = CUBE.unbind(1)
-    rot = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
-    return rot.abs().argmax(1)
+    return quat_to_matrix(CUBE).abs().argmax(1)
 
 
 AXES = _axis_maps()
-#: CUBE with the vector part negated: (q x CUBE[k]).w = q . CUBE_CONJ[k]
-CUBE_CONJ = CUBE * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
+#: a quaternion times this is its conjugate (the vector part negated)
+CONJUGATE = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
+#: (q x CUBE[k]).w = q . CUBE_CONJ[k]
+CUBE_CONJ = CUBE * CONJUGATE
 #: splats respelled per pass (bounds the (n, 24) score matrix)
 CHUNK = 1 << 20
 
@@ -76,22 +65,36 @@ def on_sog_grid(quats: torch.Tensor, tolerance: float = 1e-5) -> torch.Tensor:
     return torch.minimum((q - back).abs().amax(1), (q + back).abs().amax(1)) <= tolerance
 
 
+def _respelled(quats: torch.Tensor, log_scales: torch.Tensor, pick: Callable[[torch.Tensor, slice], torch.Tensor],
+               unit: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each splat respelled by the CUBE rotation `pick(quaternions (n, 4) float64, their rows)`
+    chooses for it (made unit length first with `unit`), CHUNK splats at a time; same dtypes out."""
+    if len(quats) == 0:
+        return quats, log_scales
+    cube, axes = CUBE.to(quats.device), AXES.to(quats.device)
+    out_q, out_s = [], []
+    for lo in range(0, len(quats), CHUNK):
+        rows = slice(lo, lo + CHUNK)
+        q = quats[rows].double()
+        if unit:
+            q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        k = pick(q, rows)
+        out_q.append(quat_mul(q, cube[k]).to(quats.dtype))
+        out_s.append(log_scales[rows].gather(1, axes[k]))
+    return torch.cat(out_q), torch.cat(out_s)
+
+
 def respell_near_identity(quats: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The same Gaussians, each spelled with its rotation nearest the identity (only axis flips
     for rotations already on the SOG grid). (N, 4) w,x,y,z and (N, 3) in, same dtypes out."""
-    if len(quats) == 0:
-        return quats, log_scales
-    cube, conj, axes = (t.to(quats.device) for t in (CUBE, CUBE_CONJ, AXES))
-    out_q, out_s = [], []
-    for lo in range(0, len(quats), CHUNK):
-        q = quats[lo:lo + CHUNK].double()
-        q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        score = (q.float() @ conj.float().T).abs()     # float32: a choice, not a value (near-ties are alike)
+    conj = CUBE_CONJ.to(quats.device).float()
+
+    def nearest_identity(q: torch.Tensor, rows: slice) -> torch.Tensor:
+        score = (q.float() @ conj.T).abs()     # float32: a choice, not a value (near-ties are alike)
         score[:, FLIPS:] = torch.where(on_sog_grid(q)[:, None], -1.0, score[:, FLIPS:])
-        k = score.argmax(1)
-        out_q.append(quat_mul(q, cube[k]).to(quats.dtype))
-        out_s.append(log_scales[lo:lo + CHUNK].gather(1, axes[k]))
-    return torch.cat(out_q), torch.cat(out_s)
+        return score.argmax(1)
+
+    return _respelled(quats, log_scales, nearest_identity, unit=True)
 
 
 def align_spelling(reference: torch.Tensor, quats: torch.Tensor,
@@ -99,15 +102,9 @@ def align_spelling(reference: torch.Tensor, quats: torch.Tensor,
     """`quats`/`log_scales` respelled to the spelling nearest `reference`'s rotation, so that a
     decoded file can be compared attribute by attribute with its input whatever spelling it
     stores. (q x p) . r = p . (conj(q) x r): one (n, 24) product per chunk."""
-    if len(quats) == 0:
-        return quats, log_scales
-    cube, axes = CUBE.to(quats.device), AXES.to(quats.device)
-    out_q, out_s = [], []
-    for lo in range(0, len(quats), CHUNK):
-        q = quats[lo:lo + CHUNK].double()
-        r = reference[lo:lo + CHUNK].double()
-        rel = quat_mul(q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64, device=q.device), r)
-        k = (rel @ cube.T).abs().argmax(1)
-        out_q.append(quat_mul(q, cube[k]).to(quats.dtype))
-        out_s.append(log_scales[lo:lo + CHUNK].gather(1, axes[k]))
-    return torch.cat(out_q), torch.cat(out_s)
+    cube, conjugate = CUBE.to(quats.device), CONJUGATE.to(quats.device)
+
+    def nearest_reference(q: torch.Tensor, rows: slice) -> torch.Tensor:
+        return (quat_mul(q * conjugate, reference[rows].double()) @ cube.T).abs().argmax(1)
+
+    return _respelled(quats, log_scales, nearest_reference, unit=False)

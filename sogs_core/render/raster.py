@@ -199,17 +199,18 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
         w = bw[sl].index_select(0, who)
         px = x0[sl].index_select(0, who) + k % w
         py = y0[sl].index_select(0, who) + torch.div(k, w, rounding_mode="floor")
+        pix = py * cam.width + px
         if base > 0 and bool((log_t < log_t_min).any()):
             # pixels already opaque take nothing from splats behind them
-            open_ = (log_t.index_select(0, py * cam.width + px) >= log_t_min).nonzero().squeeze(1)
-            who, px, py = who.index_select(0, open_), px.index_select(0, open_), py.index_select(0, open_)
+            open_ = (log_t.index_select(0, pix) >= log_t_min).nonzero().squeeze(1)
+            who, px, py, pix = (x.index_select(0, open_) for x in (who, px, py, pix))
         dx = px.float() + 0.5 - at("u")
         dy = py.float() + 0.5 - at("v")
         d2 = (at("a") * dx * dx + at("c") * dy * dy) + 2.0 * at("b") * dx * dy
         falloff = ((torch.exp(-0.5 * d2.clamp_min(0.0)) - FALLOFF_FLOOR) / (1.0 - FALLOFF_FLOOR)).clamp_min(0.0)
         alpha = (at("alpha") * falloff).clamp_max(ALPHA_MAX)
         live = (alpha >= ALPHA_MIN).nonzero().squeeze(1)
-        pix = (py * cam.width + px).index_select(0, live)
+        pix = pix.index_select(0, live)
         alpha, who = alpha.index_select(0, live), who.index_select(0, live)
         if not len(pix):
             continue
