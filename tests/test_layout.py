@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("sogs_core", "sogs_cli", "ray_jobs")
 #: modules that need a GPU-only package to import (they are chosen at run time, never required)
 GPU_ONLY = {"sogs_core.order.chain_triton": "triton", "sogs_core.order.plas_cuda": "cupy",
-            "sogs_core.quantize.palette.triton_search": "triton"}
+            "sogs_core.quantize.palette.triton_search": "triton", "sogs_core.render.raster_tiles": "triton"}
 
 
 def _modules() -> dict[str, str]:

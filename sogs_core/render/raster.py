@@ -166,14 +166,41 @@ def _boxes(p: dict[str, torch.Tensor], cam: Camera) -> tuple[torch.Tensor, ...]:
     return x0, y0, (x1 - x0).clamp_min(0), (y1 - y0).clamp_min(0)
 
 
+def _tile_compositor():
+    """`raster_tiles.composite` where Triton imports, else None (the fragments in torch ops)."""
+    try:
+        from sogs_core.render.raster_tiles import composite
+    except ImportError:
+        return None
+    return composite
+
+
 def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
     """(H, W, 3) float32 image in [0, 1] of the splats `t` (tensors keyed like `Splats`' fields,
-    on one device) seen by `cam`."""
+    on one device) seen by `cam`: on a CUDA device through the tile kernel (`raster_tiles`)
+    where Triton imports, else by fragments in torch ops."""
     dev = t["means"].device
     p = project(t, cam)
-    x0, y0, bw, bh = _boxes(p, cam)
+    boxes = _boxes(p, cam)
+    tiles = _tile_compositor() if dev.type == "cuda" else None
+    if tiles is not None:
+        rgb_acc, log_t = tiles(p, boxes, cam.width, cam.height, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX,
+                               MIN_TRANSMITTANCE)
+    else:
+        rgb_acc, log_t = composite_fragments(p, boxes, cam.width, cam.height)
+    bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
+    img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
+    return img.reshape(cam.height, cam.width, 3)
+
+
+def composite_fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int,
+                        height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour (H*W, 3), log transmittance (H*W,), float64) of the projected splats `p` (front to
+    back), one fragment per splat and pixel of its box, a chunk of splats at a time."""
+    dev = p["u"].device
+    x0, y0, bw, bh = boxes
     count = bw * bh
-    n_pix = cam.width * cam.height
+    n_pix = width * height
     rgb_acc = torch.zeros(n_pix, 3, device=dev)
     log_t = torch.zeros(n_pix, dtype=torch.float64, device=dev)   # log transmittance per pixel so far
     ends = torch.cumsum(count, 0)
@@ -199,7 +226,7 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
         w = bw[sl].index_select(0, who)
         px = x0[sl].index_select(0, who) + k % w
         py = y0[sl].index_select(0, who) + torch.div(k, w, rounding_mode="floor")
-        pix = py * cam.width + px
+        pix = py * width + px
         if base > 0 and bool((log_t < log_t_min).any()):
             # pixels already opaque take nothing from splats behind them
             open_ = (log_t.index_select(0, pix) >= log_t_min).nonzero().squeeze(1)
@@ -227,9 +254,7 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
         rgb_acc.index_add_(0, pix, weight[:, None] * p["rgb"][sl].index_select(0, who))
         run_total = (csum[run_start + runs - 1] - before[run_start])
         log_t.index_add_(0, pix[run_start], run_total)
-    bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
-    img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
-    return img.reshape(cam.height, cam.width, 3)
+    return rgb_acc, log_t
 
 
 def to_levels(image: torch.Tensor) -> torch.Tensor:
