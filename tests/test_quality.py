@@ -65,6 +65,26 @@ def test_opacity_already_on_the_byte_grid_keeps_its_byte_at_every_level():
         assert err <= 0.5 * (1 << bits) / 255.0 + 1e-9
 
 
+def test_a_decoded_sog_keeps_a_finer_position_grid(scene_ply):
+    """A SOG as input, quantized again (`requantize`): its positions were rounded once already,
+    so no level drops more than SOG_INPUT_POSITION_DROP_BITS of them; other inputs drop more."""
+    from sogs_core.quantize.quality import SOG_INPUT_POSITION_DROP_BITS
+
+    assert [position_drop_bits(q, sog_input=True) for q in (100, 90, 80, 70, 0)] == [0, 1, 2, 2, 2]
+    assert SOG_INPUT_POSITION_DROP_BITS == 2
+    sog = Compressor(device="cpu", settings=CompressSettings(quality=100)).compress(scene_ply, name="s.ply")
+    sog_bytes = sog.package.bundle_bytes()
+    res = Compressor(device="cpu", settings=CompressSettings(quality=70, requantize=True)).compress(
+        sog_bytes, name="s.sog")
+    assert not res.kept_codes
+    decoded = read_splats(res.package.bundle_bytes(), "out.sog")
+    report = fidelity(read_splats(sog_bytes, "s.sog"), decoded)
+    assert report["position_max_steps"] <= position_bound_steps(70, sog_input=True) + 1e-3
+    assert report["position_max_steps"] > position_bound_steps(80) / 2          # a coarser grid than 100's
+    plain = Compressor(device="cpu", settings=CompressSettings(quality=70)).compress(scene_ply, name="s.ply")
+    assert plain.fidelity["position_max_steps"] > position_bound_steps(70, sog_input=True) + 1e-3
+
+
 def test_same_level_same_seed_same_bytes(scene_ply):
     assert _compress(scene_ply, 80)[0] == _compress(scene_ply, 80)[0]
 

@@ -135,11 +135,11 @@ class Compressor:
         return {k: numpy_tensor(getattr(splats, k)).to(self.device, non_blocking=True) for k in ATTRIBUTES}
 
     def _quantize(self, tens: dict[str, torch.Tensor], codes: Optional[QuantizedScene],
-                  importance: Optional[torch.Tensor] = None) -> QuantizedScene:
+                  importance: Optional[torch.Tensor] = None, sog_input: bool = False) -> QuantizedScene:
         """All codes but the SH palette, or a SOG v2 input's stored codes as they are."""
         q = codes if codes is not None else quantize_splats(
             tens["means"], tens["quats"], tens["log_scales"], tens["f_dc"], tens["opacity"], self.settings.quality,
-            importance)
+            importance, sog_input)
         self._sync()
         return q
 
@@ -182,7 +182,7 @@ class Compressor:
 
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
                     codes: Optional[QuantizedScene] = None,
-                    segments: Optional[list[int]] = None
+                    segments: Optional[list[int]] = None, sog_input: bool = False
                     ) -> tuple[QuantizedScene, dict, dict[str, Future], WebpSettings]:
         """Under the GPU lock: quantize, order and hand the images that are final to the encode
         threads while the SH palette fits beside them; then attach the palette in the chosen
@@ -203,7 +203,7 @@ class Compressor:
                 size = palette_size_for(splats.count, self.settings.quality)
             aside = self._palette.start(tens["f_rest"], weights, size) if fit and self.device.type == "cuda" else None
             try:
-                q = self._quantize(tens, codes, weights)
+                q = self._quantize(tens, codes, weights, sog_input)
                 t1 = time.perf_counter()
                 order, info = self._order(q, tens, segments)
                 q = apply_order(q, order, self.device)
@@ -230,15 +230,16 @@ class Compressor:
     # -- public ---------------------------------------------------------------------------------
     def encode(self, splats: Splats, seconds: Optional[dict] = None,
                with_fidelity: bool = True, codes: Optional[QuantizedScene] = None,
-               segments: Optional[list[int]] = None) -> tuple[SogPackage, dict]:
+               segments: Optional[list[int]] = None, sog_input: bool = False) -> tuple[SogPackage, dict]:
         """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity.
         `codes`: the stored codes of a SOG v2 input, kept as they are (only re-ordered).
-        `segments`: runs of splats ordered each on its own and kept in place (streamed chunks)."""
+        `segments`: runs of splats ordered each on its own and kept in place (streamed chunks).
+        `sog_input`: the splats are a decoded SOG's, quantized again (`quality.position_drop_bits`)."""
         seconds = {} if seconds is None else seconds
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
             codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
-        q, report, early, webp = self._gpu_stages(splats, seconds, with_fidelity, codes, segments)
+        q, report, early, webp = self._gpu_stages(splats, seconds, with_fidelity, codes, segments, sog_input)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
         late = {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
@@ -271,7 +272,8 @@ class Compressor:
             splats, edits = apply_edits(splats, edit, self.device, label, edits)
             seconds["edit"] = time.perf_counter() - t_edit
         codes = None if self.settings.requantize or edit.changes_splats else scene.codes
-        pkg, report = self.encode(splats, seconds, with_fidelity, codes)
+        pkg, report = self.encode(splats, seconds, with_fidelity, codes,
+                                  sog_input=codes is None and scene.format.startswith("sog"))
         t1 = time.perf_counter()
         if writer is not None:
             out_bytes = writer(pkg)

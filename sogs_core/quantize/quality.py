@@ -22,18 +22,24 @@ import math
 from sogs_core.quantize.palette.kmeans import palette_size
 
 MAX_POSITION_DROP_BITS = 4
+#: position bits dropped at most from a decoded SOG's positions (a SOG as input, its codes not
+#: kept): they were quantized once already, and a second, coarser grid on top of the first cost
+#: the PlayCanvas logo 2 dB in the engine for 2 % of the bytes (bench/NOTES.md, session 20)
+SOG_INPUT_POSITION_DROP_BITS = 2
 #: (lowest quality, low bits of the opacity byte dropped), first match from the top
 OPACITY_DROP_BITS = ((90, 0), (0, 2))
 #: (lowest quality, fraction of `palette_size` kept), first match from the top
 PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (80, 0.75), (70, 0.5), (0, 0.375))
 
 
-def position_drop_bits(quality: int) -> int:
+def position_drop_bits(quality: int, sog_input: bool = False) -> int:
     """Low bits of each 16-bit position code left at zero: 0 at 100, 1 at 90-99, 2 at 80-89,
-    3 at 70-79, 4 below 70."""
+    3 at 70-79, 4 below 70; a decoded SOG's positions (`sog_input`) at most
+    SOG_INPUT_POSITION_DROP_BITS."""
     if not 0 <= quality <= 100:
         raise ValueError(f"--quality must be 0..100, not {quality}")
-    return min(MAX_POSITION_DROP_BITS, (100 - quality + 9) // 10)
+    bits = min(MAX_POSITION_DROP_BITS, (100 - quality + 9) // 10)
+    return min(bits, SOG_INPUT_POSITION_DROP_BITS) if sog_input else bits
 
 
 def respell_rotations(quality: int) -> bool:
@@ -62,9 +68,9 @@ def opacity_bound(quality: int, log_scale_max_error: float = 0.0) -> float:
     return 0.5 * (1 << opacity_drop_bits(quality)) / 255.0 + compensation
 
 
-def position_bound_steps(quality: int) -> float:
+def position_bound_steps(quality: int, sog_input: bool = False) -> float:
     """The largest position error the level allows, in 16-bit steps (0.5 at 100)."""
-    return 0.5 * (1 << position_drop_bits(quality))
+    return 0.5 * (1 << position_drop_bits(quality, sog_input))
 
 
 def palette_size_for(n: int, quality: int) -> int:

@@ -17,15 +17,16 @@ from sogs_core.quantize.weights import COLOUR_TAIL_WEIGHT, TAIL_WEIGHT, splat_im
 
 def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor,
                     f_dc: torch.Tensor, opacity: torch.Tensor, quality: int = 100,
-                    importance: Optional[torch.Tensor] = None) -> QuantizedScene:
+                    importance: Optional[torch.Tensor] = None, sog_input: bool = False) -> QuantizedScene:
     """Quantize everything but the SH palette (all tensors on one device), splats in input order.
 
     Nothing here depends on the order, so the order is chosen afterwards, from these bytes, and
     applied with `QuantizedScene.take`; the five images these codes fill are then final, and the
     compressor encodes them while the SH palette's k-means (`add_palette`) runs. `quality` picks
     the levers of `quantize.quality` (100: nearest codes everywhere). `importance`: the splats'
-    `splat_importance` when the caller has it already (it weighs the SH palette too)."""
-    mq, mins, maxs = encode_means(means, position_drop_bits(quality))
+    `splat_importance` when the caller has it already (it weighs the SH palette too).
+    `sog_input`: the splats are a decoded SOG's (their positions keep a finer grid)."""
+    mq, mins, maxs = encode_means(means, position_drop_bits(quality, sog_input))
     weight = (splat_importance(log_scales, opacity) if importance is None else importance)[:, None]
     scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
                           importance=weight.expand_as(log_scales))
