@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
 from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_options, add_edit_options,
                                add_scene_cap_option, add_streamed_options, apply_scene_cap,
@@ -101,6 +102,7 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
                   file=sys.stderr)
         res = write_streamed(comp, args.inputs, out, lod, memory_budget=memory_budget(args),
                              progress=progress)
+        levels = _streamed_render_levels(args, res, settings, comp.device) if args.render_metric else None
     how = "read by ranges" if res.ranged else "read whole"
     print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
           f"{res.counts}, {res.groups} chunk groups, {res.files} SOG files, {res.input_bytes:,} -> "
@@ -110,10 +112,40 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
         print(json.dumps({"output": res.output, "input_format": res.input_format, "count": res.count,
                           "counts": res.counts, "groups": res.groups, "files": res.files,
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
-                          "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged}))
+                          "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged,
+                          "render_levels": levels}))
     elif not args.quiet:
         print(format_report(res.fidelity))
     return 0
+
+
+def _streamed_render_levels(args: argparse.Namespace, res, settings, device) -> Optional[list]:
+    """--render-metric on a streamed SOG: every level against the input, printed one line each;
+    level 0's scores also go into the fidelity report. None (and a line why) where the input was
+    read by ranges: the metric needs it whole."""
+    import time
+
+    from sogs_core.formats import read_scene
+    from sogs_core.pipeline.streamed.render_levels import SCORE_KEYS, level_render_scores
+    from sogs_core.render.score import RenderMetricSettings
+
+    if res.ranged:
+        print("render metric: skipped, the input is larger than --memory-budget and was read by ranges "
+              "(the metric renders it whole)")
+        return None
+    t0 = time.perf_counter()
+    reference = read_scene(args.inputs[0]).splats
+    if settings.sh_bands is not None:
+        reference = reference.with_sh_degree(settings.sh_bands)
+    metric = RenderMetricSettings.for_device(device)
+    levels = level_render_scores(res.output, reference, metric, device)
+    res.fidelity.update({k: levels[0][k] for k in SCORE_KEYS})
+    res.fidelity["render_size"] = f"{metric.views}x{metric.width}x{metric.height}"
+    res.seconds["render"] = time.perf_counter() - t0
+    for lv in levels:
+        print(f"level {lv['level']} ({lv['count']:,} splats) against the input: render PSNR "
+              f"{lv['render_psnr']:.2f} dB (worst view {lv['render_psnr_worst_view']:.2f}), SSIM {lv['render_ssim']:.4f}")
+    return levels
 
 
 def _decompress(args: argparse.Namespace) -> int:
@@ -319,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also render the input and the output with our rasterizer from the same cameras and "
                         "report PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view; on a GPU 8 views at "
                         "512x512, on a CPU 4 views at 128x128, about a second in all for a 150k-splat scene "
-                        "on 2 cores); timed as the stage 'render'. Not for streamed output yet")
+                        "on 2 cores); timed as the stage 'render'. For a streamed SOG every level is rendered "
+                        "against the input (render_levels in --json; level 0's scores in the report), when the "
+                        "input is read whole (below --memory-budget)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
