@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--work", default="/tmp/streamed_bench")
     ap.add_argument("--memory-budget-mb", type=float, default=2048)
+    ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     n = int(a.millions * 1_000_000)
@@ -64,7 +65,7 @@ def main() -> None:
     gen = time.perf_counter() - t0
     import torch
 
-    comp = Compressor(device=a.device)
+    comp = Compressor(device=a.device, gpu_slots=a.gpu_slots)
     if comp.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(comp.device)
     t1 = time.perf_counter()
@@ -74,7 +75,7 @@ def main() -> None:
                          progress=lambda d, t: print(f"  group {d}/{t}", flush=True) if d % 8 == 0 or d == t else None)
     wall = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(comp.device) if comp.device.type == "cuda" else None
-    result = {"splats": n, "sh": a.sh, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "gpu_slots": a.gpu_slots, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,

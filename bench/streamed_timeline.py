@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--work", default="/tmp/streamed_bench")
     ap.add_argument("--memory-budget-mb", type=float, default=2048)
+    ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     n = int(a.millions * 1_000_000)
@@ -130,7 +131,7 @@ def main() -> None:
     ply = os.path.join(a.work, f"synth_{n}_sh{a.sh}.ply")
     if not os.path.exists(ply):
         write_big_ply(ply, n, a.sh)
-    comp = Compressor(device=a.device)
+    comp = Compressor(device=a.device, gpu_slots=a.gpu_slots)
     tl = Timeline()
     comp._gpu_lock = TimedLock(comp._gpu_lock, tl)
     for mod, name in SPANS:

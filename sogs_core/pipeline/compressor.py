@@ -72,9 +72,11 @@ class Compressor:
     def __init__(self, device: str = "auto", settings: Optional[CompressSettings] = None,
                  threads: Optional[int] = None, warm: bool = True,
                  progress: Optional[Progress] = None,
-                 render_metric: Optional[RenderMetricSettings] = None) -> None:
+                 render_metric: Optional[RenderMetricSettings] = None, gpu_slots: int = 1) -> None:
         """render_metric: also render input and output with our rasterizer and report PSNR/SSIM
-        (`render.score`), timed as the stage "render"; None: per-attribute errors only."""
+        (`render.score`), timed as the stage "render"; None: per-attribute errors only.
+        gpu_slots: how many callers may be inside the GPU stages at once (1: one at a time; more
+        lets one caller's host-side steps overlap another's kernels, for more device memory)."""
         self.device = resolve_device(device)
         self.render_metric = render_metric
         self.device_name = device_label(self.device)
@@ -82,7 +84,9 @@ class Compressor:
         self.pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 2),
                                        thread_name_prefix="sogs-encode")
         self.progress = progress
-        self._gpu_lock = threading.Lock()
+        if gpu_slots < 1:
+            raise ValueError(f"gpu_slots must be >= 1, not {gpu_slots}")
+        self._gpu_lock = threading.BoundedSemaphore(gpu_slots)
         self._palette = PaletteAside(self.settings.kmeans_iterations, self.settings.seed,
                                      lambda f: self._report("cluster", f))
         if warm:
@@ -112,8 +116,8 @@ class Compressor:
         self.pool.shutdown(wait=True)
         self._palette.close()
 
-    def gpu_lock(self) -> threading.Lock:
-        """The lock the GPU stages run under (a streamed chunk's decimation takes it too)."""
+    def gpu_lock(self) -> threading.BoundedSemaphore:
+        """The slots the GPU stages run under (a streamed chunk's decimation takes one too)."""
         return self._gpu_lock
 
     def __enter__(self) -> "Compressor":
