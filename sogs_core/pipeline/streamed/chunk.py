@@ -93,9 +93,14 @@ def leaf_bounds(level_splats: list[tuple[Splats, list[int]]], n_leaves: int) -> 
         r = quat_to_matrix(torch.from_numpy(s.quats).double()).numpy()
         half = np.abs(r) @ np.exp(s.log_scales.astype(np.float64))[:, :, None]
         half = half[:, :, 0]
-        seg = np.repeat(np.arange(n_leaves), counts)
-        np.minimum.at(lo, seg, s.means - half)
-        np.maximum.at(hi, seg, s.means + half)
+        # the splats come leaf after leaf: a reduction over each leaf's run (ufunc.at is an
+        # order of magnitude slower); leaves without splats at this level are left as they are
+        counts = np.asarray(counts, dtype=np.int64)
+        full = np.nonzero(counts > 0)[0]
+        if len(full):
+            starts = (np.cumsum(counts) - counts)[full]
+            lo[full] = np.minimum(lo[full], np.minimum.reduceat(s.means - half, starts, axis=0))
+            hi[full] = np.maximum(hi[full], np.maximum.reduceat(s.means + half, starts, axis=0))
     return [[lo[k].tolist(), hi[k].tolist()] for k in range(n_leaves)]
 
 
