@@ -118,10 +118,11 @@ def worst(a: dict, b: dict) -> dict:
 
 
 def encode_file(compressor, level: int, name: str, leaves: list[int], splats: Splats, counts: list[int],
-                write: FolderWriter) -> FileResult:
-    """One SOG file: the leaves' runs one after another, each ordered on its own."""
+                write: FolderWriter, sog_input: bool = False) -> FileResult:
+    """One SOG file: the leaves' runs one after another, each ordered on its own. `sog_input`:
+    the splats are a decoded SOG's (`Compressor.encode`)."""
     seconds: dict = {}
-    pkg, fid = compressor.encode(splats, seconds, segments=counts)
+    pkg, fid = compressor.encode(splats, seconds, segments=counts, sog_input=sog_input)
     t0 = time.perf_counter()
     written = write(name, pkg)
     seconds["write"] = time.perf_counter() - t0
@@ -130,9 +131,10 @@ def encode_file(compressor, level: int, name: str, leaves: list[int], splats: Sp
 
 def compress_group(compressor, group: int, leaves: list[int], splats: Splats, leaf_sizes: list[int],
                    levels: int, write: FolderWriter,
-                   given: Optional[list[tuple[Splats, list[int]]]] = None) -> GroupResult:
+                   given: Optional[list[tuple[Splats, list[int]]]] = None, sog_input: bool = False) -> GroupResult:
     """Build the group's levels (or take the `given` ones), write level 0 as `0_{group}`, and
-    hand the coarser levels back for their buckets."""
+    hand the coarser levels back for their buckets. `sog_input`: level 0 is a decoded SOG's
+    splats (merged levels never are)."""
     t0 = time.perf_counter()
     if given is not None:
         level_splats = given
@@ -143,7 +145,7 @@ def compress_group(compressor, group: int, leaves: list[int], splats: Splats, le
     seconds = {"decimate": time.perf_counter() - t0}
     bounds = leaf_bounds(level_splats, len(leaf_sizes))
     base, counts = level_splats[0]
-    file = encode_file(compressor, 0, folder_name(0, group), leaves, base, counts, write)
+    file = encode_file(compressor, 0, folder_name(0, group), leaves, base, counts, write, sog_input)
     return GroupResult(group, list(leaves), bounds, file, list(level_splats[1:]), seconds)
 
 

@@ -123,7 +123,7 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
             given.append((src.gather(np.concatenate(rows)), [len(r) for r in rows]))
     read = time.perf_counter() - t0
     res = compress_group(compressor, spec.group, spec.leaves, base, [len(r) for r in spec.rows[0]],
-                         levels, write, given)
+                         levels, write, given, sog_input=sources[0].format.startswith("sog"))
     res.seconds["read"] = res.seconds.get("read", 0.0) + read
     return res
 
