@@ -45,8 +45,10 @@ def write_big_ply(path: str, n: int, sh: int) -> None:
             print(f"  piece {k + 1}/{len(pieces)} written", flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
+    """The options of a streamed benchmark (this one and `streamed_timeline.py`), and the big
+    synthetic PLY they name, written on first use: (options, splats, path)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--millions", type=float, default=32)
     ap.add_argument("--sh", type=int, default=3)
     ap.add_argument("--levels", type=int, default=4)
@@ -59,9 +61,14 @@ def main() -> None:
     n = int(a.millions * 1_000_000)
     os.makedirs(a.work, exist_ok=True)
     ply = os.path.join(a.work, f"synth_{n}_sh{a.sh}.ply")
-    t0 = time.perf_counter()
     if not os.path.exists(ply):
         write_big_ply(ply, n, a.sh)
+    return a, n, ply
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    a, n, ply = scene_arguments(__doc__)
     gen = time.perf_counter() - t0
     import torch
 

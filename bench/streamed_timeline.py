@@ -10,7 +10,6 @@ and what the GPU did meanwhile. Same scene as `streamed_bench.py` (its PLY is re
 """
 from __future__ import annotations
 
-import argparse
 import json
 import functools
 import os
@@ -23,7 +22,7 @@ from collections import defaultdict
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from results_io import write_result  # noqa: E402  (bench/ is the script's own folder)
-from streamed_bench import write_big_ply  # noqa: E402
+from streamed_bench import scene_arguments  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -116,21 +115,7 @@ def sample_gpu(device: torch.device, stop: threading.Event, out: list) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--millions", type=float, default=32)
-    ap.add_argument("--sh", type=int, default=3)
-    ap.add_argument("--levels", type=int, default=4)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--work", default="/tmp/streamed_bench")
-    ap.add_argument("--memory-budget-mb", type=float, default=2048)
-    ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor)")
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
-    n = int(a.millions * 1_000_000)
-    os.makedirs(a.work, exist_ok=True)
-    ply = os.path.join(a.work, f"synth_{n}_sh{a.sh}.ply")
-    if not os.path.exists(ply):
-        write_big_ply(ply, n, a.sh)
+    a, n, ply = scene_arguments(__doc__)
     comp = Compressor(device=a.device, gpu_slots=a.gpu_slots)
     tl = Timeline()
     comp._gpu_lock = TimedLock(comp._gpu_lock, tl)
