@@ -242,7 +242,6 @@ def raster_checks(dev: torch.device) -> None:
     """The tile kernel's compositing against the fragment path, a 200k-splat SH1 scene at 512^2."""
     from sogs_core.model.synth import synthetic_scene
     from sogs_core.render import raster
-    from sogs_core.render.raster_tiles import composite
     from sogs_core.render.score import RenderMetricSettings, _tensors, cameras_for
 
     s = synthetic_scene(200_000, 1, seed=3)
@@ -250,9 +249,8 @@ def raster_checks(dev: torch.device) -> None:
     for k, cam in enumerate(cameras_for(s.means, RenderMetricSettings(views=2, width=512, height=512))):
         p = raster.project(t, cam)
         boxes = raster._boxes(p, cam)
-        a_rgb, a_lt = raster.composite_fragments(p, boxes, cam.width, cam.height)
-        b_rgb, b_lt = composite(p, boxes, cam.width, cam.height, raster.FALLOFF_FLOOR, raster.ALPHA_MIN,
-                                raster.ALPHA_MAX, raster.MIN_TRANSMITTANCE)
+        a_rgb, a_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=False)
+        b_rgb, b_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=True)
         d = float((a_rgb - b_rgb).abs().max())
         levels = int((raster.to_levels(a_rgb) != raster.to_levels(b_rgb)).sum())
         check(f"raster tiles == fragments, view {k}", d < 5e-4 and levels <= a_rgb.numel() // 1000,

@@ -76,9 +76,9 @@ class Timeline:
 
 
 class TimedLock:
-    """The compressor's GPU lock, recording each wait and each hold."""
+    """The compressor's GPU slots (`Compressor.gpu_lock`), recording each wait and each hold."""
 
-    def __init__(self, inner: threading.Lock, tl: Timeline) -> None:
+    def __init__(self, inner: threading.BoundedSemaphore, tl: Timeline) -> None:
         self.inner, self.tl, self.local = inner, tl, threading.local()
 
     def __enter__(self):

@@ -16,7 +16,6 @@ CHECK = textwrap.dedent("""
     import json, torch
     from sogs_core.model.synth import synthetic_scene
     from sogs_core.render import raster
-    from sogs_core.render.raster_tiles import composite
     from sogs_core.render.score import RenderMetricSettings, _tensors, cameras_for
     s = synthetic_scene(12000, 1, seed=3)
     s.log_scales[:] += 1.5                 # big enough to cover pixels at this size
@@ -26,9 +25,8 @@ CHECK = textwrap.dedent("""
     for cam in cameras_for(s.means, RenderMetricSettings(views=2, width=72, height=40)):
         p = raster.project(t, cam)
         boxes = raster._boxes(p, cam)
-        a_rgb, a_lt = raster.composite_fragments(p, boxes, cam.width, cam.height)
-        b_rgb, b_lt = composite(p, boxes, cam.width, cam.height, raster.FALLOFF_FLOOR, raster.ALPHA_MIN,
-                                raster.ALPHA_MAX, raster.MIN_TRANSMITTANCE)
+        a_rgb, a_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=False)
+        b_rgb, b_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=True)
         out.append({"drawn": len(p["u"]), "rgb": (a_rgb - b_rgb).abs().max().item(),
                     "t": (torch.exp(a_lt).float() - torch.exp(b_lt)).abs().max().item(),
                     "levels": int((raster.to_levels(a_rgb) != raster.to_levels(b_rgb)).sum()),

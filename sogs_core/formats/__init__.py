@@ -45,6 +45,11 @@ class SceneInput:
     dropped_invalid: int = 0         # splats dropped by `invalid="drop"` (then `splats` holds the rest)
 
 
+def is_sog_format(name: str) -> bool:
+    """A `SceneInput.format` of a SOG (v1 or v2): its positions sit on a SOG's grid already."""
+    return name.startswith("sog")
+
+
 def _looks_like_ksplat(buf: memoryview) -> bool:
     return (len(buf) >= 4096 and buf[0] == 0 and 1 <= buf[1] <= 9
             and int.from_bytes(buf[20:22], "little") <= 2 and int.from_bytes(buf[4:8], "little") >= 1)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sogs_core.edit import EditReport, apply_edits
-from sogs_core.formats import SceneInput, read_scene
+from sogs_core.formats import SceneInput, is_sog_format, read_scene
 from sogs_core.formats.sog.codes import QuantizedScene, dequantize_tensors
 from sogs_core.formats.sog.layout import build_images
 from sogs_core.formats.sog.package import SogPackage, write_sog
@@ -277,7 +277,7 @@ class Compressor:
             seconds["edit"] = time.perf_counter() - t_edit
         codes = None if self.settings.requantize or edit.changes_splats else scene.codes
         pkg, report = self.encode(splats, seconds, with_fidelity, codes,
-                                  sog_input=codes is None and scene.format.startswith("sog"))
+                                  sog_input=codes is None and is_sog_format(scene.format))
         t1 = time.perf_counter()
         if writer is not None:
             out_bytes = writer(pkg)

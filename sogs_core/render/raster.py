@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -174,13 +174,21 @@ def _boxes(p: dict[str, torch.Tensor], cam: Camera) -> tuple[torch.Tensor, ...]:
     return x0, y0, (x1 - x0).clamp_min(0), (y1 - y0).clamp_min(0)
 
 
-def _tile_compositor():
-    """`raster_tiles.composite` where Triton imports, else None (the fragments in torch ops)."""
-    try:
-        from sogs_core.render.raster_tiles import composite
-    except ImportError:
-        return None
-    return composite
+def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int, height: int,
+              tiles: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour (H*W, 3), log transmittance (H*W,)) of the projected splats `p` (front to back):
+    by the tile kernel (`raster_tiles`, Triton) or by fragments in torch ops. `tiles` None: the
+    tile kernel on a CUDA device where Triton imports, else fragments; True: the tile kernel
+    (ImportError without Triton); False: fragments."""
+    if tiles or (tiles is None and p["u"].device.type == "cuda"):
+        try:
+            from sogs_core.render.raster_tiles import composite as composite_tiles
+        except ImportError:
+            if tiles:
+                raise
+        else:
+            return composite_tiles(p, boxes, width, height, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX, MIN_TRANSMITTANCE)
+    return composite_fragments(p, boxes, width, height)
 
 
 def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
@@ -189,13 +197,7 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
     where Triton imports, else by fragments in torch ops."""
     dev = t["means"].device
     p = project(t, cam)
-    boxes = _boxes(p, cam)
-    tiles = _tile_compositor() if dev.type == "cuda" else None
-    if tiles is not None:
-        rgb_acc, log_t = tiles(p, boxes, cam.width, cam.height, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX,
-                               MIN_TRANSMITTANCE)
-    else:
-        rgb_acc, log_t = composite_fragments(p, boxes, cam.width, cam.height)
+    rgb_acc, log_t = composite(p, _boxes(p, cam), cam.width, cam.height)
     bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
     img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
     return img.reshape(cam.height, cam.width, 3)

@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sogs_core.formats import read_scene
+from sogs_core.formats import is_sog_format, read_scene
 from sogs_core.formats.ply.rows import open_ply_rows
 from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.sog.package import write_folder
@@ -123,7 +123,7 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
             given.append((src.gather(np.concatenate(rows)), [len(r) for r in rows]))
     read = time.perf_counter() - t0
     res = compress_group(compressor, spec.group, spec.leaves, base, [len(r) for r in spec.rows[0]],
-                         levels, write, given, sog_input=sources[0].format.startswith("sog"))
+                         levels, write, given, sog_input=is_sog_format(sources[0].format))
     res.seconds["read"] = res.seconds.get("read", 0.0) + read
     return res
 
