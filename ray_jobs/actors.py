@@ -209,7 +209,8 @@ class SceneCompressor:
                 ok_row(row, seconds, res.fidelity, splats=res.count, output_bytes=res.output_bytes,
                        input_format=res.input_format, input_bytes=res.input_bytes, sh_degree=res.sh_degree,
                        ratio=res.ratio or None, dropped_invalid=res.edits.dropped_invalid,
-                       dropped_filter=res.edits.dropped_filter, merged_budget=res.edits.merged_budget)
+                       dropped_filter=res.edits.dropped_filter, merged_budget=res.edits.merged_budget,
+                       dropped_invisible=res.edits.dropped_invisible)
                 break
             except SogsError as exc:          # bad input: retrying cannot help
                 failed_row(row, exc, str(exc))

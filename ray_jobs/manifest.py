@@ -37,7 +37,8 @@ SCHEMA = pa.schema(
        ("attempts", pa.int32()), ("node", pa.string()), ("gpu", pa.string()),
        ("lod_levels", pa.int8()), ("lod_files", pa.int32()), ("lod_counts", pa.string()),
        ("settings_hash", pa.string()), ("quality", pa.int8()), ("edits", pa.string()),
-       ("dropped_invalid", pa.int64()), ("dropped_filter", pa.int64()), ("merged_budget", pa.int64()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+       ("dropped_invalid", pa.int64()), ("dropped_filter", pa.int64()), ("merged_budget", pa.int64()),
+       ("dropped_invisible", pa.int64()), ("software_version", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
        ("finished_at", pa.timestamp("us", tz="UTC"))])
 
 

@@ -68,6 +68,9 @@ def _compress(args: argparse.Namespace) -> int:
     if ed.applied:
         print(f"edits ({ed.applied}): {ed.input_splats} splats read, {ed.dropped_invalid} invalid dropped, "
               f"{ed.dropped_filter} filtered out, {ed.merged_budget} merged away")
+    if ed.dropped_invisible:
+        print(f"{ed.dropped_invisible} splats left out: their opacity is 0 at --quality {settings.quality} "
+              f"(no viewer draws them)")
     print(f"{res.count} splats, SH degree {res.sh_degree} ({res.input_format}{kept}): {res.input_bytes:,} -> "
           f"{res.output_bytes:,} bytes ({res.ratio:.1f}x) in {res.seconds['total']:.2f}s")
     print("stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))

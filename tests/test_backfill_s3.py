@@ -331,7 +331,8 @@ def test_edits_change_the_settings_hash_and_are_recorded(s3, local_ray):
     assert edited["settings_hash"] != first["settings_hash"] and (edited["ok"], edited["skipped"]) == (2, 0)
     rows = {r["input_uri"].rsplit("/", 1)[1]: r for r in _rows_under(client, "out3/_manifest/", edited["run_id"])}
     assert all(r["edits"] == "--invalid drop --rotate 0,0,180" for r in rows.values())
-    assert rows["broken.ply"]["dropped_invalid"] == 3 and rows["broken.ply"]["splats"] == 1197
+    broken_row = rows["broken.ply"]
+    assert broken_row["dropped_invalid"] == 3 and broken_row["splats"] + broken_row["dropped_invisible"] == 1197
     assert rows["clean.ply"]["dropped_invalid"] == 0 and rows["clean.ply"]["dropped_filter"] == 0
     again = run3("--invalid", "drop", "--rotate", "0,0,180")
     assert (again["ok"], again["skipped"]) == (0, 2)

@@ -31,16 +31,19 @@ def test_compress_decompress_info_compare(tmp_path, ply):
     assert r.returncode == 0, r.stderr
     assert "done in" in r.stderr  # stage progress on stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["count"] == 1500 and summary["fidelity"]["unmatched"] == 0
+    # at the default level the splats stored with opacity 0 are left out, and counted
+    dropped = summary["edits"]["dropped_invisible"]
+    assert summary["count"] == 1500 - dropped and summary["fidelity"]["unmatched"] == 0
     r = cli("compress", str(ply), str(tmp_path / "folder") + "/", "--device", "cpu", "-q")
     assert r.returncode == 0 and os.path.isfile(tmp_path / "folder" / "meta.json")
     r = cli("decompress", str(tmp_path / "o.sog"), str(tmp_path / "back.ply"))
     assert r.returncode == 0, r.stderr
     info = json.loads(cli("info", str(tmp_path / "o.sog")).stdout)
-    assert info["version"] == 2 and info["count"] == 1500 and info["sh_bands"] == 1
+    assert info["version"] == 2 and info["count"] == 1500 - dropped and info["sh_bands"] == 1
     r = cli("compare", str(ply), str(tmp_path / "back.ply"), "--json", "--size", "48x48", "--views", "2")
     rep = json.loads(r.stdout)
     assert rep["unmatched"] == 0 and rep["rotation_max_deg"] <= 1.5
+    assert rep["count_decoded"] == 1500 - dropped and rep.get("missing_max_opacity", 0.0) < 2 / 255
     # the render metric runs by default (our rasterizer, no browser)
     assert len(rep["render"]["views"]) == 2 and rep["render"]["size"] == "48x48"
     assert 20.0 < rep["render"]["render_psnr"] <= 100.0

@@ -3,6 +3,7 @@ bound it states and writes fewer bytes, the same seed gives the same bytes, and 
 of the settings hash."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sogs_core.formats import read_splats
@@ -124,3 +125,56 @@ def test_opacity_makes_up_for_the_scale_rounding_below_100():
     expected = torch.sigmoid(logits.double()) * torch.exp(torch.tensor([-0.1, 0.05, 0.0], dtype=torch.float64))
     assert torch.allclose(alpha, expected, atol=1e-6)
     assert math.isclose(float(alpha[2]), float(torch.sigmoid(torch.tensor(-1.0))), rel_tol=1e-6)
+
+
+def test_splats_stored_with_opacity_0_are_left_out_below_100():
+    scene = make_scene(3000, 0, seed=5)
+    scene.opacity[:100] = -9.0                                  # byte 0 at every level
+    scene.opacity[100:160] = np.log(1.5 / 253.5)                # byte 2 at 90+, 0 on 80's 4-byte grid
+    data = ply_bytes(scene)
+    counts, pictures = {}, {}
+    for quality in (100, 90, 80):
+        res = Compressor(device="cpu", settings=CompressSettings(quality=quality)).compress(data, name="s.ply")
+        decoded = read_splats(res.package.bundle_bytes(), "s.sog")
+        counts[quality] = (res.count, res.edits.dropped_invisible)
+        assert decoded.count == res.count == scene.count - res.edits.dropped_invisible
+        assert res.fidelity["count_reference"] == scene.count and res.fidelity["count_decoded"] == res.count
+        if quality < 100:
+            # only splats a viewer could not draw are missing (their opacity under the grid's half
+            # step, give or take what making up for the scale rounding moved it), the rest in bounds
+            rep = fidelity(scene, decoded)
+            half_step = 0.5 * (1 << opacity_drop_bits(quality)) / 255
+            assert rep["missing_max_opacity"] < half_step * np.exp(res.fidelity["log_scale_max_error"])
+            assert rep["unmatched"] == 0
+            assert rep["position_max_steps"] <= position_bound_steps(quality) + 1e-3
+    assert counts[100] == (3000, 0)
+    assert counts[90][1] >= 100 and counts[80][1] >= counts[90][1] + 60
+
+
+def test_leaving_out_invisible_splats_changes_no_written_splat(monkeypatch):
+    """The codebooks are fitted with the invisible splats, so every splat written is stored
+    exactly as in a file that writes them all."""
+    import sogs_core.quantize.visibility as visibility
+
+    scene = make_scene(2000, 0, seed=8)
+    scene.opacity[:50] = -9.0
+    data = ply_bytes(scene)
+    compress = lambda: read_splats(Compressor(device="cpu", settings=CompressSettings(quality=80)).compress(  # noqa: E731
+        data, name="s.ply").package.bundle_bytes(), "s.sog")
+    dropped = compress()
+    monkeypatch.setattr(visibility, "drop_invisible", lambda quality: False)
+    whole = compress()
+    alpha = 1.0 / (1.0 + np.exp(-whole.opacity.astype(np.float64)))
+    seen = whole.take(np.flatnonzero(alpha > 1e-5))
+    assert seen.count == dropped.count >= 1 and whole.count == 2000
+    key = lambda s: np.lexsort(s.means.T)  # noqa: E731
+    a, b = seen.take(key(seen)), dropped.take(key(dropped))
+    for name in ("means", "quats", "log_scales", "f_dc", "opacity"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_a_scene_with_no_visible_splat_is_written_whole():
+    scene = make_scene(500, 0, seed=6)
+    scene.opacity[:] = -12.0
+    res = Compressor(device="cpu", settings=CompressSettings(quality=80)).compress(ply_bytes(scene), name="s.ply")
+    assert res.count == 500 and res.edits.dropped_invisible == 0

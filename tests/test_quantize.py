@@ -239,3 +239,21 @@ def test_palette_size_per_quality_level():
         assert sizes == sorted(sizes, reverse=True) and all(s <= n for s in sizes)
         assert all(s % 64 == 0 for s in sizes[1:]) or palette_size(n) <= 64
     assert palette_size_for(8192, 90) == 7360        # 90 % of 8192, in whole rows of 64
+
+
+def test_codebook_levels_are_written_with_few_decimals_and_still_serve_the_nearest():
+    from sogs_core.quantize.codebook import SHORT_DECIMAL_SHIFT, short_decimals
+
+    torch.manual_seed(3)
+    x = torch.randn(30000, dtype=torch.float64) * 1.7 - 4.0
+    levels = np.sort(np.unique(np.round(np.random.default_rng(3).normal(-4, 1.7, 256), 9)))
+    short = short_decimals(levels)
+    gaps = np.diff(levels)
+    near = np.minimum(np.r_[np.inf, gaps], np.r_[gaps, np.inf])
+    assert np.all(np.abs(short - levels) <= SHORT_DECIMAL_SHIFT * np.minimum(near, np.median(gaps)) + 1e-12)
+    assert short[0] == levels[0] and short[-1] == levels[-1]
+    chars = lambda v: sum(len(str(np.float32(a))) for a in v)  # noqa: E731
+    assert chars(short) < 0.75 * chars(levels)
+    cb, idx = kmeans_1d(x.float(), pin_ends=True)
+    assert torch.equal(idx.long(), nearest_index(x.float(), cb))
+    assert chars(cb.numpy()[1:-1]) / 254 <= 7.5        # four decimals and a sign, where a float32 takes nine

@@ -24,6 +24,7 @@ class EditReport:
     dropped_invalid: int = 0
     dropped_filter: int = 0             # outside the box or sphere, or below the opacity floor
     merged_budget: int = 0              # removed by merging down to --max-splats
+    dropped_invisible: int = 0          # opacity byte 0 at the --quality level: drawn by no viewer
     applied: str = ""                   # the edits, as options (EditSettings.summary)
 
     def as_dict(self) -> dict:

@@ -36,6 +36,7 @@ from sogs_core.quantize.palette.numbering import apply_order, number_palette
 from sogs_core.quantize.quality import palette_size_for, respell_rotations
 from sogs_core.quantize.scene import quantize_splats
 from sogs_core.quantize.spelling import respell_near_identity
+from sogs_core.quantize.visibility import visible_rows
 from sogs_core.quantize.weights import splat_importance
 from sogs_core.render.score import RenderMetricSettings, render_pair, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
@@ -165,11 +166,14 @@ class Compressor:
         return {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
 
     def _fidelity(self, splats: Splats, tens: dict[str, torch.Tensor], order: np.ndarray,
-                  q: QuantizedScene, kept_codes: bool, seconds: dict) -> dict:
+                  q: QuantizedScene, kept_codes: bool, seconds: dict,
+                  written: Optional[dict[str, torch.Tensor]] = None) -> dict:
         """The per-attribute errors of what a decoder will read back, on the device; with a
-        render metric, PSNR/SSIM of both rendered by our rasterizer too (timed as "render")."""
+        render metric, PSNR/SSIM of both rendered by our rasterizer too (timed as "render").
+        `written`: the rows of `tens` that were written, when invisible ones were left out
+        (`order` indexes them); the render still compares with the whole input."""
         order_t = torch.from_numpy(order).to(self.device)
-        ordered = {k: v[order_t] for k, v in tens.items()}
+        ordered = {k: v[order_t] for k, v in (tens if written is None else written).items()}
         decoded = dequantize_tensors(q, self.device)
         report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
         report.update(fidelity_tensors(ordered, decoded))
@@ -178,7 +182,7 @@ class Compressor:
         if self.render_metric is not None:
             t0 = time.perf_counter()
             m = self.render_metric
-            scores = score_views(*render_pair(splats.means, ordered, decoded, m))
+            scores = score_views(*render_pair(splats.means, ordered if written is None else tens, decoded, m))
             report.update({k: scores[k] for k in ("render_psnr", "render_ssim", "render_psnr_worst_view")})
             report["render_size"] = f"{m.views}x{m.width}x{m.height}"
             seconds["render"] = time.perf_counter() - t0
@@ -208,8 +212,15 @@ class Compressor:
             aside = self._palette.start(tens["f_rest"], weights, size) if fit and self.device.type == "cuda" else None
             try:
                 q = self._quantize(tens, codes, weights, sog_input)
+                # splats stored with opacity 0 are left out here, after the fits (`quantize.visibility`)
+                rows = visible_rows(q.opacity_b, self.settings.quality) if codes is None and segments is None else None
+                written = None
+                if rows is not None:
+                    q = q.take(rows, self.device)
+                    rows_t = torch.from_numpy(rows).to(self.device)
+                    written = {k: v[rows_t] for k, v in tens.items()}
                 t1 = time.perf_counter()
-                order, info = self._order(q, tens, segments)
+                order, info = self._order(q, tens if written is None else written, segments)
                 q = apply_order(q, order, self.device)
                 t2 = time.perf_counter()
                 webp = self.settings.webp.for_order(info["chained"])
@@ -222,9 +233,10 @@ class Compressor:
             # 'cluster': what the palette added to the wall time (on a GPU only the wait for the
             # k-means that ran beside quantize and sort), so the stages still sum to the total
             seconds["cluster"] = time.perf_counter() - t3
-            if fitted is not None:
-                q = number_palette(with_palette(q, fitted, order))
-            report = self._fidelity(splats, tens, order, q, codes is not None, seconds) if with_fidelity else {}
+            if fitted is not None:     # fitted on every row: the written ones are rows[order]
+                q = number_palette(with_palette(q, fitted, order if rows is None else rows[order]))
+            report = (self._fidelity(splats, tens, order, q, codes is not None, seconds, written)
+                      if with_fidelity else {})
             self._sync()
             seconds["sort"] = t2 - t1
             seconds["quantize"] = ((t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
@@ -278,6 +290,9 @@ class Compressor:
         codes = None if self.settings.requantize or edit.changes_splats else scene.codes
         pkg, report = self.encode(splats, seconds, with_fidelity, codes,
                                   sog_input=codes is None and is_sog_format(scene.format))
+        # below level 100 the splats stored with opacity 0 are not written (`quantize.visibility`)
+        written = int(pkg.meta["count"])
+        edits.dropped_invisible = splats.count - written
         t1 = time.perf_counter()
         if writer is not None:
             out_bytes = writer(pkg)
@@ -286,7 +301,7 @@ class Compressor:
         seconds["write"] = time.perf_counter() - t1
         seconds["total"] = time.perf_counter() - t0
         degree = splats.sh_degree if self.settings.sh_bands is None else min(splats.sh_degree, self.settings.sh_bands)
-        return CompressResult(output=output, count=splats.count, sh_degree=degree, input_bytes=scene.input_bytes,
+        return CompressResult(output=output, count=written, sh_degree=degree, input_bytes=scene.input_bytes,
                               output_bytes=out_bytes, seconds=seconds, fidelity=report,
                               device=self.device_name, package=pkg, input_format=scene.format,
                               kept_codes=codes is not None, edits=edits)

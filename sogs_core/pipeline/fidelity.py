@@ -49,12 +49,23 @@ def _quat_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def fidelity(reference: Splats, decoded: Splats, order: Optional[np.ndarray] = None) -> dict:
     """Error summary of `decoded` against `reference`.
 
-    order: decoded[i] is reference[order[i]]; when None, splats are matched by position.
+    order: decoded[i] is reference[order[i]]; when None, splats are matched by position. A file
+    with fewer splats than its reference (below --quality 100 the invisible ones are left out,
+    `quantize.visibility`) is matched from its own side, and `missing_max_opacity` says how
+    opaque the most opaque reference splat without a partner is.
     """
     report: dict = {"count_reference": reference.count, "count_decoded": decoded.count}
     if order is not None:
         ref, dec = reference.take(order), decoded
         report["unmatched"] = 0
+    elif decoded.count < reference.count:
+        idx, dup = match_by_position(decoded, reference)
+        ref, dec = reference.take(idx), decoded
+        report["unmatched"] = dup
+        missing = np.ones(reference.count, bool)
+        missing[idx] = False
+        alpha = 1.0 / (1.0 + np.exp(-reference.opacity[missing].astype(np.float64)))
+        report["missing_max_opacity"] = float(alpha.max()) if alpha.size else 0.0
     else:
         idx, dup = match_by_position(reference, decoded)
         ref, dec = reference, decoded.take(idx)

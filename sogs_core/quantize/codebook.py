@@ -49,7 +49,7 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
         srt = torch.from_numpy(np.sort(values.reshape(-1).to(torch.float32).numpy())).to(torch.float64)
     uniq = torch.unique_consecutive(srt)
     if uniq.numel() <= k:
-        cb = torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())])
+        return _labelled(values, torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())]), k, shorten=False)
     else:
         idx, hist, lo, width = _histogram(srt, k)
         continuous = uniq.numel() > len(hist)
@@ -75,7 +75,7 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
     w = importance.reshape(-1).to(torch.float64)[perm].clamp_min(0.0)
     uniq = torch.unique_consecutive(srt)
     if uniq.numel() <= k:
-        cb = torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())])
+        return _labelled(values, torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())]), k, shorten=False)
     else:
         idx, hist, lo, width = _histogram(srt, k)
         if uniq.numel() <= len(hist):    # decoded codes: plain k-means keeps their levels exact
@@ -107,8 +107,46 @@ def _fit_levels(srt: torch.Tensor, uniq: torch.Tensor, prefix: torch.Tensor, wpr
                                    pin_ends, wprefix)).to(srt.device)
 
 
-def _labelled(values: torch.Tensor, cb: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the codebook as float32, each value's nearest level in the shape of `values`)."""
+#: how far a fitted level may move to be written with fewer decimals, as a fraction of the gap to
+#: its nearer neighbour or of the codebook's median gap, whichever is smaller: a hundredth of a
+#: typical step, where the values a level serves are half a step off on average
+SHORT_DECIMAL_SHIFT = 0.01
+
+
+def short_decimals(levels: np.ndarray, shift: float = SHORT_DECIMAL_SHIFT) -> np.ndarray:
+    """Each level of an ascending codebook rounded to the fewest decimal places that keep it
+    within `shift` of the gap to its nearer distinct neighbour (and of the median gap: a lone
+    level in a sparse tail serves its value almost exactly). meta.json writes every level as a
+    decimal, so a fitted level's nine digits are bytes of the file. The two end levels stay as
+    they are (`pin_ends` puts the extreme values there exactly), as does a level with no
+    distinct neighbour."""
+    lv = np.asarray(levels, np.float64)
+    gaps = np.full(lv.shape, np.inf)
+    diff = np.diff(lv)
+    gaps[1:] = np.where(diff > 0, diff, np.inf)
+    gaps[:-1] = np.minimum(gaps[:-1], np.where(diff > 0, diff, np.inf))
+    finite = gaps[np.isfinite(gaps)]
+    tol = shift * np.minimum(gaps, np.median(finite) if finite.size else np.inf)
+    out = lv.copy()
+    todo = np.isfinite(tol)
+    todo[[0, -1]] = False
+    for places in range(10):
+        rounded = np.round(lv, places)
+        ok = todo & (np.abs(rounded - lv) <= tol)
+        out[ok] = rounded[ok]
+        todo &= ~ok
+        if not todo.any():
+            break
+    return out
+
+
+def _labelled(values: torch.Tensor, cb: torch.Tensor, k: int,
+              shorten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the codebook as float32, each value's nearest level in the shape of `values`); fitted
+    levels are first written shorter (`short_decimals`), levels that are the input's own values
+    (`shorten` False) stay exact."""
+    if shorten:
+        cb = torch.from_numpy(short_decimals(cb.cpu().numpy())).to(cb.device)
     cb32 = cb.to(torch.float32)
     labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
     return cb32, labels.to(torch.uint8 if k <= 256 else torch.int64).reshape(values.shape)

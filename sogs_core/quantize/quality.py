@@ -11,7 +11,9 @@ palette size. Below it:
 - the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
   weighted by what each splat shows, fewer entries cost little;
 - below 90, opacities from training lose their two low bits (`OPACITY_DROP_BITS`; those
-  already on the byte grid keep theirs): -1 to -2 % of the bytes for a few hundredths of a dB.
+  already on the byte grid keep theirs): -1 to -2 % of the bytes for a few hundredths of a dB;
+- splats whose opacity byte is 0 at the level's grid are not written (`quantize.visibility`):
+  no viewer draws them, and trained scenes hold a few percent of them.
 Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
 session 17).
 """
@@ -45,6 +47,12 @@ def position_drop_bits(quality: int, sog_input: bool = False) -> int:
 def respell_rotations(quality: int) -> bool:
     """Below 100 the file may spell a splat's rotation and scales differently from the input
     (the same Gaussian); 100 keeps the input's spelling, attribute by attribute."""
+    return quality < 100
+
+
+def drop_invisible(quality: int) -> bool:
+    """Below 100 splats stored with opacity 0 are left out of the file (`quantize.visibility`);
+    100 writes every splat of the input."""
     return quality < 100
 
 
