@@ -129,8 +129,8 @@ def _streamed_render_levels(args: argparse.Namespace, res, settings, device) -> 
     import time
 
     from sogs_core.formats import read_scene
-    from sogs_core.pipeline.streamed.render_levels import SCORE_KEYS, level_render_scores
-    from sogs_core.render.score import RenderMetricSettings
+    from sogs_core.pipeline.streamed.render_levels import level_render_scores
+    from sogs_core.render.score import SCORE_KEYS, RenderMetricSettings
 
     if res.ranged:
         print("render metric: skipped, the input is larger than --memory-budget and was read by ranges "
@@ -143,7 +143,7 @@ def _streamed_render_levels(args: argparse.Namespace, res, settings, device) -> 
     metric = RenderMetricSettings.for_device(device)
     levels = level_render_scores(res.output, reference, metric, device)
     res.fidelity.update({k: levels[0][k] for k in SCORE_KEYS})
-    res.fidelity["render_size"] = f"{metric.views}x{metric.width}x{metric.height}"
+    res.fidelity["render_size"] = metric.size_label
     res.seconds["render"] = time.perf_counter() - t0
     for lv in levels:
         print(f"level {lv['level']} ({lv['count']:,} splats) against the input: render PSNR "

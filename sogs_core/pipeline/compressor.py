@@ -38,7 +38,7 @@ from sogs_core.quantize.scene import quantize_splats
 from sogs_core.quantize.spelling import respell_near_identity
 from sogs_core.quantize.visibility import visible_rows
 from sogs_core.quantize.weights import splat_importance
-from sogs_core.render.score import RenderMetricSettings, render_pair, score_views
+from sogs_core.render.score import SCORE_KEYS, RenderMetricSettings, render_pair, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
 from sogs_core.webp.codec import encode_all, encode_webp
 
@@ -183,8 +183,8 @@ class Compressor:
             t0 = time.perf_counter()
             m = self.render_metric
             scores = score_views(*render_pair(splats.means, ordered if written is None else tens, decoded, m))
-            report.update({k: scores[k] for k in ("render_psnr", "render_ssim", "render_psnr_worst_view")})
-            report["render_size"] = f"{m.views}x{m.width}x{m.height}"
+            report.update({k: scores[k] for k in SCORE_KEYS})
+            report["render_size"] = m.size_label
             seconds["render"] = time.perf_counter() - t0
         return report
 

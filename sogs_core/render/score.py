@@ -21,6 +21,8 @@ from sogs_core.render.raster import Camera, prepare, render, to_levels
 
 #: the PSNR reported for a view whose two renders are identical (their MSE is 0)
 PSNR_CAP_DB = 100.0
+#: the scores of one comparison a report carries on (`score_views` returns more: per view)
+SCORE_KEYS = ("render_psnr", "render_ssim", "render_psnr_worst_view")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class RenderMetricSettings:
         if device.type == "cuda":
             return cls(views=8, width=512, height=512)
         return cls(views=4, width=128, height=128)
+
+    @property
+    def size_label(self) -> str:
+        """views x width x height, as reports write it (`render_size`)."""
+        return f"{self.views}x{self.width}x{self.height}"
 
 
 def _tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:

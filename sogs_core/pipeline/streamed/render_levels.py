@@ -14,10 +14,7 @@ import torch
 
 from sogs_core.formats.lod_meta.read import read_lod_level, read_lod_meta
 from sogs_core.model.splats import Splats
-from sogs_core.render.score import RenderMetricSettings, cameras_for, render_scene, score_views
-
-#: the keys of one level's scores, as a single SOG's render metric names them
-SCORE_KEYS = ("render_psnr", "render_ssim", "render_psnr_worst_view")
+from sogs_core.render.score import SCORE_KEYS, RenderMetricSettings, cameras_for, render_scene, score_views
 
 
 def level_render_scores(meta_path: str, reference: Splats, settings: Optional[RenderMetricSettings] = None,
