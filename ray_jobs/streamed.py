@@ -151,7 +151,10 @@ class StreamedScene:
             fid = worst(fid, f.fidelity)
         seconds["total"] = time.perf_counter() - t0    # wall time of the scene, not the sum
         out_bytes = meta_bytes + sum(f.bytes for f in files)
-        return ok_row(row, seconds, fid, splats=plan.count, input_format=info["format"],
+        # as for a single SOG: the splats written (level 0) plus those left out at opacity 0
+        written = meta["counts"][0] if meta["counts"] else plan.count
+        return ok_row(row, seconds, fid, splats=written, dropped_invisible=plan.count - written,
+                      input_format=info["format"],
                       input_bytes=info["input_bytes"], sh_degree=info["sh_degree"], output_bytes=out_bytes,
                       ratio=info["input_bytes"] / out_bytes if out_bytes else None,
                       lod_levels=plan.levels, lod_files=len(meta["filenames"]), lod_counts=json.dumps(meta["counts"]),

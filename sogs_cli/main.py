@@ -110,10 +110,13 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
     print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
           f"{res.counts}, {res.groups} chunk groups, {res.files} SOG files, {res.input_bytes:,} -> "
           f"{res.output_bytes:,} bytes in {res.seconds['total']:.2f}s")
+    if res.dropped_invisible:
+        print(f"{res.dropped_invisible} level-0 splats left out: their opacity is 0 at --quality {settings.quality} "
+              "(no viewer draws them)")
     print("stages (summed over chunks): " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
     if args.json:
         print(json.dumps({"output": res.output, "input_format": res.input_format, "count": res.count,
-                          "counts": res.counts, "groups": res.groups, "files": res.files,
+                          "counts": res.counts, "dropped_invisible": res.dropped_invisible, "groups": res.groups, "files": res.files,
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
                           "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged,
                           "render_levels": levels}))

@@ -18,6 +18,8 @@ from sogs_core.pipeline.streamed import write_streamed
 from sogs_core.settings import ChunkOptions, StreamedSettings
 from sogs_core.edit.decimate import covariances, decimate, ink, merge_pairs
 from sogs_core.pipeline.streamed.write import LevelSource
+from sogs_core.quantize.quality import opacity_drop_bits
+from sogs_core.quantize.visibility import visible_rows_in_runs
 from sogs_core.pipeline.streamed.tree import build_tree, group_leaves, route
 from sogs_core.formats.ply.write import write_ply
 from sogs_core.formats.lod_meta.read import read_lod_level, read_lod_meta
@@ -145,6 +147,40 @@ def test_reference_reads_every_level_back(streamed, level):
         assert rep["position_max_steps"] <= QUANTIZATION_BOUNDS["position_max_steps"] + 1e-3
         assert rep["rotation_max_deg"] <= QUANTIZATION_BOUNDS["rotation_max_deg"]
         assert rep["opacity_max_error"] <= QUANTIZATION_BOUNDS["opacity_max_error"] + 1e-6
+
+
+def test_splats_at_opacity_0_are_left_out_of_every_run(tmp_path):
+    """Below --quality 100 a streamed SOG writes no splat stored at opacity 0, as a single SOG
+    does: lod-meta.json's counts and offsets address what was written, and splat-transform
+    reads every level of it back."""
+    scene = make_scene(20_000, 0, seed=4)
+    gone = np.random.default_rng(4).choice(scene.count, 1_500, replace=False)
+    scene.opacity[gone] = -9.0
+    write_ply(tmp_path / "in.ply", scene)
+    with Compressor(device="cpu", settings=CompressSettings(quality=80), warm=False) as c:
+        res = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "out" / "lod-meta.json"),
+                             StreamedSettings(levels=2, chunks=SMALL))
+    assert res.groups > 1 and res.count == scene.count
+    faint = int((1 / (1 + np.exp(-scene.opacity.astype(np.float64))) < 3 / 255).sum())   # the 1,500 and a few
+    assert res.counts[0] == scene.count - res.dropped_invisible and 1_500 <= res.dropped_invisible <= faint
+    for level in (0, 1):
+        out = tmp_path / f"st_level{level}.ply"
+        splat_transform.run(str(tmp_path / "out" / "lod-meta.json"), "-L", str(level), str(out))
+        assert read_ply(str(out)).count == read_lod_level(str(tmp_path / "out" / "lod-meta.json"), level).count \
+            == res.counts[level]
+    rep = fidelity(scene, read_lod_level(str(tmp_path / "out" / "lod-meta.json"), 0))
+    # only splats no viewer could draw are missing: under the level's opacity half step, give or
+    # take what making up for the scale rounding moved them (as for a single SOG)
+    half_step = 0.5 * (1 << opacity_drop_bits(80)) / 255
+    assert rep["unmatched"] == 0 and rep["missing_max_opacity"] < half_step * np.exp(res.fidelity["log_scale_max_error"])
+
+
+def test_a_run_of_invisible_splats_keeps_one():
+    """Every leaf keeps a run at every level: one whose splats are all at opacity 0 keeps its first."""
+    rows, counts = visible_rows_in_runs(np.array([5, 0, 0, 0, 0, 7, 0, 9], np.uint8), 80, [2, 3, 0, 3])
+    assert rows.tolist() == [0, 2, 5, 7] and counts == [1, 1, 0, 2]
+    assert visible_rows_in_runs(np.array([1, 2], np.uint8), 80, [2]) is None
+    assert visible_rows_in_runs(np.array([0, 2], np.uint8), 100, [2]) is None
 
 
 def test_given_levels_are_kept_not_decimated(tmp_path):

@@ -36,7 +36,7 @@ from sogs_core.quantize.palette.numbering import apply_order, number_palette
 from sogs_core.quantize.quality import palette_size_for, respell_rotations
 from sogs_core.quantize.scene import quantize_splats
 from sogs_core.quantize.spelling import respell_near_identity
-from sogs_core.quantize.visibility import visible_rows
+from sogs_core.quantize.visibility import visible_rows, visible_rows_in_runs
 from sogs_core.quantize.weights import splat_importance
 from sogs_core.render.score import SCORE_KEYS, RenderMetricSettings, render_pair, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
@@ -191,7 +191,7 @@ class Compressor:
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
                     codes: Optional[QuantizedScene] = None,
                     segments: Optional[list[int]] = None, sog_input: bool = False
-                    ) -> tuple[QuantizedScene, dict, dict[str, Future], WebpSettings]:
+                    ) -> tuple[QuantizedScene, dict, dict[str, Future], WebpSettings, Optional[list[int]]]:
         """Under the GPU lock: quantize, order and hand the images that are final to the encode
         threads while the SH palette fits beside them; then attach the palette in the chosen
         order, number it, and report the fidelity. With `codes` (a SOG v2 input's stored bytes)
@@ -213,7 +213,13 @@ class Compressor:
             try:
                 q = self._quantize(tens, codes, weights, sog_input)
                 # splats stored with opacity 0 are left out here, after the fits (`quantize.visibility`)
-                rows = visible_rows(q.opacity_b, self.settings.quality) if codes is None and segments is None else None
+                rows = None
+                if codes is None and segments is None:
+                    rows = visible_rows(q.opacity_b, self.settings.quality)
+                elif codes is None:          # a streamed file's runs: each keeps at least one splat
+                    picked = visible_rows_in_runs(q.opacity_b, self.settings.quality, segments)
+                    if picked is not None:
+                        rows, segments = picked
                 written = None
                 if rows is not None:
                     q = q.take(rows, self.device)
@@ -241,21 +247,34 @@ class Compressor:
             seconds["sort"] = t2 - t1
             seconds["quantize"] = ((t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
                                    - seconds.get("render", 0.0))
-            return q, report, early, webp
+            return q, report, early, webp, segments
 
     # -- public ---------------------------------------------------------------------------------
     def encode(self, splats: Splats, seconds: Optional[dict] = None,
                with_fidelity: bool = True, codes: Optional[QuantizedScene] = None,
-               segments: Optional[list[int]] = None, sog_input: bool = False) -> tuple[SogPackage, dict]:
+               sog_input: bool = False) -> tuple[SogPackage, dict]:
         """Splats -> SogPackage (sort, cluster, quantize, encode); returns it and the fidelity.
         `codes`: the stored codes of a SOG v2 input, kept as they are (only re-ordered).
-        `segments`: runs of splats ordered each on its own and kept in place (streamed chunks).
         `sog_input`: the splats are a decoded SOG's, quantized again (`quality.position_drop_bits`)."""
+        pkg, report, _ = self._encode(splats, seconds, with_fidelity, codes, None, sog_input)
+        return pkg, report
+
+    def encode_runs(self, splats: Splats, runs: list[int], seconds: Optional[dict] = None,
+                    sog_input: bool = False) -> tuple[SogPackage, dict, list[int]]:
+        """`encode` for splats that come as consecutive runs (a streamed file's leaves), each
+        ordered on its own and kept in place; returns the package, the fidelity and the splats
+        written per run (fewer than given where splats at opacity 0 were left out)."""
+        pkg, report, written = self._encode(splats, seconds, True, None, list(runs), sog_input)
+        return pkg, report, written
+
+    def _encode(self, splats: Splats, seconds: Optional[dict], with_fidelity: bool,
+                codes: Optional[QuantizedScene], segments: Optional[list[int]],
+                sog_input: bool) -> tuple[SogPackage, dict, Optional[list[int]]]:
         seconds = {} if seconds is None else seconds
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
             codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
-        q, report, early, webp = self._gpu_stages(splats, seconds, with_fidelity, codes, segments, sog_input)
+        q, report, early, webp, written = self._gpu_stages(splats, seconds, with_fidelity, codes, segments, sog_input)
         t0 = time.perf_counter()
         images, meta = build_images(q, skip=early)
         late = {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
@@ -264,7 +283,7 @@ class Compressor:
         # finished while the SH palette's k-means ran)
         seconds["encode"] = time.perf_counter() - t0
         self._report("encode", 1.0)
-        return SogPackage(meta=meta, files=files), report
+        return SogPackage(meta=meta, files=files), report, written
 
     def compress(self, source: Union[str, bytes, SceneInput], output: Optional[str] = None,
                  name: Optional[str] = None, with_fidelity: bool = True,

@@ -6,6 +6,8 @@ adds nothing to any picture while it still costs its texels in every image. Belo
 contract says. They are left out after quantizing, not before: the codebooks are fitted with
 them, so the splats written are stored exactly as they would have been (leaving them out of the
 fits moved donut's colour and scale levels and cost it 0.36 dB; bench/NOTES.md, session 21).
+A streamed SOG's files hold runs of splats, one per leaf of its chunk tree (`segments`), which
+lod-meta.json addresses by offset and count: there each run keeps at least one splat.
 """
 from __future__ import annotations
 
@@ -28,4 +30,23 @@ def visible_rows(opacity_bytes: np.ndarray, quality: int) -> Optional[np.ndarray
     return np.flatnonzero(keep)
 
 
-__all__ = ["visible_rows"]
+def visible_rows_in_runs(opacity_bytes: np.ndarray, quality: int,
+                         runs: list[int]) -> Optional[tuple[np.ndarray, list[int]]]:
+    """`visible_rows` for splats that come as consecutive runs (a streamed file's leaves):
+    (indices to write, splats written per run), or None when every splat is written. A run
+    whose splats are all at opacity 0 keeps its first one, so that every leaf still has a run
+    at every level (the viewer's index addresses each)."""
+    if not drop_invisible(quality):
+        return None
+    keep = np.asarray(opacity_bytes) > 0
+    if keep.all():
+        return None
+    counts = np.asarray(runs, dtype=np.int64)
+    run_of = np.repeat(np.arange(len(counts)), counts)
+    emptied = (np.bincount(run_of[keep], minlength=len(counts)) == 0) & (counts > 0)
+    keep[(np.cumsum(counts) - counts)[emptied]] = True
+    rows = np.flatnonzero(keep)
+    return rows, np.bincount(run_of[rows], minlength=len(counts)).tolist()
+
+
+__all__ = ["visible_rows", "visible_rows_in_runs"]

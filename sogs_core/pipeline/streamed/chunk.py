@@ -119,14 +119,15 @@ def worst(a: dict, b: dict) -> dict:
 
 def encode_file(compressor, level: int, name: str, leaves: list[int], splats: Splats, counts: list[int],
                 write: FolderWriter, sog_input: bool = False) -> FileResult:
-    """One SOG file: the leaves' runs one after another, each ordered on its own. `sog_input`:
-    the splats are a decoded SOG's (`Compressor.encode`)."""
+    """One SOG file: the leaves' runs one after another, each ordered on its own; its counts
+    are the splats written per leaf (below --quality 100 those at opacity 0 are left out).
+    `sog_input`: the splats are a decoded SOG's (`Compressor.encode`)."""
     seconds: dict = {}
-    pkg, fid = compressor.encode(splats, seconds, segments=counts, sog_input=sog_input)
+    pkg, fid, written_counts = compressor.encode_runs(splats, counts, seconds, sog_input=sog_input)
     t0 = time.perf_counter()
     written = write(name, pkg)
     seconds["write"] = time.perf_counter() - t0
-    return FileResult(level, name, list(leaves), list(counts), written, seconds, fid)
+    return FileResult(level, name, list(leaves), list(written_counts), written, seconds, fid)
 
 
 def compress_group(compressor, group: int, leaves: list[int], splats: Splats, leaf_sizes: list[int],

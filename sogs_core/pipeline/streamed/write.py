@@ -136,8 +136,8 @@ def add_seconds(total: dict, more: dict) -> None:
 @dataclass
 class StreamedResult:
     output: str                        # the lod-meta.json written
-    count: int                         # level-0 splats
-    counts: list[int]                  # splats per level
+    count: int                         # level-0 splats of the input
+    counts: list[int]                  # splats written per level
     groups: int
     files: int
     input_bytes: int
@@ -146,6 +146,12 @@ class StreamedResult:
     fidelity: dict
     input_format: str
     ranged: bool
+
+    @property
+    def dropped_invisible(self) -> int:
+        """Level-0 splats not written: stored with opacity 0 below --quality 100
+        (`quantize.visibility`), as `compress` counts them."""
+        return self.count - self.counts[0] if self.counts else 0
 
 
 def output_folder(out: str) -> str:
