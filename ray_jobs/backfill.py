@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "cameras and record PSNR/SSIM in the manifest (render_psnr, render_ssim, "
                         "render_psnr_worst_view; the time as seconds_render). Default off for now: it costs a "
                         "render of both sides of every scene, 8 views at 512x512 on GPU actors and 4 views at "
-                        "128x128 on CPU actors, where it takes about a second in all for a 150k-splat scene. "
+                        "128x128 on CPU actors, where it takes 0.6-1.1 s in all for a 150k-splat scene. "
                         "Not part of the settings hash (it changes no byte of the output), so scenes already done "
                         "are skipped without it: add --force to measure them. Streamed scenes get no render "
                         "metric yet")

@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--render-metric", action="store_true",
                    help="also render the input and the output with our rasterizer from the same cameras and "
                         "report PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view; on a GPU 8 views at "
-                        "512x512, on a CPU 4 views at 128x128, about a second in all for a 150k-splat scene "
+                        "512x512, on a CPU 4 views at 128x128, 0.6-1.1 s in all for a 150k-splat scene "
                         "on 2 cores); timed as the stage 'render'. For a streamed SOG every level is rendered "
                         "against the input (render_levels in --json; level 0's scores in the report), when the "
                         "input is read whole (below --memory-budget)")

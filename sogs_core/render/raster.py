@@ -13,8 +13,9 @@ under its PSNR (bench/NOTES.md). The engine's own rendering (`harness`) stays th
 truth; this is the fast metric a batch can afford for every scene (`render.score`).
 
 Why fragments and not tiles: at the low resolutions a metric needs, most splats cover a few
-pixels, so each splat emits only the pixels of its own footprint (the box where its alpha can
-reach 1/255). Fragments are made in depth order, a chunk of splats at a time (bounded memory),
+pixels, so each splat emits only the pixels of its own footprint (on each row of its box, the
+run of pixels inside the ellipse where its alpha can reach 1/255: half the box's pixels for a
+typical rotated splat). Fragments are made in depth order, a chunk of splats at a time (bounded memory),
 sorted by pixel with a stable sort (depth order kept within a pixel), and the transmittance is a
 segmented sum of log(1 - alpha) per pixel, carried from chunk to chunk.
 """
@@ -139,7 +140,7 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
     at = lambda x: x.index_select(0, order)  # noqa: E731
     return {"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
-            "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y),
+            "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
             "rgb": colours(t["f_dc"].index_select(0, sel), t["f_rest"].index_select(0, sel), dirs)}
 
 
@@ -174,6 +175,36 @@ def _boxes(p: dict[str, torch.Tensor], cam: Camera) -> tuple[torch.Tensor, ...]:
     return x0, y0, (x1 - x0).clamp_min(0), (y1 - y0).clamp_min(0)
 
 
+#: how far (in d^2) a row's run reaches past the ellipse where alpha is 1/255, so that float32
+#: rounding never drops a pixel the alpha test would keep (the test itself decides)
+SPAN_MARGIN = 1e-4
+
+
+def _row_spans(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...],
+               sl: slice) -> tuple[torch.Tensor, ...]:
+    """Per row of the box of every splat in `sl` (splat after splat, rows top down): the splat
+    (counted from sl.start), the row, the first pixel inside the splat's reach ellipse and how
+    many follow. A row's run solves the ellipse's quadratic in x at the pixel centres' y,
+    clipped to the box."""
+    x0, y0, bw, bh = (b[sl] for b in boxes)
+    dev = bw.device
+    rows_per = torch.where(bw > 0, bh, torch.zeros_like(bh))
+    who = torch.repeat_interleave(torch.arange(len(bw), device=dev), rows_per)
+    y = y0.index_select(0, who) + torch.arange(len(who), device=dev) - (torch.cumsum(rows_per, 0) - rows_per).index_select(0, who)
+    at = lambda name: p[name][sl].index_select(0, who)  # noqa: E731
+    dy = y.float() + 0.5 - at("v")
+    a, b, c = at("a"), at("b"), at("c")
+    r2 = at("reach2") * (1.0 + SPAN_MARGIN) + SPAN_MARGIN
+    disc = (b * dy) ** 2 - a * (c * dy * dy - r2)
+    half = torch.sqrt(disc.clamp_min(0.0)) / a
+    mid = at("u") - b * dy / a - 0.5                 # pixel px's centre is px + 0.5
+    left = x0.index_select(0, who)
+    first = torch.maximum(torch.ceil(mid - half).long(), left)
+    last = torch.minimum(torch.floor(mid + half).long(), left + bw.index_select(0, who) - 1)
+    runs = torch.where(disc >= 0, (last - first + 1).clamp_min(0), torch.zeros_like(first))
+    return who, y, first, runs
+
+
 def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int, height: int,
               tiles: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(colour (H*W, 3), log transmittance (H*W,)) of the projected splats `p` (front to back):
@@ -206,10 +237,11 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
 def composite_fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int,
                         height: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(colour (H*W, 3), log transmittance (H*W,), float64) of the projected splats `p` (front to
-    back), one fragment per splat and pixel of its box, a chunk of splats at a time."""
+    back), one fragment per splat and pixel of its rows' runs (`_row_spans`), a chunk of splats
+    at a time."""
     dev = p["u"].device
     x0, y0, bw, bh = boxes
-    count = bw * bh
+    count = bw * bh                     # the boxes bound each chunk's fragments (and its memory)
     n_pix = width * height
     rgb_acc = torch.zeros(n_pix, 3, device=dev)
     log_t = torch.zeros(n_pix, dtype=torch.float64, device=dev)   # log transmittance per pixel so far
@@ -224,18 +256,18 @@ def composite_fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, .
         stop = max(stop, start + 1)
         sl = slice(start, stop)
         start = stop
-        cnt = count[sl]
-        total = int(cnt.sum())
+        # the chunk's rows, then one fragment per pixel of each row's run
+        row_who, row_y, row_x, runs = _row_spans(p, boxes, sl)
+        total = int(runs.sum())
         if total == 0:
             continue
-        who = torch.repeat_interleave(torch.arange(len(cnt), device=dev), cnt)
-        offset = torch.cumsum(cnt, 0) - cnt
+        row = torch.repeat_interleave(torch.arange(len(runs), device=dev), runs)
+        k = torch.arange(total, device=dev) - (torch.cumsum(runs, 0) - runs).index_select(0, row)
         # gathers by index_select: twice as fast as indexing on a CPU (bench/NOTES.md, session 19)
+        who = row_who.index_select(0, row)
+        px = row_x.index_select(0, row) + k
+        py = row_y.index_select(0, row)
         at = lambda name: p[name][sl].index_select(0, who)  # noqa: E731
-        k = torch.arange(total, device=dev) - offset.index_select(0, who)
-        w = bw[sl].index_select(0, who)
-        px = x0[sl].index_select(0, who) + k % w
-        py = y0[sl].index_select(0, who) + torch.div(k, w, rounding_mode="floor")
         pix = py * width + px
         if base > 0 and bool((log_t < log_t_min).any()):
             # pixels already opaque take nothing from splats behind them

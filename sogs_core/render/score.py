@@ -38,7 +38,7 @@ class RenderMetricSettings:
     @classmethod
     def for_device(cls, device: torch.device) -> "RenderMetricSettings":
         """8 views at 512 x 512 on a GPU; 4 views at 128 x 128 on a CPU, where the metric of a
-        150k-splat scene (both sides, every view) costs about a second (README, Quality in the
+        150k-splat scene (both sides, every view) costs 0.6-1.1 s (README, Quality in the
         viewer)."""
         if device.type == "cuda":
             return cls(views=8, width=512, height=512)
