@@ -226,13 +226,15 @@ def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor
 
 
 def _within_quota(links: torch.Tensor, cost: torch.Tensor, seg: torch.Tensor, quota: torch.Tensor) -> torch.Tensor:
-    """The cheapest of `links` (segment `seg` each), at most quota[s] of segment s."""
-    links, seg = links[torch.argsort(cost)], seg[torch.argsort(cost)]
+    """The cheapest of `links` (segment `seg` each), at most quota[s] of segment s. Gathers by
+    index_select, as everywhere on this path: faster than indexing on a CPU, same values."""
+    by_cost = torch.argsort(cost)
+    links, seg = links.index_select(0, by_cost), seg.index_select(0, by_cost)
     by_seg = torch.argsort(seg, stable=True)
-    links, seg = links[by_seg], seg[by_seg]
+    links, seg = links.index_select(0, by_seg), seg.index_select(0, by_seg)
     starts = torch.searchsorted(seg, seg, right=False)
     rank = torch.arange(len(seg), device=seg.device) - starts
-    return links[rank < quota[seg]]
+    return links.index_select(0, torch.nonzero(rank < quota.index_select(0, seg)).squeeze(1))
 
 
 def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,17 +255,21 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
         mutual = torch.nonzero((cost == best.index_select(0, a)) & (cost == best.index_select(0, b))).squeeze(1)
         # ties (a link found twice, equal costs): each splat keeps its first mutual link only
         first = torch.full((n,), len(a), dtype=torch.long, device=dev)
-        first.scatter_reduce_(0, a[mutual], ids[mutual], "amin")
-        first.scatter_reduce_(0, b[mutual], ids[mutual], "amin")
-        mutual = mutual[(first[a[mutual]] == ids[mutual]) & (first[b[mutual]] == ids[mutual])]
-        mutual = _within_quota(mutual, cost[mutual], segment[a[mutual]], quota)
+        first.scatter_reduce_(0, a.index_select(0, mutual), ids.index_select(0, mutual), "amin")
+        first.scatter_reduce_(0, b.index_select(0, mutual), ids.index_select(0, mutual), "amin")
+        am, bm, im = a.index_select(0, mutual), b.index_select(0, mutual), ids.index_select(0, mutual)
+        own = torch.nonzero((first.index_select(0, am) == im) & (first.index_select(0, bm) == im)).squeeze(1)
+        mutual = mutual.index_select(0, own)
+        mutual = _within_quota(mutual, cost.index_select(0, mutual), segment.index_select(0, a.index_select(0, mutual)),
+                               quota)
         if len(mutual) == 0:
             break
-        quota -= torch.bincount(segment[a[mutual]], minlength=len(quota))
-        firsts.append(a[mutual])
-        seconds.append(b[mutual])
-        alive[a[mutual]] = False
-        alive[b[mutual]] = False
+        am, bm = a.index_select(0, mutual), b.index_select(0, mutual)
+        quota -= torch.bincount(segment.index_select(0, am), minlength=len(quota))
+        firsts.append(am)
+        seconds.append(bm)
+        alive[am] = False
+        alive[bm] = False
         # one nonzero for the four arrays (a boolean index would find the same rows four times)
         live = torch.nonzero(alive.index_select(0, a) & alive.index_select(0, b)).squeeze(1)
         a, b, cost, ids = (x.index_select(0, live) for x in (a, b, cost, ids))
@@ -310,4 +316,4 @@ def decimate(t: dict[str, torch.Tensor], segment: Optional[torch.Tensor] = None,
         if merged == 0:
             break
     by_segment = torch.argsort(segment, stable=True)
-    return {k: v[by_segment] for k, v in t.items()}, segment[by_segment]
+    return {k: v.index_select(0, by_segment) for k, v in t.items()}, segment.index_select(0, by_segment)
