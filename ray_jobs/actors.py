@@ -37,7 +37,8 @@ class SceneCompressor:
         """render_metric: `process` also renders each scene's input and output with our
         rasterizer (`RenderMetricSettings.for_device` of this actor's device: 8 views at 512x512
         on a GPU, 4 at 128x128 on a CPU) and its row gets render_psnr, render_ssim,
-        render_psnr_worst_view and seconds_render. Streamed scenes get no render metric.
+        render_psnr_worst_view and seconds_render; a streamed scene's level 0 is scored by
+        `streamed_render` when its input is read whole.
         manifest: the run's manifest prefix; `process` then makes each row durable there itself,
         right after the output (`_make_durable`), marked against `min_psnr` (--min-psnr).
         max_scene_splats: --max-scene-splats, for this actor's readers."""
@@ -163,6 +164,27 @@ class SceneCompressor:
         parts = [(lv, splats, counts) for lv, (splats, counts) in zip(leaves, coarse)]
         res = compress_bucket(self.compressor, level, bucket, parts, self._folder_writer(task))
         return res
+
+    def streamed_render(self, task: dict, level0: list[str], memory_budget: int) -> Optional[dict]:
+        """A streamed scene's level 0 (its files `level0`, every one holding level-0 runs only)
+        against the input, by the render metric as `process` scores a single SOG: render_psnr,
+        render_ssim, render_psnr_worst_view and the seconds it took. None with the metric off or
+        where the input is read by ranges (the metric renders it whole, as `compress` does)."""
+        from sogs_core.model.splats import Splats
+        from sogs_core.render.score import SCORE_KEYS, render_pair, score_views
+
+        metric = self.scene_compressor.render_metric
+        source = self._sources(task, memory_budget)[0]
+        if metric is None or source.ranged or source.splats is None:
+            return None
+        t0 = time.perf_counter()
+        reference = source.splats
+        bands = self.compressor.settings.sh_bands
+        if bands is not None:
+            reference = reference.with_sh_degree(bands)
+        written = Splats.concat([self._fetch(uri)[0].splats for uri in level0])
+        scores = score_views(*render_pair(reference.means, reference, written, metric, self.compressor.device))
+        return {**{k: scores[k] for k in SCORE_KEYS}, "seconds": time.perf_counter() - t0}
 
     def _folder_writer(self, task: dict):
         folder = task["output_uri"].rsplit("/", 1)[0]

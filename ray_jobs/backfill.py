@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "render of both sides of every scene, 8 views at 512x512 on GPU actors and 4 views at "
                         "128x128 on CPU actors, where it takes 0.6-1.1 s in all for a 150k-splat scene. "
                         "Not part of the settings hash (it changes no byte of the output), so scenes already done "
-                        "are skipped without it: add --force to measure them. Streamed scenes get no render "
-                        "metric yet")
+                        "are skipped without it: add --force to measure them. A streamed scene's level 0 is scored "
+                        "against its input when the input is read whole (below --memory-budget); read by ranges, "
+                        "its render columns stay null")
     p.add_argument("--min-psnr", type=_psnr, default=None, metavar="DB",
                    help="with --render-metric only: an ok scene whose render_psnr is below DB gets "
                         "render_below_min = true in its manifest row (false at or above, null without the "
@@ -515,7 +516,8 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
     ray.get([a.ready.remote() for a in actors])
     runner = StreamedScene(ray, actors, store, lod_settings(args), memory_budget(args),
                            args.max_retries, args.scene_timeout, log,
-                           tick=lambda: leases.renew() if leases.renew_due() else None)
+                           tick=lambda: leases.renew() if leases.renew_due() else None,
+                           render_metric=args.render_metric)
     t0 = time.monotonic()
     for k, task in enumerate(tasks):
         holder = leases.claim(task["output_uri"])

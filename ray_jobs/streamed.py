@@ -10,7 +10,8 @@ actor dies goes back to the queue (up to --max-retries per unit); any other fail
 past its time limit, fails the scene. lod-meta.json is deleted before the first chunk and
 written by the driver only after every group has finished: a crash leaves a visibly unfinished
 folder, never an index that points at missing chunks. The scene gets one manifest row: level
-count, files, splats per level, bytes, per-stage seconds summed over the groups.
+count, files, splats per level, bytes, per-stage seconds summed over the groups, and with
+--render-metric its level 0 scored against the input by one actor (when the input is read whole).
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ class StreamedFailure(Exception):
 
 class StreamedScene:
     def __init__(self, ray, actors: list, store: Store, lod: dict, memory_budget: int, max_retries: int,
-                 timeout_setting: str, log: Callable[[str], None], tick: Callable[[], None] = lambda: None) -> None:
+                 timeout_setting: str, log: Callable[[str], None], tick: Callable[[], None] = lambda: None,
+                 render_metric: bool = False) -> None:
+        """render_metric: score each scene's level 0 against its input (`SceneCompressor.streamed_render`)."""
         self.ray, self.actors, self.store = ray, actors, store
+        self.render_metric = render_metric
         self.tick = tick                          # called while waiting (the driver renews its leases)
         self.lod, self.memory_budget, self.max_retries = lod, memory_budget, max_retries
         self.timeout_setting, self.log = timeout_setting, log
@@ -126,6 +130,26 @@ class StreamedScene:
                 raise StreamedFailure(f"{kind} did not finish in time (--scene-timeout); its actor was restarted")
         return files, bounds, results
 
+    def _render(self, task: dict, meta: dict) -> dict:
+        """The render metric of level 0 from the first actor that answers, as the fidelity keys
+        and seconds a row takes; {} where it is off, skipped (input read by ranges) or failed:
+        the scene is written and stays ok, its render columns null, and the log says why."""
+        if not self.render_metric:
+            return {}
+        folder = task["output_uri"].rsplit("/", 1)[0]
+        level0 = [f"{folder}/{name}" for name in meta["filenames"] if name.startswith("0_")]
+        limit = scene_timeout(self.timeout_setting, task["size"])
+        try:
+            scores = self._call(self.actors[0].streamed_render, task, level0, self.memory_budget, limit=limit)
+        except Exception as exc:
+            self.log(f"{task['rel']}: render metric failed ({type(exc).__name__}: {exc}); its columns stay empty")
+            return {}
+        if scores is None:
+            self.log(f"{task['rel']}: render metric skipped: the input is larger than --memory-budget "
+                     f"and was read by ranges (the metric renders it whole)")
+            return {}
+        return scores
+
     def run(self, task: dict, run_id: str, shash: str) -> dict:
         """Compress one streamed scene; returns its manifest row (never raises for the scene)."""
         row = task_row(task, run_id, shash, started_at=utcnow(), attempts=1)
@@ -142,6 +166,7 @@ class StreamedScene:
             meta_bytes = write_lod_meta(meta, lambda data: self.store.put(task["output_uri"], data))
         except Exception as exc:
             return failed_row(row, exc, finished_at=utcnow())
+        rendered = self._render(task, meta)
         seconds: dict = {"read": info["seconds"]}
         fid: dict = {}
         for r in results:
@@ -149,6 +174,9 @@ class StreamedScene:
         for f in files:
             add_seconds(seconds, f.seconds)
             fid = worst(fid, f.fidelity)
+        if rendered:
+            seconds["render"] = rendered.pop("seconds")
+            fid.update(rendered)
         seconds["total"] = time.perf_counter() - t0    # wall time of the scene, not the sum
         out_bytes = meta_bytes + sum(f.bytes for f in files)
         # as for a single SOG: the splats written (level 0) plus those left out at opacity 0

@@ -82,7 +82,16 @@ def test_render_metric_columns_min_psnr_and_the_report(local_ray, tmp_path, caps
         assert r["seconds_render"] > 0 and r["render_below_min"] is None
     streamed = rows["huge.ply"]
     assert streamed["status"] == "ok" and streamed["lod_levels"] == 1
+    # read by ranges (--memory-budget 0): the metric, which renders the input whole, is skipped
     assert all(streamed[k] is None for k in (*RENDER, "render_below_min", "seconds_render"))
+    # read whole: its level 0 is scored against the input, like a single SOG
+    s = backfill.run(_args(inp, out, "--render-metric", "--force", "--include", "huge.ply",
+                           "--memory-budget", "64"))
+    assert (s["ok"], s["failed"]) == (1, 0), s
+    streamed = _rows(out, s["run_id"])["huge.ply"]
+    assert streamed["lod_levels"] == 1 and 20.0 < streamed["render_psnr"] <= 100.0, streamed
+    assert 0.9 < streamed["render_ssim"] <= 1.0 and streamed["render_psnr_worst_view"] <= streamed["render_psnr"]
+    assert streamed["seconds_render"] > 0
 
     # a floor between the second-best and the best scene: exactly the two lower ones are below it
     ranked = sorted(whole, key=lambda rel: whole[rel]["render_psnr"])
