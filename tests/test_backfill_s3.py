@@ -276,6 +276,16 @@ def test_huge_scene_becomes_a_streamed_sog_spread_over_the_actors(s3, local_ray,
     assert [read_lod_level(meta_path, k).count for k in (0, 1)] == counts
     s = backfill.run(backfill.build_parser().parse_args(args))
     assert (s["ok"], s["skipped"]) == (0, 2)
+    # with the render metric and the input read whole, level 0 is fetched back from the bucket
+    # and scored against the input
+    s = backfill.run(backfill.build_parser().parse_args(
+        [*args, "--render-metric", "--force", "--include", "big.ply", "--memory-budget", "64"]))
+    assert (s["ok"], s["failed"]) == (1, 0), s
+    listing = client.list_objects_v2(Bucket=BUCKET, Prefix="lodout/_manifest/")["Contents"]
+    rows = [r for o in listing if o["Key"].endswith(".parquet")
+            for r in pq.read_table(io.BytesIO(store.get(f"s3://{BUCKET}/{o['Key']}"))).to_pylist()
+            if r["run_id"] == s["run_id"]]
+    assert len(rows) == 1 and 20.0 < rows[0]["render_psnr"] <= 100.0 and rows[0]["seconds_render"] > 0, rows
 
 
 def _first_part(client) -> str:
