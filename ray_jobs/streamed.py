@@ -139,11 +139,16 @@ class StreamedScene:
         folder = task["output_uri"].rsplit("/", 1)[0]
         level0 = [f"{folder}/{name}" for name in meta["filenames"] if name.startswith("0_")]
         limit = scene_timeout(self.timeout_setting, task["size"])
-        try:
-            scores = self._call(self.actors[0].streamed_render, task, level0, self.memory_budget, limit=limit)
-        except Exception as exc:
-            self.log(f"{task['rel']}: render metric failed ({type(exc).__name__}: {exc}); its columns stay empty")
-            return {}
+        for attempt, actor in enumerate(self.actors):
+            try:
+                scores = self._call(actor.streamed_render, task, level0, self.memory_budget, limit=limit)
+                break
+            except Exception as exc:
+                if is_actor_death(exc) and attempt + 1 < len(self.actors):
+                    continue                      # a dead actor is passed over, as for the plan
+                self.log(f"{task['rel']}: render metric failed ({type(exc).__name__}: {exc}); "
+                         "its columns stay empty")
+                return {}
         if scores is None:
             self.log(f"{task['rel']}: render metric skipped: the input is larger than --memory-budget "
                      f"and was read by ranges (the metric renders it whole)")
