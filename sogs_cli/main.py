@@ -116,7 +116,8 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
     print("stages (summed over chunks): " + ", ".join(f"{k} {v:.2f}s" for k, v in res.seconds.items() if k != "total"))
     if args.json:
         print(json.dumps({"output": res.output, "input_format": res.input_format, "count": res.count,
-                          "counts": res.counts, "dropped_invisible": res.dropped_invisible, "groups": res.groups, "files": res.files,
+                          "counts": res.counts, "dropped_invisible": res.dropped_invisible,
+                          "groups": res.groups, "files": res.files,
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
                           "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged,
                           "render_levels": levels}))

@@ -190,7 +190,8 @@ def _row_spans(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...],
     dev = bw.device
     rows_per = torch.where(bw > 0, bh, torch.zeros_like(bh))
     who = torch.repeat_interleave(torch.arange(len(bw), device=dev), rows_per)
-    y = y0.index_select(0, who) + torch.arange(len(who), device=dev) - (torch.cumsum(rows_per, 0) - rows_per).index_select(0, who)
+    first_row = (torch.cumsum(rows_per, 0) - rows_per).index_select(0, who)
+    y = y0.index_select(0, who) + torch.arange(len(who), device=dev) - first_row
     at = lambda name: p[name][sl].index_select(0, who)  # noqa: E731
     dy = y.float() + 0.5 - at("v")
     a, b, c = at("a"), at("b"), at("c")
