@@ -18,14 +18,21 @@ import numpy as np
 from sogs_core.quantize.quality import drop_invisible
 
 
+def _stored_visible(opacity_bytes: np.ndarray, quality: int) -> Optional[np.ndarray]:
+    """Which splats are stored above opacity 0, or None when every splat is written anyway (at
+    level 100, or none is at 0)."""
+    if not drop_invisible(quality):
+        return None
+    keep = np.asarray(opacity_bytes) > 0
+    return None if keep.all() else keep
+
+
 def visible_rows(opacity_bytes: np.ndarray, quality: int) -> Optional[np.ndarray]:
     """Indices of the splats to write at `quality`, those whose stored opacity byte is above 0;
     None when every splat is written: at level 100, when none is at 0, and when all are (no
     viewer loads a SOG of zero splats)."""
-    if not drop_invisible(quality):
-        return None
-    keep = np.asarray(opacity_bytes) > 0
-    if keep.all() or not keep.any():
+    keep = _stored_visible(opacity_bytes, quality)
+    if keep is None or not keep.any():
         return None
     return np.flatnonzero(keep)
 
@@ -36,10 +43,8 @@ def visible_rows_in_runs(opacity_bytes: np.ndarray, quality: int,
     (indices to write, splats written per run), or None when every splat is written. A run
     whose splats are all at opacity 0 keeps its first one, so that every leaf still has a run
     at every level (the viewer's index addresses each)."""
-    if not drop_invisible(quality):
-        return None
-    keep = np.asarray(opacity_bytes) > 0
-    if keep.all():
+    keep = _stored_visible(opacity_bytes, quality)
+    if keep is None:
         return None
     counts = np.asarray(runs, dtype=np.int64)
     run_of = np.repeat(np.arange(len(counts)), counts)

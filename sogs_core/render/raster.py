@@ -241,7 +241,7 @@ def composite_fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, .
     back), one fragment per splat and pixel of its rows' runs (`_row_spans`), a chunk of splats
     at a time."""
     dev = p["u"].device
-    x0, y0, bw, bh = boxes
+    _, _, bw, bh = boxes
     count = bw * bh                     # the boxes bound each chunk's fragments (and its memory)
     n_pix = width * height
     rgb_acc = torch.zeros(n_pix, 3, device=dev)
