@@ -6,20 +6,29 @@
 #    compress_bench --render-metric: the issue's 5 % of a 1M SH3 compression);
 # 2. a 32M SH3 streamed SOG on a timeline with one GPU slot and with two;
 # 3. 8M streamed against the single 8M SOG (issue 32's 1.5x).
+# Parts, for one device call of at most 10 minutes each: PART=metric (1 and 3), PART=huge (2), or
+# PART=lean (1, the 32M timeline with one slot, then 3, in that order, so that what matters most
+# comes back if the call runs out); everything when PART is unset.
 set -x
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-gpu_pending_out}; mkdir -p "$OUT"
 W=${WORK:-/tmp/gpu_pending}; mkdir -p "$W"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
-timeout 150 python3 bench/gpu_check.py 2>&1 | tail -30
+PART=${PART:-all}
+if [ "$PART" != huge ]; then
+timeout 120 python3 bench/gpu_check.py 2>&1 | tail -30
 timeout 60 python3 -c "
 import sys; sys.path.insert(0,'bench')
 from streamed_bench import write_big_ply
 write_big_ply('$W/one.ply', 1048576, 3)"
 timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --profile --json $OUT/render_1M.json 2>&1 | tail -30
 timeout 90 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --render-metric --json $OUT/single_1M_metric.json 2>&1 | tail -25
+fi
 S="import sys,json; d=json.load(open(sys.argv[1])); print({k: d[k] for k in ('seconds_wall','files','output_bytes','peak_gpu_bytes','gpu_util_mean','gpu_busy_fraction')}); print({k: round(v,2) for k,v in d['stage_seconds_summed'].items()}); [print(k, v) for k,v in d['spans_summary'].items()]; [print(k, v) for k,v in d['webp_by_image'].items()]"
-timeout 300 python3 bench/streamed_timeline.py --millions 32 --sh 3 --work $W --json $OUT/timeline_32M_slots1.json > $OUT/t1.log 2>&1; python3 -c "$S" $OUT/timeline_32M_slots1.json
-timeout 150 python3 bench/streamed_timeline.py --millions 32 --sh 3 --work $W --gpu-slots 2 --json $OUT/timeline_32M_slots2.json > $OUT/t2.log 2>&1; python3 -c "$S" $OUT/timeline_32M_slots2.json
+[ "$PART" = metric ] || timeout 260 python3 bench/streamed_timeline.py --millions 32 --sh 3 --work $W --json $OUT/timeline_32M_slots1.json > $OUT/t1.log 2>&1; python3 -c "$S" $OUT/timeline_32M_slots1.json
+if [ "$PART" != huge ]; then
 timeout 100 python3 bench/streamed_bench.py --millions 8 --sh 3 --work $W --json $OUT/streamed_8M_sh3.json 2>&1 | grep -E "wall|output_bytes|peak"
 timeout 60 python3 bench/compress_bench.py $W/synth_8000000_sh3.ply --repeat 2 --quality 80 --json $OUT/single_8M_sh3.json 2>&1 | tail -8
+fi
+[ "$PART" = metric ] || [ "$PART" = lean ] && exit 0
+timeout 150 python3 bench/streamed_timeline.py --millions 32 --sh 3 --work $W --gpu-slots 2 --json $OUT/timeline_32M_slots2.json > $OUT/t2.log 2>&1; python3 -c "$S" $OUT/timeline_32M_slots2.json
