@@ -5,7 +5,8 @@
 # 1. the render metric's tile kernel against the fragments (gpu_check) and its cost (render_bench,
 #    compress_bench --render-metric: the issue's 5 % of a 1M SH3 compression);
 # 2. a 32M SH3 streamed SOG on a timeline with one GPU slot and with two;
-# 3. 8M streamed against the single 8M SOG (issue 32's 1.5x).
+# 3. 8M streamed against the single 8M SOG (issue 32's 1.5x);
+# and the chain order's chunk (256/1024/2048) timed on a 1M SH3 compression.
 # Parts, for one device call of at most 10 minutes each: PART=metric (1 and 3), PART=huge (2), or
 # PART=lean (1, the 32M timeline with one slot, then 3, in that order, so that what matters most
 # comes back if the call runs out); everything when PART is unset.
@@ -23,6 +24,8 @@ from streamed_bench import write_big_ply
 write_big_ply('$W/one.ply', 1048576, 3)"
 timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --profile --json $OUT/render_1M.json 2>&1 | tail -30
 timeout 90 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --render-metric --json $OUT/single_1M_metric.json 2>&1 | tail -25
+# the chain order's chunk on the GPU: seconds and bytes of the same 1M SH3 compression
+for k in 256 1024 2048; do timeout 60 python3 bench/compress_bench.py $W/one.ply --repeat 3 --quality 80 --chain-chunk $k --json $OUT/chain_$k.json 2>&1 | grep -E "^(sort|total) |bytes"; done
 fi
 S="import sys,json; d=json.load(open(sys.argv[1])); print({k: d[k] for k in ('seconds_wall','files','output_bytes','peak_gpu_bytes','gpu_util_mean','gpu_busy_fraction')}); print({k: round(v,2) for k,v in d['stage_seconds_summed'].items()}); [print(k, v) for k,v in d['spans_summary'].items()]; [print(k, v) for k,v in d['webp_by_image'].items()]"
 [ "$PART" = metric ] || timeout 260 python3 bench/streamed_timeline.py --millions 32 --sh 3 --work $W --json $OUT/timeline_32M_slots1.json > $OUT/t1.log 2>&1; python3 -c "$S" $OUT/timeline_32M_slots1.json

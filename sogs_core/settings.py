@@ -23,9 +23,8 @@ ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 class ChainConfig:
     """Settings of the chained order (part of the settings hash through CompressSettings)."""
 
-    chunk: int = 0                 # splats re-chained together; 0: 256 on a CUDA device (the fused
-                                   # walk is cheap there), 128 on a CPU (256 costs much more
-                                   # time there for a fraction of a percent)
+    chunk: int = 0                 # splats re-chained together; 0: chain.CHUNK_CUDA on a CUDA
+                                   # device, chain.CHUNK_CPU on a CPU (time grows with it)
     means_u_weight: float = 3.0    # cost of a change in the high position bytes vs other bytes
     choose: bool = True            # also try the y-first Morton order (and the input order where it
                                    # is as local as a curve), and write whichever encodes smallest

@@ -20,7 +20,7 @@ from sogs_core.settings import CompressSettings
 from sogs_core.pipeline.fidelity import fidelity
 from sogs_core.order import order_scene
 from sogs_core.settings import ORDER_METHODS
-from sogs_core.order.chain import byte_columns, greedy_chain
+from sogs_core.order.chain import bit_cost, byte_columns, greedy_chain
 from sogs_core.settings import ChainConfig
 from sogs_core.pipeline.choose_order import smallest_by_sample
 from sogs_core.order.curves import Y_TOP, curve_order, hilbert_keys, morton_keys, position_codes
@@ -100,10 +100,12 @@ def test_position_codes_use_the_full_range():
 
 
 def _chain_cost(seq: torch.Tensor, cols: np.ndarray, w: np.ndarray) -> float:
+    """The walk's objective along `seq`: `bit_cost` (Mitchell's log2(1 + d)) of each wrapped
+    byte difference, weighted, in float64 so that equal costs compare equal."""
     x = torch.from_numpy(cols)[seq].to(torch.int16)
     d = (x[1:] - x[:-1]).abs()
     d = torch.minimum(d, 256 - d).float()
-    return float((torch.log2(1 + d) @ torch.from_numpy(w)).sum())
+    return float((bit_cost(d).double() @ torch.from_numpy(w).double()).sum())
 
 
 def test_greedy_chain_permutes_inside_chunks_and_lowers_its_cost():
@@ -289,3 +291,11 @@ def test_structured_positions_never_larger_than_morton_or_the_input_order():
     perm = np.random.default_rng(2).permutation(len(q))
     shuffled_morton = curve_order(torch.from_numpy(scene.means[perm]), "morton", axes=Y_TOP).numpy()
     assert not input_is_local(q.numpy()[perm], shuffled_morton)
+
+
+def test_bit_cost_is_mitchells_log2():
+    v = torch.arange(0, 256, dtype=torch.float32)
+    got, exact = bit_cost(v), torch.log2(1 + v)
+    assert torch.equal(bit_cost(torch.tensor([0.0, 1.0, 3.0, 127.0, 255.0])), torch.tensor([0.0, 1.0, 2.0, 7.0, 8.0]))
+    assert bool((got <= exact + 1e-6).all()) and float((exact - got).max()) < 0.087
+    assert bool((got[1:] > got[:-1]).all())                   # increasing: a nearer byte always costs less

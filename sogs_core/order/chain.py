@@ -11,7 +11,9 @@ step to the unvisited splat of the chunk whose stored bytes are nearest, with a 
 approximates WebP's: log2(1 + |difference|) per byte channel (differences wrap at 256 as WebP's
 residuals do), the high position bytes weighted `means_u_weight` times, the low position bytes
 not at all (they are incompressible in any order). Where neighbouring splats share attributes
-this beats Morton.
+this beats Morton. The log2 is Mitchell's piecewise-linear one (`bit_cost`), read off the float's
+bits: it writes the same bytes within 0.02 % and costs a fraction of a true log2 on a CPU, where
+it was most of the walk's time (bench/NOTES.md, session 23).
 
 A chunk is independent of the others, so all chunks take their j-th step together: `chunk`
 sequential steps of batched tensor ops on a CPU; on a GPU one Triton program per chunk walks
@@ -29,6 +31,11 @@ from sogs_core.settings import ChainConfig
 
 
 COMPACT_EVERY = 8   # steps of the batched walk between two compactions of the unvisited splats
+#: splats re-chained together where ChainConfig.chunk is 0: a larger chunk offers each step more
+#: candidates (fewer bytes: 512 writes the five real scenes 0.9 % smaller than 128) for time
+#: linear in it (bench/NOTES.md, session 23)
+CHUNK_CUDA = 256
+CHUNK_CPU = 512
 
 
 def byte_columns(q: QuantizedScene, means_u_weight: float) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +84,15 @@ def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, c
     return out
 
 
+def bit_cost(v: torch.Tensor) -> torch.Tensor:
+    """Mitchell's log2(1 + v) for float32 integers v >= 0: the exponent of 1 + v plus its
+    mantissa's fraction, exact at powers of two and linear between them (at most 0.086 below the
+    true log2). The chain's cost per byte channel, on a CPU (`_walk_chunks`) and a GPU
+    (`chain_triton`) alike."""
+    bits = (v.float() + 1.0).view(torch.int32) - (127 << 23)
+    return bits.float() * (1.0 / (1 << 23))
+
+
 def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_EVERY) -> torch.Tensor:
     """The greedy walk of every chunk in batched tensor ops: x (m, K, C) float32 bytes, w (C,);
     returns (m, K) positions in walk order, each path starting at position 0.
@@ -84,30 +100,35 @@ def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_
     Why this shape (bench/NOTES.md): a step costs one pass over the unvisited splats'
     bytes, so every `compact_every` steps the visited ones are dropped (the survivors keep their
     relative order, hence argmin's first-minimum tie-break and the path are those of a walk over
-    all K), which halves the work; the wrapped difference min(d, 256 - d) + 1 is computed in
-    place as 129 - |d - 128| on exact small integers in float32, so the cost is bit for bit
-    log2(1 + min(d, 256 - d)) without the int16 -> float copies."""
+    all K), which halves the work. The bytes are held channel-major, (C, m, K), so the weighted
+    sum over channels is one long matrix product; the wrapped difference min(d, 256 - d) + 1 is
+    computed in place as 129 - |d - 128| on exact small integers in float32, and its `bit_cost`
+    read off its bits in place (the 2^-23 scale is folded into the weights)."""
     m, k, c = x.shape
     dev = x.device
+    x = x.permute(2, 0, 1).contiguous()                          # (C, m, K)
+    wb = (w.float() * (1.0 / (1 << 23)))[None, :]
     rows = torch.arange(m, device=dev)
     slot = torch.arange(k, device=dev).expand(m, k).contiguous()     # chunk position of each column
     taken = torch.zeros(m, k, device=dev)                          # +inf once visited
     path = torch.empty(m, k, dtype=torch.long, device=dev)
     path[:, 0] = 0
     taken[:, 0] = float("inf")
-    here = x[:, 0].clone()
+    here = x[:, :, 0].clone()                                      # (C, m)
     d = torch.empty_like(x)
     for j in range(1, k):
         if j % compact_every == 0:                                  # drop the j visited columns
             keep = torch.argsort(torch.isinf(taken).to(torch.uint8), dim=1, stable=True)[:, : k - j]
-            x = x.gather(1, keep[:, :, None].expand(-1, -1, c))
+            x = x.gather(2, keep[None].expand(c, -1, -1))
             slot, taken = slot.gather(1, keep), taken.gather(1, keep)
             d = torch.empty_like(x)
-        torch.sub(x, here[:, None, :], out=d)
-        d.abs_().sub_(128.0).abs_().neg_().add_(129.0).log2_()    # log2(1 + wrapped |difference|)
-        cur = torch.matmul(d, w).add_(taken).argmin(1)
+        torch.sub(x, here[:, :, None], out=d)
+        d.abs_().sub_(128.0).abs_().neg_().add_(129.0)            # 1 + wrapped |difference|
+        bits = d.view(torch.int32).sub_(127 << 23).to(torch.float32)   # bit_cost, unscaled
+        cost = torch.matmul(wb, bits.view(c, -1)).view(m, -1)
+        cur = cost.add_(taken).argmin(1)
         path[:, j] = slot[rows, cur]
-        here = x[rows, cur]
+        here = x[:, rows, cur]
         taken[rows, cur] = float("inf")
     return path
 
@@ -120,7 +141,7 @@ def chain_orders(q: QuantizedScene, means: torch.Tensor, config: ChainConfig) ->
     curve (`input_is_local`: structured positions)."""
     cols, weights = byte_columns(q, config.means_u_weight)
     dev = means.device
-    chunk = config.chunk or (256 if dev.type == "cuda" else 128)
+    chunk = config.chunk or (CHUNK_CUDA if dev.type == "cuda" else CHUNK_CPU)
     chained = greedy_chain(curve_order(means, "hilbert"), torch.from_numpy(cols).to(dev),
                            torch.from_numpy(weights).to(dev), chunk)
     if not config.choose:

@@ -3,8 +3,8 @@
 Why: in torch ops each of the chunk's K steps is ~10 launches, each a full pass over the
 (N, C) bytes of the scene (memory-bound; bench/NOTES.md). Here a program loads its chunk's
 K x C bytes once, then per step takes the current splat's row, scores every splat of the chunk
-(the same cost as `chain.greedy_chain`: log2(1 + d) per channel with d the wrapped byte
-difference, weighted), masks the visited ones and moves to the argmin, writing one index per
+(the same cost as `chain.greedy_chain`: `chain.bit_cost`, Mitchell's log2(1 + d), per channel with
+d the wrapped byte difference, weighted), masks the visited ones and moves to the argmin, writing one index per
 step. The scene's bytes are read once in all.
 
 Same walk as the torch version up to float rounding: the per-splat cost is summed in another
@@ -33,7 +33,8 @@ def _chain_kernel(x_ptr, w_ptr, path_ptr, K: tl.constexpr, CP: tl.constexpr):
         here = tl.sum(tl.where(rows[:, None] == cur, x, 0.0), axis=0)       # (CP,) the current row
         d = tl.abs(x - here[None, :])
         d = tl.minimum(d, 256.0 - d)
-        cost = tl.sum(tl.log2(d + 1.0) * w[None, :], axis=1)
+        bits = ((d + 1.0).to(tl.int32, bitcast=True) - (127 << 23)).to(tl.float32) * (1.0 / (1 << 23))
+        cost = tl.sum(bits * w[None, :], axis=1)
         cost = tl.where(taken, float("inf"), cost)
         cur = tl.argmin(cost, axis=0)
         taken = taken | (rows == cur)
@@ -51,5 +52,7 @@ def chain_paths(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     wp[:c] = weights
     path = torch.empty(m, k, dtype=torch.int32, device=x.device)
     if m:
-        _chain_kernel[(m,)](xp, wp, path, K=k, CP=cp, num_warps=4)
+        # a chunk's K x CP bytes live in registers: more warps for a larger chunk, so each
+        # thread holds about as many as at K = 256
+        _chain_kernel[(m,)](xp, wp, path, K=k, CP=cp, num_warps=min(16, max(4, k // 64)))
     return path.long()
