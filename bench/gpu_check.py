@@ -203,7 +203,7 @@ def _synth_rest(dev: torch.device, n: int) -> torch.Tensor:
 
 
 def chain_checks(dev: torch.device) -> None:
-    from sogs_core.order.chain import greedy_chain
+    from sogs_core.order.chain import bit_cost, greedy_chain
 
     gen = torch.Generator(device="cpu").manual_seed(5)
     n, k = 200_003, 128
@@ -216,9 +216,8 @@ def chain_checks(dev: torch.device) -> None:
 
     def cost(order: torch.Tensor) -> float:
         x = cols[order].to(torch.int16)
-        d = (x[1:] - x[:-1]).abs()
-        d = torch.minimum(d, 256 - d).float()
-        return float((torch.log2(d + 1.0) @ w).sum())
+        d = (x[1:] - x[:-1]).abs().float()
+        return float((bit_cost(d) @ w).sum())
 
     out = {}
     for method in ("torch", "triton"):

@@ -100,11 +100,10 @@ def test_position_codes_use_the_full_range():
 
 
 def _chain_cost(seq: torch.Tensor, cols: np.ndarray, w: np.ndarray) -> float:
-    """The walk's objective along `seq`: `bit_cost` (Mitchell's log2(1 + d)) of each wrapped
-    byte difference, weighted, in float64 so that equal costs compare equal."""
+    """The walk's objective along `seq`: `bit_cost` (Mitchell's log2(1 + d)) of each byte
+    difference, weighted, in float64 so that equal costs compare equal."""
     x = torch.from_numpy(cols)[seq].to(torch.int16)
-    d = (x[1:] - x[:-1]).abs()
-    d = torch.minimum(d, 256 - d).float()
+    d = (x[1:] - x[:-1]).abs().float()
     return float((bit_cost(d).double() @ torch.from_numpy(w).double()).sum())
 
 
@@ -132,10 +131,10 @@ def _greedy_reference(cols: np.ndarray, w: np.ndarray, seq: list[int]) -> list[i
 
 
 def test_greedy_chain_is_the_greedy_walk_with_its_ties():
-    """The batched walk (compacted every few steps, in-place wrapped differences) takes the same
+    """The batched walk (compacted every few steps, in-place differences) takes the same
     path as the plain walk, ties included: few distinct byte values make many equal costs."""
     rng = np.random.default_rng(3)
-    cols = rng.integers(0, 4, (2 * 37 + 5, 5)).astype(np.uint8) * 85       # 0, 85, 170, 255: wraps
+    cols = rng.integers(0, 4, (2 * 37 + 5, 5)).astype(np.uint8) * 85       # 0, 85, 170, 255
     w = np.array([3, 1, 1, 1, 1], np.float32)
     seq = torch.from_numpy(rng.permutation(len(cols)))
     out = greedy_chain(seq, torch.from_numpy(cols), torch.from_numpy(w), 37, method="torch").tolist()

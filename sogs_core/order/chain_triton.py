@@ -4,7 +4,7 @@ Why: in torch ops each of the chunk's K steps is ~10 launches, each a full pass 
 (N, C) bytes of the scene (memory-bound; bench/NOTES.md). Here a program loads its chunk's
 K x C bytes once, then per step takes the current splat's row, scores every splat of the chunk
 (the same cost as `chain.greedy_chain`: `chain.bit_cost`, Mitchell's log2(1 + d), per channel with
-d the wrapped byte difference, weighted), masks the visited ones and moves to the argmin, writing one index per
+d the byte difference, weighted), masks the visited ones and moves to the argmin, writing one index per
 step. The scene's bytes are read once in all.
 
 Same walk as the torch version up to float rounding: the per-splat cost is summed in another
@@ -32,7 +32,6 @@ def _chain_kernel(x_ptr, w_ptr, path_ptr, K: tl.constexpr, CP: tl.constexpr):
     for j in range(1, K):
         here = tl.sum(tl.where(rows[:, None] == cur, x, 0.0), axis=0)       # (CP,) the current row
         d = tl.abs(x - here[None, :])
-        d = tl.minimum(d, 256.0 - d)
         bits = ((d + 1.0).to(tl.int32, bitcast=True) - (127 << 23)).to(tl.float32) * (1.0 / (1 << 23))
         cost = tl.sum(bits * w[None, :], axis=1)
         cost = tl.where(taken, float("inf"), cost)
