@@ -33,9 +33,9 @@ from sogs_core.settings import ChainConfig
 
 COMPACT_EVERY = 8   # steps of the batched walk between two compactions of the unvisited splats
 #: splats re-chained together where ChainConfig.chunk is 0: a larger chunk offers each step more
-#: candidates (fewer bytes: 512 writes the five real scenes 0.9 % smaller than 128) for time
-#: linear in it (bench/NOTES.md, session 23)
-CHUNK_CUDA = 256
+#: candidates (fewer bytes: 512 writes the five real scenes 0.9 % smaller than 128, 1024 1.1 %)
+#: for time linear in it, which the fused walk on a GPU hardly shows (bench/NOTES.md, session 23)
+CHUNK_CUDA = 1024
 CHUNK_CPU = 512
 
 
