@@ -86,13 +86,32 @@ def _camera_frame(view: View, device: torch.device) -> tuple[torch.Tensor, torch
     return pos, torch.stack([right, -true_up, fwd])
 
 
+#: the six distinct entries of a symmetric 3x3 matrix, as `prepare` stores them
+COV_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
 def prepare(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """What every view of a scene needs alike, computed once: the 3-D covariances R S S R^T
-    ("cov3", (N, 3, 3)) and the peak alphas ("alpha0"). `project` takes `t` with or without them."""
-    if "cov3" in t:
+    ("cov6", (N, 6): xx, yy, zz, xy, xz, yz) and the peak alphas ("alpha0"). `project` takes `t`
+    with or without them."""
+    if "cov6" in t:
         return t
     m = quat_to_matrix(t["quats"]) * torch.exp(t["log_scales"])[:, None, :]          # R S
-    return {**t, "cov3": m @ m.transpose(1, 2), "alpha0": torch.sigmoid(t["opacity"])}
+    cov6 = torch.stack([(m[:, i] * m[:, j]).sum(1) for i, j in COV_ENTRIES], 1)
+    return {**t, "cov6": cov6, "alpha0": torch.sigmoid(t["opacity"])}
+
+
+def _screen_covariance(cov6: torch.Tensor, j0: list[torch.Tensor], j1: list[torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(a, b, c) of the 2-D covariance J S J^T, J's rows j0 and j1 given as three (n,) columns
+    each: written out over S's six entries, since batched 3x3 products were most of a GPU
+    render's projection (bench/NOTES.md, session 23)."""
+    xx, yy, zz, xy, xz, yz = cov6.unbind(1)
+
+    def form(p: list[torch.Tensor], q: list[torch.Tensor]) -> torch.Tensor:    # p^T S q
+        return (xx * p[0] * q[0] + yy * p[1] * q[1] + zz * p[2] * q[2] + xy * (p[0] * q[1] + p[1] * q[0])
+                + xz * (p[0] * q[2] + p[2] * q[0]) + yz * (p[1] * q[2] + p[2] * q[1]))
+    return form(j0, j0), form(j0, j1), form(j1, j1)
 
 
 def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
@@ -113,16 +132,18 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     pc, alpha0 = pc.index_select(0, idx), t["alpha0"].index_select(0, idx)
     z = pc[:, 2]
     # the Jacobian at a centre clamped to 1.3x the frustum, as the reference rasterizer does, so
-    # that splats far outside the view do not blow up; J W as two rows per splat
+    # that splats far outside the view do not blow up; J W as two rows per splat, three columns each
     lim_x = 1.3 * cx / fx
     lim_y = 1.3 * cy / fy
     tx = (pc[:, 0] / z).clamp(-lim_x, lim_x) * z
     ty = (pc[:, 1] / z).clamp(-lim_y, lim_y) * z
-    jw = torch.stack([(fx / z)[:, None] * rows[0] - (fx * tx / (z * z))[:, None] * rows[2],
-                      (fy / z)[:, None] * rows[1] - (fy * ty / (z * z))[:, None] * rows[2]], 1)   # (n, 2, 3)
-    cov = jw @ t["cov3"].index_select(0, idx) @ jw.transpose(1, 2)
-    a, b, c, on = _engine_footprint(cov[:, 0, 0] + LOW_PASS, cov[:, 0, 1], cov[:, 1, 1] + LOW_PASS,
-                                    min(1024.0, cam.width, cam.height))
+    ax, bx = fx / z, fx * tx / (z * z)
+    ay, by = fy / z, fy * ty / (z * z)
+    r = rows.tolist()
+    j0 = [ax * r[0][k] - bx * r[2][k] for k in range(3)]
+    j1 = [ay * r[1][k] - by * r[2][k] for k in range(3)]
+    sxx, sxy, syy = _screen_covariance(t["cov6"].index_select(0, idx), j0, j1)
+    a, b, c, on = _engine_footprint(sxx + LOW_PASS, sxy, syy + LOW_PASS, min(1024.0, cam.width, cam.height))
     det = (a * c - b * b).clamp_min(1e-12)
     u = cx + fx * pc[:, 0] / z
     v = cy + fy * pc[:, 1] / z
