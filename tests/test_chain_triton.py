@@ -4,12 +4,11 @@ ops, run by Triton's interpreter on this CPU: the same greedy paths under the sa
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from .conftest import run_in_triton_interpreter
 
 pytest.importorskip("triton")
 
@@ -31,12 +30,7 @@ CHECK = textwrap.dedent("""
 
 
 def test_fused_walk_takes_the_torch_walks_paths_in_the_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([sys.executable, "-c", CHECK], cwd=root, env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    paths = json.loads(run.stdout.strip().splitlines()[-1])
+    paths = json.loads(run_in_triton_interpreter(CHECK))
     for a, b in zip(paths["torch"], paths["triton"]):
         assert sorted(b) == list(range(len(b))) and b[0] == 0     # a permutation of the chunk from 0
         assert a == b

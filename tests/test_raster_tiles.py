@@ -3,12 +3,12 @@ path in torch ops, run by Triton's interpreter on this CPU: the same pixels up t
 On a GPU, bench/gpu_check.py compares the two at metric sizes."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import json
 import textwrap
 
 import pytest
+
+from .conftest import run_in_triton_interpreter
 
 pytest.importorskip("triton")
 
@@ -36,13 +36,7 @@ CHECK = textwrap.dedent("""
 
 
 def test_tiles_match_fragments_in_the_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([sys.executable, "-c", CHECK], cwd=root, env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    import json
-    views = json.loads(run.stdout.strip().splitlines()[-1])
+    views = json.loads(run_in_triton_interpreter(CHECK))
     for v in views:
         assert v["drawn"] > 500 and v["lit"] > 0.01            # the views see the scene
         # the two differ only where a pixel closes (transmittance under 1e-4: after a batch here,
