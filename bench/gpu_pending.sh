@@ -7,7 +7,8 @@
 # 2. a 32M SH3 streamed SOG on a timeline with one GPU slot and with two;
 # 3. 8M streamed against the single 8M SOG (issue 32's 1.5x);
 # and the chain order's chunk (256/1024/2048) timed on a 1M SH3 compression.
-# Parts, for one device call of at most 10 minutes each: PART=metric (1 and 3), PART=huge (2), or
+# Parts, for one device call of at most 10 minutes each: PART=render (the render metric's cost
+# alone, its variants side by side), PART=metric (1 and 3), PART=huge (2), or
 # PART=lean (1, the 32M timeline with one slot, then 3, in that order, so that what matters most
 # comes back if the call runs out); everything when PART is unset.
 set -x
@@ -16,6 +17,22 @@ OUT=${OUT:-gpu_pending_out}; mkdir -p "$OUT"
 W=${WORK:-/tmp/gpu_pending}; mkdir -p "$W"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
 PART=${PART:-all}
+if [ "$PART" = render ]; then
+# the render metric's cost alone (issue 28): views batched per launch against one launch a view,
+# running product against log sums, a profile, and compress with and without the metric
+timeout 150 python3 bench/gpu_check.py 2>&1 | grep -E "raster|failed|passed"
+timeout 60 python3 -c "
+import sys; sys.path.insert(0,'bench')
+from streamed_bench import write_big_ply
+write_big_ply('$W/one.ply', 1048576, 3)"
+timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --json $OUT/render_1M.json 2>&1 | tail -1
+timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --log-transmittance --json $OUT/render_1M_log.json 2>&1 | tail -1
+timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --one-view-per-launch --json $OUT/render_1M_per_view.json 2>&1 | tail -1
+timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 2 --profile --json /tmp/p.json 2>&1 | tail -22 | cut -c1-60,100-200
+timeout 90 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --render-metric --json $OUT/single_1M_metric.json 2>&1 | grep -E "^(render|total) "
+timeout 90 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --json $OUT/single_1M.json 2>&1 | grep -E "^(render|total) "
+exit 0
+fi
 if [ "$PART" != huge ]; then
 timeout 120 python3 bench/gpu_check.py 2>&1 | tail -30
 timeout 60 python3 -c "

@@ -4,7 +4,7 @@ fragments, compositing per view, and the whole metric (both scenes, every view, 
     python bench/render_bench.py scene.ply [--device auto] [--views 8] [--size 512] [--repeat 3]
 
 The scene is compared with itself: the cost does not depend on the pixels' values. --profile
-prints torch's profile of one view's render. Writes JSON (default bench/results/render_<name>.json).
+prints torch's profile of one scene's render (every view). Writes JSON (default bench/results/render_<name>.json).
 """
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def main() -> None:
         ap.add_argument("--views", type=int, default=None)
         ap.add_argument("--size", type=int, default=None)
         ap.add_argument("--profile", action="store_true")
+        ap.add_argument("--one-view-per-launch", action="store_true",
+                        help="GPU: one tile-kernel launch per view (as before session 24)")
+        ap.add_argument("--log-transmittance", action="store_true",
+                        help="GPU: the tile kernel sums log(1 - alpha) instead of a running product")
 
     a = scene_arguments(__doc__, repeat=3, extra=extra)
     dev = resolve_device(a.device)
@@ -43,6 +47,11 @@ def main() -> None:
         settings = RenderMetricSettings(views=a.views, width=settings.width, height=settings.height)
     if a.size:
         settings = RenderMetricSettings(views=settings.views, width=a.size, height=a.size)
+    if a.one_view_per_launch:
+        raster.VIEW_BATCH_SPLATS = 1
+    if a.log_transmittance:
+        from sogs_core.render import raster_tiles
+        raster_tiles.LOG_DOMAIN = True
     splats = read_splats(a.ply)
     t = {k: numpy_tensor(getattr(splats, k)).to(dev).float() for k in ATTRIBUTES}
     cams = cameras_for(splats.means, settings)
@@ -73,11 +82,12 @@ def main() -> None:
 
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
             with profile(activities=acts) as prof:
-                render_scene(t, cams[:1])
+                render_scene(t, cams)
                 _sync(dev)
             key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
             print(prof.key_averages().table(sort_by=key, row_limit=15))
     result = {"input": a.ply, "count": splats.count, "device": str(dev), "views": settings.views,
+              "one_view_per_launch": a.one_view_per_launch, "log_transmittance": a.log_transmittance,
               "size": f"{settings.width}x{settings.height}", "project_seconds": t1 - t0,
               "fragments_view0": fragments, "render_seconds_per_view": per_view,
               "metric_seconds": metric, "render_psnr": report["render_psnr"]}

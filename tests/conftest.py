@@ -24,14 +24,15 @@ def shared_path(*parts: str) -> str:
     return os.path.join(SHARED, *parts)
 
 
-def run_in_triton_interpreter(code: str) -> str:
-    """Run `code` in a fresh Python with TRITON_INTERPRET=1 (Triton kernels on this CPU, set
-    before Triton imports) from the repository root; returns its last line of output."""
+def run_in_triton_interpreter(code: str, *args: str) -> str:
+    """Run `code` (with `args` as sys.argv[1:]) in a fresh Python with TRITON_INTERPRET=1
+    (Triton kernels on this CPU, set before Triton imports) from the repository root; returns
+    its last line of output."""
     import subprocess
 
     env = dict(os.environ, TRITON_INTERPRET="1")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env, capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout.strip().splitlines()[-1]

@@ -1,6 +1,8 @@
 """The tile kernel (`sogs_core.render.raster_tiles`, the GPU's compositing) against the fragment
-path in torch ops, run by Triton's interpreter on this CPU: the same pixels up to float rounding.
-On a GPU, bench/gpu_check.py compares the two at metric sizes."""
+path in torch ops, run by Triton's interpreter on this CPU: the same pixels up to float rounding,
+for two views in one launch with the transmittance as a running product (the default) and for
+one with it as a sum of logs. On a GPU, bench/gpu_check.py compares the two at
+metric sizes."""
 from __future__ import annotations
 
 import json
@@ -15,18 +17,24 @@ pytest.importorskip("triton")
 CHECK = textwrap.dedent("""
     import json, torch
     from sogs_core.model.synth import synthetic_scene
-    from sogs_core.render import raster
+    from sogs_core.render import raster, raster_tiles
     from sogs_core.render.score import RenderMetricSettings, _tensors, cameras_for
     s = synthetic_scene(12000, 1, seed=3)
     s.log_scales[:] += 1.5                 # big enough to cover pixels at this size
     t = _tensors(s, torch.device("cpu"))
     out = []
     # 72 x 40: neither side a whole number of tiles
-    for cam in cameras_for(s.means, RenderMetricSettings(views=2, width=72, height=40)):
-        p = raster.project(t, cam)
-        boxes = raster._boxes(p, cam)
+    cams = cameras_for(s.means, RenderMetricSettings(views=2, width=72, height=40))
+    ps = [raster.project(t, cam) for cam in cams]
+    bs = [raster._boxes(p, cam) for p, cam in zip(ps, cams)]
+    n = 72 * 40
+    limits = (raster.FALLOFF_FLOOR, raster.ALPHA_MIN, raster.ALPHA_MAX, raster.MIN_TRANSMITTANCE)
+    both = raster_tiles.composite_views(ps, bs, 72, 40, *limits)        # running product
+    raster_tiles.LOG_DOMAIN = True
+    logs = raster_tiles.composite_views(ps[:1], bs[:1], 72, 40, *limits)
+    for i, (cam, p, boxes) in enumerate(zip(cams + cams[:1], ps + ps[:1], bs + bs[:1])):
         a_rgb, a_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=False)
-        b_rgb, b_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=True)
+        b_rgb, b_lt = (both[0][i * n:(i + 1) * n], both[1][i * n:(i + 1) * n]) if i < 2 else logs
         out.append({"drawn": len(p["u"]), "rgb": (a_rgb - b_rgb).abs().max().item(),
                     "t": (torch.exp(a_lt).float() - torch.exp(b_lt)).abs().max().item(),
                     "levels": int((raster.to_levels(a_rgb) != raster.to_levels(b_rgb)).sum()),
@@ -37,6 +45,7 @@ CHECK = textwrap.dedent("""
 
 def test_tiles_match_fragments_in_the_interpreter():
     views = json.loads(run_in_triton_interpreter(CHECK))
+    assert len(views) == 3
     for v in views:
         assert v["drawn"] > 500 and v["lit"] > 0.01            # the views see the scene
         # the two differ only where a pixel closes (transmittance under 1e-4: after a batch here,

@@ -70,7 +70,11 @@ def colours(f_dc: torch.Tensor, f_rest: torch.Tensor, dirs: torch.Tensor) -> tor
     k = f_rest.shape[1] // 3
     if k:
         rest = f_rest.reshape(len(f_rest), 3, k)
-        rgb = rgb + torch.einsum("nck,nk->nc", rest, sh_basis(dirs, k))
+        basis = sh_basis(dirs, k)
+        if rest.is_cuda:      # a million 3 x k products batched are slow on a GPU (bench/NOTES.md)
+            rgb = rgb + (rest * basis[:, None, :]).sum(2)
+        else:
+            rgb = rgb + torch.einsum("nck,nk->nc", rest, basis)
     return rgb.clamp_min(0.0)
 
 
@@ -242,6 +246,49 @@ def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width
         else:
             return composite_tiles(p, boxes, width, height, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX, MIN_TRANSMITTANCE)
     return composite_fragments(p, boxes, width, height)
+
+
+def _tile_kernel_here(device: torch.device) -> bool:
+    """Whether renders on `device` composite by the tile kernel: a CUDA device where Triton imports."""
+    if device.type != "cuda":
+        return False
+    try:
+        import sogs_core.render.raster_tiles  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: splats x views projected at once for one tile-kernel launch on a GPU (bounds its memory: ~60
+#: bytes a projected splat); a scene larger than this goes one view at a time
+VIEW_BATCH_SPLATS = 1 << 23
+
+
+def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
+                 background: Sequence[float] = (0.0, 0.0, 0.0)) -> list[torch.Tensor]:
+    """`render` of every camera (all of one size): on a GPU with the tile kernel, as many views
+    per launch as VIEW_BATCH_SPLATS allows (`raster_tiles.composite_views`); else view by view."""
+    dev = t["means"].device
+    if not cams:
+        return []
+    if not _tile_kernel_here(dev):
+        return [render(t, cam, background) for cam in cams]
+    from sogs_core.render.raster_tiles import composite_views
+
+    w, h = cams[0].width, cams[0].height
+    if any((c.width, c.height) != (w, h) for c in cams):
+        raise ValueError("render_views: every camera must have the same image size")
+    bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
+    step = max(1, VIEW_BATCH_SPLATS // max(1, len(t["means"])))
+    images = []
+    for i in range(0, len(cams), step):
+        group = cams[i:i + step]
+        projected = [project(t, cam) for cam in group]
+        rgb_acc, log_t = composite_views(projected, [_boxes(p, cam) for p, cam in zip(projected, group)],
+                                         w, h, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX, MIN_TRANSMITTANCE)
+        img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
+        images += list(img.reshape(len(group), h, w, 3).unbind(0))
+    return images
 
 
 def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:

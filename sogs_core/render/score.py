@@ -17,7 +17,7 @@ from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.render.cameras import views_around
 from sogs_core.render.metrics import psnr_tensor, ssim_tensor
-from sogs_core.render.raster import Camera, prepare, render, to_levels
+from sogs_core.render.raster import Camera, prepare, render_views, to_levels
 
 #: the PSNR reported for a view whose two renders are identical (their MSE is 0)
 PSNR_CAP_DB = 100.0
@@ -61,7 +61,7 @@ def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera]
     t = splats if isinstance(splats, dict) else _tensors(splats, device or torch.device("cpu"))
     with torch.no_grad():
         t = prepare(t)                      # what every view shares, once
-        return [to_levels(render(t, cam, background)) for cam in cameras]
+        return [to_levels(img) for img in render_views(t, cameras, background)]
 
 
 def cameras_for(reference_means: np.ndarray, settings: RenderMetricSettings) -> list[Camera]:
