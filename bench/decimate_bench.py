@@ -3,8 +3,13 @@ few sizes, as JSON: the streamed writer runs it three times per chunk group.
 
     python bench/decimate_bench.py [--sizes 250000 1000000] [--device auto] [--json out.json]
            [--module path/to/other_decimate.py]   # time another version beside this one
+    python bench/decimate_bench.py --groups 1 4 8 [--group-size 540000 --leaves 64 --levels 4]
+           [--profile]
 
 Synthetic SH3 splats split into two leaves (pairs never cross a leaf). Best of 3, synchronised.
+--groups: a streamed SOG's `build_levels` (every coarser level of one chunk group) on G groups'
+splats at once (G x leaves segments), seconds per group: what batching the groups' decimation
+into one call would gain (issue 32); --profile prints torch's profile of one group's levels.
 """
 from __future__ import annotations
 
@@ -47,14 +52,53 @@ def best_of(fn, dev: torch.device, repeat: int = 3) -> float:
     return best
 
 
+def groups_rows(a, dev: torch.device) -> None:
+    """`build_levels` on 1, G, ... chunk groups' splats at once: seconds in all and per group."""
+    from sogs_core.pipeline.streamed.chunk import build_levels
+
+    rows = []
+    for g in a.groups:
+        n = a.group_size * g
+        splats = synthetic_scene(n, 3, seed=1)
+        sizes = [n // (g * a.leaves)] * (g * a.leaves)
+        sizes[-1] += n - sum(sizes)
+        build_levels(splats, sizes, a.levels, dev)                      # warm-up
+        sec = best_of(lambda: build_levels(splats, sizes, a.levels, dev), dev, repeat=2)
+        rows.append({"groups": g, "splats": n, "leaves": len(sizes), "levels": a.levels, "seconds": sec,
+                     "seconds_per_group": sec / g})
+        print(f"groups {g:>3} ({n:,} splats, {len(sizes)} leaves): build_levels {sec:.3f} s, "
+              f"{sec / g:.3f} s per group", flush=True)
+    if a.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        splats = synthetic_scene(a.group_size, 3, seed=1)
+        sizes = [a.group_size // a.leaves] * a.leaves
+        sizes[-1] += a.group_size - sum(sizes)
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            build_levels(splats, sizes, a.levels, dev)
+        key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=14))
+    write_result({"device": device_label(dev), "host": platform.node(), "rows": rows}, a.json,
+                 "decimate_groups.json")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--module", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--groups", type=int, nargs="+", default=None)
+    ap.add_argument("--group-size", type=int, default=540_000)
+    ap.add_argument("--leaves", type=int, default=64)
+    ap.add_argument("--levels", type=int, default=4)
+    ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     dev = resolve_device(a.device)
+    if a.groups:
+        groups_rows(a, dev)
+        return
     versions = {"this": ours} | ({"other": load(a.module)} if a.module else {})
     rows = []
     for n in a.sizes:

@@ -31,6 +31,8 @@ timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --o
 timeout 60 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 2 --profile --json /tmp/p.json 2>&1 | tail -22 | cut -c1-60,100-200
 timeout 90 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --render-metric --json $OUT/single_1M_metric.json 2>&1 | grep -E "^(render|total) "
 timeout 90 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --json $OUT/single_1M.json 2>&1 | grep -E "^(render|total) "
+# issue 32: a streamed SOG's decimation on 1, 4 and 8 chunk groups at once
+timeout 150 python3 bench/decimate_bench.py --groups 1 4 8 --profile --json $OUT/decimate_groups.json 2>&1 | tail -24 | cut -c1-60,100-200
 exit 0
 fi
 if [ "$PART" != huge ]; then
