@@ -42,9 +42,7 @@ def _as_tensor(img) -> torch.Tensor:
 
 def psnr_tensor(reference, other) -> float:
     """`psnr` computed by torch on the images' device (numpy or tensors holding 0..255 values)."""
-    a, b = _as_tensor(reference), _as_tensor(other)
-    mse = float(((a - b) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    return psnr_ssim_views([reference], [other], with_ssim=False)[0][0]
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float = 1.5, truncate: float = 4.0) -> torch.Tensor:
@@ -65,12 +63,27 @@ def _gaussian_blur(x: torch.Tensor, sigma: float = 1.5, truncate: float = 4.0) -
 
 def ssim_tensor(reference, other) -> float:
     """`ssim` computed by torch on the images' device: the same window, constants and mean."""
-    x = _as_tensor(reference).permute(2, 0, 1)
-    y = _as_tensor(other).permute(2, 0, 1)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mx, my = _gaussian_blur(x), _gaussian_blur(y)
-    sxx = _gaussian_blur(x * x) - mx * mx
-    syy = _gaussian_blur(y * y) - my * my
-    sxy = _gaussian_blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(s.mean(dim=(1, 2)).mean())
+    return psnr_ssim_views([reference], [other])[1][0]
+
+
+def psnr_ssim_views(references: list, others: list, with_ssim: bool = True) -> tuple[list[float], list[float]]:
+    """(PSNR per view, SSIM per view) of pairs of renders of one size (numpy or tensors holding
+    0..255 values): every view in one pass and one read-back, since a read-back per view and
+    score waits for the device each time."""
+    x = torch.stack([_as_tensor(a) for a in references]).permute(0, 3, 1, 2)     # (V, 3, H, W)
+    y = torch.stack([_as_tensor(b) for b in others]).permute(0, 3, 1, 2).to(x.device)
+    v = x.shape[0]
+    mse = ((x - y) ** 2).mean(dim=(1, 2, 3))
+    scores = [mse]
+    if with_ssim:
+        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+        xf, yf = x.reshape(-1, *x.shape[2:]), y.reshape(-1, *y.shape[2:])
+        mx, my = _gaussian_blur(xf), _gaussian_blur(yf)
+        sxx = _gaussian_blur(xf * xf) - mx * mx
+        syy = _gaussian_blur(yf * yf) - my * my
+        sxy = _gaussian_blur(xf * yf) - mx * my
+        s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        scores.append(s.mean(dim=(1, 2)).reshape(v, 3).mean(1))
+    values = torch.stack(scores).tolist()
+    psnrs = [math.inf if m == 0 else 10 * math.log10(255.0 ** 2 / m) for m in values[0]]
+    return psnrs, (values[1] if with_ssim else [])

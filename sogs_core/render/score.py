@@ -16,7 +16,7 @@ import torch
 from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.render.cameras import views_around
-from sogs_core.render.metrics import psnr_tensor, ssim_tensor
+from sogs_core.render.metrics import psnr_ssim_views
 from sogs_core.render.raster import Camera, prepare, render_views, to_levels
 
 #: the PSNR reported for a view whose two renders are identical (their MSE is 0)
@@ -73,8 +73,8 @@ def cameras_for(reference_means: np.ndarray, settings: RenderMetricSettings) -> 
 def score_views(reference: list, other: list) -> dict:
     """Per-view PSNR (capped at PSNR_CAP_DB) and SSIM of two lists of renders (8-bit values,
     numpy arrays or tensors on any device), their means and the worst view's PSNR."""
-    views = [{"psnr": min(psnr_tensor(a, b), PSNR_CAP_DB), "ssim": ssim_tensor(a, b)}
-             for a, b in zip(reference, other)]
+    psnrs, ssims = psnr_ssim_views(list(reference), list(other))
+    views = [{"psnr": min(p, PSNR_CAP_DB), "ssim": q} for p, q in zip(psnrs, ssims)]
     worst = min(range(len(views)), key=lambda i: views[i]["psnr"])
     return {"render_psnr": float(np.mean([v["psnr"] for v in views])),
             "render_ssim": float(np.mean([v["ssim"] for v in views])),
