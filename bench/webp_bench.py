@@ -52,8 +52,8 @@ def main() -> None:
     a = ap.parse_args()
     comp = Compressor(device=a.device)
     splats = read_ply(a.ply)
-    q, _, early, _ = comp._gpu_stages(splats, {}, with_fidelity=False)
-    for fut in early.values():            # the compressor's own encodes of the early images
+    q, _, futures, _, _ = comp._gpu_stages(splats, {}, with_fidelity=False)
+    for fut in futures.values():          # the compressor's own encodes of every image
         fut.result()
     images, _ = build_images(q)
     comp.close()

@@ -191,13 +191,14 @@ class Compressor:
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
                     codes: Optional[QuantizedScene] = None,
                     segments: Optional[list[int]] = None, sog_input: bool = False
-                    ) -> tuple[QuantizedScene, dict, dict[str, Future], WebpSettings, Optional[list[int]]]:
+                    ) -> tuple[QuantizedScene, dict, dict[str, Future], dict, Optional[list[int]]]:
         """Under the GPU lock: quantize, order and hand the images that are final to the encode
         threads while the SH palette fits beside them; then attach the palette in the chosen
-        order, number it, and report the fidelity. With `codes` (a SOG v2 input's stored bytes)
-        nothing is quantized: the codes and palette are kept and only ordered. Returns (ordered
-        codes, report, name -> future of the images already being encoded, the WebP settings for
-        the order written)."""
+        order, number it, hand the rest of the images to the encode threads and report the
+        fidelity while they encode (the render metric's renders overlap libwebp). With `codes`
+        (a SOG v2 input's stored bytes) nothing is quantized: the codes and palette are kept and
+        only ordered. Returns (ordered codes, report, name -> future of every image's encoding,
+        meta.json's dict, the splats written per run)."""
         with self._gpu_lock, torch.no_grad():
             t0 = time.perf_counter()
             tens = self._to_device(splats)
@@ -241,13 +242,16 @@ class Compressor:
             seconds["cluster"] = time.perf_counter() - t3
             if fitted is not None:     # fitted on every row: the written ones are rows[order]
                 q = number_palette(with_palette(q, fitted, order if rows is None else rows[order]))
+            images, meta = build_images(q, skip=early)
+            futures = {**early, **{name: self.pool.submit(encode_webp, img, webp, name, self.device)
+                                   for name, img in images.items()}}
             report = (self._fidelity(splats, tens, order, q, codes is not None, seconds, written)
                       if with_fidelity else {})
             self._sync()
             seconds["sort"] = t2 - t1
             seconds["quantize"] = ((t1 - t0) + (time.perf_counter() - t2) - seconds["cluster"]
                                    - seconds.get("render", 0.0))
-            return q, report, early, webp, segments
+            return q, report, futures, meta, segments
 
     # -- public ---------------------------------------------------------------------------------
     def encode(self, splats: Splats, seconds: Optional[dict] = None,
@@ -274,13 +278,12 @@ class Compressor:
         if self.settings.sh_bands is not None:
             splats = splats.with_sh_degree(self.settings.sh_bands)
             codes = codes.with_sh_bands(self.settings.sh_bands) if codes is not None else None
-        q, report, early, webp, written = self._gpu_stages(splats, seconds, with_fidelity, codes, segments, sog_input)
+        q, report, futures, meta, written = self._gpu_stages(splats, seconds, with_fidelity, codes, segments,
+                                                             sog_input)
         t0 = time.perf_counter()
-        images, meta = build_images(q, skip=early)
-        late = {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
-        files = {name: fut.result() for name, fut in (*early.items(), *late.items())}
+        files = {name: fut.result() for name, fut in futures.items()}
         # what is left of the encoding after the GPU stages (the first five images mostly
-        # finished while the SH palette's k-means ran)
+        # finished while the SH palette's k-means ran, the rest while the fidelity was measured)
         seconds["encode"] = time.perf_counter() - t0
         self._report("encode", 1.0)
         return SogPackage(meta=meta, files=files), report, written
