@@ -249,11 +249,13 @@ def raster_checks(dev: torch.device) -> None:
     cams = cameras_for(s.means, RenderMetricSettings(views=2, width=512, height=512))
     ps = [raster.project(t, cam) for cam in cams]
     bs = [raster._boxes(p, cam) for p, cam in zip(ps, cams)]
+    pv, counts = raster.project_views(t, cams)              # both views projected at once
+    bv = raster._boxes(pv, cams[0])
     n = 512 * 512
     limits = (raster.FALLOFF_FLOOR, raster.ALPHA_MIN, raster.ALPHA_MAX, raster.MIN_TRANSMITTANCE)
-    both = raster_tiles.composite_views(ps, bs, 512, 512, *limits)
+    both = raster_tiles.composite_views(pv, bv, counts, 512, 512, *limits)
     raster_tiles.LOG_DOMAIN = True
-    logs = raster_tiles.composite_views(ps[:1], bs[:1], 512, 512, *limits)
+    logs = raster_tiles.composite_views(ps[0], bs[0], [len(ps[0]["u"])], 512, 512, *limits)
     raster_tiles.LOG_DOMAIN = False
     for k, (cam, p, boxes) in enumerate(zip(cams + cams[:1], ps + ps[:1], bs + bs[:1])):
         a_rgb, a_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=False)

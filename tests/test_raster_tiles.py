@@ -27,15 +27,18 @@ CHECK = textwrap.dedent("""
     cams = cameras_for(s.means, RenderMetricSettings(views=2, width=72, height=40))
     ps = [raster.project(t, cam) for cam in cams]
     bs = [raster._boxes(p, cam) for p, cam in zip(ps, cams)]
+    pv, counts = raster.project_views(t, cams)              # both views projected at once
+    bv = raster._boxes(pv, cams[0])
     n = 72 * 40
     limits = (raster.FALLOFF_FLOOR, raster.ALPHA_MIN, raster.ALPHA_MAX, raster.MIN_TRANSMITTANCE)
-    both = raster_tiles.composite_views(ps, bs, 72, 40, *limits)        # running product
+    both = raster_tiles.composite_views(pv, bv, counts, 72, 40, *limits)        # running product
     raster_tiles.LOG_DOMAIN = True
-    logs = raster_tiles.composite_views(ps[:1], bs[:1], 72, 40, *limits)
+    logs = raster_tiles.composite_views(ps[0], bs[0], [len(ps[0]["u"])], 72, 40, *limits)
     for i, (cam, p, boxes) in enumerate(zip(cams + cams[:1], ps + ps[:1], bs + bs[:1])):
         a_rgb, a_lt = raster.composite(p, boxes, cam.width, cam.height, tiles=False)
         b_rgb, b_lt = (both[0][i * n:(i + 1) * n], both[1][i * n:(i + 1) * n]) if i < 2 else logs
-        out.append({"drawn": len(p["u"]), "rgb": (a_rgb - b_rgb).abs().max().item(),
+        out.append({"drawn": len(p["u"]), "batched_drawn": counts[i] if i < 2 else len(p["u"]),
+                    "rgb": (a_rgb - b_rgb).abs().max().item(),
                     "t": (torch.exp(a_lt).float() - torch.exp(b_lt)).abs().max().item(),
                     "levels": int((raster.to_levels(a_rgb) != raster.to_levels(b_rgb)).sum()),
                     "values": a_rgb.numel(), "lit": float(a_rgb.mean())})
@@ -48,6 +51,7 @@ def test_tiles_match_fragments_in_the_interpreter():
     assert len(views) == 3
     for v in views:
         assert v["drawn"] > 500 and v["lit"] > 0.01            # the views see the scene
+        assert v["batched_drawn"] == v["drawn"]
         # the two differ only where a pixel closes (transmittance under 1e-4: after a batch here,
         # after a chunk there) and in float32 against float64 sums
         assert v["rgb"] < 2e-4 and v["t"] < 2e-4

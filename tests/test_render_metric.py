@@ -17,7 +17,7 @@ from sogs_core.render import raster
 from sogs_core.render.cameras import View
 from sogs_core.model.sh import SH_C0, SH_C1
 from sogs_core.render.raster import Camera, render
-from sogs_core.render.score import PSNR_CAP_DB, RenderMetricSettings, render_fidelity
+from sogs_core.render.score import PSNR_CAP_DB, RenderMetricSettings, cameras_for, render_fidelity
 
 from .conftest import make_scene
 
@@ -115,6 +115,24 @@ def test_chunking_changes_nothing_but_the_early_stop(monkeypatch):
     torch.testing.assert_close(whole, chunked, atol=1.5 * raster.MIN_TRANSMITTANCE, rtol=0)
     monkeypatch.setattr(raster, "MIN_TRANSMITTANCE", 1e-300)   # no early stop: equal to rounding
     torch.testing.assert_close(render(_tensors(scene), cam), whole, atol=2e-5, rtol=1e-4)
+
+
+def test_views_projected_together_equal_each_view_projected_alone():
+    """`project_views` (every camera in one set of launches, the GPU path) gives each view the
+    splats, order and values `project` gives it alone."""
+    scene = make_scene(3000, 2, seed=5)
+    scene.log_scales[:] += 1.5                 # big enough to be drawn at this size
+    t = _tensors(scene)
+    cams = cameras_for(scene.means, RenderMetricSettings(views=3, width=40, height=32))
+    together, counts = raster.project_views(t, cams)
+    start = 0
+    for cam, count in zip(cams, counts):
+        alone = raster.project(t, cam)
+        assert count == len(alone["u"]) > 100
+        for k, v in alone.items():
+            torch.testing.assert_close(together[k][start:start + count], v, atol=1e-5, rtol=1e-5)
+        start += count
+    assert start == len(together["u"])
 
 
 SMALL = RenderMetricSettings(views=3, width=48, height=48)

@@ -121,36 +121,54 @@ def _screen_covariance(cov6: torch.Tensor, j0: list[torch.Tensor], j1: list[torc
 def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     """The splats in front of the camera and on screen, front to back: centre (u, v) in pixels,
     conic (a, b, c) of the inverse 2-D covariance, peak alpha, colour, and the half-extent of the
-    box where alpha can reach 1/255. Gathers by index_select (twice as fast as indexing on a
-    CPU, bench/NOTES.md)."""
+    box where alpha can reach 1/255 (`project_views` of one camera)."""
+    return project_views(t, [cam])[0]
+
+
+def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """`project` for several cameras of one image size and field of view at once: (the views'
+    projected splats one view after another, each front to back; how many each view has). One
+    set of launches for every view: on a GPU the metric was bound by launching small kernels
+    (bench/NOTES.md, session 24). Memory: a few (views x splats) float arrays. Gathers by
+    index_select (twice as fast as indexing on a CPU, bench/NOTES.md)."""
     t = prepare(t)
     dev = t["means"].device
-    pos, rows = _camera_frame(cam.view, dev)
-    pc = (t["means"] - pos) @ rows.T
-    z = pc[:, 2]
+    cam = cams[0]
+    if any((c.width, c.height, c.fov_deg) != (cam.width, cam.height, cam.fov_deg) for c in cams):
+        raise ValueError("project_views: every camera must have the same image size and field of view")
+    n, views = len(t["means"]), len(cams)
+    frames = [_camera_frame(c.view, dev) for c in cams]
+    pos = torch.stack([f[0] for f in frames])                               # (V, 3)
+    r = torch.stack([f[1] for f in frames]).reshape(views, 9)               # rows right, down, forward
+    d = [t["means"][None, :, k] - pos[:, k, None] for k in range(3)]        # (V, N) each
+    pc = [d[0] * r[:, 3 * k, None] + d[1] * r[:, 3 * k + 1, None] + d[2] * r[:, 3 * k + 2, None] for k in range(3)]
+    near = torch.tensor([c.near for c in cams], dtype=torch.float32, device=dev)[:, None]
+    far = torch.tensor([c.far for c in cams], dtype=torch.float32, device=dev)[:, None]
+    keep = (pc[2] > near) & (pc[2] < far) & (t["alpha0"] >= ALPHA_MIN)[None, :]
+    idx = keep.reshape(-1).nonzero().squeeze(1)                              # view * n + splat
+    view = torch.div(idx, n, rounding_mode="floor")
+    splat = idx - view * n
+    x, y, z = (c.reshape(-1).index_select(0, idx) for c in pc)
+    alpha0 = t["alpha0"].index_select(0, splat)
     fy = cam.height / 2 / math.tan(math.radians(cam.fov_deg) / 2)
     fx = fy
     cx, cy = cam.width / 2, cam.height / 2
-    keep = (z > cam.near) & (z < cam.far) & (t["alpha0"] >= ALPHA_MIN)
-    idx = keep.nonzero().squeeze(1)
-    pc, alpha0 = pc.index_select(0, idx), t["alpha0"].index_select(0, idx)
-    z = pc[:, 2]
     # the Jacobian at a centre clamped to 1.3x the frustum, as the reference rasterizer does, so
     # that splats far outside the view do not blow up; J W as two rows per splat, three columns each
     lim_x = 1.3 * cx / fx
     lim_y = 1.3 * cy / fy
-    tx = (pc[:, 0] / z).clamp(-lim_x, lim_x) * z
-    ty = (pc[:, 1] / z).clamp(-lim_y, lim_y) * z
+    tx = (x / z).clamp(-lim_x, lim_x) * z
+    ty = (y / z).clamp(-lim_y, lim_y) * z
     ax, bx = fx / z, fx * tx / (z * z)
     ay, by = fy / z, fy * ty / (z * z)
-    r = rows.tolist()
-    j0 = [ax * r[0][k] - bx * r[2][k] for k in range(3)]
-    j1 = [ay * r[1][k] - by * r[2][k] for k in range(3)]
-    sxx, sxy, syy = _screen_covariance(t["cov6"].index_select(0, idx), j0, j1)
+    rv = r.index_select(0, view) if views > 1 else r.expand(len(idx), 9)
+    j0 = [ax * rv[:, k] - bx * rv[:, 6 + k] for k in range(3)]
+    j1 = [ay * rv[:, 3 + k] - by * rv[:, 6 + k] for k in range(3)]
+    sxx, sxy, syy = _screen_covariance(t["cov6"].index_select(0, splat), j0, j1)
     a, b, c, on = _engine_footprint(sxx + LOW_PASS, sxy, syy + LOW_PASS, min(1024.0, cam.width, cam.height))
     det = (a * c - b * b).clamp_min(1e-12)
-    u = cx + fx * pc[:, 0] / z
-    v = cy + fy * pc[:, 1] / z
+    u = cx + fx * x / z
+    v = cy + fy * y / z
     # alpha0 (exp(-d^2/2) - f) / (1 - f) >= 1/255 within d^2 <= -2 ln(f + (1 - f) / (255 alpha0)),
     # and never past the quad's d^2 = 8
     need = FALLOFF_FLOOR + (1.0 - FALLOFF_FLOOR) * ALPHA_MIN / alpha0.clamp_min(ALPHA_MIN)
@@ -160,13 +178,17 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     on = on & (u + ext_x >= 0) & (u - ext_x <= cam.width) & (v + ext_y >= 0) & (v - ext_y <= cam.height)
     drawn = on.nonzero().squeeze(1)
     order = drawn.index_select(0, torch.argsort(z.index_select(0, drawn)))        # front to back
-    sel = idx.index_select(0, order)
-    dirs = t["means"].index_select(0, sel) - pos
+    if views > 1:                                        # ... inside each view, views in order
+        order = order.index_select(0, torch.sort(view.index_select(0, order), stable=True).indices)
+    sel = splat.index_select(0, order)
+    in_view = view.index_select(0, order)
+    dirs = t["means"].index_select(0, sel) - pos.index_select(0, in_view)
     dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    at = lambda x: x.index_select(0, order)  # noqa: E731
-    return {"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
-            "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
-            "rgb": colours(t["f_dc"].index_select(0, sel), t["f_rest"].index_select(0, sel), dirs)}
+    at = lambda q: q.index_select(0, order)  # noqa: E731
+    counts = torch.bincount(in_view, minlength=views).tolist() if views > 1 else [len(order)]
+    return ({"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
+             "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
+             "rgb": colours(t["f_dc"].index_select(0, sel), t["f_rest"].index_select(0, sel), dirs)}, counts)
 
 
 def _engine_footprint(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
@@ -283,9 +305,9 @@ def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
     images = []
     for i in range(0, len(cams), step):
         group = cams[i:i + step]
-        projected = [project(t, cam) for cam in group]
-        rgb_acc, log_t = composite_views(projected, [_boxes(p, cam) for p, cam in zip(projected, group)],
-                                         w, h, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX, MIN_TRANSMITTANCE)
+        p, counts = project_views(t, group)
+        rgb_acc, log_t = composite_views(p, _boxes(p, cams[0]), counts, w, h, FALLOFF_FLOOR, ALPHA_MIN,
+                                         ALPHA_MAX, MIN_TRANSMITTANCE)
         img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
         images += list(img.reshape(len(group), h, w, 3).unbind(0))
     return images

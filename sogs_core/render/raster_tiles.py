@@ -2,13 +2,14 @@
 
 Why: the fragment path in torch ops makes, sorts and scatters every (splat, pixel) pair of a
 view through memory: ~10^8 fragments for a 1M-splat scene at 512 x 512, tens of milliseconds
-a view however it is chunked. Here the projected splats (`raster.project`, unchanged) are
+a view however it is chunked. Here the projected splats (`raster.project_views`) are
 binned to the tiles their pixel boxes touch, the (tile, splat) pairs sorted by tile with a
 stable sort (front to back kept inside a tile), and one program per tile walks its splats in
 batches, every pixel of the tile in registers, until the tile is opaque.
 
-Several views go through one launch (`composite_views`): their (tile, splat) pairs sorted
-together by a tile number that counts on from view to view, one program per tile of every view.
+Several views go through one launch (`composite_views`, after one `project_views`): their
+(tile, splat) pairs sorted together by a tile number that counts on from view to view, one
+program per tile of every view.
 One view's 1024 tiles at 512 x 512 leave an H100's SMs short of programs, and sixteen launches
 (8 views, 2 scenes) cost sixteen sorts and sixteen waits (bench/NOTES.md, session 24).
 
@@ -150,23 +151,22 @@ def tile_pairs(x0: torch.Tensor, y0: torch.Tensor, bw: torch.Tensor, bh: torch.T
 _FIELDS = ("u", "v", "a", "b", "c", "alpha", "rgb")
 
 
-def composite_views(projected: list[dict[str, torch.Tensor]], boxes: list[tuple[torch.Tensor, ...]],
+def composite_views(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], counts: list[int],
                     width: int, height: int, floor_: float, alpha_min: float, alpha_max: float,
                     min_transmittance: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(colour (V*H*W, 3), log transmittance (V*H*W,)) of V views' projected splats (each front
-    to back, with its pixel boxes), views after views, in one sort and one launch."""
-    dev = projected[0]["u"].device
+    """(colour (V*H*W, 3), log transmittance (V*H*W,)) of V views' projected splats
+    (`raster.project_views`: views one after another, `counts` splats each, each view front to
+    back; with their pixel boxes), in one sort and one launch."""
+    dev = p["u"].device
     tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
     per_view = tiles_x * tiles_y
-    views = len(projected)
-    sizes = torch.tensor([len(p["u"]) for p in projected], device=dev)
-    first_tile = torch.repeat_interleave(torch.arange(views, device=dev) * per_view, sizes)
-    cat = lambda i: torch.cat([b[i] for b in boxes]) if views > 1 else boxes[0][i]  # noqa: E731
-    splat, starts = tile_pairs(cat(0), cat(1), cat(2), cat(3), tiles_x, tiles_y, views, first_tile)
+    views = len(counts)
+    first_tile = 0 if views == 1 else torch.repeat_interleave(
+        torch.arange(views, device=dev) * per_view, torch.tensor(counts, device=dev))
+    splat, starts = tile_pairs(*boxes, tiles_x, tiles_y, views, first_tile)
     out_rgb = torch.zeros(views * width * height, 3, device=dev)
     out_logt = torch.zeros(views * width * height, device=dev)
-    f32 = {k: (torch.cat([p[k] for p in projected]) if views > 1 else projected[0][k]).float().contiguous()
-           for k in _FIELDS}
+    f32 = {k: p[k].float().contiguous() for k in _FIELDS}
     _tile_kernel[(views * per_view,)](
         starts, splat, f32["u"], f32["v"], f32["a"], f32["b"], f32["c"], f32["alpha"], f32["rgb"],
         out_rgb, out_logt, width, height, tiles_x, per_view,
@@ -180,4 +180,5 @@ def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width
               floor_: float, alpha_min: float, alpha_max: float,
               min_transmittance: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(colour (H*W, 3), log transmittance (H*W,)) of the projected splats `p` (front to back)."""
-    return composite_views([p], [boxes], width, height, floor_, alpha_min, alpha_max, min_transmittance)
+    return composite_views(p, boxes, [len(p["u"])], width, height, floor_, alpha_min, alpha_max,
+                           min_transmittance)
