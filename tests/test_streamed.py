@@ -195,6 +195,53 @@ def test_given_levels_are_kept_not_decimated(tmp_path):
     assert rep["unmatched"] == 0 and rep["position_max_steps"] <= 0.5 + 1e-3
 
 
+def test_groups_decimated_together_get_the_levels_they_get_alone():
+    """`build_levels_batch` (several chunk groups in one call, as a GPU runs them) gives each
+    group exactly the levels it gets alone, even where the groups differ in size and place."""
+    from sogs_core.pipeline.streamed.chunk import build_levels, build_levels_batch
+
+    parts = []
+    for g, (scale, shift) in enumerate([(1.0, 0.0), (40.0, 500.0), (0.05, -3.0)]):
+        s = make_scene(3000 + 500 * g, 1, seed=20 + g)
+        s.means[:] = s.means * scale + shift
+        s.log_scales[:] += np.log(scale)
+        parts.append((s, [1200, 900, s.count - 2100]))
+    together = build_levels_batch(parts, 3, torch.device("cpu"))
+    for (s, sizes), got in zip(parts, together):
+        alone = build_levels(s, sizes, 3, torch.device("cpu"))
+        assert [c for _, c in got] == [c for _, c in alone]
+        for (a, _), (b, _) in zip(alone, got):
+            for k in ATTRIBUTES:
+                np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+
+
+def test_groups_decimated_together_write_the_same_streamed_sog(tmp_path):
+    """`write_streamed` with three groups per decimation call writes the bytes it writes with
+    one, and every leaf's run at every level stays inside the leaf's bound."""
+    scene = make_scene(24_000, 1, seed=9)
+    write_ply(tmp_path / "in.ply", scene)
+    results = {}
+    with Compressor(device="cpu", warm=False) as c:
+        for k in (1, 3):
+            results[k] = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / f"out{k}" / "lod-meta.json"),
+                                        StreamedSettings(levels=3, chunks=SMALL), decimation_groups=k)
+    one, three = results[1], results[3]
+    assert three.groups == one.groups >= 3
+    assert three.counts == one.counts and three.output_bytes == one.output_bytes
+    meta = read_lod_meta(str(tmp_path / "out3" / "lod-meta.json"))
+    from sogs_core.formats.lod_meta.read import leaves
+    for level in range(3):
+        splats = read_lod_level(str(tmp_path / "out3" / "lod-meta.json"), level)
+        start = 0
+        for leaf in leaves(meta["tree"]):
+            count = leaf["lods"][str(level)]["count"]
+            run = splats.means[start:start + count]
+            lo, hi = np.array(leaf["bound"]["min"]), np.array(leaf["bound"]["max"])
+            assert (run >= lo - 1e-3).all() and (run <= hi + 1e-3).all()
+            start += count
+        assert start == splats.count
+
+
 def test_a_crash_between_chunks_leaves_no_lod_meta_json(tmp_path, monkeypatch):
     write_ply(tmp_path / "in.ply", make_scene(15_000, 0, seed=4))
     out = tmp_path / "out"

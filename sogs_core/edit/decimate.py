@@ -49,7 +49,7 @@ WALKS = 2
 #: where the second walk's positions are shifted to, as a fraction of the scene's extent
 WALK_SHIFT = 0.37
 #: mutual-best rounds in one pass, and passes at most (a pass that pairs nothing ends it too)
-ROUNDS_PER_PASS = 4
+ROUNDS_PER_PASS = 3
 MAX_PASSES = 32
 #: the colour term's weight against the geometric one, and the covariance floor (in median
 #: splat sizes); chosen by render PSNR on the shared scenes (bench/NOTES.md)
@@ -164,21 +164,49 @@ def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) ->
     return out
 
 
-def _walks(means: torch.Tensor, segment: torch.Tensor) -> list[torch.Tensor]:
-    """The WALKS Morton walks whose neighbours may merge, each going segment by segment."""
-    extent = means.max(0).values - means.min(0).values
-    return [curve_order(means + extent * (WALK_SHIFT * k), "morton", runs=segment) for k in range(WALKS)]
+def _walks(means: torch.Tensor, segment: torch.Tensor,
+           scale_group: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
+    """The WALKS Morton walks whose neighbours may merge, each going segment by segment. With
+    `scale_group` (segments numbered group after group), each group's walks are its own: a
+    Morton grid over several groups orders a group's leaves differently, which cost 0.5-1 dB on
+    donut's coarser levels (bench/NOTES.md, session 24)."""
+    if scale_group is None:
+        extent = means.max(0).values - means.min(0).values
+        return [curve_order(means + extent * (WALK_SHIFT * k), "morton", runs=segment) for k in range(WALKS)]
+    rows = [torch.nonzero(scale_group == g).squeeze(1) for g in torch.unique(scale_group).tolist()]
+    own = [_walks(means.index_select(0, r), segment.index_select(0, r)) for r in rows]
+    return [torch.cat([r.index_select(0, w[k]) for r, w in zip(rows, own)]) for k in range(WALKS)]
 
 
-def _splat_columns(t: dict[str, torch.Tensor]) -> torch.Tensor:
+def _group_medians(values: torch.Tensor, scale_group: torch.Tensor,
+                   log: bool = False) -> torch.Tensor:
+    """(N,) each value's group median (or its natural log, taken as `math.log` of the group's
+    median: the same float the one-group path subtracts): the units each chunk group keeps for
+    itself when several groups are decimated in one call (`chunk.build_levels_batch`)."""
+    unit = torch.empty_like(values)
+    for g in torch.unique(scale_group).tolist():
+        rows = torch.nonzero(scale_group == g).squeeze(1)
+        median = float(values.index_select(0, rows).median())
+        unit[rows] = math.log(median) if log else median
+    return unit
+
+
+def _splat_columns(t: dict[str, torch.Tensor], scale_group: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(14, N) float32, what each splat brings to a link's cost, one contiguous row per quantity:
     w, w ln det S, position, colour, w S (xx, yy, zz, xy, xz, yz). Lengths are in units of the
-    median splat size and weights of the median weight, so every value is near 1 (the units'
-    constants cancel out of Runnalls' difference)."""
+    median splat size (of the splat's `scale_group`, when given) and weights of the median
+    weight, so every value is near 1 (the units' constants cancel out of Runnalls' difference
+    within a segment)."""
     w = ink(t["log_scales"], t["opacity"])
-    w = w / w.median()
-    size = float(torch.exp(t["log_scales"].double().mean(1)).median())
-    ls = t["log_scales"].double() - math.log(size)
+    if scale_group is None:
+        w = w / w.median()
+        size = float(torch.exp(t["log_scales"].double().mean(1)).median())
+        ls = t["log_scales"].double() - math.log(size)
+    else:
+        w = w / _group_medians(w, scale_group)
+        size_each = torch.exp(t["log_scales"].double().mean(1))
+        size = _group_medians(size_each, scale_group)[:, None]
+        ls = t["log_scales"].double() - _group_medians(size_each, scale_group, log=True)[:, None]
     cov = covariances(t["quats"].double(), ls)
     wlogdet = w * torch.log(torch.exp(2 * ls) + COV_FLOOR ** 2).sum(1)
     packed = torch.cat([w[:, None], wlogdet[:, None], t["means"].double() / size,
@@ -206,15 +234,15 @@ def _pair_costs(pa_: torch.Tensor, pb_: torch.Tensor) -> torch.Tensor:
     return geometric + COLOUR_WEIGHT * inner * (c0 * c0 + c1 * c1 + c2 * c2)
 
 
-def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor,
+                    scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(a, b, cost): links between splats up to WINDOW places apart along each walk, inside one
     segment, and what each merge costs. The splats' columns are laid out along each walk once,
     so a link's two ends are two slices of them, not two random gathers (the gathers were
     most of a CPU decimation's time: bench/NOTES.md, session 19)."""
-    cols = _splat_columns(t)
+    cols = _splat_columns(t, scale_group)
     firsts, seconds, costs = [], [], []
-    for walk in _walks(t["means"], segment):
+    for walk in _walks(t["means"], segment, scale_group):
         along = cols.index_select(1, walk)
         seg = segment.index_select(0, walk)
         for offset in range(1, WINDOW + 1):
@@ -237,13 +265,15 @@ def _within_quota(links: torch.Tensor, cost: torch.Tensor, seg: torch.Tensor, qu
     return links.index_select(0, torch.nonzero(rank < quota.index_select(0, seg)).squeeze(1))
 
 
-def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor,
+            scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass: disjoint pairs (a, b), each link the cheapest of both its splats, at most
     quota[s] in segment s (the quota is lowered in place), in up to ROUNDS_PER_PASS rounds."""
     n = len(t["means"])
     dev = segment.device
-    a, b, cost = candidate_links(t, segment)
-    ids = torch.arange(len(a), device=dev)
+    a, b, cost = candidate_links(t, segment, scale_group)
+    n_links = len(a)
+    ids = torch.arange(n_links, device=dev)
     alive = torch.ones(n, dtype=torch.bool, device=dev)
     firsts, seconds = [], []
     for _ in range(ROUNDS_PER_PASS):
@@ -254,7 +284,8 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
         best.scatter_reduce_(0, b, cost, "amin")
         mutual = torch.nonzero((cost == best.index_select(0, a)) & (cost == best.index_select(0, b))).squeeze(1)
         # ties (a link found twice, equal costs): each splat keeps its first mutual link only
-        first = torch.full((n,), len(a), dtype=torch.long, device=dev)
+        # (above every link's id: ids keep their first round's numbers as links drop out)
+        first = torch.full((n,), n_links, dtype=torch.long, device=dev)
         first.scatter_reduce_(0, a.index_select(0, mutual), ids.index_select(0, mutual), "amin")
         first.scatter_reduce_(0, b.index_select(0, mutual), ids.index_select(0, mutual), "amin")
         am, bm, im = a.index_select(0, mutual), b.index_select(0, mutual), ids.index_select(0, mutual)
@@ -279,12 +310,12 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
     return torch.cat(firsts), torch.cat(seconds)
 
 
-def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor
-                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor,
+                segment_group: Optional[torch.Tensor] = None) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
     """One pass of pairing and merging: (the splats, their segments, pairs merged)."""
     n = len(t["means"])
     dev = segment.device
-    a, b = pair_up(t, segment, quota)
+    a, b = pair_up(t, segment, quota, None if segment_group is None else segment_group.index_select(0, segment))
     if len(a) == 0:
         return t, segment, 0
     used = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -297,22 +328,33 @@ def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.
 
 
 def decimate(t: dict[str, torch.Tensor], segment: Optional[torch.Tensor] = None,
-             keep: float = 0.5, slack: float = 0.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             keep: float = 0.5, slack: float = 0.0,
+             segment_group: Optional[torch.Tensor] = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """About `keep` (>= 0.5) of the splats of each segment of t (float tensors as in `Splats`),
     merged in pairs within the segment, pass after pass. `slack`: the fraction of the wanted
     merges that may stay undone, where "about" is enough (a streamed SOG's levels): the last
-    pass goes over every splat for a few hundred pairs. Returns (the coarser splats grouped by
-    segment, each one's segment)."""
+    pass goes over every splat for a few hundred pairs. `segment_group`: per segment, the group
+    whose median splat size is its length unit (several chunk groups in one call); None: one
+    unit for all. Returns (the coarser splats grouped by segment, each one's segment)."""
     n = len(t["means"])
     dev = t["means"].device
     segment = torch.zeros(n, dtype=torch.long, device=dev) if segment is None else segment
     counts = torch.bincount(segment) if n else torch.zeros(1, dtype=torch.long, device=dev)
     quota = (counts - torch.round(counts.double() * keep).long()).clamp_min(0)   # merges wanted per segment
-    enough = int(slack * int(quota.sum()))
+    if segment_group is None:
+        enough = int(slack * int(quota.sum()))
+    else:           # each group stops where it would alone: its segments' quotas are zeroed
+        groups = int(segment_group.max()) + 1
+        enough_g = (slack * torch.zeros(groups, dtype=torch.long, device=dev).index_add_(
+            0, segment_group[:len(quota)], quota).double()).long()
+        enough = 0
     for _ in range(MAX_PASSES):
+        if segment_group is not None:
+            left = torch.zeros(groups, dtype=torch.long, device=dev).index_add_(0, segment_group[:len(quota)], quota)
+            quota[(left <= enough_g).index_select(0, segment_group[:len(quota)])] = 0
         if int(quota.sum()) <= enough:
             break
-        t, segment, merged = _merge_pass(t, segment, quota)
+        t, segment, merged = _merge_pass(t, segment, quota, segment_group)
         if merged == 0:
             break
     by_segment = torch.argsort(segment, stable=True)

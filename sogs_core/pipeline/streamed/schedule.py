@@ -94,6 +94,15 @@ class StreamedSchedule:
             return self.groups.popleft()
         return None
 
+    def more_groups(self, limit: int, splats_left: int, splats_of) -> list[GroupUnit]:
+        """Up to `limit` more group units from the front of the queue, while their splats
+        (`splats_of(unit)`) fit in `splats_left`: the groups one decimation call takes."""
+        taken = []
+        while self.groups and len(taken) < limit and splats_of(self.groups[0]) <= splats_left:
+            splats_left -= splats_of(self.groups[0])
+            taken.append(self.groups.popleft())
+        return taken
+
     def requeue(self, unit: Unit) -> None:
         """Put a unit that did not finish back at the front (of the buckets, or of the groups)."""
         (self.buckets if isinstance(unit, BucketUnit) else self.groups).appendleft(unit)

@@ -10,7 +10,8 @@ cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here:
 2. `plan_streamed`: the chunk tree over level 0's centres, its leaves packed into groups;
    other given levels routed into the same leaves. A `GroupSpec` names one group's rows.
 3. `run_group`: a group's splats gathered, its coarser levels made (or taken from the given
-   levels), level 0 written (`chunk.compress_group`).
+   levels), level 0 written (`chunk.compress_group`); `run_groups` does several groups with
+   their levels made in one call (on a GPU: `groups_per_decimation`).
 4. `schedule.StreamedSchedule` + `chunk.compress_bucket`: level k's runs of 2^k neighbouring
    groups packed into one file, so every level's files hold about a group's worth of splats
    (fewer, fuller files than one per group and level: smaller output, see bench/NOTES.md).
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+import torch
 
 from sogs_core.formats import is_sog_format, read_scene
 from sogs_core.formats.ply.rows import open_ply_rows
@@ -32,8 +34,8 @@ from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.sog.package import write_folder
 from sogs_core.model.splats import Splats
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
-from sogs_core.pipeline.streamed.chunk import (FileResult, FolderWriter, GroupResult, compress_bucket, compress_group,
-                                               worst)
+from sogs_core.pipeline.streamed.chunk import (FileResult, FolderWriter, GroupResult, build_levels_batch,
+                                               compress_bucket, compress_group, worst)
 from sogs_core.pipeline.streamed.schedule import BucketUnit, StreamedSchedule
 from sogs_core.pipeline.streamed.tree import Node, build_tree, group_leaves, route
 from sogs_core.settings import StreamedSettings
@@ -128,6 +130,43 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
     return res
 
 
+#: chunk groups whose levels one call makes on a GPU (`chunk.build_levels_batch`), and the
+#: splats such a call holds at most; a CPU makes them one group at a time (its merge is bound by
+#: arithmetic, not by launches)
+GROUPS_PER_DECIMATION_CUDA = 8
+DECIMATION_SPLATS = 1 << 23
+
+
+def groups_per_decimation(device) -> int:
+    """How many chunk groups `write_streamed` decimates in one call on `device`."""
+    return GROUPS_PER_DECIMATION_CUDA if getattr(device, "type", str(device)) == "cuda" else 1
+
+
+def run_groups(compressor, specs: list[GroupSpec], sources: list[LevelSource], levels: int,
+               write: FolderWriter) -> list[GroupResult]:
+    """`run_group` for several groups, their coarser levels made in one call under the GPU
+    lock (`build_levels_batch`); the decimation's seconds are shared out evenly. Levels given
+    as inputs need no decimation: those groups go one by one."""
+    if len(specs) == 1 or len(sources) > 1:
+        return [run_group(compressor, spec, sources, levels, write) for spec in specs]
+    t0 = time.perf_counter()
+    bases = [sources[0].gather(np.concatenate(spec.rows[0])) for spec in specs]
+    read = (time.perf_counter() - t0) / len(specs)
+    sizes = [[len(r) for r in spec.rows[0]] for spec in specs]
+    with compressor.gpu_lock(), torch.no_grad():
+        t1 = time.perf_counter()          # the decimation itself, not the wait for the lock
+        made = build_levels_batch(list(zip(bases, sizes)), levels, compressor.device)
+        decimate = (time.perf_counter() - t1) / len(specs)
+    results = []
+    for spec, base, leaf_sizes, level_splats in zip(specs, bases, sizes, made):
+        res = compress_group(compressor, spec.group, spec.leaves, base, leaf_sizes, levels, write, level_splats,
+                             sog_input=is_sog_format(sources[0].format))
+        res.seconds["read"] = res.seconds.get("read", 0.0) + read
+        res.seconds["decimate"] = decimate
+        results.append(res)
+    return results
+
+
 def add_seconds(total: dict, more: dict) -> None:
     for k, v in more.items():
         total[k] = total.get(k, 0.0) + v
@@ -161,11 +200,13 @@ def output_folder(out: str) -> str:
 
 def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSettings,
                    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                   progress: Optional[Callable[[int, int], None]] = None) -> StreamedResult:
+                   progress: Optional[Callable[[int, int], None]] = None,
+                   decimation_groups: Optional[int] = None) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`, the units
-    (groups, then buckets as they complete) two at a time on this process's compressor.
-    lod-meta.json is removed first and written last, so an interrupted run never leaves an
-    index that looks complete."""
+    (groups, then buckets as they complete) two at a time on this process's compressor; a
+    group unit takes up to `decimation_groups` groups (default `groups_per_decimation`) whose
+    levels are made in one call. lod-meta.json is removed first and written last, so an
+    interrupted run never leaves an index that looks complete."""
     folder = output_folder(out)
     meta_path = os.path.join(folder, META_NAME)
     os.makedirs(folder, exist_ok=True)
@@ -181,6 +222,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     # two units in flight, as a Ray actor runs them: one's WebP encoding and writing overlap the
     # next one's GPU stages (the Compressor's GPU lock keeps those one at a time)
     schedule = StreamedSchedule(plan.groups)
+    batch = decimation_groups or groups_per_decimation(compressor.device)
     running: set = set()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
         try:
@@ -191,18 +233,21 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                         running.add(pool.submit(compress_bucket, compressor, unit.level, unit.bucket,
                                                 unit.payloads, write))
                     else:
-                        running.add(pool.submit(run_group, compressor, unit.spec, sources, plan.levels, write))
+                        specs = [unit.spec] + [u.spec for u in schedule.more_groups(
+                            batch - 1, DECIMATION_SPLATS - unit.spec.splats, lambda u: u.spec.splats)]
+                        running.add(pool.submit(run_groups, compressor, specs, sources, plan.levels, write))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     res = fut.result()
-                    if not isinstance(res, GroupResult):
+                    if isinstance(res, FileResult):
                         files.append(res)
                         continue
-                    bounds.update(zip(res.leaves, res.bounds))
-                    add_seconds(seconds, res.seconds)
-                    files.append(res.file)
-                    schedule.group_done(res.group, [(res.leaves, sp, c) for sp, c in res.coarse])
-                    res.coarse = []
+                    for group in res:
+                        bounds.update(zip(group.leaves, group.bounds))
+                        add_seconds(seconds, group.seconds)
+                        files.append(group.file)
+                        schedule.group_done(group.group, [(group.leaves, sp, c) for sp, c in group.coarse])
+                        group.coarse = []
                     if progress is not None:
                         progress(schedule.groups_done, len(plan.groups))
         except BaseException:
