@@ -18,6 +18,20 @@ W=${WORK:-/tmp/gpu_pending}; mkdir -p "$W"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
 PART=${PART:-all}
 S="import sys,json; d=json.load(open(sys.argv[1])); print({k: d[k] for k in ('seconds_wall','files','output_bytes','peak_gpu_bytes','gpu_util_mean','gpu_busy_fraction')}); print({k: round(v,2) for k,v in d['stage_seconds_summed'].items()}); [print(k, v) for k,v in d['spans_summary'].items()]; [print(k, v) for k,v in d['webp_by_image'].items()]"
+if [ "$PART" = s24small ]; then
+# what fits a short call: 8M streamed (session 23's command, comparable), the raster check, the
+# metric's cost
+timeout 100 python3 bench/streamed_bench.py --millions 8 --sh 3 --work $W --json $OUT/streamed_8M_sh3.json 2>&1 | grep -E "wall|output_bytes|peak|decimate"
+timeout 60 python3 -c "
+import sys; sys.path.insert(0,'bench')
+from streamed_bench import write_big_ply
+write_big_ply('$W/one.ply', 1048576, 3)"
+timeout 40 python3 bench/render_bench.py $W/one.ply --device cuda --repeat 5 --json $OUT/render_1M.json 2>&1 | tail -1
+timeout 60 python3 bench/compress_bench.py $W/one.ply --repeat 3 --quality 80 --render-metric --json $OUT/single_1M_metric.json 2>&1 | grep -E "^(render|total) "
+timeout 60 python3 bench/compress_bench.py $W/one.ply --repeat 3 --quality 80 --json $OUT/single_1M.json 2>&1 | grep -E "^(render|total) "
+timeout 60 python3 bench/gpu_check.py raster 2>&1 | grep -E "raster|failed|passed"
+exit 0
+fi
 if [ "$PART" = s24 ]; then
 # session 24: the 32M streamed SOG with eight groups per decimation call first (issue 32's
 # figure), then the raster after project_views and the metric's cost (issue 28)
