@@ -8,7 +8,9 @@
 # 3. 8M streamed against the single 8M SOG (issue 32's 1.5x);
 # and the chain order's chunk (256/1024/2048) timed on a 1M SH3 compression.
 # Parts, for one device call of at most 10 minutes each: PART=render (the render metric's cost
-# alone, its variants side by side), PART=metric (1 and 3), PART=huge (2), or
+# alone, its variants side by side, and the decimation on 1/4/8 groups), PART=s24 (the 32M
+# timeline, then the metric's cost) or s24small (8M streamed and the metric's cost: ~2 minutes),
+# PART=metric (1 and 3), PART=huge (2), or
 # PART=lean (1, the 32M timeline with one slot, then 3, in that order, so that what matters most
 # comes back if the call runs out); everything when PART is unset.
 set -x
