@@ -164,49 +164,53 @@ def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) ->
     return out
 
 
-def _walks(means: torch.Tensor, segment: torch.Tensor,
-           scale_group: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
-    """The WALKS Morton walks whose neighbours may merge, each going segment by segment. With
-    `scale_group` (segments numbered group after group), each group's walks are its own: a
-    Morton grid over several groups orders a group's leaves differently, which cost 0.5-1 dB on
-    donut's coarser levels (bench/NOTES.md, session 24)."""
+def _group_rows(scale_group: Optional[torch.Tensor]) -> Optional[list[torch.Tensor]]:
+    """The splats of each group (index tensors, groups in order), found once a pass for the
+    walks and the units alike; None without groups."""
     if scale_group is None:
+        return None
+    return [torch.nonzero(scale_group == g).squeeze(1) for g in torch.unique(scale_group).tolist()]
+
+
+def _walks(means: torch.Tensor, segment: torch.Tensor,
+           group_rows: Optional[list[torch.Tensor]] = None) -> list[torch.Tensor]:
+    """The WALKS Morton walks whose neighbours may merge, each going segment by segment. With
+    `group_rows` (`_group_rows`; segments numbered group after group), each group's walks are
+    its own: a Morton grid over several groups orders a group's leaves differently, which cost
+    0.5-1 dB on donut's coarser levels (bench/NOTES.md, session 24)."""
+    if group_rows is None:
         extent = means.max(0).values - means.min(0).values
         return [curve_order(means + extent * (WALK_SHIFT * k), "morton", runs=segment) for k in range(WALKS)]
-    rows = [torch.nonzero(scale_group == g).squeeze(1) for g in torch.unique(scale_group).tolist()]
-    own = [_walks(means.index_select(0, r), segment.index_select(0, r)) for r in rows]
-    return [torch.cat([r.index_select(0, w[k]) for r, w in zip(rows, own)]) for k in range(WALKS)]
+    own = [_walks(means.index_select(0, r), segment.index_select(0, r)) for r in group_rows]
+    return [torch.cat([r.index_select(0, w[k]) for r, w in zip(group_rows, own)]) for k in range(WALKS)]
 
 
-def _group_medians(values: torch.Tensor, scale_group: torch.Tensor,
-                   log: bool = False) -> torch.Tensor:
-    """(N,) each value's group median (or its natural log, taken as `math.log` of the group's
-    median: the same float the one-group path subtracts): the units each chunk group keeps for
-    itself when several groups are decimated in one call (`chunk.build_levels_batch`)."""
-    unit = torch.empty_like(values)
-    for g in torch.unique(scale_group).tolist():
-        rows = torch.nonzero(scale_group == g).squeeze(1)
-        median = float(values.index_select(0, rows).median())
-        unit[rows] = math.log(median) if log else median
-    return unit
+def _per_group(values: list[float], group_rows: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """(N,) tensor holding values[g] at group g's splats."""
+    out = torch.empty_like(like)
+    for value, rows in zip(values, group_rows):
+        out[rows] = value
+    return out
 
 
-def _splat_columns(t: dict[str, torch.Tensor], scale_group: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _splat_columns(t: dict[str, torch.Tensor], group_rows: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
     """(14, N) float32, what each splat brings to a link's cost, one contiguous row per quantity:
     w, w ln det S, position, colour, w S (xx, yy, zz, xy, xz, yz). Lengths are in units of the
-    median splat size (of the splat's `scale_group`, when given) and weights of the median
-    weight, so every value is near 1 (the units' constants cancel out of Runnalls' difference
-    within a segment)."""
+    median splat size and weights of the median weight (each group's own, with `group_rows`:
+    several chunk groups decimated in one call, `chunk.build_levels_batch`), so every value is
+    near 1 (the units' constants cancel out of Runnalls' difference within a segment)."""
     w = ink(t["log_scales"], t["opacity"])
-    if scale_group is None:
+    size_each = torch.exp(t["log_scales"].double().mean(1))
+    if group_rows is None:
         w = w / w.median()
-        size = float(torch.exp(t["log_scales"].double().mean(1)).median())
+        size = float(size_each.median())
         ls = t["log_scales"].double() - math.log(size)
     else:
-        w = w / _group_medians(w, scale_group)
-        size_each = torch.exp(t["log_scales"].double().mean(1))
-        size = _group_medians(size_each, scale_group)[:, None]
-        ls = t["log_scales"].double() - _group_medians(size_each, scale_group, log=True)[:, None]
+        w = w / _per_group([float(w.index_select(0, r).median()) for r in group_rows], group_rows, w)
+        medians = [float(size_each.index_select(0, r).median()) for r in group_rows]
+        size = _per_group(medians, group_rows, size_each)[:, None]
+        # math.log of each median: the same float the one-group path subtracts
+        ls = t["log_scales"].double() - _per_group([math.log(m) for m in medians], group_rows, size_each)[:, None]
     cov = covariances(t["quats"].double(), ls)
     wlogdet = w * torch.log(torch.exp(2 * ls) + COV_FLOOR ** 2).sum(1)
     packed = torch.cat([w[:, None], wlogdet[:, None], t["means"].double() / size,
@@ -240,9 +244,10 @@ def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor,
     segment, and what each merge costs. The splats' columns are laid out along each walk once,
     so a link's two ends are two slices of them, not two random gathers (the gathers were
     most of a CPU decimation's time: bench/NOTES.md, session 19)."""
-    cols = _splat_columns(t, scale_group)
+    group_rows = _group_rows(scale_group)
+    cols = _splat_columns(t, group_rows)
     firsts, seconds, costs = [], [], []
-    for walk in _walks(t["means"], segment, scale_group):
+    for walk in _walks(t["means"], segment, group_rows):
         along = cols.index_select(1, walk)
         seg = segment.index_select(0, walk)
         for offset in range(1, WINDOW + 1):
@@ -344,14 +349,14 @@ def decimate(t: dict[str, torch.Tensor], segment: Optional[torch.Tensor] = None,
     if segment_group is None:
         enough = int(slack * int(quota.sum()))
     else:           # each group stops where it would alone: its segments' quotas are zeroed
+        group_of = segment_group[:len(quota)]       # (bincount stops at the last non-empty segment)
         groups = int(segment_group.max()) + 1
-        enough_g = (slack * torch.zeros(groups, dtype=torch.long, device=dev).index_add_(
-            0, segment_group[:len(quota)], quota).double()).long()
+        per_group = lambda q: torch.zeros(groups, dtype=torch.long, device=dev).index_add_(0, group_of, q)  # noqa: E731
+        enough_g = (slack * per_group(quota).double()).long()
         enough = 0
     for _ in range(MAX_PASSES):
         if segment_group is not None:
-            left = torch.zeros(groups, dtype=torch.long, device=dev).index_add_(0, segment_group[:len(quota)], quota)
-            quota[(left <= enough_g).index_select(0, segment_group[:len(quota)])] = 0
+            quota[(per_group(quota) <= enough_g).index_select(0, group_of)] = 0
         if int(quota.sum()) <= enough:
             break
         t, segment, merged = _merge_pass(t, segment, quota, segment_group)

@@ -118,6 +118,15 @@ def _screen_covariance(cov6: torch.Tensor, j0: list[torch.Tensor], j1: list[torc
     return form(j0, j0), form(j0, j1), form(j1, j1)
 
 
+def _one_shape(cams: Sequence[Camera]) -> Camera:
+    """The first camera, after checking that every one has its image size and field of view
+    (what one batch of views shares)."""
+    cam = cams[0]
+    if any((c.width, c.height, c.fov_deg) != (cam.width, cam.height, cam.fov_deg) for c in cams):
+        raise ValueError("every camera of one batch of views must have the same image size and field of view")
+    return cam
+
+
 def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     """The splats in front of the camera and on screen, front to back: centre (u, v) in pixels,
     conic (a, b, c) of the inverse 2-D covariance, peak alpha, colour, and the half-extent of the
@@ -133,9 +142,7 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
     index_select (twice as fast as indexing on a CPU, bench/NOTES.md)."""
     t = prepare(t)
     dev = t["means"].device
-    cam = cams[0]
-    if any((c.width, c.height, c.fov_deg) != (cam.width, cam.height, cam.fov_deg) for c in cams):
-        raise ValueError("project_views: every camera must have the same image size and field of view")
+    cam = _one_shape(cams)
     n, views = len(t["means"]), len(cams)
     frames = [_camera_frame(c.view, dev) for c in cams]
     pos = torch.stack([f[0] for f in frames])                               # (V, 3)
@@ -253,23 +260,6 @@ def _row_spans(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...],
     return who, y, first, runs
 
 
-def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int, height: int,
-              tiles: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(colour (H*W, 3), log transmittance (H*W,)) of the projected splats `p` (front to back):
-    by the tile kernel (`raster_tiles`, Triton) or by fragments in torch ops. `tiles` None: the
-    tile kernel on a CUDA device where Triton imports, else fragments; True: the tile kernel
-    (ImportError without Triton); False: fragments."""
-    if tiles or (tiles is None and p["u"].device.type == "cuda"):
-        try:
-            from sogs_core.render.raster_tiles import composite as composite_tiles
-        except ImportError:
-            if tiles:
-                raise
-        else:
-            return composite_tiles(p, boxes, width, height, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX, MIN_TRANSMITTANCE)
-    return composite_fragments(p, boxes, width, height)
-
-
 def _tile_kernel_here(device: torch.device) -> bool:
     """Whether renders on `device` composite by the tile kernel: a CUDA device where Triton imports."""
     if device.type != "cuda":
@@ -279,6 +269,19 @@ def _tile_kernel_here(device: torch.device) -> bool:
     except ImportError:
         return False
     return True
+
+
+def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int, height: int,
+              tiles: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour (H*W, 3), log transmittance (H*W,)) of the projected splats `p` (front to back):
+    by the tile kernel (`raster_tiles`, Triton) or by fragments in torch ops. `tiles` None: the
+    tile kernel on a CUDA device where Triton imports, else fragments; True: the tile kernel
+    (ImportError without Triton); False: fragments."""
+    if tiles or (tiles is None and _tile_kernel_here(p["u"].device)):
+        from sogs_core.render.raster_tiles import composite as composite_tiles   # ImportError: no Triton
+
+        return composite_tiles(p, boxes, width, height, FALLOFF_FLOOR, ALPHA_MIN, ALPHA_MAX, MIN_TRANSMITTANCE)
+    return composite_fragments(p, boxes, width, height)
 
 
 #: splats x views projected at once for one tile-kernel launch on a GPU (bounds its memory: ~60
@@ -297,16 +300,15 @@ def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
         return [render(t, cam, background) for cam in cams]
     from sogs_core.render.raster_tiles import composite_views
 
-    w, h = cams[0].width, cams[0].height
-    if any((c.width, c.height) != (w, h) for c in cams):
-        raise ValueError("render_views: every camera must have the same image size")
+    cam = _one_shape(cams)
+    w, h = cam.width, cam.height
     bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
     step = max(1, VIEW_BATCH_SPLATS // max(1, len(t["means"])))
     images = []
     for i in range(0, len(cams), step):
         group = cams[i:i + step]
         p, counts = project_views(t, group)
-        rgb_acc, log_t = composite_views(p, _boxes(p, cams[0]), counts, w, h, FALLOFF_FLOOR, ALPHA_MIN,
+        rgb_acc, log_t = composite_views(p, _boxes(p, cam), counts, w, h, FALLOFF_FLOOR, ALPHA_MIN,
                                          ALPHA_MAX, MIN_TRANSMITTANCE)
         img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
         images += list(img.reshape(len(group), h, w, 3).unbind(0))

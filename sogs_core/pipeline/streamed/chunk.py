@@ -94,8 +94,8 @@ def build_levels_batch(parts: list[tuple[Splats, list[int]]], levels: int,
     leaf) in one call, split back per group. Why: one group's decimation is a few thousand
     small launches that leave a GPU mostly idle; eight groups in one call cost 0.18 s a group
     on an H100 against 0.49 s one at a time (bench/NOTES.md, session 24). Every merge stays
-    inside its leaf, and each group keeps its own length unit, so a group's levels are those
-    it gets alone up to the walks' shift and the passes' shared stop."""
+    inside its leaf, and each group keeps its own units, walks and stop (`decimate`'s
+    `segment_group`), so a group's levels are exactly those it gets alone."""
     if len(parts) == 1:
         return [build_levels(parts[0][0], parts[0][1], levels, device)]
     sizes = [c for _, leaf_sizes in parts for c in leaf_sizes]
