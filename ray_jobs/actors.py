@@ -31,12 +31,12 @@ class SceneCompressor:
     """Plain class; backfill.py wraps it with ray.remote(num_gpus=..., max_concurrency=2)."""
 
     def __init__(self, device: str, settings: "CompressSettings", layout: str, run_id: str, settings_hash: str,
-                 max_retries: int, s3_retry_seconds: float = 120.0, render_metric: bool = False,
+                 max_retries: int, s3_retry_seconds: float = 120.0, render_metric: Optional[bool] = False,
                  manifest: Optional[str] = None, min_psnr: Optional[float] = None,
                  max_scene_splats: Optional[int] = None) -> None:
         """render_metric: `process` also renders each scene's input and output with our
         rasterizer (`RenderMetricSettings.for_device` of this actor's device: 8 views at 512x512
-        on a GPU, 4 at 128x128 on a CPU) and its row gets render_psnr, render_ssim,
+        on a GPU, 4 at 128x128 on a CPU; None: only where this actor's device is a GPU) and its row gets render_psnr, render_ssim,
         render_psnr_worst_view and seconds_render; a streamed scene's level 0 is scored by
         `streamed_render` when its input is read whole.
         manifest: the run's manifest prefix; `process` then makes each row durable there itself,
@@ -67,7 +67,7 @@ class SceneCompressor:
         # whole scenes (`process`): the same compressor (device, settings, encode pool, GPU lock,
         # palette fitter: all shared by the shallow copy) with the render metric on
         self.scene_compressor = self.compressor
-        if render_metric:
+        if render_metric or (render_metric is None and self.compressor.device.type == "cuda"):
             self.scene_compressor = copy.copy(self.compressor)
             self.scene_compressor.render_metric = RenderMetricSettings.for_device(self.compressor.device)
         self._source_lock = threading.Lock()
@@ -104,7 +104,7 @@ class SceneCompressor:
     def _sources(self, task: dict, memory_budget: int) -> list:
         """The scene's LevelSource, opened once per actor and scene (a PLY stays mapped, so each
         chunk group reads only its own rows); an S3 input is downloaded to this node first."""
-        from sogs_core.pipeline.streamed.write import LevelSource
+        from sogs_core.pipeline.streamed.plan import LevelSource
 
         key = (task["input_uri"], task["etag"])
         with self._source_lock:
@@ -134,7 +134,7 @@ class SceneCompressor:
     def plan_streamed(self, task: dict, lod: dict, memory_budget: int) -> dict:
         """The chunk tree and groups of a streamed scene (`plan_streamed`) and what its row needs."""
         from sogs_core.settings import ChunkOptions, StreamedSettings
-        from sogs_core.pipeline.streamed.write import plan_streamed
+        from sogs_core.pipeline.streamed.plan import plan_streamed
 
         t0 = time.perf_counter()
         sources = self._sources(task, memory_budget)
@@ -149,7 +149,7 @@ class SceneCompressor:
         """One chunk group of a streamed scene: its levels made, level 0 written under the output.
         Returns the result and, as separate objects (called with num_returns=levels), each
         coarser level's splats for the bucket that packs it."""
-        from sogs_core.pipeline.streamed.write import run_group
+        from sogs_core.pipeline.streamed.units import run_group
 
         res = run_group(self.compressor, spec, self._sources(task, memory_budget), levels, self._folder_writer(task))
         res.worker = f"{self.node} pid {os.getpid()}"
@@ -168,14 +168,17 @@ class SceneCompressor:
     def streamed_render(self, task: dict, level0: list[str], memory_budget: int) -> Optional[dict]:
         """A streamed scene's level 0 (its files `level0`, every one holding level-0 runs only)
         against the input, by the render metric as `process` scores a single SOG: render_psnr,
-        render_ssim, render_psnr_worst_view and the seconds it took. None with the metric off or
-        where the input is read by ranges (the metric renders it whole, as `compress` does)."""
+        render_ssim, render_psnr_worst_view and the seconds it took. {} with the metric off on
+        this actor; None where the input is read by ranges (the metric renders it whole, as
+        `compress` does)."""
         from sogs_core.model.splats import Splats
         from sogs_core.render.score import SCORE_KEYS, render_pair, score_views
 
         metric = self.scene_compressor.render_metric
+        if metric is None:
+            return {}
         source = self._sources(task, memory_budget)[0]
-        if metric is None or source.ranged or source.splats is None:
+        if source.ranged or source.splats is None:
             return None
         t0 = time.perf_counter()
         reference = source.splats

@@ -41,8 +41,8 @@ class BackfillParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         ns, rest = super().parse_known_args(args, namespace)
-        if getattr(ns, "min_psnr", None) is not None and not getattr(ns, "render_metric", False):
-            self.error("--min-psnr needs --render-metric: without the render metric no scene has a render_psnr "
+        if getattr(ns, "min_psnr", None) is not None and getattr(ns, "render_metric", None) is False:
+            self.error("--min-psnr needs the render metric: with --no-render-metric no scene has a render_psnr "
                        "to hold against it")
         return ns, rest
 
@@ -99,18 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-seconds", type=float, default=90.0,
                    help="each scene in work holds a lease beside its output, renewed while it runs; another run "
                         "waits for it, and a dead run's lease is taken over after this long (default 90)")
-    p.add_argument("--render-metric", action=argparse.BooleanOptionalAction, default=False,
-                   help="also render the input and the output of every scene with our rasterizer from the same "
-                        "cameras and record PSNR/SSIM in the manifest (render_psnr, render_ssim, "
-                        "render_psnr_worst_view; the time as seconds_render). Default off for now: it costs a "
-                        "render of both sides of every scene, 8 views at 512x512 on GPU actors and 4 views at "
-                        "128x128 on CPU actors, where it takes 0.6-1.1 s in all for a 150k-splat scene. "
-                        "Not part of the settings hash (it changes no byte of the output), so scenes already done "
-                        "are skipped without it: add --force to measure them. A streamed scene's level 0 is scored "
-                        "against its input when the input is read whole (below --memory-budget); read by ranges, "
-                        "its render columns stay null")
+    p.add_argument("--render-metric", action=argparse.BooleanOptionalAction, default=None,
+                   help="render the input and the output of every scene with our rasterizer from the same cameras "
+                        "and record PSNR/SSIM in the manifest (render_psnr, render_ssim, render_psnr_worst_view; "
+                        "the time as seconds_render). Default: on where the actors have GPUs (8 views at 512x512, "
+                        "a few percent of a scene's time), off on CPU actors, where it would cost 4 views at "
+                        "128x128, 0.6-1.1 s for a 150k-splat scene on 2 cores, about half a compression; "
+                        "--render-metric turns it on there too, --no-render-metric off everywhere. --min-psnr "
+                        "turns it on everywhere. Not part of the settings hash (it changes no byte of the "
+                        "output), so scenes already done are skipped: add --force to measure them. A streamed "
+                        "scene's level 0 is scored against its input when the input is read whole (below "
+                        "--memory-budget); read by ranges, its render columns stay null")
     p.add_argument("--min-psnr", type=_psnr, default=None, metavar="DB",
-                   help="with --render-metric only: an ok scene whose render_psnr is below DB gets "
+                   help="turns the render metric on for every actor (refused with --no-render-metric): an ok "
+                        "scene whose render_psnr is below DB gets "
                         "render_below_min = true in its manifest row (false at or above, null without the "
                         "metric), is counted in the run summary (below_min_psnr) and logged in one line with its "
                         "PSNR. A re-run treats such rows as done like any ok row (they are valid outputs); to "
@@ -333,6 +335,15 @@ def connect_ray(address: Optional[str]):
     return ray
 
 
+def render_metric_setting(args: argparse.Namespace) -> Optional[bool]:
+    """What the actors are told about the render metric: --render-metric / --no-render-metric as
+    given, on everywhere with --min-psnr, else None: each actor turns it on where its device is a
+    GPU (`SceneCompressor`), where it costs a few percent of a scene."""
+    if args.render_metric is not None:
+        return args.render_metric
+    return True if args.min_psnr is not None else None
+
+
 def pool_shape(ray, args: argparse.Namespace, n_tasks: int) -> tuple[int, dict, str]:
     """(number of actors, ray resource options, description)."""
     res = ray.cluster_resources()
@@ -479,11 +490,12 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
     # a streamed scene's groups go to every actor the cluster has room for
     n, opts, desc = pool_shape(ray, args, 1 << 30 if streamed else len(tasks))
     log(desc)
+    metric = render_metric_setting(args)
     # max_task_retries=0: the scheduler retries a dead actor's scenes itself, counting attempts
     remote_cls = ray.remote(max_concurrency=IN_FLIGHT_PER_ACTOR, max_restarts=-1, max_task_retries=0,
                             **opts)(SceneCompressor)
     actors = [remote_cls.remote(args.device, run_settings(args), args.layout, run_id, shash, args.max_retries,
-                                args.s3_retry_seconds, args.render_metric, args.manifest, args.min_psnr,
+                                args.s3_retry_seconds, metric, args.manifest, args.min_psnr,
                                 args.max_scene_splats)
               for _ in range(n)]
     done_by_other_run = settled_by_other_run(store, args, run_id, shash, planned_at)
@@ -494,7 +506,7 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
             sched.run(tasks)
         if streamed:
             _run_streamed(ray, actors, streamed, args, writer, leases, store, summary, run_id, shash,
-                          done_by_other_run)
+                          done_by_other_run, metric)
     finally:
         # every row an actor's thread still holds written before the actors go, so the writer's
         # close can fold them away (a dead actor answers with an error: its rows are the driver's)
@@ -507,7 +519,8 @@ def _run_tasks(args, tasks, writer, leases, store, summary, run_id, shash, plann
             ray.kill(a)
 
 
-def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_id, shash, done_by_other_run) -> None:
+def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_id, shash, done_by_other_run,
+                  render_metric: Optional[bool]) -> None:
     """Streamed scenes one after another, each over every actor (`streamed.StreamedScene`)."""
     import time
 
@@ -517,7 +530,7 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
     runner = StreamedScene(ray, actors, store, lod_settings(args), memory_budget(args),
                            args.max_retries, args.scene_timeout, log,
                            tick=lambda: leases.renew() if leases.renew_due() else None,
-                           render_metric=args.render_metric)
+                           render_metric=render_metric)
     t0 = time.monotonic()
     for k, task in enumerate(tasks):
         holder = leases.claim(task["output_uri"])

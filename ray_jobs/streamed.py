@@ -10,19 +10,20 @@ actor dies goes back to the queue (up to --max-retries per unit); any other fail
 past its time limit, fails the scene. lod-meta.json is deleted before the first chunk and
 written by the driver only after every group has finished: a crash leaves a visibly unfinished
 folder, never an index that points at missing chunks. The scene gets one manifest row: level
-count, files, splats per level, bytes, per-stage seconds summed over the groups, and with
---render-metric its level 0 scored against the input by one actor (when the input is read whole).
+count, files, splats per level, bytes, per-stage seconds summed over the groups, and with the
+render metric (GPU actors by default, --render-metric) its level 0 scored against the input by
+one actor (when the input is read whole).
 """
 from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from sogs_core.formats.lod_meta.write import lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.schedule import GroupUnit, StreamedSchedule, Unit
-from sogs_core.pipeline.streamed.write import add_seconds
+from sogs_core.pipeline.streamed.units import add_seconds
 from sogs_core.settings import ChunkOptions
 
 from ray_jobs.manifest import failed_row, ok_row, task_row, utcnow
@@ -40,8 +41,9 @@ class StreamedFailure(Exception):
 class StreamedScene:
     def __init__(self, ray, actors: list, store: Store, lod: dict, memory_budget: int, max_retries: int,
                  timeout_setting: str, log: Callable[[str], None], tick: Callable[[], None] = lambda: None,
-                 render_metric: bool = False) -> None:
-        """render_metric: score each scene's level 0 against its input (`SceneCompressor.streamed_render`)."""
+                 render_metric: Optional[bool] = False) -> None:
+        """render_metric: score each scene's level 0 against its input (`SceneCompressor.streamed_render`);
+        None: where the actors' devices are GPUs (each actor knows its own)."""
         self.ray, self.actors, self.store = ray, actors, store
         self.render_metric = render_metric
         self.tick = tick                          # called while waiting (the driver renews its leases)
@@ -134,7 +136,7 @@ class StreamedScene:
         """The render metric of level 0 from the first actor that answers, as the fidelity keys
         and seconds a row takes; {} where it is off, skipped (input read by ranges) or failed:
         the scene is written and stays ok, its render columns null, and the log says why."""
-        if not self.render_metric:
+        if self.render_metric is False:
             return {}
         folder = task["output_uri"].rsplit("/", 1)[0]
         level0 = [f"{folder}/{name}" for name in meta["filenames"] if name.startswith("0_")]

@@ -49,12 +49,16 @@ def _compress(args: argparse.Namespace) -> int:
         raise SogsError("--invalid drop, --rotate, --scale, --translate, the filters and --max-splats are not "
                         "supported for a streamed SOG yet: apply them to a single SOG, or write the edited scene "
                         "first")
+    if args.processes < 1:
+        raise SogsError(f"--processes must be at least 1, not {args.processes}")
+    if args.processes > 1 and not streamed:
+        raise SogsError("--processes applies to a streamed SOG (OUT_DIR/lod-meta.json or --streamed) only")
     if streamed:
         return _compress_streamed(args, str(device), settings, out)
     progress = None if args.quiet else StageProgress()
     # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
     metric = None
-    if args.render_metric:
+    if args.render_metric or (args.render_metric is None and device.type == "cuda"):
         from sogs_core.render.score import RenderMetricSettings
 
         metric = RenderMetricSettings.for_device(device)
@@ -104,7 +108,7 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
             print(f"sogs-cluster {__version__}: {' '.join(args.inputs)} -> {out} (streamed) on {comp.device_name}",
                   file=sys.stderr)
         res = write_streamed(comp, args.inputs, out, lod, memory_budget=memory_budget(args),
-                             progress=progress)
+                             progress=progress, processes=args.processes)
         levels = _streamed_render_levels(args, res, settings, comp.device) if args.render_metric else None
     how = "read by ranges" if res.ranged else "read whole"
     print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
@@ -354,19 +358,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_compress_options(c, PLAS_AUTO_COMPRESS)
     add_edit_options(c.add_argument_group("edits before compression (single SOG output)"))
     add_scene_cap_option(c)
-    c.add_argument("--render-metric", action="store_true",
-                   help="also render the input and the output with our rasterizer from the same cameras and "
-                        "report PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view; on a GPU 8 views at "
-                        "512x512, on a CPU 4 views at 128x128, 0.6-1.1 s in all for a 150k-splat scene "
-                        "on 2 cores); timed as the stage 'render'. For a streamed SOG every level is rendered "
-                        "against the input (render_levels in --json; level 0's scores in the report), when the "
-                        "input is read whole (below --memory-budget)")
+    c.add_argument("--render-metric", action=argparse.BooleanOptionalAction, default=None,
+                   help="render the input and the output with our rasterizer from the same cameras and report "
+                        "PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view), timed as the stage "
+                        "'render'. Default for a single SOG: on with a GPU (8 views at 512x512, a few percent "
+                        "of the time), off on a CPU (4 views at 128x128 cost 0.6-1.1 s for a 150k-splat scene "
+                        "on 2 cores, about half a compression). A streamed SOG only on request: every level is "
+                        "rendered against the input (render_levels in --json; level 0's scores in the report), "
+                        "as long as the write itself, and only when the input is read whole (below "
+                        "--memory-budget)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
     g.add_argument("--streamed", action="store_true", help="write a streamed SOG into OUT_DIR even if OUT does not "
                                                            "end in lod-meta.json")
     add_streamed_options(g)
+    g.add_argument("--processes", type=int, default=1,
+                   help="processes that write the streamed SOG together on the one device (default 1): each runs "
+                        "whole buckets of chunk groups with its own compressor, so more kernels are launched at "
+                        "once (one process is bound by launching them, not by the GPU); the files are the same. "
+                        "Each process holds its own chunk groups and device memory")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

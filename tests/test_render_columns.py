@@ -131,13 +131,19 @@ def test_render_metric_columns_min_psnr_and_the_report(local_ray, tmp_path, caps
 
 def test_min_psnr_without_the_render_metric_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
-        backfill.build_parser().parse_args(["--input", "a", "--output", "b", "--min-psnr", "40"])
+        backfill.build_parser().parse_args(["--input", "a", "--output", "b", "--no-render-metric", "--min-psnr", "40"])
     assert exc.value.code == 2
-    assert "--min-psnr needs --render-metric" in capsys.readouterr().err
+    assert "--min-psnr needs the render metric" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         backfill.build_parser().parse_args(["--input", "a", "--output", "b", "--render-metric", "--min-psnr", "x"])
     args = backfill.build_parser().parse_args(["--input", "a", "--output", "b"])
-    assert args.render_metric is False and args.min_psnr is None
+    assert args.render_metric is None and args.min_psnr is None
+    # unset: each actor decides by its device; --min-psnr alone turns it on everywhere
+    assert backfill.render_metric_setting(args) is None
+    floor = backfill.build_parser().parse_args(["--input", "a", "--output", "b", "--min-psnr", "40"])
+    assert backfill.render_metric_setting(floor) is True
+    off = backfill.build_parser().parse_args(["--input", "a", "--output", "b", "--no-render-metric"])
+    assert backfill.render_metric_setting(off) is False
     # the metric changes no byte: it is not part of the settings hash
     on = backfill.build_parser().parse_args(["--input", "a", "--output", "b", "--render-metric", "--min-psnr", "40"])
     assert backfill.settings_hash(on) == backfill.settings_hash(args)

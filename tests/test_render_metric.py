@@ -193,3 +193,23 @@ def test_torch_psnr_and_ssim_equal_the_numpy_ones():
     assert psnr_tensor(a, b) == pytest.approx(psnr(a, b), abs=1e-9)
     assert ssim_tensor(torch.from_numpy(a).float(), b) == pytest.approx(ssim(a, b), abs=1e-9)
     assert psnr_tensor(a, a) == math.inf
+
+
+def test_compress_cli_renders_by_default_on_a_gpu_only(tmp_path):
+    """`compress` without --render-metric on a CPU reports no render scores (it would cost about
+    half a compression there); --render-metric adds them, --no-render-metric keeps them off.
+    The GPU side of the default (on) is not reached on a CPU-only box."""
+    import json
+
+    from .test_cli import cli
+
+    (tmp_path / "in.ply").write_bytes(ply_bytes(make_scene(2000, 0, seed=6)))
+    runs = {}
+    for flag in ([], ["--render-metric"], ["--no-render-metric"]):
+        r = cli("compress", str(tmp_path / "in.ply"), str(tmp_path / "o.sog"), "--device", "cpu", "--json", "-q",
+                *flag)
+        assert r.returncode == 0, r.stderr
+        runs[tuple(flag)] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "render_psnr" not in runs[()]["fidelity"] and "render_psnr" not in runs[("--no-render-metric",)]["fidelity"]
+    assert runs[("--render-metric",)]["fidelity"]["render_psnr"] > 30.0
+    assert "render" in runs[("--render-metric",)]["seconds"] and "render" not in runs[()]["seconds"]

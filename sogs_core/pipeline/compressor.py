@@ -31,6 +31,7 @@ from sogs_core.order import order_scene
 from sogs_core.pipeline.choose_order import smallest_by_sample
 from sogs_core.pipeline.fidelity import fidelity_tensors
 from sogs_core.pipeline.palette_aside import PaletteAside
+from sogs_core.pipeline.side_stream import SideStream
 from sogs_core.quantize.palette.fit import Palette, with_palette
 from sogs_core.quantize.palette.numbering import apply_order, number_palette
 from sogs_core.quantize.quality import palette_size_for, respell_rotations
@@ -38,7 +39,7 @@ from sogs_core.quantize.scene import quantize_splats
 from sogs_core.quantize.spelling import respell_near_identity
 from sogs_core.quantize.visibility import visible_rows, visible_rows_in_runs
 from sogs_core.quantize.weights import splat_importance
-from sogs_core.render.score import SCORE_KEYS, RenderMetricSettings, render_pair, score_views
+from sogs_core.render.score import SCORE_KEYS, RenderMetricSettings, cameras_for, render_scene, score_views
 from sogs_core.settings import CompressSettings, WebpSettings
 from sogs_core.webp.codec import encode_all, encode_webp
 
@@ -90,6 +91,8 @@ class Compressor:
         self._gpu_lock = threading.BoundedSemaphore(gpu_slots)
         self._palette = PaletteAside(self.settings.kmeans_iterations, self.settings.seed,
                                      lambda f: self._report("cluster", f))
+        # the render metric's renders of the input, beside quantize and order on a GPU
+        self._reference = SideStream("sogs-reference")
         if warm:
             self.warm_up()
 
@@ -116,6 +119,7 @@ class Compressor:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self._palette.close()
+        self._reference.close()
 
     def gpu_lock(self) -> threading.BoundedSemaphore:
         """The slots the GPU stages run under (a streamed chunk's decimation takes one too)."""
@@ -165,13 +169,33 @@ class Compressor:
         images, _ = build_images(q)
         return {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
 
+    def _reference_renders(self, splats: Splats, tens: dict[str, torch.Tensor]) -> Future:
+        """The render metric's cameras and renders of the input (every row of `tens`), started
+        beside the next GPU stages: they depend on nothing those make."""
+        m = self.render_metric
+
+        def job() -> tuple[list, list, float]:
+            t0 = time.perf_counter()
+            cams = cameras_for(splats.means, m)
+            return cams, render_scene(tens, cams, m.background, self.device), time.perf_counter() - t0
+
+        if self.device.type == "cuda":
+            return self._reference.submit(job, self.device)
+        done: Future = Future()
+        done.set_result(self._reference.run_here(job))
+        return done
+
     def _fidelity(self, splats: Splats, tens: dict[str, torch.Tensor], order: np.ndarray,
                   q: QuantizedScene, kept_codes: bool, seconds: dict,
-                  written: Optional[dict[str, torch.Tensor]] = None) -> dict:
+                  written: Optional[dict[str, torch.Tensor]] = None,
+                  reference: Optional[Future] = None) -> dict:
         """The per-attribute errors of what a decoder will read back, on the device; with a
-        render metric, PSNR/SSIM of both rendered by our rasterizer too (timed as "render").
+        render metric, PSNR/SSIM of the decoded output's renders against the input's
+        (`reference`, `_reference_renders`), timed as "render": the output's renders and
+        the scores, plus what the input's renders add to the wall time (their own seconds on a
+        CPU, where they run first; on a GPU only the wait for them).
         `written`: the rows of `tens` that were written, when invisible ones were left out
-        (`order` indexes them); the render still compares with the whole input."""
+        (`order` indexes them)."""
         order_t = torch.from_numpy(order).to(self.device)
         ordered = {k: v[order_t] for k, v in (tens if written is None else written).items()}
         decoded = dequantize_tensors(q, self.device)
@@ -179,13 +203,14 @@ class Compressor:
         report.update(fidelity_tensors(ordered, decoded))
         if q.sh_bands and not kept_codes:
             report["sh_palette_inertia"] = q.sh_inertia
-        if self.render_metric is not None:
+        if self.render_metric is not None and reference is not None:
             t0 = time.perf_counter()
             m = self.render_metric
-            scores = score_views(*render_pair(splats.means, ordered if written is None else tens, decoded, m))
+            cams, ref_images, ref_seconds = reference.result()
+            scores = score_views(ref_images, render_scene(decoded, cams, m.background, self.device))
             report.update({k: scores[k] for k in SCORE_KEYS})
             report["render_size"] = m.size_label
-            seconds["render"] = time.perf_counter() - t0
+            seconds["render"] = time.perf_counter() - t0 + (ref_seconds if self.device.type != "cuda" else 0.0)
         return report
 
     def _gpu_stages(self, splats: Splats, seconds: dict, with_fidelity: bool = True,
@@ -206,6 +231,8 @@ class Compressor:
                 # the same Gaussians, spelled for fewer bytes; the fidelity compares with these
                 tens["quats"], tens["log_scales"] = respell_near_identity(tens["quats"], tens["log_scales"])
             fit = codes is None and tens["f_rest"].shape[1] > 0
+            reference = self._reference_renders(splats, tens) if self.render_metric is not None and with_fidelity \
+                else None
             # one weight per splat for the codebooks and the palette (`quantize.weights`)
             weights = splat_importance(tens["log_scales"], tens["opacity"]) if codes is None else None
             if fit:
@@ -245,7 +272,7 @@ class Compressor:
             images, meta = build_images(q, skip=early)
             futures = {**early, **{name: self.pool.submit(encode_webp, img, webp, name, self.device)
                                    for name, img in images.items()}}
-            report = (self._fidelity(splats, tens, order, q, codes is not None, seconds, written)
+            report = (self._fidelity(splats, tens, order, q, codes is not None, seconds, written, reference)
                       if with_fidelity else {})
             self._sync()
             seconds["sort"] = t2 - t1
