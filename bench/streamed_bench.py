@@ -56,14 +56,44 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     ap.add_argument("--work", default="/tmp/streamed_bench")
     ap.add_argument("--memory-budget-mb", type=float, default=2048)
     ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="processes writing the streamed SOG together on the device (write_streamed(processes=))")
+    ap.add_argument("--switch-interval-ms", type=float, default=None,
+                    help="Python's GIL switch interval for the run (sys.setswitchinterval; Python's default 5 ms): "
+                         "how long a thread back from a CUDA sync may wait for the interpreter")
+    ap.add_argument("--render-metric", action="store_true",
+                    help="after the write, render every level against the input (as compress --render-metric "
+                         "does; needs the input read whole: raise --memory-budget-mb) and report the peak GPU "
+                         "memory of the write and of the renders apart")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.switch_interval_ms is not None:
+        sys.setswitchinterval(a.switch_interval_ms / 1000.0)
     n = int(a.millions * 1_000_000)
     os.makedirs(a.work, exist_ok=True)
     ply = os.path.join(a.work, f"synth_{n}_sh{a.sh}.ply")
     if not os.path.exists(ply):
         write_big_ply(ply, n, a.sh)
     return a, n, ply
+
+
+def render_levels(res, ply: str, device) -> tuple[list, float, int | None]:
+    """Every level of the streamed output against the input read whole (issue 28's render metric on
+    a streamed SOG): the scores, the seconds, the peak GPU memory of the renders alone."""
+    import torch
+
+    from sogs_core.formats import read_scene
+    from sogs_core.pipeline.streamed.render_levels import level_render_scores
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    levels = level_render_scores(res.output, read_scene(ply).splats, device=device)
+    wall = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    for lv in levels:
+        print(f"  level {lv['level']}: {lv['count']:,} splats, render PSNR {lv['render_psnr']:.2f} dB", flush=True)
+    return levels, wall, peak
 
 
 def main() -> None:
@@ -75,18 +105,33 @@ def main() -> None:
     comp = Compressor(device=a.device, gpu_slots=a.gpu_slots)
     if comp.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(comp.device)
+    sampler = None
+    if comp.device.type == "cuda":              # every process's memory, as nvidia-smi shows it
+        from scaling_run import GpuSampler
+
+        sampler = GpuSampler(1)
+        sampler.start()
     t1 = time.perf_counter()
     res = write_streamed(comp, [ply], os.path.join(a.work, "out", "lod-meta.json"),
                          StreamedSettings(levels=a.levels, chunks=ChunkOptions()),
-                         memory_budget=int(a.memory_budget_mb * 2**20),
+                         memory_budget=int(a.memory_budget_mb * 2**20), processes=a.processes,
                          progress=lambda d, t: print(f"  group {d}/{t}", flush=True) if d % 8 == 0 or d == t else None)
     wall = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(comp.device) if comp.device.type == "cuda" else None
-    result = {"splats": n, "sh": a.sh, "gpu_slots": a.gpu_slots, "device": comp.device_name, "host": platform.node(),
+    smi_peak = None
+    if sampler is not None:
+        sampler.stop.set()
+        smi_peak = max((row[0][1] for _, row in sampler.samples if 0 in row), default=None)
+    levels, render_wall, render_peak = None, None, None
+    if a.render_metric:
+        levels, render_wall, render_peak = render_levels(res, ply, comp.device)
+    result = {"splats": n, "sh": a.sh, "gpu_slots": a.gpu_slots, "processes": a.processes, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,
-              "fidelity": res.fidelity}
+              "gpu_mem_max_mib_nvidia_smi": smi_peak,
+              "fidelity": res.fidelity, "render_levels": levels, "seconds_render": render_wall,
+              "peak_gpu_bytes_render": render_peak}
     print(json.dumps(result, indent=2))
     write_result(result, a.json, f"streamed_{a.millions:g}M_sh{a.sh}.json")
     comp.close()

@@ -29,6 +29,8 @@ import torch  # noqa: E402
 from sogs_core.pipeline import compressor as comp_mod  # noqa: E402
 from sogs_core.pipeline import palette_aside as aside_mod  # noqa: E402
 from sogs_core.pipeline.streamed import chunk as chunk_mod  # noqa: E402
+from sogs_core.pipeline.streamed import plan as plan_mod  # noqa: E402
+from sogs_core.pipeline.streamed import units as units_mod  # noqa: E402
 from sogs_core.pipeline.streamed import write as write_mod  # noqa: E402
 from sogs_core.pipeline.compressor import Compressor  # noqa: E402
 from sogs_core.settings import ChunkOptions, StreamedSettings  # noqa: E402
@@ -39,7 +41,7 @@ SPANS = [
     (comp_mod, "order_scene"), (comp_mod, "apply_order"), (comp_mod, "build_images"),
     (comp_mod, "with_palette"), (comp_mod, "number_palette"), (comp_mod, "fidelity_tensors"),
     (comp_mod, "dequantize_tensors"), (comp_mod, "respell_near_identity"), (comp_mod, "splat_importance"),
-    (aside_mod, "fit_palette"), (write_mod, "write_folder"),
+    (aside_mod, "fit_palette"), (units_mod, "write_folder"),
 ]
 
 
@@ -122,8 +124,8 @@ def main() -> None:
     for mod, name in SPANS:
         setattr(mod, name, tl.wrap(name, getattr(mod, name)))
     comp_mod.encode_webp = tl.webp(comp_mod.encode_webp)
-    gather = write_mod.LevelSource.gather
-    write_mod.LevelSource.gather = tl.wrap("gather", gather)
+    gather = plan_mod.LevelSource.gather
+    plan_mod.LevelSource.gather = tl.wrap("gather", gather)
     samples: list = []
     stop = threading.Event()
     sampler = None

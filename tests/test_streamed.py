@@ -17,7 +17,7 @@ from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS, fidelity
 from sogs_core.pipeline.streamed import write_streamed
 from sogs_core.settings import ChunkOptions, StreamedSettings
 from sogs_core.edit.decimate import covariances, decimate, ink, merge_pairs
-from sogs_core.pipeline.streamed.write import LevelSource
+from sogs_core.pipeline.streamed.plan import LevelSource
 from sogs_core.quantize.quality import opacity_drop_bits
 from sogs_core.quantize.visibility import visible_rows_in_runs
 from sogs_core.pipeline.streamed.tree import build_tree, group_leaves, route
@@ -209,10 +209,25 @@ def test_groups_decimated_together_get_the_levels_they_get_alone():
     together = build_levels_batch(parts, 3, torch.device("cpu"))
     for (s, sizes), got in zip(parts, together):
         alone = build_levels(s, sizes, 3, torch.device("cpu"))
-        assert [c for _, c in got] == [c for _, c in alone]
-        for (a, _), (b, _) in zip(alone, got):
+        assert [c for _, c in got.levels] == [c for _, c in alone.levels]
+        assert got.bounds == alone.bounds
+        for (a, _), (b, _) in zip(alone.levels, got.levels):
             for k in ATTRIBUTES:
                 np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+
+
+def test_levels_bounds_made_on_the_device_match_the_host_ones():
+    """The leaves' boxes `build_levels` makes beside the merge equal the host's `leaf_bounds`
+    over the same levels (the one used for levels given as inputs), leaf by leaf."""
+    from sogs_core.pipeline.streamed.chunk import build_levels, leaf_bounds
+
+    s = make_scene(5000, 1, seed=31)
+    sizes = [1500, 0, 2000, 1500]
+    made = build_levels(s, sizes, 3, torch.device("cpu"))
+    host = leaf_bounds(made.levels, len(sizes))
+    assert len(made.bounds) == 4
+    for got, want in zip(made.bounds, host):
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-12, atol=1e-12)
 
 
 def test_groups_decimated_together_write_the_same_streamed_sog(tmp_path):
@@ -247,7 +262,7 @@ def test_a_crash_between_chunks_leaves_no_lod_meta_json(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "lod-meta.json").write_text("{}")               # an old index must not survive a failed rewrite
-    import sogs_core.pipeline.streamed.write as streamed_mod
+    import sogs_core.pipeline.streamed.units as streamed_mod
 
     real = streamed_mod.run_group
     calls = []
@@ -328,3 +343,31 @@ def test_cli_render_metric_on_a_streamed_sog(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "render metric: skipped" in r.stdout
     assert json.loads(r.stdout.strip().splitlines()[-1])["render_levels"] is None
+
+
+def test_several_processes_write_the_same_streamed_sog(tmp_path):
+    """`write_streamed(processes=2)`: the groups split into runs of whole coarsest buckets, each
+    run written by its own spawned process, gives the files one process writes, byte for byte,
+    and reports every group's progress."""
+    from sogs_core.pipeline.streamed.processes import split_groups
+
+    scene = make_scene(30_000, 1, seed=12)
+    write_ply(tmp_path / "in.ply", scene)
+    results, seen = {}, []
+    with Compressor(device="cpu", warm=False) as c:
+        for k in (1, 2):
+            results[k] = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / f"out{k}" / "lod-meta.json"),
+                                        StreamedSettings(levels=2, chunks=SMALL), processes=k,
+                                        progress=(lambda d, t: seen.append((d, t))) if k == 2 else None)
+    one, two = results[1], results[2]
+    assert two.groups == one.groups >= 4 and two.counts == one.counts and two.files == one.files
+    for path in sorted((tmp_path / "out1").rglob("*")):
+        if path.is_file():
+            assert (tmp_path / "out2" / path.relative_to(tmp_path / "out1")).read_bytes() == path.read_bytes(), path
+    assert seen and seen[-1] == (one.groups, one.groups)
+    # runs hold whole coarsest buckets (2^(levels-1) groups), in order
+    plan_groups = list(range(one.groups))
+    runs = split_groups([type("G", (), {"splats": 1, "group": g})() for g in plan_groups], 2, 2)
+    assert [g.group for run in runs for g in run] == plan_groups and all(len(r) % 2 == 0 for r in runs[:-1])
+    with pytest.raises(ValueError, match="processes"):
+        write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)

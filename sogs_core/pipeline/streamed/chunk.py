@@ -72,24 +72,52 @@ def tensors_splats(t: dict[str, torch.Tensor]) -> Splats:
     return Splats(*(t[k].cpu().numpy() for k in ATTRIBUTES))
 
 
+@dataclass
+class GroupLevels:
+    """A chunk group's levels (splats of level k grouped by leaf, count per leaf; level 0 first)
+    and, per leaf, the box around every level's 1-sigma ellipsoids (min xyz, max xyz)."""
+
+    levels: list[tuple[Splats, list[int]]]
+    bounds: list[list[list[float]]]
+
+
+def _box_extent(t: dict[str, torch.Tensor], seg: torch.Tensor, n_leaves: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per leaf, the min and max corner of its splats' 1-sigma boxes (float64, where t lies):
+    each box's half-size is |R| times the scales, as the viewer culls by."""
+    half = (quat_to_matrix(t["quats"].double()).abs() @ torch.exp(t["log_scales"].double())[:, :, None])[:, :, 0]
+    means = t["means"].double()
+    index = seg[:, None].expand(-1, 3)
+    lo = torch.full((n_leaves, 3), float("inf"), dtype=torch.float64, device=means.device)
+    hi = torch.full((n_leaves, 3), -float("inf"), dtype=torch.float64, device=means.device)
+    return lo.scatter_reduce_(0, index, means - half, "amin"), hi.scatter_reduce_(0, index, means + half, "amax")
+
+
+def _bounds_list(lo: torch.Tensor, hi: torch.Tensor) -> list[list[list[float]]]:
+    return [[a, b] for a, b in zip(lo.tolist(), hi.tolist())]
+
+
 def build_levels(splats: Splats, leaf_sizes: list[int], levels: int, device: torch.device,
-                 leaf_group: Optional[list[int]] = None) -> list[tuple[Splats, list[int]]]:
-    """[(splats of level k grouped by leaf, count per leaf)] for k = 0 .. levels-1.
+                 leaf_group: Optional[list[int]] = None) -> GroupLevels:
+    """Levels 0 .. levels-1 of a group and its leaves' bounds, made where the splats are on
+    `device` (the bounds there too: on a CPU thread they cost more than the merge's launches).
     `leaf_group`: per leaf, the chunk group it belongs to, when several groups' leaves come
     together (`build_levels_batch`: each group keeps its own length unit)."""
     t = splats_tensors(splats, device)
     seg = run_ids(leaf_sizes, device)
     groups = None if leaf_group is None else torch.tensor(leaf_group, device=device)
     out = [(splats, list(leaf_sizes))]
+    lo, hi = _box_extent(t, seg, len(leaf_sizes))
     for _ in range(1, levels):
         t, seg = decimate(t, seg, slack=LEVEL_SLACK, segment_group=groups)
         counts = torch.bincount(seg, minlength=len(leaf_sizes)).tolist()
         out.append((tensors_splats(t), counts))
-    return out
+        more_lo, more_hi = _box_extent(t, seg, len(leaf_sizes))
+        lo, hi = torch.minimum(lo, more_lo), torch.maximum(hi, more_hi)
+    return GroupLevels(out, _bounds_list(lo, hi))
 
 
 def build_levels_batch(parts: list[tuple[Splats, list[int]]], levels: int,
-                       device: torch.device) -> list[list[tuple[Splats, list[int]]]]:
+                       device: torch.device) -> list[GroupLevels]:
     """`build_levels` of several chunk groups (each: its splats grouped by leaf, count per
     leaf) in one call, split back per group. Why: one group's decimation is a few thousand
     small launches that leave a GPU mostly idle; eight groups in one call cost 0.18 s a group
@@ -101,20 +129,25 @@ def build_levels_batch(parts: list[tuple[Splats, list[int]]], levels: int,
     sizes = [c for _, leaf_sizes in parts for c in leaf_sizes]
     leaf_group = [g for g, (_, leaf_sizes) in enumerate(parts) for _ in leaf_sizes]
     together = build_levels(Splats.concat([p[0] for p in parts]), sizes, levels, device, leaf_group)
-    out: list[list[tuple[Splats, list[int]]]] = [[] for _ in parts]
-    for k, (level_splats, counts) in enumerate(together):
+    out = [GroupLevels([], []) for _ in parts]
+    for k, (level_splats, counts) in enumerate(together.levels):
         start, first_leaf = 0, 0
         for g, (own_splats, leaf_sizes) in enumerate(parts):
             own = counts[first_leaf:first_leaf + len(leaf_sizes)]
             stop = start + sum(own)
             rows = own_splats if k == 0 else Splats(*(getattr(level_splats, a)[start:stop] for a in ATTRIBUTES))
-            out[g].append((rows, list(own)))
+            out[g].levels.append((rows, list(own)))
             start, first_leaf = stop, first_leaf + len(leaf_sizes)
+    first_leaf = 0
+    for g, (_, leaf_sizes) in enumerate(parts):
+        out[g].bounds = together.bounds[first_leaf:first_leaf + len(leaf_sizes)]
+        first_leaf += len(leaf_sizes)
     return out
 
 
 def leaf_bounds(level_splats: list[tuple[Splats, list[int]]], n_leaves: int) -> list[list[list[float]]]:
-    """Per leaf, the box around every level's 1-sigma ellipsoids (as the viewer culls by)."""
+    """Per leaf, the box around every level's 1-sigma ellipsoids (as the viewer culls by), for
+    levels given as inputs (`build_levels` makes the merged levels' bounds on the device)."""
     lo = np.full((n_leaves, 3), np.inf)
     hi = np.full((n_leaves, 3), -np.inf)
     for s, counts in level_splats:
@@ -160,22 +193,23 @@ def encode_file(compressor, level: int, name: str, leaves: list[int], splats: Sp
 
 def compress_group(compressor, group: int, leaves: list[int], splats: Splats, leaf_sizes: list[int],
                    levels: int, write: FolderWriter,
-                   given: Optional[list[tuple[Splats, list[int]]]] = None, sog_input: bool = False) -> GroupResult:
-    """Build the group's levels (or take the `given` ones), write level 0 as `0_{group}`, and
-    hand the coarser levels back for their buckets. `sog_input`: level 0 is a decoded SOG's
-    splats (merged levels never are)."""
+                   given: Optional[list[tuple[Splats, list[int]]]] = None, sog_input: bool = False,
+                   made: Optional[GroupLevels] = None) -> GroupResult:
+    """Build the group's levels (or take the `given` ones, or those already `made` by
+    `build_levels_batch`), write level 0 as `0_{group}`, and hand the coarser levels back for
+    their buckets. `sog_input`: level 0 is a decoded SOG's splats (merged levels never are)."""
     t0 = time.perf_counter()
     if given is not None:
-        level_splats = given
-    else:
+        made = GroupLevels(given, leaf_bounds(given, len(leaf_sizes)))
+        t0 = time.perf_counter()              # nothing decimated
+    elif made is None:
         with compressor.gpu_lock(), torch.no_grad():
             t0 = time.perf_counter()          # the decimation itself, not the wait for the lock
-            level_splats = build_levels(splats, leaf_sizes, levels, compressor.device)
+            made = build_levels(splats, leaf_sizes, levels, compressor.device)
     seconds = {"decimate": time.perf_counter() - t0}
-    bounds = leaf_bounds(level_splats, len(leaf_sizes))
-    base, counts = level_splats[0]
+    base, counts = made.levels[0]
     file = encode_file(compressor, 0, folder_name(0, group), leaves, base, counts, write, sog_input)
-    return GroupResult(group, list(leaves), bounds, file, list(level_splats[1:]), seconds)
+    return GroupResult(group, list(leaves), made.bounds, file, list(made.levels[1:]), seconds)
 
 
 def bucket_of(group: int, level: int) -> int:

@@ -75,8 +75,10 @@ class StreamedSchedule:
     first come, first served among buckets; a unit put back (its worker died) goes to the front
     of its kind."""
 
-    def __init__(self, groups: list) -> None:
-        self.n_groups = len(groups)
+    def __init__(self, groups: list, n_groups: Optional[int] = None) -> None:
+        """groups: the group specs to run; n_groups: the scene's groups in all (default: these),
+        which decides the last bucket of each level when a process runs only some of them."""
+        self.n_groups = len(groups) if n_groups is None else n_groups
         self.groups: deque = deque(GroupUnit(spec) for spec in groups)
         self.buckets: deque = deque()
         self.packer = BucketPacker(self.n_groups)

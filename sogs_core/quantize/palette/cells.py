@@ -25,13 +25,21 @@ import torch
 from sogs_core.quantize.palette.exact import assign
 
 
+def count_labels(labels: torch.Tensor, bins: int, dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """How many labels fall in each of `bins` bins. Unlike torch.bincount, it never waits for
+    the device (bincount reads the largest label back first): each wait is a pause for the
+    calling thread, and a longer one while other threads hold the interpreter."""
+    return torch.zeros(bins, dtype=dtype, device=labels.device).index_add_(
+        0, labels, torch.ones(len(labels), dtype=dtype, device=labels.device))
+
+
 def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> torch.Tensor:
     """Centres of `cells` coarse cells over the centroids: Lloyd from an even stride of them."""
     centres = centroids[torch.linspace(0, len(centroids) - 1, cells, device=centroids.device).long()].clone()
     for _ in range(iterations):
         lab, _ = assign(centroids, centres)
         sums = torch.zeros_like(centres).index_add_(0, lab, centroids)
-        counts = torch.bincount(lab, minlength=cells).to(centroids.dtype)
+        counts = count_labels(lab, cells, centroids.dtype)
         centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
     return centres
 
@@ -58,7 +66,7 @@ class CellLayout:
         row_cell, _ = assign(x, centres)
 
         def grouped(cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            counts = torch.bincount(cell, minlength=cells)
+            counts = count_labels(cell, cells)
             start = torch.zeros(cells + 1, dtype=torch.long, device=cell.device)
             start[1:] = torch.cumsum(counts, 0)
             return torch.argsort(cell, stable=True), start
@@ -74,17 +82,22 @@ class CellLayout:
         return torch.cat([self.cent_order[bounds[j]:bounds[j + 1]] for j in self.near[cell].tolist()])
 
     def row_blocks(self, block: int) -> "RowBlocks":
-        """Rows in blocks of `block` that never straddle two cells (row id -1 pads a block)."""
+        """Rows in blocks of `block` that never straddle two cells (row id -1 pads a block).
+        The block count is the bound ceil(N / block) + cells, known without reading anything
+        back from the device; blocks past the last cell's are all padding (cell -1)."""
         dev = self.row_order.device
+        n, cells = len(self.row_order), len(self.row_start) - 1
         counts = self.row_start[1:] - self.row_start[:-1]
         per_cell = (counts + block - 1) // block
-        first_block = torch.cumsum(per_cell, 0) - per_cell
-        cells = torch.arange(len(counts), device=dev)
-        block_cell = torch.repeat_interleave(cells, per_cell)
-        cell_of_row = torch.repeat_interleave(cells, counts)
-        pos = torch.arange(len(self.row_order), device=dev) - self.row_start[cell_of_row]
-        slots = first_block[cell_of_row] * block + pos
-        rows = torch.full((int(per_cell.sum()) * block,), -1, dtype=torch.int32, device=dev)
+        block_end = torch.cumsum(per_cell, 0)
+        first_block = block_end - per_cell
+        n_blocks = (n + block - 1) // block + cells
+        block_cell = torch.searchsorted(block_end, torch.arange(n_blocks, device=dev), right=True)
+        block_cell = torch.where(block_cell < cells, block_cell, -1)
+        pos = torch.arange(n, device=dev)
+        cell_of_row = torch.searchsorted(self.row_start[1:], pos, right=True)
+        slots = first_block[cell_of_row] * block + pos - self.row_start[cell_of_row]
+        rows = torch.full((n_blocks * block,), -1, dtype=torch.int32, device=dev)
         rows[slots] = self.row_order.to(torch.int32)
         return RowBlocks(rows, block_cell.to(torch.int32))
 
@@ -92,7 +105,7 @@ class CellLayout:
 @dataclass
 class RowBlocks:
     rows: torch.Tensor            # (blocks * block,) int32 row ids, -1 for padding
-    block_cell: torch.Tensor      # (blocks,) int32 cell of each block
+    block_cell: torch.Tensor      # (blocks,) int32 cell of each block, -1 for a block of padding only
 
 
 class CellSearch:

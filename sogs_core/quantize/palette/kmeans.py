@@ -12,8 +12,13 @@ from typing import Callable, Optional
 
 import torch
 
-from sogs_core.quantize.palette.cells import CellSearch
+from sogs_core.quantize.palette.cells import CellSearch, count_labels
 from sogs_core.quantize.palette.exact import assign
+
+
+#: emptied clusters re-seeded per Lloyd step at most (the rest wait for the next step): a bound
+#: the device can work with without reading the count of empties back
+RESEED_MAX = 1024
 
 
 def palette_size(n: int) -> int:
@@ -62,7 +67,7 @@ def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
     """Lloyd's k-means of rows of x (N, D) into k clusters; returns (centroids, labels, inertia).
 
     Seeded with k distinct random rows; an emptied cluster is re-seeded with the row that is
-    currently worst served, so every palette entry stays in use. `method` picks the nearest-
+    currently worst served (up to RESEED_MAX a step), so every palette entry stays in use. `method` picks the nearest-
     centroid search (see nearest_fn); the inertia is always summed in float64.
 
     weights (N,), when given, make it weighted: the seeds drawn in proportion to the weights
@@ -84,19 +89,22 @@ def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
         centroids = x[torch.topk(keys, k).indices].clone()
     find = nearest_fn(x, method)
     labels, dists = find(centroids)
+    reseeds = min(k, n, RESEED_MAX)
     for it in range(iterations):
         if weights is None:
             sums = torch.zeros_like(centroids).index_add_(0, labels, x)
-            counts = torch.bincount(labels, minlength=k).to(x.dtype)
+            counts = count_labels(labels, k, x.dtype)
         else:
             sums = torch.zeros_like(centroids).index_add_(0, labels, x * w[:, None])
             counts = torch.zeros(k, dtype=x.dtype, device=x.device).index_add_(0, labels, w)
         empty = counts == 0
         centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1e-30)[:, None])
-        n_empty = int(empty.sum())
-        if n_empty:
-            worst = torch.topk(dists if weights is None else dists * w, n_empty).indices
-            centroids[empty] = x[worst]
+        # the j-th emptied centroid takes the j-th worst served row, without reading the
+        # number of empties back from the device (a wait per step)
+        worst = torch.topk(dists if weights is None else dists * w, reseeds).indices
+        rank = torch.cumsum(empty, 0) - 1
+        take = empty & (rank < reseeds)
+        centroids = torch.where(take[:, None], x[worst[rank.clamp(0, reseeds - 1)]], centroids)
         labels, dists = find(centroids)
         if progress is not None:
             progress((it + 1) / max(iterations, 1))

@@ -59,6 +59,8 @@ def _nearest2_cells_kernel(x_ptr, c_ptr, csq_ptr, idx_ptr, rows_ptr, block_cell_
     dims = tl.arange(0, D)
     x = tl.load(x_ptr + rows[:, None] * D + dims[None, :], mask=ok[:, None], other=0.0)
     cell = tl.load(block_cell_ptr + pid)
+    live = (cell >= 0).to(tl.int32)    # a block of padding only (cell -1) scans nothing
+    cell = cell * live
     b1 = tl.full((BLOCK_M,), float("inf"), tl.float32)
     b2 = tl.full((BLOCK_M,), float("inf"), tl.float32)
     i1 = tl.zeros((BLOCK_M,), tl.int32)
@@ -66,7 +68,7 @@ def _nearest2_cells_kernel(x_ptr, c_ptr, csq_ptr, idx_ptr, rows_ptr, block_cell_
     for p in range(PROBE):
         nc = tl.load(near_ptr + cell * PROBE + p)
         lo = tl.load(cell_start_ptr + nc)
-        hi = tl.load(cell_start_ptr + nc + 1)
+        hi = lo + (tl.load(cell_start_ptr + nc + 1) - lo) * live
         for start in tl.range(lo, hi, BLOCK_N):
             b1, i1, b2, i2 = _scan_tile(x, c_ptr, csq_ptr, start, hi, b1, i1, b2, i2, D, BLOCK_N, PRECISION)
     tl.store(idx_ptr + rows * 2, i1, mask=ok)
