@@ -78,6 +78,20 @@ def colours(f_dc: torch.Tensor, f_rest: torch.Tensor, dirs: torch.Tensor) -> tor
     return rgb.clamp_min(0.0)
 
 
+#: drawn splats whose colours are computed at once: the SH rows gathered for them and their
+#: products (twice 180 bytes a splat at SH3) would otherwise be the largest buffers of a huge
+#: scene's render (a 32M streamed level peaked at 15 GB, bench/NOTES.md, session 25); a scene of
+#: a few million splats takes one step
+COLOUR_ROWS = 1 << 22
+
+
+def drawn_colours(t: dict[str, torch.Tensor], sel: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    """`colours` of the splats `sel` of t (their view directions `dirs`), COLOUR_ROWS at a time."""
+    parts = [colours(t["f_dc"].index_select(0, s), t["f_rest"].index_select(0, s), d)
+             for s, d in zip(sel.split(COLOUR_ROWS), dirs.split(COLOUR_ROWS))]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _camera_frame(view: View, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(position (3,), rows right / down / forward (3, 3)): image x right, y down, z into the scene."""
     pos = torch.tensor(view.position, dtype=torch.float32, device=device)
@@ -195,7 +209,7 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
     counts = torch.bincount(in_view, minlength=views).tolist() if views > 1 else [len(order)]
     return ({"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
              "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
-             "rgb": colours(t["f_dc"].index_select(0, sel), t["f_rest"].index_select(0, sel), dirs)}, counts)
+             "rgb": drawn_colours(t, sel, dirs)}, counts)
 
 
 def _engine_footprint(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
