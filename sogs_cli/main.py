@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes that write the streamed SOG together on the one device (default 1): each runs "
                         "whole buckets of chunk groups with its own compressor, so more kernels are launched at "
                         "once (one process is bound by launching them, not by the GPU); the files are the same. "
-                        "Each process holds its own chunk groups and device memory")
+                        "Each process holds its own chunk groups and device memory, and opens the input itself "
+                        "(below --memory-budget it reads it whole, so that much host memory per process)")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

@@ -76,10 +76,12 @@ def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: St
 
         def relay() -> None:
             done = 0
-            while not stop.is_set():
+            while True:                      # until the processes are done and every count is in
                 try:
                     done += counts.get(timeout=0.2)
                 except queue.Empty:
+                    if stop.is_set():
+                        return
                     continue
                 progress(done)
 
