@@ -77,6 +77,27 @@ def test_decimation_halves_each_segment_and_never_mixes_them():
     assert (torch.sigmoid(out["opacity"]) <= 1).all()
 
 
+def test_jacobi_stops_early_with_the_values_of_every_sweep(monkeypatch):
+    """`eigh3` leaves its sweeps once no off-diagonal entry is left: eigenvalues and vectors
+    equal, bit for bit, those of all its sweeps (spread, badly scaled and nearly equal
+    eigenvalues alike), and they diagonalise the input."""
+    import sogs_core.edit.decimate as dec
+
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(3000, 3, 3, generator=gen, dtype=torch.float64)
+    a = a @ a.transpose(1, 2)
+    scale = torch.tensor([1e-6, 1.0, 1e3], dtype=torch.float64)
+    a[:1000] = a[:1000] * scale[None, :, None] * scale[None, None, :]
+    near = 2 * torch.eye(3, dtype=torch.float64) + 1e-9 * torch.randn(1000, 3, 3, generator=gen, dtype=torch.float64)
+    a[2000:] = (near + near.transpose(1, 2)) / 2
+    early = dec.eigh3(a)
+    monkeypatch.setattr(dec, "SWEEPS_BEFORE_CHECK", 99)
+    full = dec.eigh3(a)
+    assert torch.equal(early[0], full[0]) and torch.equal(early[1], full[1])
+    back = early[1] @ torch.diag_embed(early[0]) @ early[1].transpose(1, 2)
+    assert torch.allclose(back, a, rtol=1e-9, atol=1e-9 * float(a.abs().max()))
+
+
 def test_merge_keeps_ink_mean_and_spread():
     """Moment matching: the weighted mean, the second moment and (below alpha 1) the ink are kept."""
     rng = np.random.default_rng(1)
