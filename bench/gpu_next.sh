@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What session 25 built and could not time on a GPU (its device time ran out), in one call of the
+# device tool (~8 minutes on an H100), from the repository root:
+#     bash bench/gpu_next.sh        (JSON under $OUT, or ./gpu_next_out)
+# 1. the 32M SH3 streamed SOG with --processes 1, 2 and 4 on the same host (issue 32);
+# 2. its levels rendered against the input after the colour chunking (issue 28's peak: 15.0 GB
+#    before, on an H200), input read whole;
+# 3. the merge with the Jacobi sweeps' early stop (decimate_bench --groups 1 8).
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-gpu_next_out}; W=${WORK:-/tmp/gpu_next}; mkdir -p "$W" "$OUT"
+nvidia-smi --query-gpu=name --format=csv,noheader
+S="import sys,json; d=json.load(open(sys.argv[1])); print({k: d.get(k) for k in ('processes','seconds_wall','output_bytes','peak_gpu_bytes','gpu_mem_max_mib_nvidia_smi','seconds_render','peak_gpu_bytes_render')})"
+timeout 120 python3 bench/decimate_bench.py --groups 1 8 --json $OUT/decimate_groups.json 2>&1 | tail -3
+for p in 1 4 2; do
+  timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --processes $p --json $OUT/streamed_32M_p$p.json > $OUT/p$p.log 2>&1
+  python3 -c "$S" $OUT/streamed_32M_p$p.json
+done
+timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --memory-budget-mb 16000 --render-metric --json $OUT/streamed_32M_metric.json > $OUT/metric.log 2>&1
+python3 -c "$S" $OUT/streamed_32M_metric.json
