@@ -91,8 +91,9 @@ class Compressor:
         self._gpu_lock = threading.BoundedSemaphore(gpu_slots)
         self._palette = PaletteAside(self.settings.kmeans_iterations, self.settings.seed,
                                      lambda f: self._report("cluster", f))
-        # the render metric's renders of the input, beside quantize and order on a GPU
-        self._reference = SideStream("sogs-reference")
+        # the render metric's renders of the input, launched beside quantize and order on a GPU
+        # (on the caller's stream: a stream of its own would hold a second memory pool)
+        self._reference = SideStream("sogs-reference", own_stream=False)
         if warm:
             self.warm_up()
 

@@ -1,9 +1,13 @@
-"""Work beside the compressor's GPU stages: one thread and one CUDA stream for a Compressor's life.
+"""Work beside the compressor's GPU stages: one thread (and one CUDA stream) for a Compressor's life.
 
-Why a stream of its own: work that does not depend on the next steps (the SH palette's k-means,
-the input's renders for the render metric) overlaps them on the device instead of queueing
-behind them. Why one for life: the caching allocator keeps freed blocks per stream, and a new
-stream per scene grew the reserved memory scene after scene.
+Why a thread: work that does not depend on the next steps (the SH palette's k-means, the input's
+renders for the render metric) is launched while the caller launches those steps; the GPU
+stages are bound by launching kernels more than by running them. Why a stream of its own (the
+palette): its kernels then overlap the caller's on the device. Why not always: the caching
+allocator keeps freed blocks per stream, so a second stream holds a second pool; the metric's
+renders on one grew a 1M SH3 compression's reserved memory from 12.2 to 18.9 GB on an H100
+(bench/NOTES.md, session 25), so they run on the caller's stream and share its pool. Why one
+stream for life: a new stream per scene grew the reserved memory scene after scene.
 """
 from __future__ import annotations
 
@@ -16,27 +20,32 @@ T = TypeVar("T")
 
 
 class SideStream:
-    """Runs callables on its own thread; on a CUDA device each inside its own stream, started
-    after what the caller's stream has queued so far, and finished on the device before its
-    result is handed back."""
+    """Runs callables on its own thread. On a CUDA device with `own_stream`, each inside its own
+    stream, started after what the caller's stream has queued so far and finished on the device
+    before its result is handed back; without, on the caller's stream (its kernels queue among
+    the caller's in launch order, and its result is ready for the caller's later work)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, own_stream: bool = True) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.own_stream = own_stream
         self._stream: Optional[torch.cuda.Stream] = None
 
     def submit(self, fn: Callable[[], T], device: torch.device) -> Future:
-        """fn() on the side thread (on `device`'s side stream when it is a GPU)."""
-        ready = None
-        if device.type == "cuda":
-            if self._stream is None:
-                self._stream = torch.cuda.Stream(device)
-            ready = torch.cuda.current_stream(device).record_event()
-        return self._thread.submit(self._run, fn, ready)
+        """fn() on the side thread (on a GPU: on the side stream, or the caller's)."""
+        if device.type != "cuda":
+            return self._thread.submit(self.run_here, fn)
+        caller = torch.cuda.current_stream(device)
+        if not self.own_stream:
+            return self._thread.submit(self._run_on, fn, caller)
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device)
+        return self._thread.submit(self._run_aside, fn, caller.record_event())
 
-    def _run(self, fn: Callable[[], T], ready: Optional[torch.cuda.Event]) -> T:
-        if ready is None:
-            with torch.no_grad():
-                return fn()
+    def _run_on(self, fn: Callable[[], T], stream: torch.cuda.Stream) -> T:
+        with torch.cuda.stream(stream), torch.no_grad():
+            return fn()
+
+    def _run_aside(self, fn: Callable[[], T], ready: torch.cuda.Event) -> T:
         side = self._stream
         side.wait_event(ready)
         with torch.cuda.stream(side), torch.no_grad():
