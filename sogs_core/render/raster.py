@@ -78,11 +78,11 @@ def colours(f_dc: torch.Tensor, f_rest: torch.Tensor, dirs: torch.Tensor) -> tor
     return rgb.clamp_min(0.0)
 
 
-#: drawn splats whose colours are computed at once: the SH rows gathered for them and their
-#: products (twice 180 bytes a splat at SH3) would otherwise be the largest buffers of a huge
-#: scene's render (a 32M streamed level peaked at 15 GB, bench/NOTES.md, session 25); a scene of
-#: a few million splats takes one step
-COLOUR_ROWS = 1 << 22
+#: drawn splats (of all the views in one launch) whose colours are computed at once: the SH
+#: rows gathered for them and their products (twice 180 bytes a splat at SH3) would otherwise be
+#: the largest buffers of a render (2.9 GB for 1M SH3 splats in 8 views; a 32M streamed level
+#: peaked at 15 GB, bench/NOTES.md, session 25); a few more launches per million
+COLOUR_ROWS = 1 << 20
 
 
 def drawn_colours(t: dict[str, torch.Tensor], sel: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
