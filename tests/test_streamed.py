@@ -364,6 +364,11 @@ def test_cli_render_metric_on_a_streamed_sog(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "render metric: skipped" in r.stdout
     assert json.loads(r.stdout.strip().splitlines()[-1])["render_levels"] is None
+    # --processes: a streamed SOG's option, at least 1
+    for args, says in ((["o.sog", "--processes", "2"], "applies to a streamed SOG"),
+                       (["o3/lod-meta.json", "--processes", "0"], "at least 1")):
+        r = cli("compress", str(tmp_path / "in.ply"), str(tmp_path / args[0]), "--device", "cpu", *args[1:])
+        assert r.returncode == 2 and says in r.stderr, r.stderr
 
 
 def test_several_processes_write_the_same_streamed_sog(tmp_path):
