@@ -397,3 +397,18 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path):
     assert [g.group for run in runs for g in run] == plan_groups and all(len(r) % 2 == 0 for r in runs[:-1])
     with pytest.raises(ValueError, match="processes"):
         write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)
+
+
+def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
+    """One process that cannot do its share (here: its input is gone) ends the whole write with
+    that process's own error, and the others are stopped; nothing waits for them to finish."""
+    from sogs_core.pipeline.streamed.plan import LevelSource, plan_streamed
+    from sogs_core.pipeline.streamed.processes import run_in_processes, split_groups
+
+    write_ply(tmp_path / "in.ply", make_scene(30_000, 0, seed=13))
+    settings = StreamedSettings(levels=2, chunks=SMALL)
+    plan = plan_streamed([LevelSource(str(tmp_path / "in.ply"))], settings)
+    runs = split_groups(plan.groups, plan.levels, 2)
+    assert len(runs) == 2
+    with Compressor(device="cpu", warm=False) as c, pytest.raises(Exception, match="gone.ply"):
+        run_in_processes(c, [str(tmp_path / "gone.ply")], 1 << 30, plan, str(tmp_path / "out"), 1, runs)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-import threading
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Optional
 
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
@@ -42,22 +40,36 @@ def split_groups(groups: list[GroupSpec], levels: int, parts: int) -> list[list[
     return runs
 
 
-def _run_part(device: str, settings, inputs: list[str], memory_budget: int, groups: list[GroupSpec],
-              levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int,
-              progress: Optional["queue.Queue"]) -> UnitsDone:
-    """One process's share: its own compressor and sources, its runs of buckets."""
-    from sogs_core.pipeline.compressor import Compressor
+def _run_part(part: int, device: str, settings, inputs: list[str], memory_budget: int, groups: list[GroupSpec],
+              levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int, out) -> None:
+    """One process's share: its own compressor and sources, its runs of buckets. Everything it
+    has to say goes into the queue `out`: ("groups", n) as groups finish, then ("done", part,
+    UnitsDone) or ("failed", part, the exception)."""
+    try:
+        from sogs_core.pipeline.compressor import Compressor
 
-    with Compressor(device=device, settings=settings, warm=False) as comp:
-        sources = [LevelSource(p, memory_budget) for p in inputs]
-        last = [0]
+        with Compressor(device=device, settings=settings, warm=False) as comp:
+            sources = [LevelSource(p, memory_budget) for p in inputs]
+            last = [0]
 
-        def report(done: int) -> None:
-            if progress is not None:
-                progress.put(done - last[0])
+            def report(done: int) -> None:
+                out.put(("groups", done - last[0]))
                 last[0] = done
 
-        return run_units(comp, sources, groups, levels, n_groups, folder, batch, splats_per_batch, report)
+            out.put(("done", part, run_units(comp, sources, groups, levels, n_groups, folder, batch,
+                                             splats_per_batch, report)))
+    except BaseException as exc:      # noqa: BLE001  (handed to the parent, which raises it)
+        out.put(("failed", part, exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _picklable(exc: BaseException) -> bool:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return True
+    except Exception:      # noqa: BLE001
+        return False
 
 
 def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: StreamedPlan, folder: str,
@@ -66,41 +78,44 @@ def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: St
     """`plan`'s units, one spawned process per run of groups (`split_groups`), on `compressor`'s
     device and settings; each decimates up to batch / processes groups (and splats) a call, so
     that the device holds about what one process alone would. progress(groups done) as groups
-    finish anywhere."""
+    finish anywhere. The first process to fail stops the others, and its error is raised."""
     each_batch = max(1, batch // len(runs))
     each_splats = max(1, DECIMATION_SPLATS // len(runs))
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        counts = manager.Queue() if progress is not None else None
-        stop = threading.Event()
-
-        def relay() -> None:
-            done = 0
-            while True:                      # until the processes are done and every count is in
-                try:
-                    done += counts.get(timeout=0.2)
-                except queue.Empty:
-                    if stop.is_set():
-                        return
-                    continue
-                progress(done)
-
-        watcher = threading.Thread(target=relay, daemon=True) if counts is not None else None
-        if watcher is not None:
-            watcher.start()
-        try:
-            with ProcessPoolExecutor(max_workers=len(runs), mp_context=ctx) as pool:
-                futures = [pool.submit(_run_part, str(compressor.device), compressor.settings, inputs, memory_budget,
-                                       run, plan.levels, len(plan.groups), folder, each_batch, each_splats, counts)
-                           for run in runs]
-                parts = [f.result() for f in futures]
-        finally:
-            stop.set()
-            if watcher is not None:
-                watcher.join()
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
+                         args=(k, str(compressor.device), compressor.settings, inputs, memory_budget, run,
+                               plan.levels, len(plan.groups), folder, each_batch, each_splats, out))
+             for k, run in enumerate(runs)]
+    parts: dict[int, UnitsDone] = {}
+    groups_done = 0
+    try:
+        for proc in procs:
+            proc.start()
+        while len(parts) < len(procs):
+            try:
+                message = out.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for k, p in enumerate(procs) if k not in parts and not p.is_alive()]
+                if dead and out.empty():
+                    raise RuntimeError(f"{dead[0].name} ended without a result (exit code {dead[0].exitcode})")
+                continue
+            if message[0] == "groups":
+                groups_done += message[1]
+                if progress is not None:
+                    progress(groups_done)
+            elif message[0] == "done":
+                parts[message[1]] = message[2]
+            else:
+                raise message[2]
+    finally:
+        for proc in procs:
+            if proc.is_alive() and len(parts) < len(procs):
+                proc.terminate()
+            proc.join()
     merged = UnitsDone([], {}, {})
-    for part in parts:
-        merged.files.extend(part.files)
-        merged.bounds.update(part.bounds)
-        add_seconds(merged.seconds, part.seconds)
+    for k in range(len(procs)):
+        merged.files.extend(parts[k].files)
+        merged.bounds.update(parts[k].bounds)
+        add_seconds(merged.seconds, parts[k].seconds)
     return merged
