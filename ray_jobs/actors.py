@@ -67,9 +67,10 @@ class SceneCompressor:
         # whole scenes (`process`): the same compressor (device, settings, encode pool, GPU lock,
         # palette fitter: all shared by the shallow copy) with the render metric on
         self.scene_compressor = self.compressor
-        if render_metric or (render_metric is None and self.compressor.device.type == "cuda"):
+        metric = RenderMetricSettings.if_wanted(render_metric, self.compressor.device)
+        if metric is not None:
             self.scene_compressor = copy.copy(self.compressor)
-            self.scene_compressor.render_metric = RenderMetricSettings.for_device(self.compressor.device)
+            self.scene_compressor.render_metric = metric
         self._source_lock = threading.Lock()
         self._open: Optional[tuple] = None          # (scene key, LevelSources, downloaded file)
         self.node = socket.gethostname()

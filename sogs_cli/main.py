@@ -57,11 +57,9 @@ def _compress(args: argparse.Namespace) -> int:
         return _compress_streamed(args, str(device), settings, out)
     progress = None if args.quiet else StageProgress()
     # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
-    metric = None
-    if args.render_metric or (args.render_metric is None and device.type == "cuda"):
-        from sogs_core.render.score import RenderMetricSettings
+    from sogs_core.render.score import RenderMetricSettings
 
-        metric = RenderMetricSettings.for_device(device)
+    metric = RenderMetricSettings.if_wanted(args.render_metric, device)
     with Compressor(device=str(device), settings=settings, progress=progress, warm=False,
                     render_metric=metric) as comp:
         if not args.quiet:

@@ -129,40 +129,31 @@ def build_levels_batch(parts: list[tuple[Splats, list[int]]], levels: int,
     sizes = [c for _, leaf_sizes in parts for c in leaf_sizes]
     leaf_group = [g for g, (_, leaf_sizes) in enumerate(parts) for _ in leaf_sizes]
     together = build_levels(Splats.concat([p[0] for p in parts]), sizes, levels, device, leaf_group)
-    out = [GroupLevels([], []) for _ in parts]
+    leaf_end = np.cumsum([len(leaf_sizes) for _, leaf_sizes in parts]).tolist()
+    leaves = [range(end - len(p[1]), end) for p, end in zip(parts, leaf_end)]       # each group's leaves
+    out = [GroupLevels([], together.bounds[own.start:own.stop]) for own in leaves]
     for k, (level_splats, counts) in enumerate(together.levels):
-        start, first_leaf = 0, 0
-        for g, (own_splats, leaf_sizes) in enumerate(parts):
-            own = counts[first_leaf:first_leaf + len(leaf_sizes)]
-            stop = start + sum(own)
+        start = 0
+        for g, ((own_splats, _), own) in enumerate(zip(parts, leaves)):
+            own_counts = counts[own.start:own.stop]
+            stop = start + sum(own_counts)
             rows = own_splats if k == 0 else Splats(*(getattr(level_splats, a)[start:stop] for a in ATTRIBUTES))
-            out[g].levels.append((rows, list(own)))
-            start, first_leaf = stop, first_leaf + len(leaf_sizes)
-    first_leaf = 0
-    for g, (_, leaf_sizes) in enumerate(parts):
-        out[g].bounds = together.bounds[first_leaf:first_leaf + len(leaf_sizes)]
-        first_leaf += len(leaf_sizes)
+            out[g].levels.append((rows, list(own_counts)))
+            start = stop
     return out
 
 
 def leaf_bounds(level_splats: list[tuple[Splats, list[int]]], n_leaves: int) -> list[list[list[float]]]:
     """Per leaf, the box around every level's 1-sigma ellipsoids (as the viewer culls by), for
-    levels given as inputs (`build_levels` makes the merged levels' bounds on the device)."""
-    lo = np.full((n_leaves, 3), np.inf)
-    hi = np.full((n_leaves, 3), -np.inf)
+    levels given as inputs (`build_levels` makes the merged levels' bounds as it goes): the
+    same `_box_extent`, level by level on this CPU."""
+    cpu = torch.device("cpu")
+    lo = torch.full((n_leaves, 3), float("inf"), dtype=torch.float64)
+    hi = torch.full((n_leaves, 3), -float("inf"), dtype=torch.float64)
     for s, counts in level_splats:
-        r = quat_to_matrix(torch.from_numpy(s.quats).double()).numpy()
-        half = np.abs(r) @ np.exp(s.log_scales.astype(np.float64))[:, :, None]
-        half = half[:, :, 0]
-        # the splats come leaf after leaf: a reduction over each leaf's run (ufunc.at is an
-        # order of magnitude slower); leaves without splats at this level are left as they are
-        counts = np.asarray(counts, dtype=np.int64)
-        full = np.nonzero(counts > 0)[0]
-        if len(full):
-            starts = (np.cumsum(counts) - counts)[full]
-            lo[full] = np.minimum(lo[full], np.minimum.reduceat(s.means - half, starts, axis=0))
-            hi[full] = np.maximum(hi[full], np.maximum.reduceat(s.means + half, starts, axis=0))
-    return [[lo[k].tolist(), hi[k].tolist()] for k in range(n_leaves)]
+        more_lo, more_hi = _box_extent(splats_tensors(s, cpu), run_ids(counts, cpu), n_leaves)
+        lo, hi = torch.minimum(lo, more_lo), torch.maximum(hi, more_hi)
+    return _bounds_list(lo, hi)
 
 
 def worst(a: dict, b: dict) -> dict:
@@ -198,15 +189,15 @@ def compress_group(compressor, group: int, leaves: list[int], splats: Splats, le
     """Build the group's levels (or take the `given` ones, or those already `made` by
     `build_levels_batch`), write level 0 as `0_{group}`, and hand the coarser levels back for
     their buckets. `sog_input`: level 0 is a decoded SOG's splats (merged levels never are)."""
-    t0 = time.perf_counter()
+    decimate = 0.0                            # given levels, or made by the caller (who times them)
     if given is not None:
         made = GroupLevels(given, leaf_bounds(given, len(leaf_sizes)))
-        t0 = time.perf_counter()              # nothing decimated
     elif made is None:
         with compressor.gpu_lock(), torch.no_grad():
             t0 = time.perf_counter()          # the decimation itself, not the wait for the lock
             made = build_levels(splats, leaf_sizes, levels, compressor.device)
-    seconds = {"decimate": time.perf_counter() - t0}
+            decimate = time.perf_counter() - t0
+    seconds = {"decimate": decimate}
     base, counts = made.levels[0]
     file = encode_file(compressor, 0, folder_name(0, group), leaves, base, counts, write, sog_input)
     return GroupResult(group, list(leaves), made.bounds, file, list(made.levels[1:]), seconds)

@@ -19,6 +19,7 @@ from sogs_core.pipeline.streamed.chunk import (FileResult, FolderWriter, GroupRe
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource
 from sogs_core.pipeline.streamed.schedule import BucketUnit, StreamedSchedule
 
+
 def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: int,
               write: FolderWriter) -> GroupResult:
     """Gather one group's splats, make or take its levels, write level 0 (the coarser levels
