@@ -242,10 +242,10 @@ def raster_checks(dev: torch.device) -> None:
     both views in one launch (running product), then one view summing logs."""
     from sogs_core.model.synth import synthetic_scene
     from sogs_core.render import raster, raster_tiles
-    from sogs_core.render.score import RenderMetricSettings, _tensors, cameras_for
+    from sogs_core.render.score import RenderMetricSettings, _prepared, cameras_for
 
     s = synthetic_scene(200_000, 1, seed=3)
-    t = _tensors(s, dev)
+    t = _prepared(s, dev)
     cams = cameras_for(s.means, RenderMetricSettings(views=2, width=512, height=512))
     ps = [raster.project(t, cam) for cam in cams]
     bs = [raster._boxes(p, cam) for p, cam in zip(ps, cams)]

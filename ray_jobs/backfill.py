@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render the input and the output of every scene with our rasterizer from the same cameras "
                         "and record PSNR/SSIM in the manifest (render_psnr, render_ssim, render_psnr_worst_view; "
                         "the time as seconds_render). Default: on where the actors have GPUs (8 views at 512x512, "
-                        "a few percent of a scene's time and about 5.5 GB more GPU memory per actor), off on CPU actors, where it would cost 4 views at "
+                        "a few percent of a scene's time and about 2.5 GB more GPU memory per actor at 1M SH3), off on CPU actors, where it would cost 4 views at "
                         "128x128, 0.6-1.1 s for a 150k-splat scene on 2 cores, about half a compression; "
                         "--render-metric turns it on there too, --no-render-metric off everywhere. --min-psnr "
                         "turns it on everywhere. Not part of the settings hash (it changes no byte of the "

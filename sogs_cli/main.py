@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render the input and the output with our rasterizer from the same cameras and report "
                         "PSNR/SSIM (render_psnr, render_ssim, render_psnr_worst_view), timed as the stage "
                         "'render'. Default for a single SOG: on with a GPU (8 views at 512x512, a few percent "
-                        "of the time, about 5.5 GB of GPU memory), off on a CPU (4 views at 128x128 cost 0.6-1.1 s for a 150k-splat scene "
+                        "of the time, about 2.5 GB more GPU memory at 1M SH3), off on a CPU (4 views at 128x128 cost 0.6-1.1 s for a 150k-splat scene "
                         "on 2 cores, about half a compression). A streamed SOG only on request: every level is "
                         "rendered against the input (render_levels in --json; level 0's scores in the report), "
                         "as long as the write itself, and only when the input is read whole (below "

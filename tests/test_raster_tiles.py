@@ -18,10 +18,10 @@ CHECK = textwrap.dedent("""
     import json, torch
     from sogs_core.model.synth import synthetic_scene
     from sogs_core.render import raster, raster_tiles
-    from sogs_core.render.score import RenderMetricSettings, _tensors, cameras_for
+    from sogs_core.render.score import RenderMetricSettings, _prepared, cameras_for
     s = synthetic_scene(12000, 1, seed=3)
     s.log_scales[:] += 1.5                 # big enough to cover pixels at this size
-    t = _tensors(s, torch.device("cpu"))
+    t = _prepared(s, torch.device("cpu"))
     out = []
     # 72 x 40: neither side a whole number of tiles
     cams = cameras_for(s.means, RenderMetricSettings(views=2, width=72, height=40))

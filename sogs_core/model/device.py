@@ -2,8 +2,26 @@
 arrays as tensors without a copy where torch can share them."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
+
+#: PyTorch's CUDA allocator setting asked for unless the user chose one: segments that grow in
+#: place strand fewer cached blocks, which set a streamed SOG's device peak (bench/NOTES.md,
+#: session 26) at no cost in time
+ALLOCATOR_SETTINGS = "expandable_segments:True"
+ALLOCATOR_VARIABLES = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def prefer_expandable_segments() -> bool:
+    """Ask for ALLOCATOR_SETTINGS where neither allocator variable is set; it takes effect if this
+    process has not allocated on a GPU yet (and in the processes it starts). Returns whether it
+    was set here."""
+    if any(v in os.environ for v in ALLOCATOR_VARIABLES):
+        return False
+    os.environ[ALLOCATOR_VARIABLES[0]] = ALLOCATOR_SETTINGS
+    return True
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -25,7 +25,7 @@ from sogs_core.formats import SceneInput, is_sog_format, read_scene
 from sogs_core.formats.sog.codes import QuantizedScene, dequantize_tensors
 from sogs_core.formats.sog.layout import build_images
 from sogs_core.formats.sog.package import SogPackage, write_sog
-from sogs_core.model.device import device_label, numpy_tensor, resolve_device
+from sogs_core.model.device import device_label, numpy_tensor, prefer_expandable_segments, resolve_device
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.order import order_scene
 from sogs_core.pipeline.choose_order import smallest_by_sample
@@ -79,6 +79,7 @@ class Compressor:
         (`render.score`), timed as the stage "render"; None: per-attribute errors only.
         gpu_slots: how many callers may be inside the GPU stages at once (1: one at a time; more
         lets one caller's host-side steps overlap another's kernels, for more device memory)."""
+        prefer_expandable_segments()
         self.device = resolve_device(device)
         self.render_metric = render_metric
         self.device_name = device_label(self.device)

@@ -106,6 +106,8 @@ def _camera_frame(view: View, device: torch.device) -> tuple[torch.Tensor, torch
 
 #: the six distinct entries of a symmetric 3x3 matrix, as `prepare` stores them
 COV_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+#: splats whose covariances `prepare` computes at once (bounds its temporaries)
+PREPARE_ROWS = 1 << 22
 
 
 def prepare(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -114,8 +116,11 @@ def prepare(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     with or without them."""
     if "cov6" in t:
         return t
-    m = quat_to_matrix(t["quats"]) * torch.exp(t["log_scales"])[:, None, :]          # R S
-    cov6 = torch.stack([(m[:, i] * m[:, j]).sum(1) for i, j in COV_ENTRIES], 1)
+    cov6 = torch.empty(len(t["quats"]), 6, dtype=torch.float32, device=t["quats"].device)
+    for s in range(0, len(cov6), PREPARE_ROWS):     # a chunk at a time: R S alone is 9 floats a splat
+        rows = slice(s, s + PREPARE_ROWS)
+        m = quat_to_matrix(t["quats"][rows]) * torch.exp(t["log_scales"][rows])[:, None, :]   # R S
+        cov6[rows] = torch.stack([(m[:, i] * m[:, j]).sum(1) for i, j in COV_ENTRIES], 1)
     return {**t, "cov6": cov6, "alpha0": torch.sigmoid(t["opacity"])}
 
 
@@ -148,29 +153,55 @@ def project(t: dict[str, torch.Tensor], cam: Camera) -> dict[str, torch.Tensor]:
     return project_views(t, [cam])[0]
 
 
+#: the fields of a projected splat that compositing reads, besides the colour ("rgb")
+PROJECTED = ("u", "v", "a", "b", "c", "alpha", "ext_x", "ext_y", "reach2")
+
+
 def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[dict[str, torch.Tensor], list[int]]:
     """`project` for several cameras of one image size and field of view at once: (the views'
     projected splats one view after another, each front to back; how many each view has). One
     set of launches for every view: on a GPU the metric was bound by launching small kernels
-    (bench/NOTES.md, session 24). Memory: a few (views x splats) float arrays. Gathers by
-    index_select (twice as fast as indexing on a CPU, bench/NOTES.md)."""
+    (bench/NOTES.md, session 24). Memory: the splats are projected VIEW_BATCH_SPLATS splat-views
+    at a time (a few float arrays of that length), and only the drawn ones are kept, so a huge
+    scene's projection costs about what its drawn splats hold, not a few times the scene."""
     t = prepare(t)
+    n, views = len(t["means"]), len(cams)
+    rows = max(1, VIEW_BATCH_SPLATS // max(1, views))
+    parts = [_drawn(t, cams, slice(s, s + rows)) for s in range(0, n, rows)]
+    drawn = parts[0] if len(parts) == 1 else {k: torch.cat([p.pop(k) for p in parts]) for k in list(parts[0])}
+    order = torch.argsort(drawn.pop("z"))                               # front to back ...
+    view = drawn.pop("view")
+    if views > 1:                                                       # ... inside each view, views in order
+        order = order.index_select(0, torch.sort(view.index_select(0, order), stable=True).indices)
+    counts = torch.bincount(view, minlength=views).tolist() if views > 1 else [len(order)]
+    # one field at a time, so that only one is held twice
+    return {k: drawn.pop(k).index_select(0, order) for k in (*PROJECTED, "rgb")}, counts
+
+
+def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> dict[str, torch.Tensor]:
+    """The splats `rows` of `t` (prepared) that each camera draws, in no particular order: the
+    `PROJECTED` fields, "rgb", depth "z" and the camera's index "view"."""
     dev = t["means"].device
     cam = _one_shape(cams)
-    n, views = len(t["means"]), len(cams)
+    means = t["means"][rows]
+    alpha0_all = t["alpha0"][rows]
+    n, views = len(means), len(cams)
     frames = [_camera_frame(c.view, dev) for c in cams]
     pos = torch.stack([f[0] for f in frames])                               # (V, 3)
     r = torch.stack([f[1] for f in frames]).reshape(views, 9)               # rows right, down, forward
-    d = [t["means"][None, :, k] - pos[:, k, None] for k in range(3)]        # (V, N) each
+    d = [means[None, :, k] - pos[:, k, None] for k in range(3)]             # (V, N) each
     pc = [d[0] * r[:, 3 * k, None] + d[1] * r[:, 3 * k + 1, None] + d[2] * r[:, 3 * k + 2, None] for k in range(3)]
+    del d
     near = torch.tensor([c.near for c in cams], dtype=torch.float32, device=dev)[:, None]
     far = torch.tensor([c.far for c in cams], dtype=torch.float32, device=dev)[:, None]
-    keep = (pc[2] > near) & (pc[2] < far) & (t["alpha0"] >= ALPHA_MIN)[None, :]
+    keep = (pc[2] > near) & (pc[2] < far) & (alpha0_all >= ALPHA_MIN)[None, :]
     idx = keep.reshape(-1).nonzero().squeeze(1)                              # view * n + splat
+    del keep
     view = torch.div(idx, n, rounding_mode="floor")
     splat = idx - view * n
     x, y, z = (c.reshape(-1).index_select(0, idx) for c in pc)
-    alpha0 = t["alpha0"].index_select(0, splat)
+    del pc, idx
+    alpha0 = alpha0_all.index_select(0, splat)
     fy = cam.height / 2 / math.tan(math.radians(cam.fov_deg) / 2)
     fx = fy
     cx, cy = cam.width / 2, cam.height / 2
@@ -182,11 +213,14 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
     ty = (y / z).clamp(-lim_y, lim_y) * z
     ax, bx = fx / z, fx * tx / (z * z)
     ay, by = fy / z, fy * ty / (z * z)
-    rv = r.index_select(0, view) if views > 1 else r.expand(len(idx), 9)
+    rv = r.index_select(0, view) if views > 1 else r.expand(len(splat), 9)
     j0 = [ax * rv[:, k] - bx * rv[:, 6 + k] for k in range(3)]
     j1 = [ay * rv[:, 3 + k] - by * rv[:, 6 + k] for k in range(3)]
-    sxx, sxy, syy = _screen_covariance(t["cov6"].index_select(0, splat), j0, j1)
+    del tx, ty, ax, bx, ay, by, rv
+    sxx, sxy, syy = _screen_covariance(t["cov6"][rows].index_select(0, splat), j0, j1)
+    del j0, j1
     a, b, c, on = _engine_footprint(sxx + LOW_PASS, sxy, syy + LOW_PASS, min(1024.0, cam.width, cam.height))
+    del sxx, sxy, syy
     det = (a * c - b * b).clamp_min(1e-12)
     u = cx + fx * x / z
     v = cy + fy * y / z
@@ -198,18 +232,17 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
     ext_y = reach * torch.sqrt(c)
     on = on & (u + ext_x >= 0) & (u - ext_x <= cam.width) & (v + ext_y >= 0) & (v - ext_y <= cam.height)
     drawn = on.nonzero().squeeze(1)
-    order = drawn.index_select(0, torch.argsort(z.index_select(0, drawn)))        # front to back
-    if views > 1:                                        # ... inside each view, views in order
-        order = order.index_select(0, torch.sort(view.index_select(0, order), stable=True).indices)
-    sel = splat.index_select(0, order)
-    in_view = view.index_select(0, order)
-    dirs = t["means"].index_select(0, sel) - pos.index_select(0, in_view)
+    at = lambda q: q.index_select(0, drawn)  # noqa: E731
+    sel, in_view = at(splat), at(view)
+    dirs = means.index_select(0, sel) - pos.index_select(0, in_view)
     dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    at = lambda q: q.index_select(0, order)  # noqa: E731
-    counts = torch.bincount(in_view, minlength=views).tolist() if views > 1 else [len(order)]
-    return ({"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
-             "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
-             "rgb": drawn_colours(t, sel, dirs)}, counts)
+    part = {"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
+            "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
+            "z": at(z), "view": in_view}
+    del u, v, a, b, c, det, alpha0, ext_x, ext_y, reach, need, x, y, z, splat, view
+    rest = {k: t[k][rows] for k in ("f_dc", "f_rest")}
+    part["rgb"] = drawn_colours(rest, sel, dirs)
+    return part
 
 
 def _engine_footprint(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from sogs_core.model.device import numpy_tensor
-from sogs_core.model.splats import ATTRIBUTES, Splats
+from sogs_core.model.splats import Splats
 from sogs_core.render.cameras import views_around
 from sogs_core.render.metrics import psnr_ssim_views
-from sogs_core.render.raster import Camera, prepare, render_views, to_levels
+from sogs_core.render.raster import PREPARE_ROWS, Camera, prepare, render_views, to_levels
 
 #: the PSNR reported for a view whose two renders are identical (their MSE is 0)
 PSNR_CAP_DB = 100.0
@@ -58,17 +58,30 @@ class RenderMetricSettings:
         return f"{self.views}x{self.width}x{self.height}"
 
 
-def _tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: numpy_tensor(getattr(s, k)).to(device).float() for k in ATTRIBUTES}
+def _prepared(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
+    """What a render reads of `s` on `device`: centres, colours, and the covariances and peak
+    alphas, made PREPARE_ROWS splats at a time so that rotations, scales and opacities never sit
+    whole on the device (a 32M SH3 scene's render is bounded by what it keeps)."""
+    def column(name: str, rows: slice = slice(None)) -> torch.Tensor:
+        return numpy_tensor(getattr(s, name)[rows]).to(device).float()
+
+    t = {k: column(k) for k in ("means", "f_dc", "f_rest")}
+    t["cov6"] = torch.empty(s.count, 6, dtype=torch.float32, device=device)
+    t["alpha0"] = torch.empty(s.count, dtype=torch.float32, device=device)
+    for start in range(0, s.count, PREPARE_ROWS):
+        rows = slice(start, start + PREPARE_ROWS)
+        part = prepare({k: column(k, rows) for k in ("quats", "log_scales", "opacity")})
+        t["cov6"][rows], t["alpha0"][rows] = part["cov6"], part["alpha0"]
+    return t
 
 
 def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera],
                  background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None) -> list[torch.Tensor]:
     """One (H, W, 3) render per camera of a scene (`Splats`, or tensors on a device), as 8-bit
     levels (float 0..255) left on the scene's device."""
-    t = splats if isinstance(splats, dict) else _tensors(splats, device or torch.device("cpu"))
     with torch.no_grad():
-        t = prepare(t)                      # what every view shares, once
+        # what every view shares, once
+        t = prepare(splats) if isinstance(splats, dict) else _prepared(splats, device or torch.device("cpu"))
         return [to_levels(img) for img in render_views(t, cameras, background)]
 
 
