@@ -25,23 +25,35 @@ def build_tree(means: np.ndarray, opts: ChunkOptions, device: Optional[torch.dev
         raise ValueError("a streamed SOG needs at least one splat")
     if device is not None and device.type == "cuda":
         return _build_tree_torch(torch.from_numpy(np.asarray(means, np.float32)).to(device), opts)
-    leaves: list[np.ndarray] = []
-    pts = np.asarray(means, np.float32)
+    return _build_tree_numpy(np.asarray(means, np.float32), opts)
 
-    def split(idx: np.ndarray) -> Node:
-        p = pts[idx]
-        lo, hi = p.min(0), p.max(0)
+
+def _build_tree_numpy(pts: np.ndarray, opts: ChunkOptions) -> tuple[Node, list[np.ndarray]]:
+    """`build_tree` on a CPU. The centres are kept as three columns reordered node by node, so
+    that each node's reductions and median work on contiguous slices of its own (gathering a
+    node's rows out of the whole array at every depth was most of the time)."""
+    leaves: list[np.ndarray] = []
+    cols = [np.ascontiguousarray(pts[:, k]) for k in range(3)]
+    perm = np.arange(len(pts), dtype=np.int64)
+
+    def split(start: int, stop: int) -> Node:
+        seg = [c[start:stop] for c in cols]
+        lo = np.array([c.min() for c in seg])
+        hi = np.array([c.max() for c in seg])
         axis = int(np.argmax(hi - lo))
         wide = float(hi[axis] - lo[axis]) > opts.chunk_extent
-        if len(idx) > opts.chunk_count or (wide and len(idx) > opts.chunk_min):
-            mid = len(idx) // 2
-            part = np.argpartition(p[:, axis], mid)
-            cut = float(p[part[mid], axis])
-            return axis, cut, split(idx[part[:mid]]), split(idx[part[mid:]])
-        leaves.append(np.sort(idx))
+        n = stop - start
+        if n > opts.chunk_count or (wide and n > opts.chunk_min):
+            mid = n // 2
+            part = np.argpartition(seg[axis], mid)
+            cut = float(seg[axis][part[mid]])
+            for c in (*cols, perm):                   # the node's rows in partition order
+                c[start:stop] = c[start:stop][part]
+            return axis, cut, split(start, start + mid), split(start + mid, stop)
+        leaves.append(np.sort(perm[start:stop]))
         return len(leaves) - 1
 
-    return split(np.arange(len(pts), dtype=np.int64)), leaves
+    return split(0, len(pts)), leaves
 
 
 def _build_tree_torch(pts: torch.Tensor, opts: ChunkOptions) -> tuple[Node, list[np.ndarray]]:
