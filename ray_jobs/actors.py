@@ -61,7 +61,7 @@ class SceneCompressor:
         self._row_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sogs-rows")
         self._writer_tag = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.store = Store(retry_seconds=s3_retry_seconds)
-        # streamed scenes (compress_group, compress_bucket, plan_streamed) use this one, without
+        # streamed scenes (compress_groups, compress_bucket, plan_streamed) use this one, without
         # the metric: it would render every chunk group, and a max over groups means nothing
         self.compressor = Compressor(device=device, settings=settings)
         # whole scenes (`process`): the same compressor (device, settings, encode pool, GPU lock,
@@ -136,6 +136,7 @@ class SceneCompressor:
         """The chunk tree and groups of a streamed scene (`plan_streamed`) and what its row needs."""
         from sogs_core.settings import ChunkOptions, StreamedSettings
         from sogs_core.pipeline.streamed.plan import plan_streamed
+        from sogs_core.pipeline.streamed.units import groups_per_decimation
 
         t0 = time.perf_counter()
         sources = self._sources(task, memory_budget)
@@ -144,18 +145,25 @@ class SceneCompressor:
         src = sources[0]
         degree = src.splats.sh_degree if src.splats is not None else src.rows.n_rest // 3
         return {"plan": plan, "format": src.format, "input_bytes": src.input_bytes, "ranged": src.ranged,
-                "sh_degree": degree, "seconds": time.perf_counter() - t0, "where": self.ready()}
+                "sh_degree": degree, "seconds": time.perf_counter() - t0, "where": self.ready(),
+                "groups_per_call": groups_per_decimation(self.compressor.device)}
 
-    def compress_group(self, task: dict, spec, levels: int, memory_budget: int):
-        """One chunk group of a streamed scene: its levels made, level 0 written under the output.
-        Returns the result and, as separate objects (called with num_returns=levels), each
-        coarser level's splats for the bucket that packs it."""
-        from sogs_core.pipeline.streamed.units import run_group
+    def compress_groups(self, task: dict, specs: list, levels: int, memory_budget: int):
+        """Chunk groups of a streamed scene in one call: their coarser levels made by one
+        decimation call (`run_groups`: on a GPU several groups cost little more than one), each
+        group's level 0 written under the output. Returns the results (a list in the order of
+        `specs`) and, as separate objects (called with num_returns = 1 + len(specs) x (levels - 1)),
+        each group's coarser levels' splats, group after group, for the buckets that pack them."""
+        from sogs_core.pipeline.streamed.units import run_groups
 
-        res = run_group(self.compressor, spec, self._sources(task, memory_budget), levels, self._folder_writer(task))
-        res.worker = f"{self.node} pid {os.getpid()}"
-        coarse, res.coarse = res.coarse, []
-        return (res, *coarse) if levels > 1 else res
+        results = run_groups(self.compressor, list(specs), self._sources(task, memory_budget), levels,
+                             self._folder_writer(task))
+        coarse: list = []
+        for res in results:
+            res.worker = f"{self.node} pid {os.getpid()}"
+            coarse.extend(res.coarse)
+            res.coarse = []
+        return (results, *coarse) if levels > 1 else results
 
     def compress_bucket(self, task: dict, level: int, bucket: int, leaves: list, *coarse):
         """Level `level`'s runs of a bucket's groups (their splats resolved by Ray from the

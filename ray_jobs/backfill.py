@@ -23,7 +23,7 @@ from sogs_cli.options import (PLAS_AUTO_BACKFILL, add_compress_options, add_edit
                               memory_budget, streamed_settings)
 from sogs_core.formats import FORMAT_NAMES, format_of_name
 from sogs_core.formats.names import unsafe_relative_name
-from sogs_core.settings import CompressSettings
+from sogs_core.settings import GROUPS_PER_DECIMATION_CUDA, CompressSettings
 
 from ray_jobs.leases import Leases
 from ray_jobs.manifest import (ManifestWriter, OtherRunsView, SettledRows, SkippedRows, failed_task_row, mark_below_min,
@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "over every actor; one manifest row per scene (default: off; the lod settings join the "
                         "settings hash when it is on)")
     add_streamed_options(g)
+    g.add_argument("--groups-per-call", type=int, default=None, metavar="N",
+                   help="chunk groups an actor takes in one call, their coarser levels made by one decimation "
+                        f"call (default: {GROUPS_PER_DECIMATION_CUDA} for actors on a GPU, where a batch costs little "
+                        "more than one group, 1 on a CPU); fewer once the groups left would not give every actor "
+                        "a share. Changes no byte of the output")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
     return p
 
@@ -530,7 +535,7 @@ def _run_streamed(ray, actors, tasks, args, writer, leases, store, summary, run_
     runner = StreamedScene(ray, actors, store, lod_settings(args), memory_budget(args),
                            args.max_retries, args.scene_timeout, log,
                            tick=lambda: leases.renew() if leases.renew_due() else None,
-                           render_metric=render_metric)
+                           render_metric=render_metric, groups_per_call=args.groups_per_call)
     t0 = time.monotonic()
     for k, task in enumerate(tasks):
         holder = leases.claim(task["output_uri"])
@@ -562,6 +567,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         build_parser().error("--actors must be a positive integer or 'auto'")
     if args.gpus_per_actor <= 0:
         build_parser().error("--gpus-per-actor must be > 0")
+    if args.groups_per_call is not None and args.groups_per_call < 1:
+        build_parser().error("--groups-per-call must be at least 1")
     try:
         edit = compress_settings(args, on_gpu=False).edit
     except ValueError as exc:

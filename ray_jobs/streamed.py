@@ -23,11 +23,11 @@ from typing import Callable, Optional
 from sogs_core.formats.lod_meta.write import lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.schedule import GroupUnit, StreamedSchedule, Unit
-from sogs_core.pipeline.streamed.units import add_seconds
+from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, add_seconds
 from sogs_core.settings import ChunkOptions
 
 from ray_jobs.manifest import failed_row, ok_row, task_row, utcnow
-from ray_jobs.pool import ActorPool, is_actor_death, scene_timeout
+from ray_jobs.pool import IN_FLIGHT_PER_ACTOR, ActorPool, is_actor_death, scene_timeout
 from ray_jobs.storage import Store
 
 #: bytes a splat takes in a PLY with SH 3 (the group time limit is sized on this)
@@ -41,11 +41,17 @@ class StreamedFailure(Exception):
 class StreamedScene:
     def __init__(self, ray, actors: list, store: Store, lod: dict, memory_budget: int, max_retries: int,
                  timeout_setting: str, log: Callable[[str], None], tick: Callable[[], None] = lambda: None,
-                 render_metric: Optional[bool] = False) -> None:
+                 render_metric: Optional[bool] = False, groups_per_call: Optional[int] = None) -> None:
         """render_metric: score each scene's level 0 against its input (`SceneCompressor.streamed_render`);
-        None: where the actors' devices are GPUs (each actor knows its own)."""
+        None: where the actors' devices are GPUs (each actor knows its own). groups_per_call: chunk
+        groups one actor call takes at most (their levels made by one decimation call); None: what
+        the planning actor's device affords (`units.groups_per_decimation`: several on a GPU, one
+        on a CPU)."""
+        if groups_per_call is not None and groups_per_call < 1:
+            raise ValueError(f"--groups-per-call must be at least 1, not {groups_per_call}")
         self.ray, self.actors, self.store = ray, actors, store
         self.render_metric = render_metric
+        self.groups_per_call = groups_per_call
         self.tick = tick                          # called while waiting (the driver renews its leases)
         self.lod, self.memory_budget, self.max_retries = lod, memory_budget, max_retries
         self.timeout_setting, self.log = timeout_setting, log
@@ -73,26 +79,40 @@ class StreamedScene:
                 self.log(f"{task['rel']}: the planning actor died (attempt {attempt + 1}); trying another")
         raise last
 
-    def _submit(self, actor, task: dict, unit: Unit, plan) -> tuple:
-        """Start one unit on an actor: (the ref whose result says it finished, a group's refs to
-        its coarse levels' splats)."""
-        if isinstance(unit, GroupUnit):
-            refs = actor.compress_group.options(num_returns=plan.levels).remote(
-                task, unit.spec, plan.levels, self.memory_budget)
-            refs = refs if plan.levels > 1 else [refs]
-            return refs[0], refs[1:]
+    def _submit(self, actor, task: dict, units: list[Unit], plan) -> tuple:
+        """Start units on an actor, several group units in one call or one bucket: (the ref whose
+        result says they finished, per unit the refs to a group's coarse levels' splats)."""
+        if isinstance(units[0], GroupUnit):
+            per = plan.levels - 1
+            refs = actor.compress_groups.options(num_returns=1 + len(units) * per).remote(
+                task, [u.spec for u in units], plan.levels, self.memory_budget)
+            refs = refs if per > 0 else [refs]
+            return refs[0], [refs[1 + k * per:1 + (k + 1) * per] for k in range(len(units))]
         # a bucket's payloads: (leaves, coarse ref) per group; Ray resolves the refs on the actor
+        unit = units[0]
         return actor.compress_bucket.remote(task, unit.level, unit.bucket, [p[0] for p in unit.payloads],
-                                            *[p[1] for p in unit.payloads]), []
+                                            *[p[1] for p in unit.payloads]), [[]]
 
-    def _limit(self, unit: Unit) -> float:
-        """A unit's time limit: --scene-timeout sized as a PLY of its splats (at least 1M)."""
-        splats = unit.spec.splats if isinstance(unit, GroupUnit) else 0
+    def _limit(self, units: list[Unit]) -> float:
+        """A call's time limit: --scene-timeout sized as a PLY of its groups' splats (at least 1M)."""
+        splats = sum(u.spec.splats for u in units if isinstance(u, GroupUnit))
         return scene_timeout(self.timeout_setting, max(splats, 1 << 20) * PLY_BYTES_PER_SPLAT)
 
-    def _units(self, task: dict, plan) -> tuple[list, dict, list]:
+    def _take(self, schedule: StreamedSchedule, per_call: int, actors_alive: int) -> list[Unit]:
+        """The next call's units: a bucket alone, or up to `per_call` groups (at most
+        DECIMATION_SPLATS splats), fewer once the groups left would not give every actor's
+        calls in flight a share."""
+        units = [schedule.next()]
+        if isinstance(units[0], GroupUnit) and per_call > 1:
+            share = -(-(len(schedule.groups) + 1) // max(1, actors_alive * IN_FLIGHT_PER_ACTOR))
+            units += schedule.more_groups(min(per_call, share) - 1, DECIMATION_SPLATS - units[0].spec.splats,
+                                          lambda u: u.spec.splats)
+        return units
+
+    def _units(self, task: dict, plan, per_call: int = 1) -> tuple[list, dict, list]:
         """Every group, then every bucket of coarse levels as its groups finish, spread over the
-        actors; returns (the files written, leaf -> bound, the groups' results)."""
+        actors (up to `per_call` groups a call); returns (the files written, leaf -> bound, the
+        groups' results)."""
         schedule = StreamedSchedule(plan.groups)
         pool = ActorPool(self.ray, self.actors, self.log, alive=True)   # the backfill waited for ready()
         attempts: dict = {}
@@ -101,34 +121,36 @@ class StreamedScene:
             self.tick()
             for i, actor in enumerate(self.actors):
                 while pool.has_room(i) and schedule:
-                    unit = schedule.next()
-                    ref, coarse = self._submit(actor, task, unit, plan)
-                    pool.submit(i, ref, (unit, coarse), self._limit(unit))
+                    units = self._take(schedule, per_call, sum(pool.alive))
+                    ref, coarse = self._submit(actor, task, units, plan)
+                    pool.submit(i, ref, (units, coarse), self._limit(units))
             for done in pool.wait(timeout=1.0):
-                unit, coarse = done.flight.payload
+                units, coarse = done.flight.payload
                 if done.error is not None:
                     exc = done.error
+                    names = ", ".join(u.name for u in units)
                     if not done.died:
-                        raise StreamedFailure(f"{unit.name}: {type(exc).__name__}: {exc}") from exc
-                    attempts[unit.name] = attempts.get(unit.name, 0) + 1
-                    if attempts[unit.name] > self.max_retries:
-                        raise StreamedFailure(f"{unit.name}: its actor died {attempts[unit.name]} times") from exc
-                    self.log(f"{task['rel']}: {unit.name}'s actor died; retrying it")
-                    schedule.requeue(unit)
+                        raise StreamedFailure(f"{names}: {type(exc).__name__}: {exc}") from exc
+                    for unit in reversed(units):       # back to the front, in their order
+                        attempts[unit.name] = attempts.get(unit.name, 0) + 1
+                        if attempts[unit.name] > self.max_retries:
+                            raise StreamedFailure(f"{unit.name}: its actor died {attempts[unit.name]} times") from exc
+                        schedule.requeue(unit)
+                    self.log(f"{task['rel']}: the actor of {names} died; retrying")
                     continue
-                res = done.value
-                if not isinstance(unit, GroupUnit):   # a bucket: its payloads (and so the coarse objects) go with it
-                    files.append(res)
+                if not isinstance(units[0], GroupUnit):   # a bucket: its payloads (and so the coarse objects) go with it
+                    files.append(done.value)
                     continue
-                results.append(res)
-                files.append(res.file)
-                bounds.update(zip(res.leaves, res.bounds))
-                schedule.group_done(res.group, [(res.leaves, c) for c in coarse])
+                for res, refs in zip(done.value, coarse):
+                    results.append(res)
+                    files.append(res.file)
+                    bounds.update(zip(res.leaves, res.bounds))
+                    schedule.group_done(res.group, [(res.leaves, c) for c in refs])
                 self.log(f"{task['rel']}: chunk group {schedule.groups_done}/{schedule.n_groups} done")
             for _, flight in pool.expired():
-                unit, _ = flight.payload
+                units, _ = flight.payload
                 pool.restart(flight.actor)
-                kind = "group" if isinstance(unit, GroupUnit) else "bucket"
+                kind = "group" if isinstance(units[0], GroupUnit) else "bucket"
                 raise StreamedFailure(f"{kind} did not finish in time (--scene-timeout); its actor was restarted")
         return files, bounds, results
 
@@ -168,7 +190,8 @@ class StreamedScene:
             plan = info["plan"]
             self.log(f"{task['rel']}: {plan.count:,} splats -> {len(plan.groups)} chunk group(s) x {plan.levels} "
                      f"level(s) over {len(self.actors)} actor(s)")
-            files, bounds, results = self._units(task, plan)
+            per_call = self.groups_per_call or info.get("groups_per_call", 1)
+            files, bounds, results = self._units(task, plan, per_call)
             meta = lod_meta(plan.tree, files, bounds, plan.levels, ChunkOptions(**self.lod["chunks"]))
             meta_bytes = write_lod_meta(meta, lambda data: self.store.put(task["output_uri"], data))
         except Exception as exc:

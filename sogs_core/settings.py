@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 
 
+#: chunk groups of a streamed SOG whose levels one call makes on a GPU (`chunk.build_levels_batch`);
+#: a CPU makes them one group at a time (its merge is bound by arithmetic, not by launches)
+GROUPS_PER_DECIMATION_CUDA = 8
+
+
 @dataclass(frozen=True)
 class ChainConfig:
     """Settings of the chained order (part of the settings hash through CompressSettings)."""

@@ -252,7 +252,8 @@ def test_huge_scene_becomes_a_streamed_sog_spread_over_the_actors(s3, local_ray,
     client.put_object(Bucket=BUCKET, Key="lod/big.ply", Body=ply_bytes(big))
     client.put_object(Bucket=BUCKET, Key="lod/small.ply", Body=ply_bytes(make_scene(2000, 1, seed=5)))
     args = ["--input", f"s3://{BUCKET}/lod/", "--output", f"s3://{BUCKET}/lodout/", "--streamed-above", "10000",
-            "--lod-levels", "2", "--chunk-count", "4", "--chunk-extent", "3", "--chunk-min", "1", "--memory-budget", "0"]
+            "--lod-levels", "2", "--chunk-count", "4", "--chunk-extent", "3", "--chunk-min", "1", "--memory-budget", "0",
+            "--groups-per-call", "3"]       # batched calls on CPU actors too (a GPU's default)
     s = backfill.run(backfill.build_parser().parse_args(args))
     assert (s["ok"], s["failed"]) == (2, 0), s
     store = Store()

@@ -412,3 +412,33 @@ def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     assert len(runs) == 2
     with Compressor(device="cpu", warm=False) as c, pytest.raises(Exception, match="gone.ply"):
         run_in_processes(c, [str(tmp_path / "gone.ply")], 1 << 30, plan, str(tmp_path / "out"), 1, runs)
+
+
+def test_the_backfill_hands_out_chunk_groups_in_batches_that_still_spread():
+    """`StreamedScene._take`: a bucket waiting goes alone; otherwise up to --groups-per-call groups
+    (and at most DECIMATION_SPLATS splats) in one call, fewer once the groups left would not give
+    every actor's calls in flight a share."""
+    from types import SimpleNamespace
+
+    from ray_jobs.pool import IN_FLIGHT_PER_ACTOR
+    from ray_jobs.streamed import StreamedScene
+    from sogs_core.pipeline.streamed.schedule import BucketUnit, GroupUnit, StreamedSchedule
+    from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS
+
+    scene = StreamedScene(None, [], None, {}, 0, 0, "auto", lambda msg: None)
+    specs = [SimpleNamespace(group=g, splats=1000) for g in range(10)]
+    schedule = StreamedSchedule(specs)
+    one_actor = 1
+    # 10 groups over one actor's calls in flight: a share of ceil(10 / 2) = 5, so the cap of 3
+    taken = scene._take(schedule, 3, one_actor)
+    assert [u.spec.group for u in taken] == [0, 1, 2] and IN_FLIGHT_PER_ACTOR == 2
+    assert [u.spec.group for u in scene._take(schedule, 1, one_actor)] == [3]          # one a call
+    assert len(scene._take(schedule, 8, one_actor)) == 3          # 6 left: a share of 3
+    schedule.buckets.append(BucketUnit(1, 0, []))
+    assert isinstance(scene._take(schedule, 8, one_actor)[0], BucketUnit)              # a bucket alone
+    assert [u.spec.group for u in scene._take(schedule, 8, 4)] == [7]                   # 3 left, 4 actors
+    big = StreamedSchedule([SimpleNamespace(group=g, splats=DECIMATION_SPLATS // 2 + 1) for g in range(4)])
+    assert len(scene._take(big, 8, one_actor)) == 1               # two would pass the splat cap
+    assert all(isinstance(u, GroupUnit) for u in scene._take(big, 8, one_actor))
+    with pytest.raises(ValueError, match="groups-per-call"):
+        StreamedScene(None, [], None, {}, 0, 0, "auto", lambda msg: None, groups_per_call=0)

@@ -18,6 +18,7 @@ from sogs_core.pipeline.streamed.chunk import (FileResult, FolderWriter, GroupRe
                                                compress_bucket, compress_group)
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource
 from sogs_core.pipeline.streamed.schedule import BucketUnit, StreamedSchedule
+from sogs_core.settings import GROUPS_PER_DECIMATION_CUDA
 
 
 def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: int,
@@ -38,10 +39,8 @@ def run_group(compressor, spec: GroupSpec, sources: list[LevelSource], levels: i
     return res
 
 
-#: chunk groups whose levels one call makes on a GPU (`chunk.build_levels_batch`), and the
-#: splats such a call holds at most; a CPU makes them one group at a time (its merge is bound by
-#: arithmetic, not by launches)
-GROUPS_PER_DECIMATION_CUDA = 8
+#: the splats one decimation call of several chunk groups holds at most (`run_groups`; how many
+#: groups: `settings.GROUPS_PER_DECIMATION_CUDA`)
 DECIMATION_SPLATS = 1 << 23
 
 
