@@ -156,6 +156,16 @@ def test_projection_in_parts_equals_the_whole(monkeypatch):
     assert torch.equal(prepared["cov6"], raster.prepare(t)["cov6"])
 
 
+
+def test_an_empty_scene_renders_the_background():
+    """No splat at all (a level or a file with nothing left to draw): every view is the
+    background, not an error."""
+    empty = _splats(np.zeros((0, 3)), np.zeros((0, 3)))
+    cams = cameras_for(np.float32([[0, 0, 1], [1, 1, 2]]), RenderMetricSettings(views=2, width=8, height=8))
+    for img in score.render_scene(empty, cams, (0.2, 0.4, 0.6)):
+        assert img.shape == (8, 8, 3)
+        torch.testing.assert_close(img, torch.tensor([51.0, 102.0, 153.0]).expand(8, 8, 3))
+
 SMALL = RenderMetricSettings(views=3, width=48, height=48)
 
 

@@ -167,7 +167,7 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
     t = prepare(t)
     n, views = len(t["means"]), len(cams)
     rows = max(1, VIEW_BATCH_SPLATS // max(1, views))
-    parts = [_drawn(t, cams, slice(s, s + rows)) for s in range(0, n, rows)]
+    parts = [_drawn(t, cams, slice(s, s + rows)) for s in range(0, max(n, 1), rows)]   # one part if empty
     drawn = parts[0] if len(parts) == 1 else {k: torch.cat([p.pop(k) for p in parts]) for k in list(parts[0])}
     order = torch.argsort(drawn.pop("z"))                               # front to back ...
     view = drawn.pop("view")
