@@ -65,7 +65,7 @@ def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: boo
                             "splat-transform's SH palette size; below 100 each rotation is stored in the spelling nearest the "
                             "identity of the 24 that give the same Gaussian (nothing drawn changes) and each opacity makes up "
                             "for its scale's rounding, and 90-99 drop the lowest position bit (within 1 "
-                            "step) and keep 90 %% of the palette entries, 80-89 two bits and 75 %%, 70-79 three and "
+                            "step) and keep 90 %% of the palette entries, 80-89 two bits and 50 %%, 70-79 three and "
                             "50 %%, below 70 four and 37.5 %%; below 90 opacities from training sit on a 4-byte "
                             "grid; below 100 splats stored with opacity 0 (drawn by no viewer) are left out and "
                             "counted (dropped_invisible); README 'Quality levels' has the bytes and "
