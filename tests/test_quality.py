@@ -178,3 +178,18 @@ def test_a_scene_with_no_visible_splat_is_written_whole():
     scene.opacity[:] = -12.0
     res = Compressor(device="cpu", settings=CompressSettings(quality=80)).compress(ply_bytes(scene), name="s.ply")
     assert res.count == 500 and res.edits.dropped_invisible == 0
+
+
+def test_each_level_keeps_the_palette_fraction_the_readme_table_states():
+    """README 'Quality levels': 100 keeps splat-transform's SH palette size, 90-99 90 %, 70-89
+    50 %, below 70 37.5 % (whole rows of 64 entries); a small scene keeps what it has."""
+    from sogs_core.quantize.palette.kmeans import palette_size
+    from sogs_core.quantize.quality import palette_size_for
+
+    n = 200_000
+    base = palette_size(n)
+    for level, fraction in ((100, 1.0), (95, 0.9), (90, 0.9), (89, 0.5), (80, 0.5), (70, 0.5), (69, 0.375),
+                            (60, 0.375), (0, 0.375)):
+        want = base if fraction == 1.0 else max(64, int(round(base * fraction / 64)) * 64)
+        assert palette_size_for(n, level) == want, level
+    assert palette_size_for(40, 80) == palette_size(40)

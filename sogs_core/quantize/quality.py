@@ -31,7 +31,7 @@ SOG_INPUT_POSITION_DROP_BITS = 2
 #: (lowest quality, low bits of the opacity byte dropped), first match from the top
 OPACITY_DROP_BITS = ((90, 0), (0, 2))
 #: (lowest quality, fraction of `palette_size` kept), first match from the top
-PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (80, 0.5), (0, 0.375))
+PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (70, 0.5), (0, 0.375))
 
 
 def position_drop_bits(quality: int, sog_input: bool = False) -> int:
