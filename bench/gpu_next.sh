@@ -8,14 +8,7 @@
 # 3. the merge with the Jacobi sweeps' early stop (decimate_bench --groups 1 8);
 # 4. compress of 1M SH3 at 80 with and without the render metric, alternating (its input renders
 #    now on the caller's stream: time and peak reserved memory against session 25's 0.06 s, 18.9 GB).
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-gpu_next_out}; W=${WORK:-/tmp/gpu_next}; mkdir -p "$W" "$OUT"
-nvidia-smi --query-gpu=name --format=csv,noheader
-S="import sys,json; d=json.load(open(sys.argv[1])); print({k: d.get(k) for k in ('processes','seconds_wall','output_bytes','peak_gpu_bytes','gpu_mem_max_mib_nvidia_smi','seconds_render','peak_gpu_bytes_render')})"
-timeout 60 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from streamed_bench import write_big_ply
-write_big_ply('$W/one.ply', 1048576, 3)" > /dev/null
+source bench/gpu_prelude.sh gpu_next
 for r in 1 2; do
   timeout 60 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --render-metric --json $OUT/single_1M_metric_$r.json 2>&1 | grep -E "^(render|total) "
   timeout 60 python3 bench/compress_bench.py $W/one.ply --repeat 4 --quality 80 --json $OUT/single_1M_$r.json 2>&1 | grep -E "^(total) "
@@ -24,7 +17,7 @@ python3 -c "import json,sys; [print(f, json.load(open(f)).get('peak_gpu_reserved
 timeout 120 python3 bench/decimate_bench.py --groups 1 8 --json $OUT/decimate_groups.json 2>&1 | tail -3
 for p in 1 4 2; do
   timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --processes $p --json $OUT/streamed_32M_p$p.json > $OUT/p$p.log 2>&1
-  python3 -c "$S" $OUT/streamed_32M_p$p.json
+  summarize $OUT/streamed_32M_p$p.json
 done
 timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --memory-budget-mb 16000 --render-metric --json $OUT/streamed_32M_metric.json > $OUT/metric.log 2>&1
-python3 -c "$S" $OUT/streamed_32M_metric.json
+summarize $OUT/streamed_32M_metric.json

@@ -7,23 +7,16 @@
 #    made in chunks (issue 28's peak: 15.0 GB before, against the write's 11.7 GB), input read whole;
 # 3. the 32M streamed SOG with 4 and 8 processes and PyTorch's expandable segments, and 4 without,
 #    nvidia-smi's peak beside the wall (issue 32's 16 GB).
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-gpu_s26_out}; W=${WORK:-/tmp/gpu_s26}; mkdir -p "$W" "$OUT"
-nvidia-smi --query-gpu=name --format=csv,noheader
-S="import sys,json; d=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], {k: d.get(k) for k in ('processes','seconds_wall','output_bytes','peak_gpu_bytes','gpu_mem_max_mib_nvidia_smi','seconds_render','peak_gpu_bytes_render')})"
-timeout 60 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from streamed_bench import write_big_ply
-write_big_ply('$W/one.ply', 1048576, 3)" > /dev/null
+source bench/gpu_prelude.sh gpu_s26
 timeout 150 python3 bench/metric_cost_bench.py $W/one.ply --rounds 12 --json $OUT/metric_cost_1M.json 2>&1 | tail -14
 timeout 240 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --memory-budget-mb 16000 --render-metric \
   --json $OUT/streamed_32M_metric.json > $OUT/metric.log 2>&1
-python3 -c "$S" $OUT/streamed_32M_metric.json; grep "render PSNR" $OUT/metric.log
+summarize $OUT/streamed_32M_metric.json; grep "render PSNR" $OUT/metric.log
 for run in "4 expandable_segments:True" "8 expandable_segments:True" "4 -"; do
   set -- $run
   conf=$2; [ "$conf" = "-" ] && conf=""
   PYTORCH_CUDA_ALLOC_CONF=$conf timeout 150 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --processes $1 \
     --json $OUT/streamed_32M_p$1${conf:+_exp}.json > $OUT/p$1${conf:+_exp}.log 2>&1
-  python3 -c "$S" $OUT/streamed_32M_p$1${conf:+_exp}.json
+  summarize $OUT/streamed_32M_p$1${conf:+_exp}.json
 done
 rm -f $OUT/*.log

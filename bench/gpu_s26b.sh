@@ -7,19 +7,12 @@
 # 2. compress of 1M SH3 at 80 with the new default against the old allocator (the variable set
 #    empty, which a user's setting means), alternated in fresh processes: time and peak reserved;
 # 3. the render metric's cost under the new default (bench/metric_cost_bench.py).
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-gpu_s26b_out}; W=${WORK:-/tmp/gpu_s26b}; mkdir -p "$W" "$OUT"
 unset PYTORCH_CUDA_ALLOC_CONF PYTORCH_ALLOC_CONF
-nvidia-smi --query-gpu=name --format=csv,noheader
-S="import sys,json; d=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], {k: d.get(k) for k in ('processes','seconds_wall','output_bytes','peak_gpu_bytes','gpu_mem_max_mib_nvidia_smi')})"
-timeout 60 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from streamed_bench import write_big_ply
-write_big_ply('$W/one.ply', 1048576, 3)" > /dev/null
+source bench/gpu_prelude.sh gpu_s26b
 for p in 1 4; do
   timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --work $W --processes $p \
     --json $OUT/streamed_32M_p$p.json > /dev/null 2>&1
-  python3 -c "$S" $OUT/streamed_32M_p$p.json
+  summarize $OUT/streamed_32M_p$p.json
 done
 for r in 1 2 3; do
   timeout 60 python3 bench/compress_bench.py $W/one.ply --repeat 5 --quality 80 --json $W/new_$r.json 2>&1 | grep -E "^total "
