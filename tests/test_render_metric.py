@@ -150,7 +150,6 @@ def test_projection_in_parts_equals_the_whole(monkeypatch):
     assert part_counts == counts and sum(counts) > 300
     for k, v in whole.items():
         assert torch.equal(parts[k], v), k
-    monkeypatch.setattr(score, "PREPARE_ROWS", 512)
     prepared = score._prepared(scene, torch.device("cpu"))
     assert set(prepared) == {"means", "f_dc", "f_rest", "cov6", "alpha0"}
     assert torch.equal(prepared["cov6"], raster.prepare(t)["cov6"])

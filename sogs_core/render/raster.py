@@ -110,18 +110,25 @@ COV_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 PREPARE_ROWS = 1 << 22
 
 
-def prepare(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def prepare(t: dict[str, torch.Tensor], device: Optional[torch.device] = None) -> dict[str, torch.Tensor]:
     """What every view of a scene needs alike, computed once: the 3-D covariances R S S R^T
-    ("cov6", (N, 6): xx, yy, zz, xy, xz, yz) and the peak alphas ("alpha0"). `project` takes `t`
-    with or without them."""
+    ("cov6", (N, 6): xx, yy, zz, xy, xz, yz) and the peak alphas ("alpha0"), on `device` (default:
+    where t's rotations are), PREPARE_ROWS splats at a time: R S alone is 9 floats a splat, and
+    rotations, scales and opacities held on the host move to the device a chunk at a time.
+    `project` takes `t` with or without them."""
     if "cov6" in t:
         return t
-    cov6 = torch.empty(len(t["quats"]), 6, dtype=torch.float32, device=t["quats"].device)
-    for s in range(0, len(cov6), PREPARE_ROWS):     # a chunk at a time: R S alone is 9 floats a splat
+    dev = device or t["quats"].device
+    n = len(t["quats"])
+    cov6 = torch.empty(n, 6, dtype=torch.float32, device=dev)
+    alpha0 = torch.empty(n, dtype=torch.float32, device=dev)
+    for s in range(0, n, PREPARE_ROWS):
         rows = slice(s, s + PREPARE_ROWS)
-        m = quat_to_matrix(t["quats"][rows]) * torch.exp(t["log_scales"][rows])[:, None, :]   # R S
+        at = lambda name: t[name][rows].to(dev, torch.float32)  # noqa: E731
+        m = quat_to_matrix(at("quats")) * torch.exp(at("log_scales"))[:, None, :]   # R S
         cov6[rows] = torch.stack([(m[:, i] * m[:, j]).sum(1) for i, j in COV_ENTRIES], 1)
-    return {**t, "cov6": cov6, "alpha0": torch.sigmoid(t["opacity"])}
+        alpha0[rows] = torch.sigmoid(at("opacity"))
+    return {**t, "cov6": cov6, "alpha0": alpha0}
 
 
 def _screen_covariance(cov6: torch.Tensor, j0: list[torch.Tensor], j1: list[torch.Tensor]

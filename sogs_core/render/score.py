@@ -17,7 +17,7 @@ from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import Splats
 from sogs_core.render.cameras import views_around
 from sogs_core.render.metrics import psnr_ssim_views
-from sogs_core.render.raster import PREPARE_ROWS, Camera, prepare, render_views, to_levels
+from sogs_core.render.raster import Camera, prepare, render_views, to_levels
 
 #: the PSNR reported for a view whose two renders are identical (their MSE is 0)
 PSNR_CAP_DB = 100.0
@@ -59,20 +59,14 @@ class RenderMetricSettings:
 
 
 def _prepared(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
-    """What a render reads of `s` on `device`: centres, colours, and the covariances and peak
-    alphas, made PREPARE_ROWS splats at a time so that rotations, scales and opacities never sit
-    whole on the device (a 32M SH3 scene's render is bounded by what it keeps)."""
-    def column(name: str, rows: slice = slice(None)) -> torch.Tensor:
-        return numpy_tensor(getattr(s, name)[rows]).to(device).float()
-
-    t = {k: column(k) for k in ("means", "f_dc", "f_rest")}
-    t["cov6"] = torch.empty(s.count, 6, dtype=torch.float32, device=device)
-    t["alpha0"] = torch.empty(s.count, dtype=torch.float32, device=device)
-    for start in range(0, s.count, PREPARE_ROWS):
-        rows = slice(start, start + PREPARE_ROWS)
-        part = prepare({k: column(k, rows) for k in ("quats", "log_scales", "opacity")})
-        t["cov6"][rows], t["alpha0"][rows] = part["cov6"], part["alpha0"]
-    return t
+    """What a render reads of `s` on `device`: centres and colours, and the covariances and peak
+    alphas that `prepare` makes from the host's rotations, scales and opacities a chunk at a
+    time (so those never sit whole on the device: a 32M SH3 scene's render is bounded by what
+    it keeps)."""
+    host = {k: numpy_tensor(getattr(s, k)) for k in ("quats", "log_scales", "opacity")}
+    t = {k: numpy_tensor(getattr(s, k)).to(device).float() for k in ("means", "f_dc", "f_rest")}
+    made = prepare(host, device)
+    return {**t, "cov6": made["cov6"], "alpha0": made["alpha0"]}
 
 
 def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera],
