@@ -35,12 +35,12 @@ from sogs_core.model.splats import ATTRIBUTES  # noqa: E402
 from sogs_core.order import order_scene  # noqa: E402
 from sogs_core.quantize.palette.numbering import apply_order  # noqa: E402
 from sogs_core.settings import ORDER_METHODS  # noqa: E402
-from sogs_core.order.chain import chain_orders  # noqa: E402
+from sogs_core.order.chain import chain_chunk, chain_orders  # noqa: E402
 from sogs_core.pipeline.choose_order import smallest_by_sample  # noqa: E402
 from sogs_core.formats.ply.read import read_ply  # noqa: E402
 from sogs_core.formats.sog.codes import QuantizedScene  # noqa: E402
 from sogs_core.quantize.scene import quantize_scene  # noqa: E402
-from sogs_core.formats.sog.layout import build_images  # noqa: E402
+from sogs_core.formats.sog.layout import build_images, grid_shape  # noqa: E402
 from sogs_core.formats.sog.read import read_sog  # noqa: E402
 from sogs_core.model.splats import Splats  # noqa: E402
 from sogs_core.webp.codec import encode_all  # noqa: E402
@@ -63,8 +63,8 @@ def synth(n: int, script: str) -> Splats:
                   s["opacity"].astype(f), s["f_rest"].astype(f))
 
 
-def sizes(q: QuantizedScene, pool, settings: CompressSettings, chained: bool = False) -> dict:
-    images, meta = build_images(q)
+def sizes(q: QuantizedScene, pool, settings: CompressSettings, chained: bool = False, row_align: int = 4) -> dict:
+    images, meta = build_images(q, grid_shape(q.count, row_align))
     files = encode_all(images, pool, settings.webp.for_order(chained))
     out = {name[:-5]: len(b) for name, b in files.items()}
     out["total"] = sum(out.values()) + len(json.dumps(meta))
@@ -85,8 +85,8 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
     sync(dev)
     row = {"scene": name, "splats": splats.count, "sh_degree": splats.sh_degree,
            "quantize_seconds": time.perf_counter() - t0, "methods": {}}
-    choose = lambda qs, c, ch: smallest_by_sample(  # noqa: E731
-        qs, c, lambda imgs, keys: encode_all(imgs, pool, settings.webp, keys), ch)
+    choose = lambda qs, c, ch, align: smallest_by_sample(  # noqa: E731
+        qs, c, lambda imgs, keys: encode_all(imgs, pool, settings.webp, keys), ch, align)
     for m in methods:
         method, _, chunk = m.partition(":")      # "chain:256": the chained order with another chunk
         chain = dataclasses.replace(settings.chain, chunk=int(chunk)) if chunk else settings.chain
@@ -98,11 +98,12 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
             sync(dev)
             secs.append(time.perf_counter() - t1)
         r = {"seconds": min(secs), "seconds_all": secs, "info": info,
-             "bytes": sizes(qo, pool, settings, info["chained"])}
+             "bytes": sizes(qo, pool, settings, info["chained"], info["row_align"])}
         if method == "chain":
             cands = chain_orders(q, tens["means"], chain)
-            r["candidates_bytes"] = [sizes(apply_order(q, c.cpu().numpy()), pool, settings, i == 0)["total"]
-                                     for i, c in enumerate(cands)]
+            align = chain_chunk(chain, dev)
+            r["candidates_bytes"] = [sizes(apply_order(q, c.cpu().numpy()), pool, settings, i == 0,
+                                           align if i == 0 else 4)["total"] for i, c in enumerate(cands)]
         row["methods"][m] = r
         print(f"  {name:<22}{m:<9}{r['bytes']['total']:>12,} B  {r['seconds']:8.3f} s  {info}", flush=True)
     base = row["methods"].get("morton", {}).get("bytes", {}).get("total")

@@ -2,12 +2,15 @@
 once by splat-transform, every output scored by our render metric against the input.
 
     python bench/rd_curve.py [--scenes leica_sh3 donut guitar biker logo_v1] [--levels 100 90 80 70 60]
-        [--views 4] [--size 256] [--splat-transform BIN] [--device cpu|cuda] [--json out.json] [--plot out.png]
+        [--views 4] [--size 256] [--splat-transform BIN] [--theirs DIR] [--device cpu|cuda]
+        [--json out.json] [--plot out.png]
 
 CPU by default (`--device`); splat-transform with `-g cpu` (default: the 3.10.2 copy in
 .cache/, `npm install --prefix .cache/splat-transform-3.10.2 @playcanvas/splat-transform@3.10.2`).
 Render PSNR is our rasterizer's (the engine's footprint; same ranking as the engine on the shared
 scenes, bench/NOTES.md); the engine's own numbers come from bench/render_agreement.py.
+`--theirs DIR`: splat-transform's files written beforehand as DIR/<scene>.sog (for a machine
+without Node, such as the device tool's; their seconds are then not measured).
 JSON: default bench/results/rd_curve.json; plot: the JSON's path with .png.
 """
 from __future__ import annotations
@@ -67,6 +70,7 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--splat-transform", default=DEFAULT_ST)
+    ap.add_argument("--theirs", default=None, help="folder of splat-transform's files, <scene>.sog")
     ap.add_argument("--device", default="cpu", help="where we compress and render (default cpu)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
@@ -89,7 +93,12 @@ def main() -> None:
             row["ours"].append({"quality": q, "bytes": len(data), "psnr": score["render_psnr"],
                                 "ssim": score["render_ssim"], "seconds": sec})
             print(f"{name:10s} q{q:<4d} {len(data):>11,d} B {score['render_psnr']:7.2f} dB {sec:6.2f} s", flush=True)
-        if os.path.exists(args.splat_transform):
+        given = os.path.join(args.theirs, f"{name}.sog") if args.theirs else None
+        if given and os.path.exists(given):
+            score = render_fidelity(original, read_splats(given), settings, device)
+            row["theirs"] = {"bytes": os.path.getsize(given), "psnr": score["render_psnr"],
+                             "ssim": score["render_ssim"], "seconds": None, "file": given}
+        elif os.path.exists(args.splat_transform):
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, "theirs.sog")
                 t0 = time.perf_counter()
@@ -99,9 +108,10 @@ def main() -> None:
                 score = render_fidelity(original, read_splats(out), settings, device)
                 row["theirs"] = {"bytes": os.path.getsize(out), "psnr": score["render_psnr"],
                                  "ssim": score["render_ssim"], "seconds": sec}
+        if "theirs" in row:
             t = row["theirs"]
-            print(f"{name:10s} splat-transform {t['bytes']:>11,d} B {t['psnr']:7.2f} dB {t['seconds']:6.2f} s",
-                  flush=True)
+            secs = "-" if t["seconds"] is None else f"{t['seconds']:.2f}"
+            print(f"{name:10s} splat-transform {t['bytes']:>11,d} B {t['psnr']:7.2f} dB {secs:>6s} s", flush=True)
             for p in row["ours"]:
                 p["bytes_vs_theirs"] = p["bytes"] / t["bytes"]
                 p["psnr_minus_theirs"] = p["psnr"] - t["psnr"]

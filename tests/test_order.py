@@ -7,11 +7,13 @@ Bounds as in test_roundtrip (from the quantization): positions within one 16-bit
 """
 from __future__ import annotations
 
+import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.pipeline.compressor import Compressor
@@ -153,6 +155,39 @@ def test_sample_bands_are_whole_rows_two_or_more_deep(n):
     assert len(starts) == 64 and all(r + 1 in rows for r in starts)  # 64 bands, each >= 2 rows
     small_idx, _ = sample_rows(20_000, 64, 32768, min_rows=2)
     assert np.array_equal(small_idx, np.arange(20_000))              # small images: all of it
+
+
+@pytest.mark.parametrize("n", [511, 512, 8192, 90_854, 307_128, 1_000_000])
+def test_rows_of_the_chained_order_start_its_chunks(n):
+    """With the chunk as row alignment the width is a multiple of it and no narrower than
+    splat-transform's (so H stays within the square's); a scene smaller than one chunk keeps the
+    square."""
+    h0, w0 = grid_shape(n)
+    h, w = grid_shape(n, 512)
+    assert h * w >= n and (h - 1) * w < n
+    if n < 512:
+        assert (h, w) == (h0, w0)
+    else:
+        assert w % 512 == 0 and w0 <= w < w0 + 512 and h <= h0
+
+
+def test_a_chained_scene_is_written_a_chunk_a_row_with_the_same_values():
+    """Each chunk size gives its own width, and every splat decodes to the same values (a
+    multiset: the orders differ) as under the square layout of a plain curve."""
+    scene = make_scene(3000, 1, seed=4)
+    rows = {}
+    for key, settings in {64: CompressSettings(chain=ChainConfig(chunk=64, choose=False)),
+                          100: CompressSettings(chain=ChainConfig(chunk=100, choose=False)),
+                          "morton": CompressSettings(order="morton")}.items():
+        pkg, _ = Compressor(device="cpu", settings=settings).encode(scene, with_fidelity=False)
+        width = Image.open(io.BytesIO(pkg.files["means_l.webp"])).size[0]
+        assert width == (grid_shape(3000)[1] if key == "morton" else -(-grid_shape(3000)[1] // key) * key)
+        d = read_sog_bytes(pkg.bundle_bytes(), "x.sog")
+        assert d.count == 3000
+        flat = np.concatenate([d.means, d.quats, d.log_scales, d.f_dc, d.opacity[:, None], d.f_rest.reshape(3000, -1)], 1)
+        rows[key] = flat[np.lexsort(flat.T[::-1])]
+    np.testing.assert_array_equal(rows[64], rows["morton"])
+    np.testing.assert_array_equal(rows[100], rows["morton"])
 
 
 def test_palette_numbering_is_a_bijection_and_changes_no_value():

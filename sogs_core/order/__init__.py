@@ -24,13 +24,14 @@ import torch
 
 from sogs_core.formats.sog.codes import QuantizedScene
 from sogs_core.formats.sog.layout import grid_shape
-from sogs_core.order.chain import chain_orders
+from sogs_core.order.chain import chain_chunk, chain_orders
 from sogs_core.order.curves import curve_order, run_ids
 from sogs_core.order.plas import plas_features, plas_sort
 from sogs_core.settings import ORDER_METHODS, ChainConfig, PlasConfig
 
-#: (scene, candidate orders, which candidates are the chained order) -> index of the one to write
-Chooser = Callable[[QuantizedScene, list[np.ndarray], list[bool]], int]
+#: (scene, candidate orders, which candidates are the chained order, the chained order's row
+#: alignment for `layout.grid_shape`) -> index of the one to write
+Chooser = Callable[[QuantizedScene, list[np.ndarray], list[bool], int], int]
 
 
 def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str = "chain", seed: int = 0,
@@ -44,15 +45,16 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     in one file): each run is ordered on its own.
 
     Returns (order: splat index per texel, info: which candidate was written, how many there
-    were, and `chained`: whether the order written is the chained one, whose images the encoder
-    treats differently, settings.WebpSettings.for_order)."""
+    were, `chained`: whether the order written is the chained one, whose images the encoder
+    treats differently, settings.WebpSettings.for_order, and `row_align`: the images' width is
+    `layout.grid_shape(n, row_align)`, the chain's chunk where the chained order is written)."""
     if method not in ORDER_METHODS:
         raise ValueError(f"unknown order {method!r} ({', '.join(ORDER_METHODS)})")
     if segments is not None and len(segments) > 1:
         return _order_segments(q, tensors, segments, method, seed, plas, chain, choose)
     n = q.count
     means = tensors["means"]
-    info = {"order": method, "candidates": 1, "chosen": 0, "chained": False}
+    info = {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": 4}
     if method == "input" or n < 2:
         return np.arange(n), info
     if method in ("hilbert", "morton"):
@@ -63,8 +65,9 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     else:
         cands = [c.cpu().numpy() for c in chain_orders(q, means, chain)]
         chained = [i == 0 for i in range(len(cands))]        # chain_orders puts the chained order first
-        pick = choose(q, cands, chained) if choose is not None and len(cands) > 1 else 0
-        info.update(candidates=len(cands), chosen=pick, chained=chained[pick])
+        chunk = chain_chunk(chain, means.device)
+        pick = choose(q, cands, chained, chunk) if choose is not None and len(cands) > 1 else 0
+        info.update(candidates=len(cands), chosen=pick, chained=chained[pick], row_align=chunk if chained[pick] else 4)
         order = cands[pick]
     if progress is not None:
         progress(1.0)
@@ -97,4 +100,5 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
             parts.append(part + start)
             start += length
         order = np.concatenate(parts)
-    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": False, "segments": len(segments)}
+    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": 4,
+                   "segments": len(segments)}

@@ -135,6 +135,11 @@ def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_
     return path
 
 
+def chain_chunk(config: ChainConfig, device: torch.device) -> int:
+    """Splats re-chained together: config.chunk, or the device's default where it is 0."""
+    return config.chunk or (CHUNK_CUDA if device.type == "cuda" else CHUNK_CPU)
+
+
 def chain_orders(q: QuantizedScene, means: torch.Tensor, config: ChainConfig) -> list[torch.Tensor]:
     """The candidate orders: the chained Hilbert order first, then (config.choose) Morton with y
     in the highest bit of each triple (`curves.Y_TOP`): the chain does not beat Morton on the
@@ -143,7 +148,7 @@ def chain_orders(q: QuantizedScene, means: torch.Tensor, config: ChainConfig) ->
     curve (`input_is_local`: structured positions)."""
     cols, weights = byte_columns(q, config.means_u_weight)
     dev = means.device
-    chunk = config.chunk or (CHUNK_CUDA if dev.type == "cuda" else CHUNK_CPU)
+    chunk = chain_chunk(config, dev)
     chained = greedy_chain(curve_order(means, "hilbert"), torch.from_numpy(cols).to(dev),
                            torch.from_numpy(weights).to(dev), chunk)
     if not config.choose:

@@ -25,22 +25,27 @@ LABELS = "shN_labels.webp"
 
 def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
                        encode: Callable[[dict[str, np.ndarray], Collection[str]], dict[str, bytes]],
-                       chained: Sequence[bool] = (), bands: int = BANDS, texels: int = SAMPLE_TEXELS) -> int:
+                       chained: Sequence[bool] = (), row_align: int = 4, bands: int = BANDS,
+                       texels: int = SAMPLE_TEXELS) -> int:
     """Index of the order under which q's sampled per-splat images encode smallest (first on
     ties). `encode(images, chained_keys)` encodes a batch, the keys in chained_keys with the
     settings of the chained order (`chained[k]`: candidate k is the chained order; the encoder's
-    effort differs there, settings.WebpSettings.for_order). Only the sampled texels are
-    gathered. The SH labels image is left out: its size
+    effort differs there, settings.WebpSettings.for_order, and its rows are `row_align` wide
+    multiples, `layout.grid_shape`). Only the sampled texels are gathered. The SH labels image is left out: its size
     depends on the palette numbering, which needs the whole order (two gathers and a pass over
     N labels per candidate), and it barely differs between the candidates."""
-    idx, w = sample_rows(q.count, bands, texels, ROWS)
-    shape = (-(-len(idx) // w), w)                   # whole rows; a partial last row zero padded
-    images, chained_keys = {}, set()
+    images, chained_keys, sampled = {}, set(), []
     for k, order in enumerate(orders):
+        is_chained = k < len(chained) and chained[k]
+        idx, w = sample_rows(q.count, bands, texels, ROWS, row_align if is_chained else 4)
+        sampled.append(len(idx))
+        shape = (-(-len(idx) // w), w)               # whole rows; a partial last row zero padded
         for name, cols in per_splat_channels(q.take(order[idx]), skip=(LABELS,)).items():
             images[f"{k}:{name}"] = texel_image(len(idx), shape, cols)
-            if k < len(chained) and chained[k]:
+            if is_chained:
                 chained_keys.add(f"{k}:{name}")
     files = encode(images, chained_keys)      # every candidate's images in one parallel batch
-    sizes = [sum(len(b) for key, b in files.items() if key.startswith(f"{i}:")) for i in range(len(orders))]
+    # bytes per sampled texel: candidates of other widths sample other numbers of texels
+    sizes = [sum(len(b) for key, b in files.items() if key.startswith(f"{i}:")) / sampled[i]
+             for i in range(len(orders))]
     return int(np.argmin(sizes))

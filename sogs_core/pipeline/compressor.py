@@ -23,7 +23,7 @@ import torch
 from sogs_core.edit import EditReport, apply_edits
 from sogs_core.formats import SceneInput, is_sog_format, read_scene
 from sogs_core.formats.sog.codes import QuantizedScene, dequantize_tensors
-from sogs_core.formats.sog.layout import build_images
+from sogs_core.formats.sog.layout import build_images, grid_shape
 from sogs_core.formats.sog.package import SogPackage, write_sog
 from sogs_core.model.device import device_label, numpy_tensor, prefer_expandable_segments, resolve_device
 from sogs_core.model.splats import ATTRIBUTES, Splats
@@ -160,15 +160,17 @@ class Compressor:
         return order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain, choose=self._smallest,
                            progress=lambda f: self._report("sort", f), segments=segments)
 
-    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool]) -> int:
+    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool], row_align: int) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings,
         always through libwebp: the samples are small, where libwebp is fastest."""
         webp = replace(self.settings.webp, encoder="libwebp")
-        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, webp, keys), chained)
+        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, webp, keys), chained,
+                                  row_align)
 
-    def _encode_final_images(self, q: QuantizedScene, webp: WebpSettings) -> dict[str, Future]:
+    def _encode_final_images(self, q: QuantizedScene, webp: WebpSettings,
+                             shape: tuple[int, int]) -> dict[str, Future]:
         """The images that are final once the order is: encoding starts while the palette fits."""
-        images, _ = build_images(q)
+        images, _ = build_images(q, shape)
         return {name: self.pool.submit(encode_webp, img, webp, name, self.device) for name, img in images.items()}
 
     def _reference_renders(self, splats: Splats, tens: dict[str, torch.Tensor]) -> Future:
@@ -260,7 +262,8 @@ class Compressor:
                 q = apply_order(q, order, self.device)
                 t2 = time.perf_counter()
                 webp = self.settings.webp.for_order(info["chained"])
-                early = self._encode_final_images(q, webp)
+                shape = grid_shape(q.count, info["row_align"])
+                early = self._encode_final_images(q, webp, shape)
             finally:
                 t3 = time.perf_counter()
                 fitted: Optional[Palette] = aside.result() if aside is not None else None   # never leave it running
@@ -271,7 +274,7 @@ class Compressor:
             seconds["cluster"] = time.perf_counter() - t3
             if fitted is not None:     # fitted on every row: the written ones are rows[order]
                 q = number_palette(with_palette(q, fitted, order if rows is None else rows[order]))
-            images, meta = build_images(q, skip=early)
+            images, meta = build_images(q, shape, skip=early)
             futures = {**early, **{name: self.pool.submit(encode_webp, img, webp, name, self.device)
                                    for name, img in images.items()}}
             report = (self._fidelity(splats, tens, order, q, codes is not None, seconds, written, reference)
