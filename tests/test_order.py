@@ -220,6 +220,21 @@ def test_sampled_choice_picks_the_smaller_order():
     assert full[1] < full[0]
 
 
+def test_the_choice_compares_candidates_of_other_widths_per_texel():
+    """A chained candidate sampled at a chunk-aligned width covers more texels than a square
+    one; the better order must still win (a sum of bytes preferred the narrower sample)."""
+    _, tens, q = _quantized(200_000, 0)
+    curve = curve_order(tens["means"], "morton").numpy()
+    rng = np.random.default_rng(0)
+    worse = curve.copy()
+    i = rng.choice(len(worse), 20_000, replace=False)
+    worse[i] = worse[rng.permutation(i)]                         # 10 % of the splats moved away
+    assert sample_rows(q.count, 64, 32768, 2, 1024)[0].size > 2 * sample_rows(q.count, 64, 32768, 2)[0].size
+    with ThreadPoolExecutor(2) as pool:
+        enc = lambda imgs, chained=(): encode_all(imgs, pool, chained=chained)  # noqa: E731
+        assert smallest_by_sample(q, [curve, worse], enc, chained=[True, False], row_align=1024) == 0
+
+
 def test_chain_without_choice_has_one_candidate():
     _, tens, q = _quantized(3000, 0)
     _, info = order_scene(q, tens, "chain", chain=ChainConfig(choose=False),
