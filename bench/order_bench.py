@@ -40,7 +40,7 @@ from sogs_core.pipeline.choose_order import smallest_by_sample  # noqa: E402
 from sogs_core.formats.ply.read import read_ply  # noqa: E402
 from sogs_core.formats.sog.codes import QuantizedScene  # noqa: E402
 from sogs_core.quantize.scene import quantize_scene  # noqa: E402
-from sogs_core.formats.sog.layout import build_images, grid_shape  # noqa: E402
+from sogs_core.formats.sog.layout import SQUARE_ALIGN, build_images, grid_shape  # noqa: E402
 from sogs_core.formats.sog.read import read_sog  # noqa: E402
 from sogs_core.model.splats import Splats  # noqa: E402
 from sogs_core.webp.codec import encode_all  # noqa: E402
@@ -63,7 +63,8 @@ def synth(n: int, script: str) -> Splats:
                   s["opacity"].astype(f), s["f_rest"].astype(f))
 
 
-def sizes(q: QuantizedScene, pool, settings: CompressSettings, chained: bool = False, row_align: int = 4) -> dict:
+def sizes(q: QuantizedScene, pool, settings: CompressSettings, chained: bool = False,
+          row_align: int = SQUARE_ALIGN) -> dict:
     images, meta = build_images(q, grid_shape(q.count, row_align))
     files = encode_all(images, pool, settings.webp.for_order(chained))
     out = {name[:-5]: len(b) for name, b in files.items()}
@@ -103,7 +104,7 @@ def bench_scene(name: str, splats: Splats, methods: list[str], dev: torch.device
             cands = chain_orders(q, tens["means"], chain)
             align = chain_chunk(chain, dev)
             r["candidates_bytes"] = [sizes(apply_order(q, c.cpu().numpy()), pool, settings, i == 0,
-                                           align if i == 0 else 4)["total"] for i, c in enumerate(cands)]
+                                           align if i == 0 else SQUARE_ALIGN)["total"] for i, c in enumerate(cands)]
         row["methods"][m] = r
         print(f"  {name:<22}{m:<9}{r['bytes']['total']:>12,} B  {r['seconds']:8.3f} s  {info}", flush=True)
     base = row["methods"].get("morton", {}).get("bytes", {}).get("total")

@@ -155,7 +155,6 @@ def test_projection_in_parts_equals_the_whole(monkeypatch):
     assert torch.equal(prepared["cov6"], raster.prepare(t)["cov6"])
 
 
-
 def test_an_empty_scene_renders_the_background():
     """No splat at all (a level or a file with nothing left to draw): every view is the
     background, not an error."""
@@ -164,6 +163,7 @@ def test_an_empty_scene_renders_the_background():
     for img in score.render_scene(empty, cams, (0.2, 0.4, 0.6)):
         assert img.shape == (8, 8, 3)
         torch.testing.assert_close(img, torch.tensor([51.0, 102.0, 153.0]).expand(8, 8, 3))
+
 
 SMALL = RenderMetricSettings(views=3, width=48, height=48)
 

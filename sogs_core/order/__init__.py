@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sogs_core.formats.sog.codes import QuantizedScene
-from sogs_core.formats.sog.layout import grid_shape
+from sogs_core.formats.sog.layout import SQUARE_ALIGN, grid_shape
 from sogs_core.order.chain import chain_chunk, chain_orders
 from sogs_core.order.curves import curve_order, run_ids
 from sogs_core.order.plas import plas_features, plas_sort
@@ -54,7 +54,7 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
         return _order_segments(q, tensors, segments, method, seed, plas, chain, choose)
     n = q.count
     means = tensors["means"]
-    info = {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": 4}
+    info = {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": SQUARE_ALIGN}
     if method == "input" or n < 2:
         return np.arange(n), info
     if method in ("hilbert", "morton"):
@@ -67,7 +67,7 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
         chained = [i == 0 for i in range(len(cands))]        # chain_orders puts the chained order first
         chunk = chain_chunk(chain, means.device)
         pick = choose(q, cands, chained, chunk) if choose is not None and len(cands) > 1 else 0
-        info.update(candidates=len(cands), chosen=pick, chained=chained[pick], row_align=chunk if chained[pick] else 4)
+        info.update(candidates=len(cands), chosen=pick, chained=chained[pick], row_align=chunk if chained[pick] else SQUARE_ALIGN)
         order = cands[pick]
     if progress is not None:
         progress(1.0)
@@ -100,5 +100,5 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
             parts.append(part + start)
             start += length
         order = np.concatenate(parts)
-    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": 4,
+    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": SQUARE_ALIGN,
                    "segments": len(segments)}

@@ -15,7 +15,7 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from sogs_core.formats.sog.codes import QuantizedScene
-from sogs_core.formats.sog.layout import per_splat_channels, sample_rows, texel_image
+from sogs_core.formats.sog.layout import SQUARE_ALIGN, per_splat_channels, sample_rows, texel_image
 
 BANDS = 64
 SAMPLE_TEXELS = 32768
@@ -25,19 +25,20 @@ LABELS = "shN_labels.webp"
 
 def smallest_by_sample(q: QuantizedScene, orders: list[np.ndarray],
                        encode: Callable[[dict[str, np.ndarray], Collection[str]], dict[str, bytes]],
-                       chained: Sequence[bool] = (), row_align: int = 4, bands: int = BANDS,
+                       chained: Sequence[bool] = (), row_align: int = SQUARE_ALIGN, bands: int = BANDS,
                        texels: int = SAMPLE_TEXELS) -> int:
     """Index of the order under which q's sampled per-splat images encode smallest (first on
     ties). `encode(images, chained_keys)` encodes a batch, the keys in chained_keys with the
     settings of the chained order (`chained[k]`: candidate k is the chained order; the encoder's
-    effort differs there, settings.WebpSettings.for_order, and its rows are `row_align` wide
-    multiples, `layout.grid_shape`). Only the sampled texels are gathered. The SH labels image is left out: its size
-    depends on the palette numbering, which needs the whole order (two gathers and a pass over
-    N labels per candidate), and it barely differs between the candidates."""
+    effort differs there, settings.WebpSettings.for_order, and its rows a multiple of `row_align`
+    wide, `layout.grid_shape`; the others keep the square). Only the sampled texels are gathered.
+    The SH labels image is left out: its size depends on the palette numbering, which needs the
+    whole order (two gathers and a pass over N labels per candidate), and it barely differs
+    between the candidates."""
     images, chained_keys, sampled = {}, set(), []
     for k, order in enumerate(orders):
         is_chained = k < len(chained) and chained[k]
-        idx, w = sample_rows(q.count, bands, texels, ROWS, row_align if is_chained else 4)
+        idx, w = sample_rows(q.count, bands, texels, ROWS, row_align if is_chained else SQUARE_ALIGN)
         sampled.append(len(idx))
         shape = (-(-len(idx) // w), w)               # whole rows; a partial last row zero padded
         for name, cols in per_splat_channels(q.take(order[idx]), skip=(LABELS,)).items():

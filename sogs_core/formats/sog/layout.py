@@ -16,25 +16,31 @@ from sogs_core.model.errors import SogFormatError
 from sogs_core.formats.sog.codes import QuantizedScene
 
 
-def grid_shape(n: int, row_align: int = 4) -> tuple[int, int]:
+#: the multiple of 4 that splat-transform's width W = ceil(sqrt(n) / 4) * 4 keeps: the square
+#: layout, every order's but the chained one's
+SQUARE_ALIGN = 4
+
+
+def grid_shape(n: int, row_align: int = SQUARE_ALIGN) -> tuple[int, int]:
     """(H, W) of the texture for n splats: W as splat-transform (a multiple of 4 near sqrt(n)),
     H just enough.
 
-    `row_align` > 4 (the chained order's chunk) rounds W up to a multiple of it where n holds a
-    whole chunk, so that every row starts a chunk: the jump between two chunks then falls where
-    the encoder predicts from above, and the texel above is the same step of the previous chunk
-    (the five real scenes 0.3-0.4 % smaller, bench/NOTES.md session 27). Any W is valid SOG (the
-    engine reads the images' own width). Padding (H * W - n < W cells) sits at the end of the
-    last row, where the format ignores it.
+    `row_align` > SQUARE_ALIGN (the chained order's chunk) rounds W up to a multiple of it where
+    n holds a whole chunk, so that every row starts a chunk: the jump between two chunks then
+    falls where the encoder predicts from above, and a column holds the same step of every
+    chunk's walk (the five real scenes 0.3-0.4 % smaller, bench/NOTES.md session 27). Any W is
+    valid SOG (the engine reads the images' own width). Padding (H * W - n < W cells) sits at
+    the end of the last row, where the format ignores it.
     """
     if n <= 0:
         raise ValueError("grid_shape needs at least one splat")
-    w = max(4, int(math.ceil(math.sqrt(n) / 4)) * 4)
-    if w > 16383 or int(math.ceil(n / w)) > 16383:
+    w = max(SQUARE_ALIGN, -(-math.ceil(math.sqrt(n)) // SQUARE_ALIGN) * SQUARE_ALIGN)
+    if w > 16383 or -(-n // w) > 16383:
         raise ValueError(f"{n} splats exceed the 16383 x 16383 WebP limit of one SOG")
-    if row_align > 4 and n >= row_align and -(-w // row_align) * row_align <= 16383:
-        w = -(-w // row_align) * row_align
-    return int(math.ceil(n / w)), w
+    aligned = -(-w // row_align) * row_align
+    if row_align > SQUARE_ALIGN and n >= row_align and aligned <= 16383:
+        w = aligned
+    return -(-n // w), w
 
 
 PER_SPLAT_FILES = ("means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp")
@@ -70,7 +76,7 @@ def per_splat_channels(q: QuantizedScene, skip: Collection[str] = ()) -> dict[st
     return {name: make() for name, make in makers.items() if name not in skip}
 
 
-def sample_rows(n: int, bands: int, texels: int, min_rows: int = 1, row_align: int = 4) -> tuple[np.ndarray, int]:
+def sample_rows(n: int, bands: int, texels: int, min_rows: int = 1, row_align: int = SQUARE_ALIGN) -> tuple[np.ndarray, int]:
     """Texel indices of `bands` evenly spaced bands of whole rows, about `texels` in all and at
     least `min_rows` rows per band (all n texels when that is most of the image, the last row
     then partial), and the image width: (indices, W). A band keeps the width and the left
