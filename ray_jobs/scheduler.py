@@ -94,7 +94,13 @@ class Scheduler:
         for i in range(len(self.actors)):
             while self.pool.has_room(i) and self.queue:
                 task = self.queue.popleft()
-                holder = self.leases.claim(task["output_uri"]) if task["output_uri"] not in self.leases.held else None
+                try:
+                    holder = self.leases.claim(task["output_uri"]) if task["output_uri"] not in self.leases.held \
+                        else None
+                except OSError as exc:        # the output's storage refuses even the lease (a full disk)
+                    task["attempts"] = task.get("attempts", 0) + 1
+                    self._fail(task, exc)
+                    continue
                 if holder is not None:
                     if "waited_for" not in task:
                         self.log(f"waiting for {task['rel']}: its output is being written by {holder}")

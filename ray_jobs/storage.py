@@ -296,8 +296,11 @@ class Store:
             return False
         try:
             os.write(fd, data)
-        finally:
+        except OSError:
             os.close(fd)
+            os.unlink(uri)          # an empty lease would read as unreadable to every other run
+            raise
+        os.close(fd)
         return True
 
     def put_if_match(self, uri: str, data: bytes, etag: str) -> bool:

@@ -6,6 +6,7 @@ hoped for, so the test fails every time the check after the claim is missing."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 
 from ray_jobs.actors import utcnow
@@ -179,3 +180,41 @@ def test_a_plan_over_many_done_scenes_lists_the_outputs_once(tmp_path, monkeypat
     monkeypatch.setattr(backfill, "LIST_OUTPUTS_ABOVE", 1000)
     tasks, skipped, _ = plan(store, args, shash, "run-c")
     assert len(tasks) == 1 and len(skipped) == 5 and len(heads) == 6
+
+
+def test_a_lease_the_storage_refuses_fails_its_scene_and_the_run_goes_on(tmp_path, monkeypatch):
+    """A full disk can refuse the lease before the scene's own output: that scene becomes one
+    failed row (not retried), no half-written lease is left, and the other scenes still run."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    for name in ("a.ply", "b.ply"):
+        (inp / name).write_bytes(b"ply\n")
+    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu"])
+    args.manifest = str(out / "_manifest")
+    store = Store()
+    shash = settings_hash(args)
+    tasks, _, _ = plan(store, args, shash, "run-b")
+    a_out = next(t for t in tasks if t["rel"] == "a.ply")["output_uri"]
+    real_write = os.write
+
+    def full_for_a(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("a.sog.lease"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_for_a)
+    ray = FakeRay()
+    actor = FakeActor(ray, "run-b", shash)
+    writer = ManifestWriter(store, args.manifest, "run-b")
+    summary = {"ok": 0, "failed": 0, "skipped": 0}
+    sched = Scheduler(ray, [actor], writer, Leases(store, "run-b"), lambda task: None, "run-b", shash, 2, "auto",
+                      summary, log=lambda msg: None)
+    sched.run(tasks)
+    monkeypatch.setattr(os, "write", real_write)
+    writer.close()
+    assert summary == {**summary, "ok": 1, "failed": 1}
+    assert actor.compressed == [t["input_uri"] for t in tasks if t["rel"] == "b.ply"]
+    rows = {r["input_uri"].rsplit("/", 1)[-1]: r for r in read_manifest(store, args.manifest).to_pylist()}
+    assert rows["a.ply"]["status"] == "failed" and "No space left" in rows["a.ply"]["error_message"]
+    assert rows["a.ply"]["attempts"] == 1
+    assert not os.path.exists(a_out + ".lease")
