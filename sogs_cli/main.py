@@ -376,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "whole buckets of chunk groups with its own compressor, so more kernels are launched at "
                         "once (one process is bound by launching them, not by the GPU); the files are the same. "
                         "Each process holds its own chunk groups and device memory, and opens the input itself "
-                        "(below --memory-budget it reads it whole, so that much host memory per process)")
+                        "(below --memory-budget it reads it whole, so that much host memory per process). On a CPU "
+                        "each process takes its share of the cores: pass one per core there")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

@@ -399,6 +399,15 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path):
         write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)
 
 
+def test_processes_on_a_cpu_share_its_threads(monkeypatch):
+    """Each writing process on a CPU gets its share of this process's torch threads, at least
+    one (more threads than cores slow torch down many times over)."""
+    from sogs_core.pipeline.streamed.processes import cpu_threads_each
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert [cpu_threads_each(k) for k in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+
+
 def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     """One process that cannot do its share (here: its input is gone) ends the whole write with
     that process's own error, and the others are stopped; nothing waits for them to finish."""

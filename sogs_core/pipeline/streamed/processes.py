@@ -41,12 +41,18 @@ def split_groups(groups: list[GroupSpec], levels: int, parts: int) -> list[list[
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], memory_budget: int, groups: list[GroupSpec],
-              levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int, out) -> None:
-    """One process's share: its own compressor and sources, its runs of buckets. Everything it
-    has to say goes into the queue `out`: ("groups", n) as groups finish, then ("done", part,
-    UnitsDone) or ("failed", part, the exception)."""
+              levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int,
+              threads: Optional[int], out) -> None:
+    """One process's share: its own compressor and sources, its runs of buckets, torch's CPU
+    work on `threads` threads (None: torch's default). Everything it has to say goes into the queue `out`: ("groups",
+    n) as groups finish, then ("done", part, UnitsDone) or ("failed", part, the exception)."""
     try:
+        import torch
+
         from sogs_core.pipeline.compressor import Compressor
+
+        if threads is not None:
+            torch.set_num_threads(threads)
 
         with Compressor(device=device, settings=settings, warm=False) as comp:
             sources = [LevelSource(p, memory_budget) for p in inputs]
@@ -72,6 +78,16 @@ def _picklable(exc: BaseException) -> bool:
         return False
 
 
+def cpu_threads_each(processes: int) -> int:
+    """torch's CPU threads for each of `processes` processes on a CPU device: this process's
+    threads shared out, at least one. Why: each process alone would start one thread per core,
+    and torch's threads slow down many times over when there are more of them than cores
+    (bench/NOTES.md, session 28, has the streamed SOG's times either way)."""
+    import torch
+
+    return max(1, torch.get_num_threads() // max(1, processes))
+
+
 def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: StreamedPlan, folder: str,
                      batch: int, runs: list[list[GroupSpec]],
                      progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
@@ -81,11 +97,12 @@ def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: St
     finish anywhere. The first process to fail stops the others, and its error is raised."""
     each_batch = max(1, batch // len(runs))
     each_splats = max(1, DECIMATION_SPLATS // len(runs))
+    threads = cpu_threads_each(len(runs)) if compressor.device.type == "cpu" else None
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                          args=(k, str(compressor.device), compressor.settings, inputs, memory_budget, run,
-                               plan.levels, len(plan.groups), folder, each_batch, each_splats, out))
+                               plan.levels, len(plan.groups), folder, each_batch, each_splats, threads, out))
              for k, run in enumerate(runs)]
     parts: dict[int, UnitsDone] = {}
     groups_done = 0
