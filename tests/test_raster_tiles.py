@@ -56,3 +56,37 @@ def test_tiles_match_fragments_in_the_interpreter():
         # after a chunk there) and in float32 against float64 sums
         assert v["rgb"] < 2e-4 and v["t"] < 2e-4
         assert v["levels"] <= v["values"] // 1000
+
+
+COLOURS = textwrap.dedent("""
+    import json, torch
+    from sogs_core.render.colour_triton import drawn_colours
+    from sogs_core.render.raster import colours
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for k in (0, 3, 8, 15):
+        n, v, p = 500, 3, 1300                      # p not a whole number of blocks
+        means = torch.randn(n, 3, generator=g) * 3
+        dc = torch.randn(n, 3, generator=g)
+        rest = torch.randn(n, 3 * k, generator=g) * 0.3
+        pos = torch.randn(v, 3, generator=g) * 10
+        sel = torch.randint(0, n, (p,), generator=g)
+        view = torch.randint(0, v, (p,), generator=g)
+        d = means[sel] - pos[view]
+        want = colours(dc[sel], rest[sel], d / d.norm(dim=1, keepdim=True))
+        got = drawn_colours(means, dc, rest, sel, view, pos)
+        out[k] = {"err": float((want - got).abs().max()), "clamped": float((want == 0).float().mean()),
+                  "moved": float((want - colours(dc[sel], rest[sel] * 0, d)).abs().max())}
+    print(json.dumps(out))
+""")
+
+
+def test_the_colour_kernel_matches_the_torch_colours_in_the_interpreter():
+    """The GPU's drawn-splat colours (`colour_triton`) against `raster.colours` at every SH degree:
+    the same values up to float32 rounding, the clamp at 0 included."""
+    result = json.loads(run_in_triton_interpreter(COLOURS))
+    for k, r in result.items():
+        assert r["err"] < 1e-5, (k, r)
+        assert r["clamped"] > 0.01                              # some colours hit the clamp
+        if k != "0":
+            assert r["moved"] > 0.1                             # and the SH bands count

@@ -21,6 +21,7 @@ segmented sum of log(1 - alpha) per pixel, carried from chunk to chunk.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -241,14 +242,18 @@ def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> d
     drawn = on.nonzero().squeeze(1)
     at = lambda q: q.index_select(0, drawn)  # noqa: E731
     sel, in_view = at(splat), at(view)
-    dirs = means.index_select(0, sel) - pos.index_select(0, in_view)
-    dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
     part = {"u": at(u), "v": at(v), "a": at(c / det), "b": at(-b / det), "c": at(a / det),
             "alpha": at(alpha0), "ext_x": at(ext_x), "ext_y": at(ext_y), "reach2": at(reach * reach),
             "z": at(z), "view": in_view}
     del u, v, a, b, c, det, alpha0, ext_x, ext_y, reach, need, x, y, z, splat, view
-    rest = {k: t[k][rows] for k in ("f_dc", "f_rest")}
-    part["rgb"] = drawn_colours(rest, sel, dirs)
+    if _colour_kernel_here(dev):
+        from sogs_core.render.colour_triton import drawn_colours as drawn_colours_kernel
+
+        part["rgb"] = drawn_colours_kernel(means, t["f_dc"][rows], t["f_rest"][rows], sel, in_view, pos)
+    else:
+        dirs = means.index_select(0, sel) - pos.index_select(0, in_view)
+        dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        part["rgb"] = drawn_colours({k: t[k][rows] for k in ("f_dc", "f_rest")}, sel, dirs)
     return part
 
 
@@ -314,15 +319,26 @@ def _row_spans(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...],
     return who, y, first, runs
 
 
-def _tile_kernel_here(device: torch.device) -> bool:
-    """Whether renders on `device` composite by the tile kernel: a CUDA device where Triton imports."""
+def _triton_here(device: torch.device, module: str) -> bool:
+    """Whether the Triton kernels of `module` run on `device`: a CUDA device where Triton imports."""
     if device.type != "cuda":
         return False
     try:
-        import sogs_core.render.raster_tiles  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
+
+
+def _colour_kernel_here(device: torch.device) -> bool:
+    """Whether the drawn splats' colours come from the Triton kernel (`colour_triton`); else
+    `drawn_colours` in torch ops."""
+    return _triton_here(device, "sogs_core.render.colour_triton")
+
+
+def _tile_kernel_here(device: torch.device) -> bool:
+    """Whether renders on `device` composite by the tile kernel (`raster_tiles`)."""
+    return _triton_here(device, "sogs_core.render.raster_tiles")
 
 
 def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int, height: int,
