@@ -15,6 +15,7 @@ from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_op
                                compress_settings, memory_budget, streamed_settings)
 from sogs_cli.progress import StageProgress
 from sogs_core import __version__
+from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
 from sogs_core.model.errors import SogsError
 
 EXIT_BAD_INPUT = 2
@@ -49,9 +50,9 @@ def _compress(args: argparse.Namespace) -> int:
         raise SogsError("--invalid drop, --rotate, --scale, --translate, the filters and --max-splats are not "
                         "supported for a streamed SOG yet: apply them to a single SOG, or write the edited scene "
                         "first")
-    if args.processes < 1:
-        raise SogsError(f"--processes must be at least 1, not {args.processes}")
-    if args.processes > 1 and not streamed:
+    if args.processes is not None and args.processes < 1:
+        raise SogsError(f"--processes must be at least 1 or auto, not {args.processes}")
+    if args.processes is not None and args.processes > 1 and not streamed:
         raise SogsError("--processes applies to a streamed SOG (OUT_DIR/lod-meta.json or --streamed) only")
     if streamed:
         return _compress_streamed(args, str(device), settings, out)
@@ -86,6 +87,16 @@ def _compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _processes_arg(text: str) -> Optional[int]:
+    """--processes: a count, or auto (None: `write_streamed` chooses)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or auto, not {text!r}") from None
+
+
 def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str) -> int:
     """IN (or the levels IN0 IN1 ..., finest first) -> a streamed SOG: lod-meta.json + chunks."""
     from sogs_core.pipeline.compressor import Compressor
@@ -111,7 +122,8 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
     how = "read by ranges" if res.ranged else "read whole"
     print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
           f"{res.counts}, {res.groups} chunk groups, {res.files} SOG files, {res.input_bytes:,} -> "
-          f"{res.output_bytes:,} bytes in {res.seconds['total']:.2f}s")
+          f"{res.output_bytes:,} bytes in {res.seconds['total']:.2f}s"
+          + (f" by {res.processes} processes" if res.processes > 1 else ""))
     if res.dropped_invisible:
         print(f"{res.dropped_invisible} level-0 splats left out: their opacity is 0 at --quality {settings.quality} "
               "(no viewer draws them)")
@@ -122,7 +134,7 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
                           "groups": res.groups, "files": res.files,
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
                           "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged,
-                          "render_levels": levels}))
+                          "processes": res.processes, "render_levels": levels}))
     elif not args.quiet:
         print(format_report(res.fidelity))
     return 0
@@ -371,13 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--streamed", action="store_true", help="write a streamed SOG into OUT_DIR even if OUT does not "
                                                            "end in lod-meta.json")
     add_streamed_options(g)
-    g.add_argument("--processes", type=int, default=1,
-                   help="processes that write the streamed SOG together on the one device (default 1): each runs "
-                        "whole buckets of chunk groups with its own compressor, so more kernels are launched at "
-                        "once (one process is bound by launching them, not by the GPU); the files are the same. "
-                        "Each process holds its own chunk groups and device memory, and opens the input itself "
-                        "(below --memory-budget it reads it whole, so that much host memory per process). On a CPU "
-                        "each process takes its share of the cores: pass one per core there")
+    g.add_argument("--processes", type=_processes_arg, default=None, metavar="N|auto",
+                   help="processes that write the streamed SOG together on the one device (default auto: on a "
+                        f"CPU one per core for scenes of {AUTO_PROCESSES_MIN_SPLATS / 1e6:g}M splats or more, "
+                        "--memory-budget then shared between them; on a GPU 1): each runs whole buckets of chunk groups with its own compressor, "
+                        "so more kernels are launched at once (one process is bound by launching them, not "
+                        "by the GPU; on a CPU one process keeps about one core busy); the files are the "
+                        "same. Each process holds its own chunk groups and device memory, and opens the input "
+                        "itself (below --memory-budget it reads it whole, so that much host memory per "
+                        "process with a number given); on a CPU each takes its share of the cores")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

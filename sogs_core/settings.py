@@ -23,6 +23,11 @@ ORDER_METHODS = ("chain", "hilbert", "morton", "plas", "input")
 #: a CPU makes them one group at a time (its merge is bound by arithmetic, not by launches)
 GROUPS_PER_DECIMATION_CUDA = 8
 
+#: the smallest scene that `--processes auto` writes with several processes on a CPU
+#: (`streamed.processes.auto_processes`): each process pays its start (spawning, importing torch:
+#: seconds), which a scene of millions of splats (several CPU seconds a million) repays
+AUTO_PROCESSES_MIN_SPLATS = 2_000_000
+
 
 @dataclass(frozen=True)
 class ChainConfig:

@@ -366,7 +366,8 @@ def test_cli_render_metric_on_a_streamed_sog(tmp_path):
     assert json.loads(r.stdout.strip().splitlines()[-1])["render_levels"] is None
     # --processes: a streamed SOG's option, at least 1
     for args, says in ((["o.sog", "--processes", "2"], "applies to a streamed SOG"),
-                       (["o3/lod-meta.json", "--processes", "0"], "at least 1")):
+                       (["o3/lod-meta.json", "--processes", "0"], "at least 1"),
+                       (["o3/lod-meta.json", "--processes", "many"], "a number or auto")):
         r = cli("compress", str(tmp_path / "in.ply"), str(tmp_path / args[0]), "--device", "cpu", *args[1:])
         assert r.returncode == 2 and says in r.stderr, r.stderr
 
@@ -386,6 +387,7 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path):
                                         StreamedSettings(levels=2, chunks=SMALL), processes=k,
                                         progress=(lambda d, t: seen.append((d, t))) if k == 2 else None)
     one, two = results[1], results[2]
+    assert (one.processes, two.processes) == (1, 2)
     assert two.groups == one.groups >= 4 and two.counts == one.counts and two.files == one.files
     for path in sorted((tmp_path / "out1").rglob("*")):
         if path.is_file():
@@ -397,6 +399,40 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path):
     assert [g.group for run in runs for g in run] == plan_groups and all(len(r) % 2 == 0 for r in runs[:-1])
     with pytest.raises(ValueError, match="processes"):
         write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)
+
+
+def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
+    """`processes=None` (the CLI's default, auto): one process for a scene below
+    AUTO_PROCESSES_MIN_SPLATS or on a GPU, one per torch thread on a CPU above it."""
+    import sogs_core.pipeline.streamed.processes as procs
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    big = procs.AUTO_PROCESSES_MIN_SPLATS
+    assert [procs.auto_processes(cpu, big - 1), procs.auto_processes(cpu, big), procs.auto_processes(cuda, big)] \
+        == [1, 6, 1]
+    write_ply(tmp_path / "in.ply", make_scene(8_000, 0, seed=3))
+    with Compressor(device="cpu", warm=False) as c:
+        res = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "out" / "lod-meta.json"),
+                             StreamedSettings(levels=2, chunks=SMALL), processes=None)
+    assert res.processes == 1 and res.count == 8_000
+    # where auto takes several, the memory budget is shared between them
+    import sogs_core.pipeline.streamed.write as write_mod
+
+    budgets = []
+    real = write_mod.run_in_processes
+
+    def spy(compressor, inputs, memory_budget, *rest):
+        budgets.append(memory_budget)
+        return real(compressor, inputs, memory_budget, *rest)
+
+    monkeypatch.setattr(write_mod, "auto_processes", lambda device, splats: 2)
+    monkeypatch.setattr(write_mod, "run_in_processes", spy)
+    write_ply(tmp_path / "in2.ply", make_scene(30_000, 0, seed=12))
+    with Compressor(device="cpu", warm=False) as c:
+        res = write_streamed(c, [str(tmp_path / "in2.ply")], str(tmp_path / "out2" / "lod-meta.json"),
+                             StreamedSettings(levels=2, chunks=SMALL), memory_budget=1 << 30, processes=None)
+    assert res.processes == 2 and budgets == [1 << 29]
 
 
 def test_processes_on_a_cpu_share_its_threads(monkeypatch):

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, run_units
+from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
 
 
 def split_groups(groups: list[GroupSpec], levels: int, parts: int) -> list[list[GroupSpec]]:
@@ -76,6 +77,18 @@ def _picklable(exc: BaseException) -> bool:
         return True
     except Exception:      # noqa: BLE001
         return False
+
+
+def auto_processes(device, splats: int) -> int:
+    """How many processes write a streamed SOG of `splats` level-0 splats on `device` when the
+    caller leaves it open: on a CPU, one per thread torch would use (one process keeps only one
+    core busy most of the time), for scenes of at least AUTO_PROCESSES_MIN_SPLATS; on a GPU one
+    (more gain time there too, but each multiplies the device memory: bench/NOTES.md, session 26)."""
+    if getattr(device, "type", str(device)) != "cpu" or splats < AUTO_PROCESSES_MIN_SPLATS:
+        return 1
+    import torch
+
+    return max(1, torch.get_num_threads())
 
 
 def cpu_threads_each(processes: int) -> int:

@@ -29,7 +29,7 @@ from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
-from sogs_core.pipeline.streamed.processes import run_in_processes, split_groups
+from sogs_core.pipeline.streamed.processes import auto_processes, run_in_processes, split_groups
 from sogs_core.pipeline.streamed.units import add_seconds, groups_per_decimation, run_units
 from sogs_core.settings import StreamedSettings
 
@@ -47,6 +47,7 @@ class StreamedResult:
     fidelity: dict
     input_format: str
     ranged: bool
+    processes: int = 1                 # processes that wrote it
 
     @property
     def dropped_invisible(self) -> int:
@@ -63,14 +64,16 @@ def output_folder(out: str) -> str:
 def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSettings,
                    memory_budget: int = DEFAULT_MEMORY_BUDGET,
                    progress: Optional[Callable[[int, int], None]] = None,
-                   decimation_groups: Optional[int] = None, processes: int = 1) -> StreamedResult:
+                   decimation_groups: Optional[int] = None, processes: Optional[int] = 1) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
-    compressor on a run of whole buckets; the files are the same). A group unit takes up to
-    `decimation_groups` groups (default `groups_per_decimation`). lod-meta.json is removed first
-    and written last, so an interrupted run never leaves an index that looks complete."""
-    if processes < 1:
+    compressor on a run of whole buckets; the files are the same). `processes` None: as many
+    as `auto_processes` says for the scene, the memory budget then shared between them. A group
+    unit takes up to `decimation_groups` groups (default `groups_per_decimation`). lod-meta.json
+    is removed first and written last, so an interrupted run never leaves an index that looks
+    complete."""
+    if processes is not None and processes < 1:
         raise ValueError(f"processes must be >= 1, not {processes}")
     folder = output_folder(out)
     meta_path = os.path.join(folder, META_NAME)
@@ -83,12 +86,14 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     seconds = {"plan": time.perf_counter() - t0}
     batch = decimation_groups or groups_per_decimation(compressor.device)
     report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
-    runs = split_groups(plan.groups, plan.levels, processes) if processes > 1 else [plan.groups]
+    chosen = auto_processes(compressor.device, plan.count) if processes is None else processes
+    runs = split_groups(plan.groups, plan.levels, chosen) if chosen > 1 else [plan.groups]
     if len(runs) == 1:                   # one process, or too few buckets to share out
         done = run_units(compressor, sources, plan.groups, plan.levels, len(plan.groups), folder, batch,
                          progress=report)
     else:
-        done = run_in_processes(compressor, inputs, memory_budget, plan, folder, batch, runs, report)
+        each_budget = memory_budget if processes is not None else memory_budget // len(runs)
+        done = run_in_processes(compressor, inputs, each_budget, plan, folder, batch, runs, report)
     add_seconds(seconds, done.seconds)
     fidelity: dict = {}
     for f in done.files:
@@ -99,4 +104,5 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     return StreamedResult(output=meta_path, count=plan.count, counts=meta["counts"], groups=len(plan.groups),
                           files=len(meta["filenames"]), input_bytes=sum(s.input_bytes for s in sources),
                           output_bytes=meta_bytes + sum(f.bytes for f in done.files), seconds=seconds,
-                          fidelity=fidelity, input_format=sources[0].format, ranged=sources[0].ranged)
+                          fidelity=fidelity, input_format=sources[0].format, ranged=sources[0].ranged,
+                          processes=len(runs))
