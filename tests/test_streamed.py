@@ -401,6 +401,25 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path):
         write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)
 
 
+def test_processes_take_runs_of_whole_buckets_the_largest_as_small_as_it_can_be():
+    """`split_groups`: consecutive runs of whole coarsest buckets (here 8 groups), cut so that
+    the largest run in splats is smallest: 8, 8, 8 and 2 groups over three processes are 8, 8
+    and 10 (cutting each run at its share left 16 and 10), and splat counts, not group counts,
+    decide."""
+    from sogs_core.pipeline.streamed.processes import split_groups
+
+    def groups(splats):
+        return [type("G", (), {"splats": n, "group": g})() for g, n in enumerate(splats)]
+
+    for parts, want in ((1, [26]), (2, [16, 10]), (3, [8, 8, 10]), (4, [8, 8, 8, 2]), (9, [8, 8, 8, 2])):
+        runs = split_groups(groups([1] * 26), 4, parts)
+        assert [len(r) for r in runs] == want, parts
+        assert [g.group for r in runs for g in r] == list(range(26))
+    # one heavy bucket first: it runs alone, the other three share the second process
+    runs = split_groups(groups([10] * 8 + [1] * 24), 4, 2)
+    assert [len(r) for r in runs] == [8, 24]
+
+
 def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
     """`processes=None` (the CLI's default, auto): one process for a scene below
     AUTO_PROCESSES_MIN_SPLATS or on a GPU, one per torch thread on a CPU above it."""
