@@ -18,6 +18,8 @@ import multiprocessing
 import queue
 from typing import Callable, Optional
 
+import torch
+
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, run_units
 from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
@@ -66,11 +68,10 @@ def _run_part(part: int, device: str, settings, inputs: list[str], memory_budget
               levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int,
               threads: Optional[int], out) -> None:
     """One process's share: its own compressor and sources, its runs of buckets, torch's CPU
-    work on `threads` threads (None: torch's default). Everything it has to say goes into the queue `out`: ("groups",
-    n) as groups finish, then ("done", part, UnitsDone) or ("failed", part, the exception)."""
+    work on `threads` threads (None: torch's default). Everything it has to say goes into the
+    queue `out`: ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed",
+    part, the exception)."""
     try:
-        import torch
-
         from sogs_core.pipeline.compressor import Compressor
 
         if threads is not None:
@@ -107,8 +108,6 @@ def auto_processes(device, splats: int) -> int:
     (more gain time there too, but each multiplies the device memory: bench/NOTES.md, session 26)."""
     if getattr(device, "type", str(device)) != "cpu" or splats < AUTO_PROCESSES_MIN_SPLATS:
         return 1
-    import torch
-
     return max(1, torch.get_num_threads())
 
 
@@ -117,8 +116,6 @@ def cpu_threads_each(processes: int) -> int:
     threads shared out, at least one. Why: each process alone would start one thread per core,
     and torch's threads slow down many times over when there are more of them than cores
     (bench/NOTES.md, session 28, has the streamed SOG's times either way)."""
-    import torch
-
     return max(1, torch.get_num_threads() // max(1, processes))
 
 
