@@ -6,7 +6,9 @@ half a byte after the sigmoid; count preserved and the match by position one-to-
 """
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -92,6 +94,21 @@ def test_same_seed_same_bytes(tmp_path, comp):
     b = comp.compress(data).package.bundle_bytes()
     assert a == b
     assert read_sog_bytes(a).count == 1200
+
+
+def test_bundle_deflates_meta_json_and_stores_images(tmp_path, comp):
+    """meta.json's codebook text is deflated (the engine and splat-transform inflate it); the
+    WebP images stay stored, and the meta's bytes are those the folder form writes."""
+    write_ply(tmp_path / "in.ply", make_scene(1200, 1))
+    pkg = comp.compress((tmp_path / "in.ply").read_bytes()).package
+    with zipfile.ZipFile(io.BytesIO(pkg.bundle_bytes())) as z:
+        infos = {i.filename: i for i in z.infolist()}
+        assert z.namelist()[0] == "meta.json"
+        assert infos["meta.json"].compress_type == zipfile.ZIP_DEFLATED
+        assert infos["meta.json"].compress_size < infos["meta.json"].file_size
+        assert z.read("meta.json") == pkg.meta_bytes()
+        assert all(i.compress_type == zipfile.ZIP_STORED for n, i in infos.items() if n != "meta.json")
+        assert set(infos) == {"meta.json", *pkg.files}
 
 
 def test_sh_bands_option_drops_bands(tmp_path):
