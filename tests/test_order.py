@@ -132,12 +132,15 @@ def _greedy_reference(cols: np.ndarray, w: np.ndarray, seq: list[int]) -> list[i
     return path
 
 
-def test_greedy_chain_is_the_greedy_walk_with_its_ties():
-    """The batched walk (compacted every few steps, in-place differences) takes the same
-    path as the plain walk, ties included: few distinct byte values make many equal costs."""
+@pytest.mark.parametrize("weights", [[3, 1, 1, 1, 1], [2.5, 1, 1, 1, 1], [3, 1, 0, 1, 1], [3, 1, 3, 1, 1]])
+def test_greedy_chain_is_the_greedy_walk_with_its_ties(weights):
+    """The batched walk (compacted every few steps, integer bit sums) takes the same path as
+    the plain walk, ties included: few distinct byte values make many equal costs. Integer
+    weights sum in int32, others (2.5) in float64; weights of 0 and non-adjacent heavy channels
+    too."""
     rng = np.random.default_rng(3)
     cols = rng.integers(0, 4, (2 * 37 + 5, 5)).astype(np.uint8) * 85       # 0, 85, 170, 255
-    w = np.array([3, 1, 1, 1, 1], np.float32)
+    w = np.array(weights, np.float32)
     seq = torch.from_numpy(rng.permutation(len(cols)))
     out = greedy_chain(seq, torch.from_numpy(cols), torch.from_numpy(w), 37, method="torch").tolist()
     s = seq.tolist()

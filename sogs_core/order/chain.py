@@ -31,7 +31,7 @@ from sogs_core.order.curves import Y_TOP, curve_order
 from sogs_core.settings import ChainConfig
 
 
-COMPACT_EVERY = 8   # steps of the batched walk between two compactions of the unvisited splats
+COMPACT_EVERY = 16  # steps of the batched walk between two compactions of the unvisited splats
 #: splats re-chained together where ChainConfig.chunk is 0: a larger chunk offers each step more
 #: candidates (fewer bytes: 512 writes the five real scenes 0.9 % smaller than 128, 1024 1.1 %)
 #: for time linear in it, which the fused walk on a GPU hardly shows (bench/NOTES.md, session 23)
@@ -79,7 +79,7 @@ def greedy_chain(seq: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor, c
             return out
     elif method == "triton":
         raise ValueError("the Triton chain needs bytes on a CUDA device and a power-of-two chunk")
-    path = _walk_chunks(x.to(torch.float32), w)
+    path = _walk_chunks(x, w)
     out = seq.clone()
     out[: m * chunk] = members.gather(1, path).reshape(-1)
     return out
@@ -94,45 +94,81 @@ def bit_cost(v: torch.Tensor) -> torch.Tensor:
     return bits.float() * (1.0 / (1 << 23))
 
 
-def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_EVERY) -> torch.Tensor:
-    """The greedy walk of every chunk in batched tensor ops: x (m, K, C) float32 bytes, w (C,);
-    returns (m, K) positions in walk order, each path starting at position 0.
+#: bytes are walked as float32 multiples of this, the smallest normal float: the bits of
+#: |a - b| + TINY are then (1 + e) << 23 | mantissa for 1 + |a - b| = 2^e (1 + mantissa), that is
+#: `bit_cost` plus one, scaled by 2^23, as an int32 that sums without overflow
+TINY = 2.0 ** -126
+#: the largest bits of one channel (1 + |difference| = 256) and of one walk cost in int32
+_CHANNEL_BITS_MAX = 9 << 23
+_INT32_MAX = (1 << 31) - 1
 
-    Why this shape (bench/NOTES.md): a step costs one pass over the unvisited splats'
-    bytes, so every `compact_every` steps the visited ones are dropped (the survivors keep their
-    relative order, hence argmin's first-minimum tie-break and the path are those of a walk over
-    all K), which halves the work. The bytes are held channel-major, (C, m, K), so the weighted
-    sum over channels is one long matrix product; 1 + |d| is computed in place on exact small
-    integers in float32 and its `bit_cost` read off its bits in place (the 2^-23 scale is folded
-    into the weights)."""
+
+def _walk_chunks(x: torch.Tensor, w: torch.Tensor, compact_every: int = COMPACT_EVERY) -> torch.Tensor:
+    """The greedy walk of every chunk in batched tensor ops: x (m, K, C) bytes (0-255, any dtype),
+    w (C,); returns (m, K) positions in walk order, each path starting at position 0.
+
+    Why this shape (bench/NOTES.md): a step costs one pass over the unvisited splats' bytes,
+    held channel-major (C, m, K), so every `compact_every` steps the visited ones are dropped
+    (the survivors keep their relative order, hence argmin's first-minimum tie-break and the
+    path are those of a walk over all K). A step is three float passes and integer sums: the
+    bytes are held as multiples of `TINY`, so |difference| + TINY's bits, read as int32, are
+    each channel's `bit_cost` + 1 in units of 2^-23, exactly; they are summed over the channels
+    as integers (the same +1 for every candidate, so the same argmin and ties as the exact cost)
+    and the channels of heavier weight added again. Integer weights whose cost fits int32 stay
+    in int32; others combine the per-weight sums in float64. No float-to-int conversion pass:
+    on a CPU the walk is memory-bound, and this halves it against matmul over converted bits."""
     m, k, c = x.shape
     dev = x.device
-    x = x.permute(2, 0, 1).contiguous()                          # (C, m, K)
-    wb = (w.float() * (1.0 / (1 << 23)))[None, :]
+    x = (x.permute(2, 0, 1).to(torch.float32) * TINY).contiguous()       # (C, m, K)
+    extra = _extra_weights(w)
+    exact_int = all(float(v).is_integer() for v, _ in extra) and bool((w >= 0).all()) and \
+        max(c, float(w.sum())) * _CHANNEL_BITS_MAX <= _INT32_MAX
+    top = _INT32_MAX if exact_int else float("inf")
     rows = torch.arange(m, device=dev)
     slot = torch.arange(k, device=dev).expand(m, k).contiguous()     # chunk position of each column
-    taken = torch.zeros(m, k, device=dev)                          # +inf once visited
+    taken = torch.zeros(m, k, dtype=torch.bool, device=dev)
     path = torch.empty(m, k, dtype=torch.long, device=dev)
     path[:, 0] = 0
-    taken[:, 0] = float("inf")
+    taken[:, 0] = True
     here = x[:, :, 0].clone()                                      # (C, m)
     d = torch.empty_like(x)
     for j in range(1, k):
         if j % compact_every == 0:                                  # drop the j visited columns
-            keep = torch.argsort(torch.isinf(taken).to(torch.uint8), dim=1, stable=True)[:, : k - j]
+            keep = (~taken).nonzero()[:, 1].view(m, k - j)         # row-major: each row's in order
             x = x.gather(2, keep[None].expand(c, -1, -1))
             slot, taken = slot.gather(1, keep), taken.gather(1, keep)
             d = torch.empty_like(x)
         torch.sub(x, here[:, :, None], out=d)
-        d.abs_().add_(1.0)                                          # 1 + |difference|
-        bits = d.view(torch.int32).sub_(127 << 23).to(torch.float32)   # bit_cost, unscaled
-        cost = torch.matmul(wb, bits.view(c, -1)).view(m, -1)
+        bits = d.abs_().add_(TINY).view(torch.int32)                 # bit_cost + 1, times 2^23
+        cost = bits.sum(0, dtype=torch.int32)
+        if exact_int:
+            for weight, channels in extra:
+                cost.add_(bits[channels].sum(0, dtype=torch.int32), alpha=int(weight))
+        elif extra:
+            cost = cost.double()
+            for weight, channels in extra:
+                cost.add_(bits[channels].sum(0, dtype=torch.int32).double(), alpha=weight)
         width = cost.shape[1]
-        at = cost.add_(taken).argmin(1) + rows * width              # flat: index_select, not indexing
+        at = cost.masked_fill_(taken, top).argmin(1) + rows * width   # flat: index_select, not indexing
         path[:, j] = slot.view(-1).index_select(0, at)
         here = x.view(c, -1).index_select(1, at)
-        taken.view(-1).index_fill_(0, at, float("inf"))
+        taken.view(-1).index_fill_(0, at, True)
     return path
+
+
+def _extra_weights(w: torch.Tensor) -> list[tuple[float, "slice | torch.Tensor"]]:
+    """(weight - 1, channels) for every weight other than 1: the walk sums every channel once and
+    these again; channels as a slice where they are consecutive (byte_columns puts means_u first)."""
+    wl = w.tolist()
+    out = []
+    for value in sorted(set(wl)):
+        if value == 1.0:
+            continue
+        idx = [i for i, v in enumerate(wl) if v == value]
+        channels = slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) \
+            else torch.tensor(idx, device=w.device)
+        out.append((value - 1.0, channels))
+    return out
 
 
 def chain_chunk(config: ChainConfig, device: torch.device) -> int:
