@@ -372,52 +372,65 @@ def test_cli_render_metric_on_a_streamed_sog(tmp_path):
         assert r.returncode == 2 and says in r.stderr, r.stderr
 
 
-def test_several_processes_write_the_same_streamed_sog(tmp_path):
-    """`write_streamed(processes=2)`: the groups split into runs of whole coarsest buckets, each
-    run written by its own spawned process, gives the files one process writes, byte for byte,
-    and reports every group's progress."""
+def test_several_processes_write_the_same_streamed_sog(tmp_path, monkeypatch):
+    """`write_streamed(processes=2 and 3)`: the groups split into runs, each written by its own
+    spawned process, the buckets two runs share packed afterwards from what both hand back,
+    give the files one process writes, byte for byte, and report every group's progress."""
+    import sogs_core.pipeline.streamed.processes as procs
     from sogs_core.pipeline.streamed.processes import split_groups
 
+    shared = []
+    real_pack = procs.pack_buckets
+
+    def spy(compressor, buckets, folder):
+        shared.append(sorted((level, bucket) for level, bucket, _ in buckets))
+        return real_pack(compressor, buckets, folder)
+
+    monkeypatch.setattr(procs, "pack_buckets", spy)
     scene = make_scene(30_000, 1, seed=12)
     write_ply(tmp_path / "in.ply", scene)
     results, seen = {}, []
     with Compressor(device="cpu", warm=False) as c:
-        for k in (1, 2):
+        for k in (1, 2, 3):
             results[k] = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / f"out{k}" / "lod-meta.json"),
-                                        StreamedSettings(levels=2, chunks=SMALL), processes=k,
+                                        StreamedSettings(levels=3, chunks=SMALL), processes=k,
                                         progress=(lambda d, t: seen.append((d, t))) if k == 2 else None)
-    one, two = results[1], results[2]
-    assert (one.processes, two.processes) == (1, 2)
-    assert two.groups == one.groups >= 4 and two.counts == one.counts and two.files == one.files
-    for path in sorted((tmp_path / "out1").rglob("*")):
-        if path.is_file():
-            assert (tmp_path / "out2" / path.relative_to(tmp_path / "out1")).read_bytes() == path.read_bytes(), path
+    one = results[1]
+    assert one.groups >= 4 and [results[k].processes for k in (1, 2, 3)] == [1, 2, 3]
+    assert any(shared), "no bucket was shared between runs: the test no longer covers the handoff"
+    for k in (2, 3):
+        assert results[k].groups == one.groups and results[k].counts == one.counts and results[k].files == one.files
+        for path in sorted((tmp_path / "out1").rglob("*")):
+            if path.is_file():
+                twin = tmp_path / f"out{k}" / path.relative_to(tmp_path / "out1")
+                assert twin.read_bytes() == path.read_bytes(), (k, path)
     assert seen and seen[-1] == (one.groups, one.groups)
-    # runs hold whole coarsest buckets (2^(levels-1) groups), in order
+    # consecutive runs of groups, in order, cut inside a bucket where that evens them out
     plan_groups = list(range(one.groups))
-    runs = split_groups([type("G", (), {"splats": 1, "group": g})() for g in plan_groups], 2, 2)
-    assert [g.group for run in runs for g in run] == plan_groups and all(len(r) % 2 == 0 for r in runs[:-1])
+    runs = split_groups([type("G", (), {"splats": 1, "group": g})() for g in plan_groups], 2)
+    assert [g.group for run in runs for g in run] == plan_groups and abs(len(runs[0]) - len(runs[1])) <= 1
     with pytest.raises(ValueError, match="processes"):
         write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)
 
 
-def test_processes_take_runs_of_whole_buckets_the_largest_as_small_as_it_can_be():
-    """`split_groups`: consecutive runs of whole coarsest buckets (here 8 groups), cut so that
-    the largest run in splats is smallest: 8, 8, 8 and 2 groups over three processes are 8, 8
-    and 10 (cutting each run at its share left 16 and 10), and splat counts, not group counts,
-    decide."""
+def test_processes_take_runs_of_groups_the_largest_as_small_as_it_can_be():
+    """`split_groups`: consecutive runs of groups, cut so that the largest run in splats is
+    smallest (26 groups over two processes are 13 and 13, where whole buckets of 8 gave 16 and
+    10); splat counts, not group counts, decide; never more runs than groups."""
     from sogs_core.pipeline.streamed.processes import split_groups
 
     def groups(splats):
         return [type("G", (), {"splats": n, "group": g})() for g, n in enumerate(splats)]
 
-    for parts, want in ((1, [26]), (2, [16, 10]), (3, [8, 8, 10]), (4, [8, 8, 8, 2]), (9, [8, 8, 8, 2])):
-        runs = split_groups(groups([1] * 26), 4, parts)
+    for parts, want in ((1, [26]), (2, [13, 13]), (3, [9, 9, 8]), (4, [7, 7, 7, 5]), (9, [3] * 8 + [2]),
+                        (40, [1] * 26)):
+        runs = split_groups(groups([1] * 26), parts)
         assert [len(r) for r in runs] == want, parts
         assert [g.group for r in runs for g in r] == list(range(26))
-    # one heavy bucket first: it runs alone, the other three share the second process
-    runs = split_groups(groups([10] * 8 + [1] * 24), 4, 2)
-    assert [len(r) for r in runs] == [8, 24]
+    # heavy groups first: the smallest largest run is 54 splats (5 heavy | 3 heavy + 24 light)
+    runs = split_groups(groups([10] * 8 + [1] * 24), 2)
+    assert [len(r) for r in runs] == [5, 27]
+    assert split_groups([], 2) == [[]]
 
 
 def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
@@ -472,7 +485,7 @@ def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     write_ply(tmp_path / "in.ply", make_scene(30_000, 0, seed=13))
     settings = StreamedSettings(levels=2, chunks=SMALL)
     plan = plan_streamed([LevelSource(str(tmp_path / "in.ply"))], settings)
-    runs = split_groups(plan.groups, plan.levels, 2)
+    runs = split_groups(plan.groups, 2)
     assert len(runs) == 2
     with Compressor(device="cpu", warm=False) as c, pytest.raises(Exception, match="gone.ply"):
         run_in_processes(c, [str(tmp_path / "gone.ply")], 1 << 30, plan, str(tmp_path / "out"), 1, runs)

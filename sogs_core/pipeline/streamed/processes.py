@@ -3,14 +3,16 @@
 Why: a single process writes a streamed SOG with every kernel launched from one Python
 interpreter, and launching, not the GPU, bounds it (bench/NOTES.md, session 25: a second thread
 inside the GPU stages made it slower; four Ray actors on one GPU wrote the 32M scene twice as
-fast as one). Processes have an interpreter each.
+fast as one); on a CPU one process keeps one core busy most of the time. Processes have an
+interpreter each.
 
-How: the plan is made once, here; the groups are cut into runs of whole level-(L-1) buckets
-(2^(L-1) consecutive groups), so every file of a level, whose runs belong to one bucket, is
-written by exactly one process, and the files are those one process writes. Each process
-(spawned: CUDA does not survive a fork) opens the inputs itself (a huge PLY is mapped and read
-by ranges, so only its rows are ever read), builds its own compressor on the device, runs its
-runs of buckets (`units.run_units`) and hands back what lod-meta.json needs.
+How: the plan is made once, here; the groups are cut into consecutive runs whose largest is as
+small as it can be (`split_groups`). Each process (spawned: CUDA does not survive a fork) opens
+the inputs itself (a huge PLY is mapped and read by ranges, so only its rows are ever read),
+builds its own compressor on the device, runs its groups and the buckets of coarse levels they
+complete (`units.run_units`), and hands back what lod-meta.json needs, with the coarse splats
+of the few buckets (at most one per level and cut) whose groups two runs share; this process
+packs those once every run is done (`pack_shared`). The files are those one process writes.
 """
 from __future__ import annotations
 
@@ -21,53 +23,49 @@ from typing import Callable, Optional
 import torch
 
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
-from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, run_units
+from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups
+from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, pack_buckets, run_units
 from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
 
 
-def split_groups(groups: list[GroupSpec], levels: int, parts: int) -> list[list[GroupSpec]]:
-    """The groups cut into at most `parts` runs of whole coarsest-level buckets (2^(levels-1)
-    consecutive groups), consecutive, the largest run (in level-0 splats) as small as it can be:
-    the processes finish when the largest does. Why not each run's share in turn: whole buckets
-    are coarse, and the greedy cut could leave a process idle (four buckets of 8, 8, 8 and 2
-    groups over three processes gave runs of 16 and 10 where 8, 8 and 10 fit)."""
-    span = 1 << (levels - 1)
-    blocks = [groups[i:i + span] for i in range(0, len(groups), span)]
-    parts = max(1, min(parts, len(blocks)))
-    sizes = [sum(g.splats for g in block) for block in blocks]
-    ends = _balanced_cuts(sizes, parts)
-    return [[g for block in blocks[a:b] for g in block] for a, b in zip([0] + ends[:-1], ends)]
+def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
+    """The groups cut into at most `parts` consecutive runs, the largest run (in level-0 splats)
+    as small as it can be: the processes finish when the largest does. Why groups and not whole
+    coarsest buckets (2^(levels-1) groups): buckets are coarse, and 26 groups in buckets of 8 ran
+    as 16 and 10 groups on two processes where 13 and 13 fit; a bucket that two runs share is
+    packed afterwards from the coarse splats both hand back (`pack_shared`)."""
+    sizes = [g.splats for g in groups]
+    ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))))
+    return [groups[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
 
 def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
-    """The ends of `parts` consecutive runs of `sizes` whose largest sum is smallest (the
-    linear partition problem, by dynamic programming over the few buckets a scene has)."""
-    n = len(sizes)
-    prefix = [0]
-    for v in sizes:
-        prefix.append(prefix[-1] + v)
-    inf = float("inf")
-    # worst[k][i]: the smallest largest run of the first i blocks in k runs; cut[k][i]: its last start
-    worst = [[inf] * (n + 1) for _ in range(parts + 1)]
-    cut = [[0] * (n + 1) for _ in range(parts + 1)]
-    worst[0][0] = 0
-    for k in range(1, parts + 1):
-        for i in range(k, n + 1):
-            for j in range(k - 1, i):
-                w = max(worst[k - 1][j], prefix[i] - prefix[j])
-                if w < worst[k][i]:
-                    worst[k][i], cut[k][i] = w, j
-    ends, i = [], n
-    for k in range(parts, 0, -1):
-        ends.append(i)
-        i = cut[k][i]
-    return ends[::-1]
+    """The ends of at most `parts` consecutive runs of `sizes` whose largest sum is smallest
+    (the linear partition problem): the smallest feasible largest sum by bisection, each run
+    then filled greedily up to it. O(n log(sum)), for scenes of thousands of groups."""
+    def runs_within(limit: int) -> list[int]:
+        ends, total = [], 0
+        for i, v in enumerate(sizes):
+            if total + v > limit:
+                ends.append(i)
+                total = 0
+            total += v
+        return ends + [len(sizes)]
+
+    lo, hi = max(sizes, default=0), sum(sizes)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(runs_within(mid)) <= parts:
+            hi = mid
+        else:
+            lo = mid + 1
+    return runs_within(lo)
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], memory_budget: int, groups: list[GroupSpec],
               levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int,
               threads: Optional[int], out) -> None:
-    """One process's share: its own compressor and sources, its runs of buckets, torch's CPU
+    """One process's share: its own compressor and sources, its run of groups, torch's CPU
     work on `threads` threads (None: torch's default). Everything it has to say goes into the
     queue `out`: ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed",
     part, the exception)."""
@@ -123,7 +121,7 @@ def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: St
                      batch: int, runs: list[list[GroupSpec]],
                      progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
     """`plan`'s units, one spawned process per run of groups (`split_groups`), on `compressor`'s
-    device and settings; each decimates up to batch / processes groups (and splats) a call, so
+    device and settings, then the buckets the runs share on `compressor` itself; each decimates up to batch / processes groups (and splats) a call, so
     that the device holds about what one process alone would. progress(groups done) as groups
     finish anywhere. The first process to fail stops the others, and its error is raised."""
     each_batch = max(1, batch // len(runs))
@@ -166,4 +164,25 @@ def run_in_processes(compressor, inputs: list[str], memory_budget: int, plan: St
         merged.files.extend(parts[k].files)
         merged.bounds.update(parts[k].bounds)
         add_seconds(merged.seconds, parts[k].seconds)
+    for f in pack_shared(compressor, [parts[k].shared for k in range(len(procs))], len(plan.groups), folder):
+        merged.files.append(f)
+        add_seconds(merged.seconds, f.seconds)
     return merged
+
+
+def pack_shared(compressor, shared: list[dict], n_groups: int, folder: str) -> list[FileResult]:
+    """The buckets whose groups several runs held, packed here from the coarse payloads each
+    run handed back (`UnitsDone.shared`). A bucket still missing a group's payload would be a
+    file lost, so it is an error, not a gap in the output."""
+    got: dict[tuple[int, int], dict[int, object]] = {}
+    for part in shared:
+        for key, payloads in part.items():
+            got.setdefault(key, {}).update(payloads)
+    buckets = []
+    for (level, bucket), payloads in sorted(got.items()):
+        members = bucket_groups(level, bucket, n_groups)
+        missing = [g for g in members if g not in payloads]
+        if missing:
+            raise RuntimeError(f"level {level} bucket {bucket}: no coarse splats came back for groups {missing}")
+        buckets.append((level, bucket, [payloads[g] for g in members]))
+    return pack_buckets(compressor, buckets, folder) if buckets else []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -82,11 +82,13 @@ def add_seconds(total: dict, more: dict) -> None:
 @dataclass
 class UnitsDone:
     """What running some of a scene's units produced: every file written, each leaf's bounds,
-    the stage seconds summed."""
+    the stage seconds summed, and the coarse payloads of buckets whose groups were not all
+    here ((level, bucket) -> {group: payload}; empty when every group of the scene ran here)."""
 
     files: list[FileResult]
     bounds: dict[int, list]
     seconds: dict
+    shared: dict = field(default_factory=dict)
 
 
 def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], levels: int, n_groups: int,
@@ -135,4 +137,15 @@ def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], l
             raise
     for f in files:
         add_seconds(seconds, f.seconds)
-    return UnitsDone(files, bounds, seconds)
+    return UnitsDone(files, bounds, seconds, dict(schedule.packer.waiting))
+
+
+def pack_buckets(compressor, buckets: list[tuple[int, int, list]], folder: str) -> list[FileResult]:
+    """Buckets already complete ((level, bucket, payloads in group order)), two in flight on
+    `compressor` as `run_units` runs them: one's encoding and writing overlap the next one's
+    GPU stages."""
+    write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-bucket") as pool:
+        futures = [pool.submit(compress_bucket, compressor, level, bucket, payloads, write)
+                   for level, bucket, payloads in buckets]
+        return [f.result() for f in futures]

@@ -68,7 +68,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
-    compressor on a run of whole buckets; the files are the same). `processes` None: as many
+    compressor on a run of groups; the files are the same). `processes` None: as many
     as `auto_processes` says for the scene, the memory budget then shared between them. A group
     unit takes up to `decimation_groups` groups (default `groups_per_decimation`). lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
@@ -87,10 +87,12 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     batch = decimation_groups or groups_per_decimation(compressor.device)
     report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
     chosen = auto_processes(compressor.device, plan.count) if processes is None else processes
-    runs = split_groups(plan.groups, plan.levels, chosen) if chosen > 1 else [plan.groups]
-    if len(runs) == 1:                   # one process, or too few buckets to share out
+    runs = split_groups(plan.groups, chosen) if chosen > 1 else [plan.groups]
+    if len(runs) == 1:                   # one process, or a single group to share out
         done = run_units(compressor, sources, plan.groups, plan.levels, len(plan.groups), folder, batch,
                          progress=report)
+        if done.shared:                  # every group ran here, so every bucket must be complete
+            raise RuntimeError(f"buckets left unpacked: {sorted(done.shared)}")
     else:
         each_budget = memory_budget if processes is not None else memory_budget // len(runs)
         done = run_in_processes(compressor, inputs, each_budget, plan, folder, batch, runs, report)
