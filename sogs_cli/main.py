@@ -386,14 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--processes", type=_processes_arg, default=None, metavar="N|auto",
                    help="processes that write the streamed SOG together on the one device (default auto: on a "
                         f"CPU one per core for scenes of {AUTO_PROCESSES_MIN_SPLATS / 1e6:g}M splats or more, "
-                        "--memory-budget then shared between them; on a GPU 1): each writes a run of neighbouring "
-                        "chunk groups with its own compressor (the few coarse files two runs share are packed "
-                        "at the end from what both hand back), so more kernels are launched at once (one "
-                        "process is bound by launching them, not by the GPU; on a CPU one process keeps about "
-                        "one core busy); the files are the same. Each process holds its own chunk groups and "
-                        "device memory, and opens the input itself (below --memory-budget it reads it whole, "
-                        "so that much host memory per process with a number given); on a CPU each takes its "
-                        "share of the cores")
+                        "on a GPU 1): each writes a run of neighbouring chunk groups with its own compressor (the "
+                        "few coarse files two runs share are packed at the end from what both hand back), so "
+                        "more kernels are launched at once (one process is bound by launching them, not by the "
+                        "GPU; on a CPU one process keeps about one core busy); the files are the same. Each "
+                        "process holds its own chunk groups and device memory, and opens the input itself: a "
+                        "PLY is mapped and only its rows are read, any other format is read whole by each; on "
+                        "a CPU each takes its share of the cores")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

@@ -448,15 +448,16 @@ def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
         res = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "out" / "lod-meta.json"),
                              StreamedSettings(levels=2, chunks=SMALL), processes=None)
     assert res.processes == 1 and res.count == 8_000
-    # where auto takes several, the memory budget is shared between them
+    # where auto takes several, they write it; the input below the budget is not "ranged" (the
+    # render metric may read it whole), though each process reads only its rows of the PLY
     import sogs_core.pipeline.streamed.write as write_mod
 
-    budgets = []
+    runs = []
     real = write_mod.run_in_processes
 
-    def spy(compressor, inputs, memory_budget, *rest):
-        budgets.append(memory_budget)
-        return real(compressor, inputs, memory_budget, *rest)
+    def spy(compressor, inputs, plan, folder, batch, parts, *rest):
+        runs.append(len(parts))
+        return real(compressor, inputs, plan, folder, batch, parts, *rest)
 
     monkeypatch.setattr(write_mod, "auto_processes", lambda device, splats: 2)
     monkeypatch.setattr(write_mod, "run_in_processes", spy)
@@ -464,7 +465,7 @@ def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
     with Compressor(device="cpu", warm=False) as c:
         res = write_streamed(c, [str(tmp_path / "in2.ply")], str(tmp_path / "out2" / "lod-meta.json"),
                              StreamedSettings(levels=2, chunks=SMALL), memory_budget=1 << 30, processes=None)
-    assert res.processes == 2 and budgets == [1 << 29]
+    assert res.processes == 2 and runs == [2] and not res.ranged and res.count == 30_000
 
 
 def test_processes_on_a_cpu_share_its_threads(monkeypatch):
@@ -488,7 +489,7 @@ def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     runs = split_groups(plan.groups, 2)
     assert len(runs) == 2
     with Compressor(device="cpu", warm=False) as c, pytest.raises(Exception, match="gone.ply"):
-        run_in_processes(c, [str(tmp_path / "gone.ply")], 1 << 30, plan, str(tmp_path / "out"), 1, runs)
+        run_in_processes(c, [str(tmp_path / "gone.ply")], plan, str(tmp_path / "out"), 1, runs)
 
 
 def test_the_backfill_hands_out_chunk_groups_in_batches_that_still_spread():

@@ -6,7 +6,8 @@ The steps, each usable on its own so that the Ray backfill can spread the groups
 cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here:
 
 1. `plan.LevelSource`: each input, mapped and read by ranges when it is a PLY larger than the
-   memory budget (positions only, 12 bytes a splat), else read whole.
+   memory budget or written by several processes (positions only, 12 bytes a splat), else
+   read whole.
 2. `plan.plan_streamed`: the chunk tree over level 0's centres, its leaves packed into groups;
    other given levels routed into the same leaves. A `GroupSpec` names one group's rows.
 3. `units.run_group`: a group's splats gathered, its coarser levels made (or taken from the given
@@ -46,7 +47,7 @@ class StreamedResult:
     seconds: dict
     fidelity: dict
     input_format: str
-    ranged: bool
+    ranged: bool                       # the input is a PLY above the memory budget: never read whole
     processes: int = 1                 # processes that wrote it
 
     @property
@@ -68,8 +69,8 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
-    compressor on a run of groups; the files are the same). `processes` None: as many
-    as `auto_processes` says for the scene, the memory budget then shared between them. A group
+    compressor on a run of groups and reads a PLY input by ranges, only its rows; the files are
+    the same). `processes` None: as many as `auto_processes` says for the scene. A group
     unit takes up to `decimation_groups` groups (default `groups_per_decimation`). lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
     complete."""
@@ -81,12 +82,17 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     if os.path.exists(meta_path):
         os.remove(meta_path)
     t0 = time.perf_counter()
-    sources = [LevelSource(p, memory_budget) for p in inputs]
+    # a PLY mapped first (its header read): the count decides the processes, and where several
+    # write it, this process needs only the positions for the plan (they read their own rows)
+    peek = [LevelSource(p, 0) for p in inputs]
+    chosen = auto_processes(compressor.device, peek[0].count) if processes is None else processes
+    above_budget = peek[0].ranged and os.path.getsize(inputs[0]) > memory_budget
+    sources = peek if chosen > 1 else [LevelSource(p, memory_budget) if s.ranged and os.path.getsize(p) <= memory_budget
+                                       else s for p, s in zip(inputs, peek)]
     plan = plan_streamed(sources, settings, compressor.device)
     seconds = {"plan": time.perf_counter() - t0}
     batch = decimation_groups or groups_per_decimation(compressor.device)
     report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
-    chosen = auto_processes(compressor.device, plan.count) if processes is None else processes
     runs = split_groups(plan.groups, chosen) if chosen > 1 else [plan.groups]
     if len(runs) == 1:                   # one process, or a single group to share out
         done = run_units(compressor, sources, plan.groups, plan.levels, len(plan.groups), folder, batch,
@@ -94,8 +100,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
         if done.shared:                  # every group ran here, so every bucket must be complete
             raise RuntimeError(f"buckets left unpacked: {sorted(done.shared)}")
     else:
-        each_budget = memory_budget if processes is not None else memory_budget // len(runs)
-        done = run_in_processes(compressor, inputs, each_budget, plan, folder, batch, runs, report)
+        done = run_in_processes(compressor, inputs, plan, folder, batch, runs, report)
     add_seconds(seconds, done.seconds)
     fidelity: dict = {}
     for f in done.files:
@@ -106,5 +111,5 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     return StreamedResult(output=meta_path, count=plan.count, counts=meta["counts"], groups=len(plan.groups),
                           files=len(meta["filenames"]), input_bytes=sum(s.input_bytes for s in sources),
                           output_bytes=meta_bytes + sum(f.bytes for f in done.files), seconds=seconds,
-                          fidelity=fidelity, input_format=sources[0].format, ranged=sources[0].ranged,
+                          fidelity=fidelity, input_format=sources[0].format, ranged=above_budget,
                           processes=len(runs))
