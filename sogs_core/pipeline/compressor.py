@@ -201,7 +201,7 @@ class Compressor:
         `written`: the rows of `tens` that were written, when invisible ones were left out
         (`order` indexes them)."""
         order_t = torch.from_numpy(order).to(self.device)
-        ordered = {k: v[order_t] for k, v in (tens if written is None else written).items()}
+        ordered = {k: v.index_select(0, order_t) for k, v in (tens if written is None else written).items()}
         decoded = dequantize_tensors(q, self.device)
         report = {"count_reference": splats.count, "count_decoded": q.count, "unmatched": 0}
         report.update(fidelity_tensors(ordered, decoded))
@@ -256,7 +256,7 @@ class Compressor:
                 if rows is not None:
                     q = q.take(rows, self.device)
                     rows_t = torch.from_numpy(rows).to(self.device)
-                    written = {k: v[rows_t] for k, v in tens.items()}
+                    written = {k: v.index_select(0, rows_t) for k, v in tens.items()}
                 t1 = time.perf_counter()
                 order, info = self._order(q, tens if written is None else written, segments)
                 q = apply_order(q, order, self.device)

@@ -72,7 +72,7 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
     Values with no more distinct values than bins are fitted as `kmeans_1d` fits them."""
     flat = values.reshape(-1).to(torch.float64)
     srt, perm = torch.sort(flat)
-    w = importance.reshape(-1).to(torch.float64)[perm].clamp_min(0.0)
+    w = importance.reshape(-1).to(torch.float64).index_select(0, perm).clamp_min(0.0)
     uniq = torch.unique_consecutive(srt)
     if uniq.numel() <= k:
         return _labelled(values, torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())]), k, shorten=False)
@@ -211,7 +211,7 @@ def _density_weights(idx: torch.Tensor, hist: torch.Tensor,
     bins: a bin of c values weighs c^alpha in all, each of its values c^(alpha - 1)."""
     if alpha == 1.0:
         return None, hist
-    return hist.pow(alpha - 1.0)[idx], hist.pow(alpha)
+    return hist.pow(alpha - 1.0).index_select(0, idx), hist.pow(alpha)
 
 
 def _companded_init(density: torch.Tensor, lo: float, width: float, k: int) -> torch.Tensor:

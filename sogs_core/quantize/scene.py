@@ -7,7 +7,8 @@ from typing import Optional
 
 import torch
 
-from sogs_core.formats.sog.codes import QuantizedScene, encode_means, encode_opacity, encode_quats, opacity_on_grid
+from sogs_core.formats.sog.codes import (QuantizedScene, encode_means, encode_opacity, encode_quats, lookup,
+                                        opacity_on_grid)
 from sogs_core.quantize.codebook import kmeans_1d
 from sogs_core.quantize.palette.fit import add_palette
 from sogs_core.quantize.compensate import compensated_opacity
@@ -33,7 +34,7 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=COLOUR_TAIL_WEIGHT, importance=weight.expand_as(f_dc))
     on_grid = opacity_on_grid(opacity)          # of the input, before any compensation
     if compensate_opacity(quality):
-        opacity = compensated_opacity(opacity, log_scales, scb.to(log_scales.device)[sidx.long()])
+        opacity = compensated_opacity(opacity, log_scales, lookup(scb.to(log_scales.device), sidx))
     return QuantizedScene(
         count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
         quats_b=encode_quats(quats).cpu().numpy(),

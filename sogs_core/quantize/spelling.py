@@ -79,8 +79,8 @@ def _respelled(quats: torch.Tensor, log_scales: torch.Tensor, pick: Callable[[to
         if unit:
             q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
         k = pick(q, rows)
-        out_q.append(quat_mul(q, cube[k]).to(quats.dtype))
-        out_s.append(log_scales[rows].gather(1, axes[k]))
+        out_q.append(quat_mul(q, cube.index_select(0, k)).to(quats.dtype))     # not cube[k]: half the time
+        out_s.append(log_scales[rows].gather(1, axes.index_select(0, k)))
     return torch.cat(out_q), torch.cat(out_s)
 
 

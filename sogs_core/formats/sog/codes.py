@@ -178,6 +178,12 @@ class QuantizedScene:
         return replace(self, sh_bands=bands, sh_palette_idx=np.ascontiguousarray(self.sh_palette_idx[:, :, :k]))
 
 
+def lookup(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """table[codes] for integer codes of any shape (rows of `table` for a table of rows), by one
+    index_select: the same values as indexing, at about half its time on a CPU."""
+    return table.index_select(0, codes.reshape(-1).long()).view(*codes.shape, *table.shape[1:])
+
+
 def dequantize_tensors(q: QuantizedScene, device: torch.device) -> dict[str, torch.Tensor]:
     """What a decoder will read back from `q` (no image round trip), as float32 tensors on
     `device` keyed like `Splats`' fields: the compressor's fidelity report runs on its device."""
@@ -186,13 +192,13 @@ def dequantize_tensors(q: QuantizedScene, device: torch.device) -> dict[str, tor
 
     out = {"means": decode_means(dev(q.means_q), q.means_mins, q.means_maxs),
            "quats": decode_quats(dev(q.quats_b)),
-           "log_scales": dev(q.scales_codebook)[dev(q.scales_idx).long()],
-           "f_dc": dev(q.sh0_codebook)[dev(q.sh0_idx).long()],
+           "log_scales": lookup(dev(q.scales_codebook), dev(q.scales_idx)),
+           "f_dc": lookup(dev(q.sh0_codebook), dev(q.sh0_idx)),
            "opacity": decode_opacity(dev(q.opacity_b)),
            "f_rest": torch.zeros(q.count, 0, device=device)}
     if q.sh_bands:
-        palette = dev(q.sh_codebook)[dev(q.sh_palette_idx).long()]       # (P, 3, K) values
-        out["f_rest"] = palette[dev(q.sh_labels).long()].reshape(q.count, -1)
+        palette = lookup(dev(q.sh_codebook), dev(q.sh_palette_idx))       # (P, 3, K) values
+        out["f_rest"] = lookup(palette, dev(q.sh_labels)).reshape(q.count, -1)
     return out
 
 
