@@ -123,9 +123,10 @@ def run_in_processes(compressor, inputs: list[str], plan: StreamedPlan, folder: 
                      batch: int, runs: list[list[GroupSpec]],
                      progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
     """`plan`'s units, one spawned process per run of groups (`split_groups`), on `compressor`'s
-    device and settings, then the buckets the runs share on `compressor` itself; each decimates up to batch / processes groups (and splats) a call, so
-    that the device holds about what one process alone would. progress(groups done) as groups
-    finish anywhere. The first process to fail stops the others, and its error is raised."""
+    device and settings, then the buckets the runs share on `compressor` itself. Each process
+    decimates up to batch / processes groups (and splats) a call, so that the device holds about
+    what one process alone would. progress(groups done) as groups finish anywhere. The first
+    process to fail stops the others, and its error is raised."""
     each_batch = max(1, batch // len(runs))
     each_splats = max(1, DECIMATION_SPLATS // len(runs))
     threads = cpu_threads_each(len(runs)) if compressor.device.type == "cpu" else None
