@@ -477,6 +477,22 @@ def test_processes_on_a_cpu_share_its_threads(monkeypatch):
     assert [cpu_threads_each(k) for k in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
+def test_shared_buckets_complete_across_runs_or_fail_loudly():
+    """`pack_shared`: what two runs hand back of a shared bucket completes it (the packer's
+    `absorb`), in group order; a bucket still missing a group is an error, never a file
+    silently left out."""
+    from sogs_core.pipeline.streamed.processes import pack_shared
+    from sogs_core.pipeline.streamed.schedule import BucketPacker
+
+    packer = BucketPacker(4)
+    assert packer.absorb({(2, 0): {0: "a", 1: "b"}}) == []
+    assert packer.absorb({(2, 0): {3: "d", 2: "c"}, (1, 1): {2: "x"}}) == [(2, 0, ["a", "b", "c", "d"])]
+    assert packer.waiting == {(1, 1): {2: "x"}}
+    with pytest.raises(RuntimeError, match=r"level 1 bucket 1: no coarse splats came back for groups \[3\]"):
+        pack_shared(None, [{(1, 1): {2: "x"}}], 4, "unused")
+    assert pack_shared(None, [], 4, "unused") == []
+
+
 def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     """One process that cannot do its share (here: its input is gone) ends the whole write with
     that process's own error, and the others are stopped; nothing waits for them to finish."""

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import torch
 
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
+from sogs_core.pipeline.streamed.schedule import BucketPacker
 from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, pack_buckets, run_units
 from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
@@ -175,17 +176,12 @@ def run_in_processes(compressor, inputs: list[str], plan: StreamedPlan, folder: 
 
 def pack_shared(compressor, shared: list[dict], n_groups: int, folder: str) -> list[FileResult]:
     """The buckets whose groups several runs held, packed here from the coarse payloads each
-    run handed back (`UnitsDone.shared`). A bucket still missing a group's payload would be a
-    file lost, so it is an error, not a gap in the output."""
-    got: dict[tuple[int, int], dict[int, object]] = {}
-    for part in shared:
-        for key, payloads in part.items():
-            got.setdefault(key, {}).update(payloads)
-    buckets = []
-    for (level, bucket), payloads in sorted(got.items()):
-        members = bucket_groups(level, bucket, n_groups)
-        missing = [g for g in members if g not in payloads]
-        if missing:
-            raise RuntimeError(f"level {level} bucket {bucket}: no coarse splats came back for groups {missing}")
-        buckets.append((level, bucket, [payloads[g] for g in members]))
+    run handed back (`UnitsDone.shared`, a run's `BucketPacker.waiting`). A bucket still missing
+    a group's payload would be a file lost, so it is an error, not a gap in the output."""
+    packer = BucketPacker(n_groups)
+    buckets = [b for part in shared for b in packer.absorb(part)]
+    if packer.waiting:
+        (level, bucket), payloads = min(packer.waiting.items())
+        missing = [g for g in bucket_groups(level, bucket, n_groups) if g not in payloads]
+        raise RuntimeError(f"level {level} bucket {bucket}: no coarse splats came back for groups {missing}")
     return pack_buckets(compressor, buckets, folder) if buckets else []

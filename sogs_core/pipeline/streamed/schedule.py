@@ -34,13 +34,28 @@ class BucketPacker:
         ready = []
         for level, payload in enumerate(payloads, start=1):
             bucket = bucket_of(group, level)
-            got = self.waiting.setdefault((level, bucket), {})
-            got[group] = payload
-            members = bucket_groups(level, bucket, self.n_groups)
-            if len(got) == len(members):
-                ready.append((level, bucket, [got[g] for g in members]))
-                del self.waiting[(level, bucket)]
+            self.waiting.setdefault((level, bucket), {})[group] = payload
+            ready += self._complete(level, bucket)
         return ready
+
+    def absorb(self, waiting: dict[tuple[int, int], dict[int, object]]) -> list[tuple[int, int, list]]:
+        """Merge in the payloads another packer still holds (its `waiting`: buckets whose groups
+        it did not all see); returns the buckets that completes, as `add` does."""
+        ready = []
+        for (level, bucket), payloads in sorted(waiting.items()):
+            self.waiting.setdefault((level, bucket), {}).update(payloads)
+            ready += self._complete(level, bucket)
+        return ready
+
+    def _complete(self, level: int, bucket: int) -> list[tuple[int, int, list]]:
+        """[(level, bucket, payloads in group order)] once every group of the bucket is in
+        (handed out once: it leaves `waiting`), else []."""
+        got = self.waiting[(level, bucket)]
+        members = bucket_groups(level, bucket, self.n_groups)
+        if len(got) < len(members):
+            return []
+        del self.waiting[(level, bucket)]
+        return [(level, bucket, [got[g] for g in members])]
 
 
 @dataclass

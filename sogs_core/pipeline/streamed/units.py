@@ -74,6 +74,11 @@ def run_groups(compressor, specs: list[GroupSpec], sources: list[LevelSource], l
     return results
 
 
+def folder_writer(folder: str) -> FolderWriter:
+    """Each file's SOG folder written under `folder` (`write_folder`: meta.json last)."""
+    return lambda name, pkg: write_folder(pkg, os.path.join(folder, name))
+
+
 def add_seconds(total: dict, more: dict) -> None:
     for k, v in more.items():
         total[k] = total.get(k, 0.0) + v
@@ -102,7 +107,7 @@ def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], l
     files: list[FileResult] = []
     bounds: dict[int, list] = {}
     seconds: dict = {}
-    write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
+    write = folder_writer(folder)
     schedule = StreamedSchedule(groups, n_groups)
     running: set = set()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
@@ -144,7 +149,7 @@ def pack_buckets(compressor, buckets: list[tuple[int, int, list]], folder: str) 
     """Buckets already complete ((level, bucket, payloads in group order)), two in flight on
     `compressor` as `run_units` runs them: one's encoding and writing overlap the next one's
     GPU stages."""
-    write = lambda name, pkg: write_folder(pkg, os.path.join(folder, name))   # noqa: E731
+    write = folder_writer(folder)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-bucket") as pool:
         futures = [pool.submit(compress_bucket, compressor, level, bucket, payloads, write)
                    for level, bucket, payloads in buckets]
