@@ -23,7 +23,7 @@ from results_io import write_result  # noqa: E402  (bench/ is the script's own f
 
 from sogs_core.pipeline.compressor import Compressor  # noqa: E402
 from sogs_core.pipeline.streamed import write_streamed  # noqa: E402
-from sogs_core.settings import ChunkOptions, StreamedSettings  # noqa: E402
+from sogs_core.settings import ChunkOptions, CompressSettings, StreamedSettings, WebpSettings  # noqa: E402
 from sogs_core.formats.ply.write import ply_bytes  # noqa: E402
 from sogs_core.model.synth import synthetic_scene  # noqa: E402
 
@@ -65,6 +65,9 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
                     help="after the write, render every level against the input (as compress --render-metric "
                          "does; needs the input read whole: raise --memory-budget-mb) and report the peak GPU "
                          "memory of the write and of the renders apart")
+    ap.add_argument("--quality", type=int, default=100, help="--quality of every file (the CLI's default is 80)")
+    ap.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
+                    help="WebpSettings.encoder: which images our own (GPU) encoder writes")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if a.switch_interval_ms is not None:
@@ -102,7 +105,8 @@ def main() -> None:
     gen = time.perf_counter() - t0
     import torch
 
-    comp = Compressor(device=a.device, gpu_slots=a.gpu_slots)
+    comp = Compressor(device=a.device, gpu_slots=a.gpu_slots,
+                      settings=CompressSettings(quality=a.quality, webp=WebpSettings(encoder=a.webp_encoder)))
     if comp.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(comp.device)
     sampler = None
@@ -125,7 +129,7 @@ def main() -> None:
     levels, render_wall, render_peak = None, None, None
     if a.render_metric:
         levels, render_wall, render_peak = render_levels(res, ply, comp.device)
-    result = {"splats": n, "sh": a.sh, "gpu_slots": a.gpu_slots, "processes": a.processes, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "gpu_slots": a.gpu_slots, "processes": a.processes, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,

@@ -36,7 +36,6 @@ from typing import Optional
 
 import torch
 
-from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.model.sh import SH_C0
 from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.order.curves import curve_order
@@ -84,12 +83,22 @@ def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
     return torch.where(q[:, :1] < 0, -q, q)
 
 
+#: the six distinct entries of a symmetric 3x3 matrix, in the order `covariance_entries` gives and
+#: `eigh3_entries` takes them
+ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
 #: Jacobi sweeps before `eigh3` starts checking whether the off-diagonal entries are all gone
 #: (one read-back a sweep from there; 3x3 sweeps converge quadratically: 4 leave none)
 SWEEPS_BEFORE_CHECK = 3
 
 
 def eigh3(a: torch.Tensor, sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """`eigh3_entries` of (N, 3, 3) symmetric matrices (their upper triangle is read)."""
+    return eigh3_entries([a[:, i, j] for i, j in ENTRIES], sweeps)
+
+
+def eigh3_entries(entries: list[torch.Tensor], sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(eigenvalues (N, 3), eigenvectors as columns (N, 3, 3)) of symmetric 3x3 matrices by
     cyclic Jacobi rotations, batched. Why not torch.linalg.eigh: its batched CUDA path asks for
     workspace that grows past the GPU's memory for a large batch (bench/NOTES.md); 3x3 Jacobi converges
@@ -98,8 +107,9 @@ def eigh3(a: torch.Tensor, sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]
     per rotation, where (N, 3, 3) matrix products each built a rotation matrix and two batched
     3x3 products (most of the decimation's time). The sweeps stop early once every off-diagonal
     entry is below the rotation's 1e-300 threshold, where each further sweep changes nothing."""
-    m = [[a[:, i, j] for j in range(3)] for i in range(3)]
-    one = torch.ones_like(m[0][0])
+    xx, yy, zz, xy, xz, yz = entries
+    m = [[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]
+    one = torch.ones_like(xx)
     zero = torch.zeros_like(one)
     v = [[one if i == j else zero for j in range(3)] for i in range(3)]
     for sweep in range(sweeps):
@@ -130,11 +140,23 @@ def eigh3(a: torch.Tensor, sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]
     return evals, evecs
 
 
+def covariance_entries(quats: torch.Tensor, log_scales: torch.Tensor) -> list[torch.Tensor]:
+    """The six distinct entries (xx, yy, zz, xy, xz, yz) of each splat's covariance
+    R diag(s^2) R^T, each an (N,) tensor. Entry by entry because (N, 3, 3) products of 3x3
+    matrices cost a CPU 1.6x the time for the same values, bit for bit (bench/NOTES.md)."""
+    q = quats / quats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(1)
+    r = ((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
+         (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
+         (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
+    s0, s1, s2 = torch.exp(2 * log_scales).unbind(1)
+    return [r[i][0] * s0 * r[j][0] + r[i][1] * s1 * r[j][1] + r[i][2] * s2 * r[j][2] for i, j in ENTRIES]
+
+
 def covariances(quats: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
     """(N, 3, 3) covariance R diag(s^2) R^T of each splat."""
-    r = quat_to_matrix(quats)
-    s2 = torch.exp(2 * log_scales)
-    return (r * s2[:, None, :]) @ r.transpose(1, 2)
+    xx, yy, zz, xy, xz, yz = covariance_entries(quats, log_scales)
+    return torch.stack([xx, xy, xz, xy, yy, yz, xz, yz, zz], 1).reshape(-1, 3, 3)
 
 
 def ink(log_scales: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
@@ -153,10 +175,13 @@ def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) ->
     ma, mb = ta["means"].double(), tb["means"].double()
     mu = pa * ma + pb * mb
     da, db = ma - mu, mb - mu
-    cov = (pa[:, :, None] * (da[:, :, None] * da[:, None, :] + covariances(ta["quats"].double(), ta["log_scales"].double()))
-           + pb[:, :, None] * (db[:, :, None] * db[:, None, :] + covariances(tb["quats"].double(), tb["log_scales"].double())))
-    cov = cov + 1e-12 * torch.eye(3, dtype=cov.dtype, device=cov.device)
-    evals, evecs = eigh3(cov)
+    # the weighted sum of (d d^T + S) of the two, entry by entry, plus 1e-12 on the diagonal
+    ca = covariance_entries(ta["quats"].double(), ta["log_scales"].double())
+    cb = covariance_entries(tb["quats"].double(), tb["log_scales"].double())
+    pa1, pb1 = pa[:, 0], pb[:, 0]
+    cov = [pa1 * (da[:, i] * da[:, j] + ca[k]) + pb1 * (db[:, i] * db[:, j] + cb[k]) for k, (i, j) in enumerate(ENTRIES)]
+    cov = [c + 1e-12 if i == j else c for c, (i, j) in zip(cov, ENTRIES)]
+    evals, evecs = eigh3_entries(cov)
     flip = torch.linalg.det(evecs) < 0                      # a reflection: turn it into a rotation
     evecs = torch.where(flip[:, None, None], evecs * torch.tensor([1.0, 1.0, -1.0], dtype=evecs.dtype,
                                                                    device=evecs.device), evecs)
@@ -220,12 +245,14 @@ def _splat_columns(t: dict[str, torch.Tensor], group_rows: Optional[list[torch.T
         size = _per_group(medians, group_rows, size_each)[:, None]
         # math.log of each median: the same float the one-group path subtracts
         ls = t["log_scales"].double() - _per_group([math.log(m) for m in medians], group_rows, size_each)[:, None]
-    cov = covariances(t["quats"].double(), ls)
-    wlogdet = w * torch.log(torch.exp(2 * ls) + COV_FLOOR ** 2).sum(1)
-    packed = torch.cat([w[:, None], wlogdet[:, None], t["means"].double() / size,
-                        t["f_dc"].double() * SH_C0,
-                        w[:, None] * cov[:, [0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]], 1).float()
-    return packed.T.contiguous()
+    packed = torch.empty((14, len(w)), dtype=torch.float32, device=w.device)   # rows written in place
+    packed[0] = w
+    packed[1] = w * torch.log(torch.exp(2 * ls) + COV_FLOOR ** 2).sum(1)
+    packed[2:5] = (t["means"].double() / size).T
+    packed[5:8] = (t["f_dc"].double() * SH_C0).T
+    for k, entry in enumerate(covariance_entries(t["quats"].double(), ls)):
+        packed[8 + k] = w * entry
+    return packed
 
 
 def _pair_costs(pa_: torch.Tensor, pb_: torch.Tensor) -> torch.Tensor:
