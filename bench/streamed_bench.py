@@ -11,6 +11,7 @@ PLY mapped and read by ranges, one chunk group at a time (two in flight).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -68,6 +69,11 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     ap.add_argument("--quality", type=int, default=100, help="--quality of every file (the CLI's default is 80)")
     ap.add_argument("--webp-encoder", default="auto", choices=["auto", "libwebp", "own"],
                     help="WebpSettings.encoder: which images our own (GPU) encoder writes")
+    ap.add_argument("--own-from", nargs="*", default=[], metavar="IMAGE=TEXELS",
+                    help="WebpSettings.own_from_texels entries replaced, e.g. sh0.webp=1000000000 (libwebp for sh0)")
+    ap.add_argument("--device-slots", type=int, default=None,
+                    help="images our encoder writes on the device at once (webp.codec.DEVICE_SLOTS; "
+                         "this process only: not the children of --processes)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if a.switch_interval_ms is not None:
@@ -78,6 +84,15 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     if not os.path.exists(ply):
         write_big_ply(ply, n, a.sh)
     return a, n, ply
+
+
+def own_from(webp: WebpSettings, entries: list[str]) -> WebpSettings:
+    """`webp` with the `--own-from` IMAGE=TEXELS entries in place of its own."""
+    table = dict(webp.own_from_texels)
+    for entry in entries:
+        image, texels = entry.split("=")
+        table[image] = int(texels)
+    return dataclasses.replace(webp, own_from_texels=tuple(table.items()))
 
 
 def render_levels(res, ply: str, device) -> tuple[list, float, int | None]:
@@ -105,8 +120,13 @@ def main() -> None:
     gen = time.perf_counter() - t0
     import torch
 
+    if a.device_slots is not None:
+        from sogs_core.webp import codec
+
+        codec.DEVICE_SLOTS = a.device_slots
     comp = Compressor(device=a.device, gpu_slots=a.gpu_slots,
-                      settings=CompressSettings(quality=a.quality, webp=WebpSettings(encoder=a.webp_encoder)))
+                      settings=CompressSettings(quality=a.quality, webp=own_from(WebpSettings(encoder=a.webp_encoder),
+                                                                                 a.own_from)))
     if comp.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(comp.device)
     sampler = None
@@ -129,7 +149,7 @@ def main() -> None:
     levels, render_wall, render_peak = None, None, None
     if a.render_metric:
         levels, render_wall, render_peak = render_levels(res, ply, comp.device)
-    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "gpu_slots": a.gpu_slots, "processes": a.processes, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "processes": a.processes, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,
