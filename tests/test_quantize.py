@@ -257,3 +257,26 @@ def test_codebook_levels_are_written_with_few_decimals_and_still_serve_the_neare
     cb, idx = kmeans_1d(x.float(), pin_ends=True)
     assert torch.equal(idx.long(), nearest_index(x.float(), cb))
     assert chars(cb.numpy()[1:-1]) / 254 <= 7.5        # four decimals and a sign, where a float32 takes nine
+
+
+def test_labels_from_the_fits_sort_are_the_nearest_levels():
+    """`nearest_in_sorted` (the labels of an importance-weighted fit, from its own sort) gives
+    `nearest_index`'s labels exactly: on ties, on values that sit on a boundary, on a codebook
+    padded with repeats, and through a whole weighted fit."""
+    from sogs_core.quantize.codebook import nearest_in_sorted
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(20000, generator=g)
+    tied = torch.round(x * 20) / 20
+    cases = [(x, torch.sort(torch.randn(256, generator=g)).values),
+             (tied, torch.sort(torch.randn(256, generator=g)).values),
+             (tied, tied[torch.randint(0, len(tied), (256,), generator=g)].sort().values),
+             (x, torch.cat([torch.sort(torch.randn(200, generator=g)).values, torch.full((56,), 9.0)])),
+             # halves on the boundaries of whole levels: a tie goes to the lower level
+             (torch.randint(-2, 514, (20000,), generator=g).float() / 2, torch.arange(256).float())]
+    for values, cb in cases:
+        srt, perm = torch.sort(values.double())
+        assert torch.equal(nearest_in_sorted(srt, perm, cb), nearest_index(values, cb))
+    cb, idx = kmeans_1d(x.reshape(-1, 4), pin_ends=True, density_alpha=0.5, importance=torch.rand(5000, 4, generator=g))
+    assert idx.shape == (5000, 4)
+    assert torch.equal(idx.reshape(-1).long(), nearest_index(x, cb))

@@ -89,7 +89,7 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
         prefix = torch.cat([zero, torch.cumsum(srt * w, 0)])
         wprefix = _to_host(torch.cat([zero, torch.cumsum(w, 0)]))
         cb = _fit_levels(srt, uniq, prefix, wprefix, density, lo, width, k, max_iters, tol, pin_ends)
-    return _labelled(values, cb, k)
+    return _labelled(values, cb, k, by_sort=(srt, perm))
 
 
 def _fit_levels(srt: torch.Tensor, uniq: torch.Tensor, prefix: torch.Tensor, wprefix: Optional[np.ndarray],
@@ -140,15 +140,19 @@ def short_decimals(levels: np.ndarray, shift: float = SHORT_DECIMAL_SHIFT) -> np
     return out
 
 
-def _labelled(values: torch.Tensor, cb: torch.Tensor, k: int,
-              shorten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def _labelled(values: torch.Tensor, cb: torch.Tensor, k: int, shorten: bool = True,
+              by_sort: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(the codebook as float32, each value's nearest level in the shape of `values`); fitted
     levels are first written shorter (`short_decimals`), levels that are the input's own values
-    (`shorten` False) stay exact."""
+    (`shorten` False) stay exact. `by_sort`: the flat values sorted and the permutation that
+    sorts them, when the fit made them (`nearest_in_sorted`: the same labels, fewer steps)."""
     if shorten:
         cb = torch.from_numpy(short_decimals(cb.cpu().numpy())).to(cb.device)
     cb32 = cb.to(torch.float32)
-    labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
+    if by_sort is None:
+        labels = nearest_index(values.reshape(-1).to(torch.float32), cb32)
+    else:
+        labels = nearest_in_sorted(by_sort[0], by_sort[1], cb32)
     return cb32, labels.to(torch.uint8 if k <= 256 else torch.int64).reshape(values.shape)
 
 
@@ -230,3 +234,18 @@ def nearest_index(values: torch.Tensor, sorted_codebook: torch.Tensor) -> torch.
     """Index of the nearest entry of an ascending codebook for each value (ties to the lower)."""
     bounds = (sorted_codebook[:-1] + sorted_codebook[1:]) / 2
     return torch.bucketize(values, bounds, right=False)
+
+
+def nearest_in_sorted(srt: torch.Tensor, perm: torch.Tensor, sorted_codebook: torch.Tensor) -> torch.Tensor:
+    """`nearest_index` of the values that `perm` sorts into `srt` (values[perm] == srt), in the
+    values' order, from the sort the fit made anyway: each of the k - 1 boundaries is found once
+    in `srt` and the labels are a running count of the boundaries passed, where `nearest_index`
+    searches every value among the boundaries (a CPU spends 0.06 s on 1.6M values). Compared in
+    float32 as `nearest_index` compares (the cast keeps the sorted order), so the labels are the
+    same; no value is read back, so a GPU never waits."""
+    bounds = (sorted_codebook[:-1] + sorted_codebook[1:]) / 2
+    passed = torch.searchsorted(srt.to(torch.float32), bounds, right=True)   # values <= each bound
+    marks = torch.zeros(len(srt) + 1, dtype=torch.int64, device=srt.device)
+    marks.index_add_(0, passed, torch.ones_like(passed))
+    in_order = torch.cumsum(marks[:-1], 0)                 # bounds below each sorted value
+    return torch.empty_like(in_order).scatter_(0, perm, in_order)
