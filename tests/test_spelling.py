@@ -83,3 +83,21 @@ def test_below_100_the_file_spells_near_identity_and_stays_within_bounds():
         assert report["log_scale_max_error"] == res.fidelity["log_scale_max_error"]
     assert np.all(codes[80][:, 3] == 252)
     assert np.mean(codes[100][:, 3] == 252) < 0.9
+
+
+def test_grid_check_prefiltered_on_a_cpu_equals_the_round_trip():
+    """On a CPU `on_sog_grid` encodes only the rotations its cheap test lets through; it must
+    accept exactly those that come back from their codes within the tolerance: trained ones,
+    decoded ones, negated ones and decoded ones moved by about the tolerance either way."""
+    from sogs_core.quantize.spelling import _round_trips
+
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    grid = decode_quats(encode_quats(q)).double()
+    moved = grid + 8e-6 * torch.randn(grid.shape, generator=g, dtype=torch.float64)
+    mix = torch.cat([q, grid, -grid, moved])
+    unit = mix / mix.norm(dim=1, keepdim=True)
+    exact = _round_trips(unit, 1e-5)
+    assert 0.2 < float(exact[len(q) * 3:].float().mean()) < 0.95      # the moved ones fall both ways
+    assert torch.equal(on_sog_grid(mix), exact)
+    assert torch.equal(on_sog_grid(mix, 1e-3), _round_trips(unit, 1e-3))

@@ -58,11 +58,37 @@ CHUNK = 1 << 20
 
 
 def on_sog_grid(quats: torch.Tensor, tolerance: float = 1e-5) -> torch.Tensor:
-    """(N,) bool: the rotation is one the SOG's 8-bit smallest-three codes spell exactly."""
+    """(N,) bool: the rotation is one the SOG's 8-bit smallest-three codes spell exactly (each
+    component within `tolerance` of its code's decoded value). On a CPU only the rotations that
+    pass `_near_grid` are encoded and decoded to check: a trained scene's are nearly all off it,
+    and the check is most of the respelling's time there (bench/NOTES.md). On a GPU every
+    rotation is checked, with no read-back."""
     q = quats.double()
     q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    if q.is_cuda:
+        return _round_trips(q, tolerance)
+    out = torch.zeros(len(q), dtype=torch.bool, device=q.device)
+    rows = torch.nonzero(_near_grid(q, tolerance)).squeeze(1)
+    if len(rows):
+        out[rows] = _round_trips(q.index_select(0, rows), tolerance)
+    return out
+
+
+def _round_trips(q: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Unit rotations (float64) that come back from their 8-bit codes within `tolerance` (or
+    negated: the same rotation)."""
     back = decode_quats(encode_quats(q)).double()
     return torch.minimum((q - back).abs().amax(1), (q + back).abs().amax(1)) <= tolerance
+
+
+def _near_grid(q: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """A necessary condition for `_round_trips`, without encoding: each of the three smaller
+    components c (the codes store (c sqrt2 + 1) 127.5 rounded, or 255 minus it for the other
+    sign) within tolerance x sqrt2 x 127.5 of a whole code, with a margin."""
+    codes = (q * math.sqrt(2.0) + 1.0) * 127.5
+    off = (codes - codes.round()).abs()
+    off.scatter_(1, q.abs().argmax(1, keepdim=True), 0.0)      # the largest is rebuilt, not stored
+    return off.amax(1) <= tolerance * math.sqrt(2.0) * 127.5 * 1.01 + 1e-9
 
 
 def _respelled(quats: torch.Tensor, log_scales: torch.Tensor, pick: Callable[[torch.Tensor, slice], torch.Tensor],
