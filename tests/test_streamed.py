@@ -3,6 +3,7 @@ by the reference implementation (splat-transform reads lod-meta.json) and by our
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 
 import numpy as np
@@ -453,19 +454,19 @@ def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
     import sogs_core.pipeline.streamed.write as write_mod
 
     runs = []
-    real = write_mod.run_in_processes
+    real = procs.WritingProcesses.run
 
-    def spy(compressor, inputs, plan, folder, batch, parts, *rest):
-        runs.append(len(parts))
-        return real(compressor, inputs, plan, folder, batch, parts, *rest)
+    def spy(self, plan, folder, batch, parts, *rest):
+        runs.append((len(self.procs), len(parts)))
+        return real(self, plan, folder, batch, parts, *rest)
 
     monkeypatch.setattr(write_mod, "auto_processes", lambda device, splats: 2)
-    monkeypatch.setattr(write_mod, "run_in_processes", spy)
+    monkeypatch.setattr(procs.WritingProcesses, "run", spy)
     write_ply(tmp_path / "in2.ply", make_scene(30_000, 0, seed=12))
     with Compressor(device="cpu", warm=False) as c:
         res = write_streamed(c, [str(tmp_path / "in2.ply")], str(tmp_path / "out2" / "lod-meta.json"),
                              StreamedSettings(levels=2, chunks=SMALL), memory_budget=1 << 30, processes=None)
-    assert res.processes == 2 and runs == [2] and not res.ranged and res.count == 30_000
+    assert res.processes == 2 and runs == [(2, 2)] and not res.ranged and res.count == 30_000
 
 
 def test_processes_on_a_cpu_share_its_threads(monkeypatch):
@@ -497,7 +498,7 @@ def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     """One process that cannot do its share (here: its input is gone) ends the whole write with
     that process's own error, and the others are stopped; nothing waits for them to finish."""
     from sogs_core.pipeline.streamed.plan import LevelSource, plan_streamed
-    from sogs_core.pipeline.streamed.processes import run_in_processes, split_groups
+    from sogs_core.pipeline.streamed.processes import WritingProcesses, split_groups
 
     write_ply(tmp_path / "in.ply", make_scene(30_000, 0, seed=13))
     settings = StreamedSettings(levels=2, chunks=SMALL)
@@ -505,7 +506,38 @@ def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     runs = split_groups(plan.groups, 2)
     assert len(runs) == 2
     with Compressor(device="cpu", warm=False) as c, pytest.raises(Exception, match="gone.ply"):
-        run_in_processes(c, [str(tmp_path / "gone.ply")], plan, str(tmp_path / "out"), 1, runs)
+        with WritingProcesses(c, [str(tmp_path / "gone.ply")], 2) as team:
+            team.run(plan, str(tmp_path / "out"), 1, runs)
+    assert not multiprocessing.active_children()
+
+
+def test_processes_started_before_the_plan_end_with_it(tmp_path, monkeypatch):
+    """The writing processes start before the plan is made: a plan that fails leaves none of
+    them running, and processes with no run of their own (fewer groups than processes) are let
+    go while the others write the same files one process writes."""
+    import sogs_core.pipeline.streamed.write as write_mod
+
+    write_ply(tmp_path / "in.ply", make_scene(12_000, 0, seed=14))
+    settings = StreamedSettings(levels=2, chunks=SMALL)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no plan today")
+
+    with Compressor(device="cpu", warm=False) as c:
+        with monkeypatch.context() as m:
+            m.setattr(write_mod, "plan_streamed", broken)
+            with pytest.raises(RuntimeError, match="no plan today"):
+                write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "x" / "lod-meta.json"), settings,
+                               processes=3)
+        assert not multiprocessing.active_children()
+        one = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "one" / "lod-meta.json"), settings)
+        three = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "three" / "lod-meta.json"), settings,
+                               processes=3)
+    assert one.groups == 2 and three.processes == 2 and not multiprocessing.active_children()
+    for name in sorted(os.listdir(tmp_path / "one")):
+        for f in sorted(os.listdir(tmp_path / "one" / name)) if os.path.isdir(tmp_path / "one" / name) else [""]:
+            a, b = (tmp_path / "one" / name / f), (tmp_path / "three" / name / f)
+            assert a.read_bytes() == b.read_bytes(), f"{name}/{f}"
 
 
 def test_the_backfill_hands_out_chunk_groups_in_batches_that_still_spread():

@@ -6,10 +6,11 @@ inside the GPU stages made it slower; four Ray actors on one GPU wrote the 32M s
 fast as one); on a CPU one process keeps one core busy most of the time. Processes have an
 interpreter each.
 
-How: the plan is made once, here; the groups are cut into consecutive runs whose largest is as
-small as it can be (`split_groups`). Each process (spawned: CUDA does not survive a fork) opens
-the inputs itself (a PLY of any size mapped and read by ranges, so only its rows are ever read),
-builds its own compressor on the device, runs its groups and the buckets of coarse levels they
+How: the processes are started first (spawned: CUDA does not survive a fork), and each opens
+the inputs itself (a PLY of any size mapped and read by ranges, so only its rows are ever read)
+and builds its own compressor on the device while the plan is made once, here
+(`WritingProcesses`); the groups are cut into consecutive runs whose largest is as small as it
+can be (`split_groups`). Each process runs its groups and the buckets of coarse levels they
 complete (`units.run_units`), and hands back what lod-meta.json needs, with the coarse splats
 of the few buckets (at most one per level and cut) whose groups two runs share; this process
 packs those once every run is done (`pack_shared`). The files are those one process writes.
@@ -63,10 +64,10 @@ def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
     return runs_within(lo)
 
 
-def _run_part(part: int, device: str, settings, inputs: list[str], groups: list[GroupSpec],
-              levels: int, n_groups: int, folder: str, batch: int, splats_per_batch: int,
-              threads: Optional[int], out) -> None:
-    """One process's share: its own compressor and sources, its run of groups, torch's CPU
+def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], inbox, out) -> None:
+    """One process's share: its own compressor and sources, made while the parent plans; then
+    its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
+    groups and splats a decimation call); None: nothing for this process), with torch's CPU
     work on `threads` threads (None: torch's default). Everything it has to say goes into the
     queue `out`: ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed",
     part, the exception)."""
@@ -80,6 +81,10 @@ def _run_part(part: int, device: str, settings, inputs: list[str], groups: list[
             # a PLY mapped and read by ranges whatever its size: only this run's rows are read,
             # not the whole file once per process (3.5 s of 13.56M splats on one core)
             sources = [LevelSource(p, 0) for p in inputs]
+            job = inbox.get()
+            if job is None:
+                return
+            groups, levels, n_groups, folder, batch, splats_per_batch = job
             last = [0]
 
             def report(done: int) -> None:
@@ -120,34 +125,59 @@ def cpu_threads_each(processes: int) -> int:
     return max(1, torch.get_num_threads() // max(1, processes))
 
 
-def run_in_processes(compressor, inputs: list[str], plan: StreamedPlan, folder: str,
-                     batch: int, runs: list[list[GroupSpec]],
-                     progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
-    """`plan`'s units, one spawned process per run of groups (`split_groups`), on `compressor`'s
-    device and settings, then the buckets the runs share on `compressor` itself. Each process
-    decimates up to batch / processes groups (and splats) a call, so that the device holds about
-    what one process alone would. progress(groups done) as groups finish anywhere. The first
-    process to fail stops the others, and its error is raised."""
-    each_batch = max(1, batch // len(runs))
-    each_splats = max(1, DECIMATION_SPLATS // len(runs))
-    threads = cpu_threads_each(len(runs)) if compressor.device.type == "cpu" else None
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
-                         args=(k, str(compressor.device), compressor.settings, inputs, run,
-                               plan.levels, len(plan.groups), folder, each_batch, each_splats, threads, out))
-             for k, run in enumerate(runs)]
-    parts: dict[int, UnitsDone] = {}
-    groups_done = 0
-    try:
-        for proc in procs:
-            proc.start()
-        while len(parts) < len(procs):
+class WritingProcesses:
+    """`count` processes started on `compressor`'s device and settings before the plan exists:
+    each imports torch, builds its compressor and opens the inputs while this process plans
+    (a process's start is seconds, most of it importing torch, and on a GPU making its context),
+    then waits for its run of groups (`run`). `close` (or leaving the `with`) ends whatever is
+    still running: after a failure nothing waits for the others to finish."""
+
+    def __init__(self, compressor, inputs: list[str], count: int) -> None:
+        self.compressor = compressor
+        threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
+        ctx = multiprocessing.get_context("spawn")
+        self.out = ctx.Queue()
+        self.inboxes = [ctx.Queue() for _ in range(count)]
+        self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
+                                  args=(k, str(compressor.device), compressor.settings, inputs, threads,
+                                        self.inboxes[k], self.out))
+                      for k in range(count)]
+        self.finished = False
+        try:
+            for proc in self.procs:
+                proc.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "WritingProcesses":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, plan: StreamedPlan, folder: str, batch: int, runs: list[list[GroupSpec]],
+            progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
+        """`plan`'s units, run k to process k (at most one run a process; the others are let
+        go), then the buckets the runs share on this process's compressor. Each process
+        decimates up to batch / runs groups (and splats) a call, so that the device holds about
+        what one process alone would. progress(groups done) as groups finish anywhere. The
+        first process to fail stops the others, and its error is raised."""
+        if len(runs) > len(self.procs):
+            raise ValueError(f"{len(runs)} runs for {len(self.procs)} processes")
+        each_batch = max(1, batch // len(runs))
+        each_splats = max(1, DECIMATION_SPLATS // len(runs))
+        for k, inbox in enumerate(self.inboxes):
+            inbox.put((runs[k], plan.levels, len(plan.groups), folder, each_batch, each_splats)
+                      if k < len(runs) else None)
+        parts: dict[int, UnitsDone] = {}
+        groups_done = 0
+        while len(parts) < len(runs):
             try:
-                message = out.get(timeout=1.0)
+                message = self.out.get(timeout=1.0)
             except queue.Empty:
-                dead = [p for k, p in enumerate(procs) if k not in parts and not p.is_alive()]
-                if dead and out.empty():
+                dead = [p for k, p in enumerate(self.procs[:len(runs)]) if k not in parts and not p.is_alive()]
+                if dead and self.out.empty():
                     raise RuntimeError(f"{dead[0].name} ended without a result (exit code {dead[0].exitcode})")
                 continue
             if message[0] == "groups":
@@ -158,20 +188,26 @@ def run_in_processes(compressor, inputs: list[str], plan: StreamedPlan, folder: 
                 parts[message[1]] = message[2]
             else:
                 raise message[2]
-    finally:
-        for proc in procs:
-            if proc.is_alive() and len(parts) < len(procs):
+        self.finished = True
+        merged = UnitsDone([], {}, {})
+        for k in range(len(runs)):
+            merged.files.extend(parts[k].files)
+            merged.bounds.update(parts[k].bounds)
+            add_seconds(merged.seconds, parts[k].seconds)
+        for f in pack_shared(self.compressor, [parts[k].shared for k in range(len(runs))], len(plan.groups),
+                             folder):
+            merged.files.append(f)
+            add_seconds(merged.seconds, f.seconds)
+        return merged
+
+    def close(self) -> None:
+        """Every process ended: those done (or let go) joined, any other stopped first."""
+        for proc in self.procs:
+            if proc.is_alive() and not self.finished:
                 proc.terminate()
-            proc.join()
-    merged = UnitsDone([], {}, {})
-    for k in range(len(procs)):
-        merged.files.extend(parts[k].files)
-        merged.bounds.update(parts[k].bounds)
-        add_seconds(merged.seconds, parts[k].seconds)
-    for f in pack_shared(compressor, [parts[k].shared for k in range(len(procs))], len(plan.groups), folder):
-        merged.files.append(f)
-        add_seconds(merged.seconds, f.seconds)
-    return merged
+        for proc in self.procs:
+            if proc.pid is not None:
+                proc.join()
 
 
 def pack_shared(compressor, shared: list[dict], n_groups: int, folder: str) -> list[FileResult]:

@@ -16,8 +16,9 @@ cluster (`ray_jobs/streamed.py`) while `write_streamed` runs them here:
 4. `schedule.StreamedSchedule` + `chunk.compress_bucket`: level k's runs of 2^k neighbouring
    groups packed into one file, so every level's files hold about a group's worth of splats
    (fewer, fuller files than one per group and level: smaller output, see bench/NOTES.md).
-5. `units.run_units` runs them in this process (`processes.run_in_processes`: in several on
-   one device), then `lod_meta` + `write_lod_meta`: the index, written last, atomically.
+5. `units.run_units` runs them in this process (`processes.WritingProcesses`: in several on
+   one device, started before step 2), then `lod_meta` + `write_lod_meta`: the index, written
+   last, atomically.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
-from sogs_core.pipeline.streamed.processes import auto_processes, run_in_processes, split_groups
+from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups
 from sogs_core.pipeline.streamed.units import add_seconds, groups_per_decimation, run_units
 from sogs_core.settings import StreamedSettings
 
@@ -89,18 +90,26 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     above_budget = peek[0].ranged and os.path.getsize(inputs[0]) > memory_budget
     sources = peek if chosen > 1 else [LevelSource(p, memory_budget) if s.ranged and os.path.getsize(p) <= memory_budget
                                        else s for p, s in zip(inputs, peek)]
-    plan = plan_streamed(sources, settings, compressor.device)
-    seconds = {"plan": time.perf_counter() - t0}
-    batch = decimation_groups or groups_per_decimation(compressor.device)
-    report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
-    runs = split_groups(plan.groups, chosen) if chosen > 1 else [plan.groups]
-    if len(runs) == 1:                   # one process, or a single group to share out
-        done = run_units(compressor, sources, plan.groups, plan.levels, len(plan.groups), folder, batch,
-                         progress=report)
-        if done.shared:                  # every group ran here, so every bucket must be complete
-            raise RuntimeError(f"buckets left unpacked: {sorted(done.shared)}")
-    else:
-        done = run_in_processes(compressor, inputs, plan, folder, batch, runs, report)
+    # several processes start before the plan, so that their start overlaps it
+    team = WritingProcesses(compressor, inputs, chosen) if chosen > 1 else None
+    try:
+        plan = plan_streamed(sources, settings, compressor.device)
+        seconds = {"plan": time.perf_counter() - t0}
+        batch = decimation_groups or groups_per_decimation(compressor.device)
+        report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
+        runs = split_groups(plan.groups, chosen) if chosen > 1 else [plan.groups]
+        if len(runs) == 1:                   # one process, or a single group to share out
+            if team is not None:
+                team.close()
+            done = run_units(compressor, sources, plan.groups, plan.levels, len(plan.groups), folder, batch,
+                             progress=report)
+            if done.shared:                  # every group ran here, so every bucket must be complete
+                raise RuntimeError(f"buckets left unpacked: {sorted(done.shared)}")
+        else:
+            done = team.run(plan, folder, batch, runs, report)
+    finally:
+        if team is not None:
+            team.close()
     add_seconds(seconds, done.seconds)
     fidelity: dict = {}
     for f in done.files:
