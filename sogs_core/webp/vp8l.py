@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sogs_core.webp.vp8l_bits import BitStream
-from sogs_core.webp.vp8l_predict import choose_modes, subtract_green, tile_index
+from sogs_core.webp.vp8l_predict import bin_counts, choose_modes, subtract_green, tile_index
 from sogs_core.webp.vp8l_prefix import canonical_codes, code_lengths, emitted_widths, write_code
 from sogs_core.webp.vp8l_groups import cluster_tiles
 from sogs_core.webp.vp8l_tokens import ALPHA, BLUE, DIST, GREEN, RED, Alphabets, Tokens, find_copies, histograms, tokenize
@@ -91,19 +91,21 @@ def _write_sub_image(bits: BitStream, pixels: torch.Tensor) -> None:
     _write_symbols(bits, tokens, group, codes)
 
 
-def _entropy(values: torch.Tensor) -> float:
-    """Shannon entropy in bits of byte values (0 for none)."""
-    h = torch.bincount(values, minlength=256).double()
-    h = h[h > 0] / h.sum()
-    return float(-(h * torch.log2(h)).sum())
+def _entropies(rows: list[torch.Tensor]) -> torch.Tensor:
+    """(len(rows),) float64 Shannon entropies in bits of rows of byte values, on their device
+    (0 for an empty row)."""
+    h = torch.stack([bin_counts(v.long(), 256) for v in rows]).double()
+    h = h / h.sum(1, keepdim=True).clamp_min(1.0)
+    return -torch.where(h > 0, h * torch.log2(h.clamp_min(1e-300)), 0.0).sum(1)
 
 
-def _wants_subtract_green(p: torch.Tensor, predicted: bool = True) -> bool:
-    """Whether R - G and B - G have lower entropy than R and B: of the left-neighbour
-    differences when a predictor follows, else of the texels themselves."""
+def _wants_subtract_green(p: torch.Tensor, predicted: bool = True) -> torch.Tensor:
+    """Whether R - G and B - G have lower entropy than R and B (a bool tensor on p's device,
+    read with the other header flag): of the left-neighbour differences when a predictor
+    follows, else of the texels themselves."""
     d = (p[1:] - p[:-1]) & 255 if predicted else p
-    plain = _entropy(d[:, 0]) + _entropy(d[:, 2])
-    return _entropy((d[:, 0] - d[:, 1]) & 255) + _entropy((d[:, 2] - d[:, 1]) & 255) < plain
+    e = _entropies([d[:, 0], d[:, 2], (d[:, 0] - d[:, 1]) & 255, (d[:, 2] - d[:, 1]) & 255])
+    return e[2] + e[3] < e[0] + e[1]
 
 
 def _riff(payload: bytes) -> bytes:
@@ -142,9 +144,11 @@ def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device 
     bits.put(SIGNATURE, 8)
     bits.put(w - 1, 14)
     bits.put(h - 1, 14)
-    bits.put(int(bool((p[:, 3] != 255).any())), 1)
+    # the two header decisions read back from the device together
+    alpha_used, subtract = torch.stack([(p[:, 3] != 255).any(), _wants_subtract_green(p, settings.predictor)]).tolist()
+    bits.put(int(alpha_used), 1)
     bits.put(0, 3)
-    if _wants_subtract_green(p, settings.predictor):
+    if subtract:
         bits.put(1, 1)
         bits.put(SUBTRACT_GREEN, 2)
         p = subtract_green(p)
@@ -152,7 +156,7 @@ def encode_lossless(rgba: np.ndarray | torch.Tensor, device: str | torch.device 
     bits.put(0, 1)                                     # end of transforms
     gb = settings.group_bits
     tiles = tile_index(h, w, gb, dev)
-    ntiles = int(tiles[-1]) + 1
+    ntiles = -(-h >> gb) * -(-w >> gb)                 # tile_index's count, not read back
     res = res.long()
     copies = find_copies(res, w) if settings.copies else None
     best = None

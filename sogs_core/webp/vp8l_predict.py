@@ -10,6 +10,8 @@ column 0 its upper neighbour.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 MODES = 14
@@ -94,10 +96,19 @@ def tile_index(height: int, width: int, bits: int, device) -> torch.Tensor:
     return (ys[:, None] * tiles_x + xs[None, :]).reshape(-1)
 
 
+def bin_counts(index: torch.Tensor, bins: int, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(bins,) int64 counts of `index` (values in 0..bins-1; each counted `weights` times, 1 by
+    default). Unlike torch.bincount it never reads the largest value back from the device: on a
+    GPU every such read is a wait, and in a busy process a wait for the interpreter too."""
+    index = index.reshape(-1)
+    add = torch.ones_like(index) if weights is None else weights.reshape(-1).to(torch.int64)
+    return torch.zeros(bins, dtype=torch.int64, device=index.device).index_add_(0, index, add)
+
+
 def channel_hist(res: torch.Tensor) -> torch.Tensor:
     """(4, 256) counts of each channel's residual values."""
     offs = torch.arange(4, device=res.device) * 256
-    return torch.bincount((res + offs).reshape(-1), minlength=1024).reshape(4, 256).float()
+    return bin_counts((res + offs).long(), 1024).reshape(4, 256).float()
 
 
 def _cost_table(hist: torch.Tensor) -> torch.Tensor:
@@ -126,7 +137,7 @@ def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
     hists = torch.stack([channel_hist((p - nb.predict(m)) & 255) for m in range(MODES)])   # (14, 4, 256)
     tables = torch.stack([_cost_table(h) for h in hists])
     whole = (hists.reshape(MODES, -1) * tables).sum(1)
-    cost = tables[int(whole.argmin())]                 # the best single mode's statistics
+    cost = tables.index_select(0, whole.argmin().reshape(1))[0]   # the best single mode's statistics
     for r in range(max(rounds, 1)):
         per_mode = torch.stack([tile_sums(cost[((p - nb.predict(m)) & 255) + offs].sum(1), height, width, bits)
                                 for m in range(MODES)])                          # (14, tiles)
@@ -139,10 +150,11 @@ def choose_modes(p: torch.Tensor, height: int, width: int, bits: int,
 
 def residuals(p: torch.Tensor, nb: Neighbours, modes: torch.Tensor, tiles: torch.Tensor,
               width: int) -> torch.Tensor:
-    """(N, 4) residuals (mod 256) of every pixel under its tile's mode and the border rules."""
-    pix_mode = modes[tiles]
+    """(N, 4) residuals (mod 256) of every pixel under its tile's mode and the border rules.
+    Every mode in turn, selected per pixel: no list of the modes used and no masked writes,
+    which are reads from the device."""
+    pix_mode = modes.index_select(0, tiles)[:, None]
     res = torch.zeros_like(p)
-    for m in torch.unique(modes).tolist():
-        sel = pix_mode == m
-        res[sel] = ((p - nb.predict(m)) & 255)[sel]
+    for m in range(MODES):
+        res = torch.where(pix_mode == m, (p - nb.predict(m)) & 255, res)
     return border_fix(res, p, nb, width)

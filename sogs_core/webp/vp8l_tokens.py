@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from sogs_core.webp.vp8l_predict import channel_hist
+from sogs_core.webp.vp8l_predict import bin_counts, channel_hist
 from sogs_core.webp.vp8l_prefix import prefix_split
 
 GREEN, RED, BLUE, ALPHA, DIST = range(5)
@@ -166,28 +166,28 @@ def tokenize(res: torch.Tensor, copies: Optional[tuple[torch.Tensor, torch.Tenso
     kind = torch.zeros(n, dtype=torch.int64, device=dev)
     kind[c_start] = 1
     kind = kind[pos]
+    # every field chosen by torch.where and copies written at their rows (found by search):
+    # masked writes would each read their mask's count back from the device
     sym = torch.full((len(pos), 5), -1, dtype=torch.int64, device=dev)
-    lit = kind == 0
+    lit = (kind == 0)[:, None]
+    r = res.index_select(0, pos).long()
+    literal = torch.stack([r[:, 1], r[:, 0], r[:, 2], r[:, 3]], 1)      # GREEN, RED, BLUE, ALPHA
+    sym[:, :4] = torch.where(lit, literal, sym[:, :4])
     if cache_bits:
         hit, slot = cache_hits(pixel_keys(res), cache_bits)
-        in_cache = lit & hit[pos]
-        sym[in_cache, GREEN] = 280 + slot[pos[in_cache]]
-        lit = lit & ~in_cache
-    r = res[pos[lit]].long()
-    sym[lit, GREEN] = r[:, 1]
-    sym[lit, RED] = r[:, 0]
-    sym[lit, BLUE] = r[:, 2]
-    sym[lit, ALPHA] = r[:, 3]
+        in_cache = lit[:, 0] & hit.index_select(0, pos)
+        sym[:, GREEN] = torch.where(in_cache, 280 + slot.index_select(0, pos), sym[:, GREEN])
+        sym[:, RED:ALPHA + 1] = torch.where(in_cache[:, None], -1, sym[:, RED:ALPHA + 1])
     extra_val = torch.zeros(len(pos), 2, dtype=torch.int64, device=dev)
     extra_width = torch.zeros(len(pos), 2, dtype=torch.int64, device=dev)
     if len(c_start):
         lcode, lwidth, lextra = prefix_split(c_len)
         dcode, dwidth, dextra = prefix_split(c_code)
-        cp = kind == 1
-        sym[cp, GREEN] = 256 + lcode
-        sym[cp, DIST] = dcode
-        extra_val[cp, 0], extra_width[cp, 0] = lextra, lwidth
-        extra_val[cp, 1], extra_width[cp, 1] = dextra, dwidth
+        rows = torch.searchsorted(pos, c_start)               # each copy's first pixel is a token
+        sym[rows, GREEN] = 256 + lcode
+        sym[rows, DIST] = dcode
+        extra_val[rows, 0], extra_width[rows, 0] = lextra, lwidth
+        extra_val[rows, 1], extra_width[rows, 1] = dextra, dwidth
     return Tokens(pos, kind, sym, extra_val, extra_width, Alphabets(cache_bits))
 
 
@@ -196,6 +196,6 @@ def histograms(tokens: Tokens, group: torch.Tensor, ngroups: int) -> torch.Tenso
     `group` is each token's group."""
     ab = tokens.alphabets
     offs = torch.tensor(ab.offsets, device=group.device)
-    valid = tokens.sym >= 0
-    idx = (group[:, None] * ab.total + tokens.sym + offs)[valid]
-    return torch.bincount(idx, minlength=ngroups * ab.total).reshape(ngroups, ab.total).float()
+    valid = tokens.sym >= 0                     # a field with no symbol counts nowhere (weight 0)
+    idx = group[:, None] * ab.total + tokens.sym.clamp(min=0) + offs
+    return bin_counts(idx, ngroups * ab.total, valid).reshape(ngroups, ab.total).float()
