@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sogs_core.quantize.palette.cells import CellLayout, count_labels
+from sogs_core.model.counting import count_labels
+from sogs_core.quantize.palette.cells import CellLayout
 
 
 

@@ -36,6 +36,7 @@ from typing import Optional
 
 import torch
 
+from sogs_core.model.rotations import rotation_entries
 from sogs_core.model.sh import SH_C0
 from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.order.curves import curve_order
@@ -144,11 +145,7 @@ def covariance_entries(quats: torch.Tensor, log_scales: torch.Tensor) -> list[to
     """The six distinct entries (xx, yy, zz, xy, xz, yz) of each splat's covariance
     R diag(s^2) R^T, each an (N,) tensor. Entry by entry because (N, 3, 3) products of 3x3
     matrices cost a CPU 1.6x the time for the same values, bit for bit (bench/NOTES.md)."""
-    q = quats / quats.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    w, x, y, z = q.unbind(1)
-    r = ((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-         (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-         (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
+    r = rotation_entries(quats)
     s0, s1, s2 = torch.exp(2 * log_scales).unbind(1)
     return [r[i][0] * s0 * r[j][0] + r[i][1] * s1 * r[j][1] + r[i][2] * s2 * r[j][2] for i, j in ENTRIES]
 

@@ -12,6 +12,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from sogs_core.model.counting import count_labels
+
 
 def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
               tol: float = 1e-7, pin_ends: bool = False,
@@ -245,7 +247,5 @@ def nearest_in_sorted(srt: torch.Tensor, perm: torch.Tensor, sorted_codebook: to
     same; no value is read back, so a GPU never waits."""
     bounds = (sorted_codebook[:-1] + sorted_codebook[1:]) / 2
     passed = torch.searchsorted(srt.to(torch.float32), bounds, right=True)   # values <= each bound
-    marks = torch.zeros(len(srt) + 1, dtype=torch.int64, device=srt.device)
-    marks.index_add_(0, passed, torch.ones_like(passed))
-    in_order = torch.cumsum(marks[:-1], 0)                 # bounds below each sorted value
+    in_order = torch.cumsum(count_labels(passed, len(srt) + 1)[:-1], 0)   # bounds below each sorted value
     return torch.empty_like(in_order).scatter_(0, perm, in_order)

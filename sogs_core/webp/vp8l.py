@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from sogs_core.webp.vp8l_bits import BitStream
-from sogs_core.webp.vp8l_predict import bin_counts, choose_modes, subtract_green, tile_index
+from sogs_core.model.counting import count_labels
+from sogs_core.webp.vp8l_predict import choose_modes, subtract_green, tile_index
 from sogs_core.webp.vp8l_prefix import canonical_codes, code_lengths, emitted_widths, write_code
 from sogs_core.webp.vp8l_groups import cluster_tiles
 from sogs_core.webp.vp8l_tokens import ALPHA, BLUE, DIST, GREEN, RED, Alphabets, Tokens, find_copies, histograms, tokenize
@@ -94,7 +95,7 @@ def _write_sub_image(bits: BitStream, pixels: torch.Tensor) -> None:
 def _entropies(rows: list[torch.Tensor]) -> torch.Tensor:
     """(len(rows),) float64 Shannon entropies in bits of rows of byte values, on their device
     (0 for an empty row)."""
-    h = torch.stack([bin_counts(v.long(), 256) for v in rows]).double()
+    h = torch.stack([count_labels(v.long(), 256) for v in rows]).double()
     h = h / h.sum(1, keepdim=True).clamp_min(1.0)
     return -torch.where(h > 0, h * torch.log2(h.clamp_min(1e-300)), 0.0).sum(1)
 

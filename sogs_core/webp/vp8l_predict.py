@@ -10,9 +10,9 @@ column 0 its upper neighbour.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
+
+from sogs_core.model.counting import count_labels
 
 MODES = 14
 BLACK = (0, 0, 0, 255)
@@ -96,19 +96,10 @@ def tile_index(height: int, width: int, bits: int, device) -> torch.Tensor:
     return (ys[:, None] * tiles_x + xs[None, :]).reshape(-1)
 
 
-def bin_counts(index: torch.Tensor, bins: int, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """(bins,) int64 counts of `index` (values in 0..bins-1; each counted `weights` times, 1 by
-    default). Unlike torch.bincount it never reads the largest value back from the device: on a
-    GPU every such read is a wait, and in a busy process a wait for the interpreter too."""
-    index = index.reshape(-1)
-    add = torch.ones_like(index) if weights is None else weights.reshape(-1).to(torch.int64)
-    return torch.zeros(bins, dtype=torch.int64, device=index.device).index_add_(0, index, add)
-
-
 def channel_hist(res: torch.Tensor) -> torch.Tensor:
     """(4, 256) counts of each channel's residual values."""
     offs = torch.arange(4, device=res.device) * 256
-    return bin_counts((res + offs).long(), 1024).reshape(4, 256).float()
+    return count_labels((res + offs).long(), 1024).reshape(4, 256).float()
 
 
 def _cost_table(hist: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ from typing import Optional
 
 import torch
 
-from sogs_core.webp.vp8l_predict import bin_counts, channel_hist
+from sogs_core.model.counting import count_labels
+from sogs_core.webp.vp8l_predict import channel_hist
 from sogs_core.webp.vp8l_prefix import prefix_split
 
 GREEN, RED, BLUE, ALPHA, DIST = range(5)
@@ -198,4 +199,4 @@ def histograms(tokens: Tokens, group: torch.Tensor, ngroups: int) -> torch.Tenso
     offs = torch.tensor(ab.offsets, device=group.device)
     valid = tokens.sym >= 0                     # a field with no symbol counts nowhere (weight 0)
     idx = group[:, None] * ab.total + tokens.sym.clamp(min=0) + offs
-    return bin_counts(idx, ngroups * ab.total, valid).reshape(ngroups, ab.total).float()
+    return count_labels(idx, ngroups * ab.total, weights=valid).reshape(ngroups, ab.total).float()

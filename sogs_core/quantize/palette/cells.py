@@ -22,15 +22,8 @@ from typing import Optional
 
 import torch
 
+from sogs_core.model.counting import count_labels
 from sogs_core.quantize.palette.exact import assign
-
-
-def count_labels(labels: torch.Tensor, bins: int, dtype: torch.dtype = torch.long) -> torch.Tensor:
-    """How many labels fall in each of `bins` bins. Unlike torch.bincount, it never waits for
-    the device (bincount reads the largest label back first): each wait is a pause for the
-    calling thread, and a longer one while other threads hold the interpreter."""
-    return torch.zeros(bins, dtype=dtype, device=labels.device).index_add_(
-        0, labels, torch.ones(len(labels), dtype=dtype, device=labels.device))
 
 
 def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> torch.Tensor:

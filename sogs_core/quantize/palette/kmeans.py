@@ -12,7 +12,8 @@ from typing import Callable, Optional
 
 import torch
 
-from sogs_core.quantize.palette.cells import CellSearch, count_labels
+from sogs_core.model.counting import count_labels
+from sogs_core.quantize.palette.cells import CellSearch
 from sogs_core.quantize.palette.exact import assign
 
 
