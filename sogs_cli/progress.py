@@ -7,13 +7,15 @@ import time
 
 class StageProgress:
     """Prints each stage's progress on stderr: a live percentage on a terminal, else one line
-    per stage when it finishes (so logs of batch runs stay readable)."""
+    per stage when it finishes (so logs of batch runs stay readable), with the seconds since the
+    scene began: a stage that reports only its end has no start of its own to count from, and the
+    stages' own seconds are printed at the end."""
 
     def __init__(self, stream=sys.stderr) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.stage = None
-        self.started = time.perf_counter()
+        self.began = self.started = time.perf_counter()
         self.last = 0.0
 
     def __call__(self, stage: str, fraction: float) -> None:
@@ -27,5 +29,5 @@ class StageProgress:
                 self.stream.write("\n")
             self.stream.flush()
         elif not self.tty and fraction >= 1.0:
-            self.stream.write(f"  {stage:<8} done in {now - self.started:.2f}s\n")
+            self.stream.write(f"  {stage:<8} done at {now - self.began:.2f}s\n")
             self.stream.flush()
