@@ -280,3 +280,28 @@ def test_labels_from_the_fits_sort_are_the_nearest_levels():
     cb, idx = kmeans_1d(x.reshape(-1, 4), pin_ends=True, density_alpha=0.5, importance=torch.rand(5000, 4, generator=g))
     assert idx.shape == (5000, 4)
     assert torch.equal(idx.reshape(-1).long(), nearest_index(x, cb))
+
+
+def test_packed_sort_orders_floats_as_torch_and_keeps_ties_in_index_order():
+    """`sort_with_order` (the codebook fits' sort on a CPU: value and index packed in one
+    integer) gives torch.sort's values exactly and a permutation that sorts them, with equal
+    values in index order: negatives, both zeros, ties, extremes, infinities; float64 values
+    and a single value take torch.sort and agree too."""
+    from sogs_core.model.sorting import sort_with_order
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(30000, generator=g) * 10
+    ties = torch.round(x) / 4
+    special = torch.tensor([0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, float("inf"), float("-inf"), 0.0, -0.0])
+    for values in (x, ties, torch.cat([ties, special]), x[:1], x.reshape(100, 300), x.double()):
+        srt, perm = sort_with_order(values)
+        flat = values.reshape(-1)
+        assert srt.dtype == torch.float64 and perm.dtype == torch.int64
+        assert torch.equal(srt, torch.sort(flat.double()).values)
+        assert torch.equal(flat.double()[perm], srt)
+        assert torch.equal(torch.sort(perm).values, torch.arange(len(flat)))
+        if values.dtype == torch.float32:          # the packed path: equal floats keep index order
+            bits = srt.float().view(torch.int32)   # (-0.0 sorts just below +0.0)
+            same = bits[1:] == bits[:-1]
+            assert bool((perm[1:][same] > perm[:-1][same]).all())
+    assert bool((torch.diff(sort_with_order(ties)[0]) == 0).any())     # the ties case has ties

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from sogs_core.model.counting import count_labels
+from sogs_core.model.sorting import sort_with_order
 
 
 def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
@@ -42,9 +43,8 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
     """
     if importance is not None:
         return _kmeans_1d_importance(values, importance, k, max_iters, tol, pin_ends, density_alpha)
-    flat = values.reshape(-1).to(torch.float64)
-    if flat.is_cuda:
-        srt, _ = torch.sort(flat)
+    if values.is_cuda:
+        srt, _ = torch.sort(values.reshape(-1).to(torch.float64))
     else:
         # numpy sorts float32 faster than torch sorts float64 on a CPU (bench/NOTES.md); the
         # cast after sorting keeps the order, so the result is the same
@@ -56,7 +56,7 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
         idx, hist, lo, width = _histogram(srt, k)
         continuous = uniq.numel() > len(hist)
         weights, density = _density_weights(idx, hist, density_alpha if continuous else 1.0)
-        zero = torch.zeros(1, dtype=torch.float64, device=flat.device)
+        zero = torch.zeros(1, dtype=torch.float64, device=srt.device)
         if weights is None:
             prefix, wprefix = torch.cat([zero, torch.cumsum(srt, 0)]), None
         else:
@@ -72,8 +72,7 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
     """`kmeans_1d` with a weight per value: the values sorted with their weights (argsort), each
     weight times the density weight of its histogram bin, then the same weighted Lloyd steps.
     Values with no more distinct values than bins are fitted as `kmeans_1d` fits them."""
-    flat = values.reshape(-1).to(torch.float64)
-    srt, perm = torch.sort(flat)
+    srt, perm = sort_with_order(values)
     w = importance.reshape(-1).to(torch.float64).index_select(0, perm).clamp_min(0.0)
     uniq = torch.unique_consecutive(srt)
     if uniq.numel() <= k:
@@ -87,7 +86,7 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
             w = w * dens
         w = w + 1e-12 * float(w.max().clamp_min(1e-30))     # every value keeps a trace of weight
         density = torch.bincount(idx, weights=w, minlength=len(hist))
-        zero = torch.zeros(1, dtype=torch.float64, device=flat.device)
+        zero = torch.zeros(1, dtype=torch.float64, device=srt.device)
         prefix = torch.cat([zero, torch.cumsum(srt * w, 0)])
         wprefix = _to_host(torch.cat([zero, torch.cumsum(w, 0)]))
         cb = _fit_levels(srt, uniq, prefix, wprefix, density, lo, width, k, max_iters, tol, pin_ends)
