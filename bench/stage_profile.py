@@ -1,7 +1,7 @@
 """Where one compress spends its time, below the stage table: each inner step timed with the
 device synchronised around it, and every WebP encode's start and end on the wall clock.
 
-    python bench/stage_profile.py scene.ply [--device auto] [--repeat 3] [--json out.json]
+    python bench/stage_profile.py scene.ply [--device auto] [--repeat 3] [--quality 80] [--json out.json]
 
 Why a separate tool: `compress_bench.py` reports the stages a user sees; to cut a stage we need
 the steps inside it (a sync around each step costs a little overlap, so the sum runs a few
@@ -105,8 +105,9 @@ class Recorder:
 
 
 def main() -> None:
-    a = scene_arguments(__doc__)
-    comp = Compressor(device=a.device, settings=CompressSettings())
+    a = scene_arguments(__doc__, extra=lambda ap: ap.add_argument(
+        "--quality", type=int, default=80, help="--quality level (default 80, the CLI's)"))
+    comp = Compressor(device=a.device, settings=CompressSettings(quality=a.quality))
     rec = Recorder(comp.device)
     for mod, name in STEPS:
         setattr(mod, name, rec.step(name, getattr(mod, name)))
@@ -126,7 +127,7 @@ def main() -> None:
     for e in sorted(rec.encodes + rec.spans, key=lambda e: e["start"]):
         print(f"{e['name']:<22}{e['start']:>8.3f}{e['end']:>8.3f}{e['end'] - e['start']:>8.3f}{e.get('bytes', 0):>12,}")
     print("stages: " + "  ".join(f"{k} {v:.3f}" for k, v in res.seconds.items()))
-    result = {"input": a.ply, "count": res.count, "device": comp.device_name, "host": platform.node(),
+    result = {"input": a.ply, "quality": a.quality, "count": res.count, "device": comp.device_name, "host": platform.node(),
               "stages": res.seconds, "steps": dict(rec.steps), "calls": dict(rec.calls), "encodes": rec.encodes, "spans": rec.spans}
     write_result(result, a.json, f"profile_{os.path.splitext(os.path.basename(a.ply))[0]}.json")
     comp.close()
