@@ -351,3 +351,21 @@ def test_bit_cost_is_mitchells_log2():
     assert torch.equal(bit_cost(torch.tensor([0.0, 1.0, 3.0, 127.0, 255.0])), torch.tensor([0.0, 1.0, 2.0, 7.0, 8.0]))
     assert bool((got <= exact + 1e-6).all()) and float((exact - got).max()) < 0.087
     assert bool((got[1:] > got[:-1]).all())                   # increasing: a nearer byte always costs less
+
+
+def test_images_started_ahead_of_the_choice_are_the_chosen_orders_or_dropped(monkeypatch):
+    """The chained order's images, started while the order is chosen (`images_ahead`), give the
+    same file as images started after the choice, both where the chained order wins (taken) and
+    where another candidate wins (a lattice: dropped); a SH scene's palette image included."""
+    from sogs_core.pipeline import images_ahead
+
+    seen = []
+    real = images_ahead.ImagesAhead.taken
+    monkeypatch.setattr(images_ahead.ImagesAhead, "taken",
+                        lambda self, chosen: seen.append((self.index, chosen, real(self, chosen))) or seen[-1][2])
+    for data in (ply_bytes(make_scene(6000, 2, seed=4)), ply_bytes(_lattice_scene())):
+        files = [Compressor(device="cpu", settings=CompressSettings(), images_ahead=ahead, warm=False).compress(
+            data, name="s.ply", with_fidelity=False).package.bundle_bytes() for ahead in (True, False)]
+        assert files[0] == files[1]
+    assert [s[2] for s in seen] == [True, False]         # taken on the first scene, dropped on the lattice
+    assert seen[0][:2] == (0, 0) and seen[1][0] == 0 and seen[1][1] != 0

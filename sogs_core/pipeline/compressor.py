@@ -30,6 +30,7 @@ from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.order import order_scene
 from sogs_core.pipeline.choose_order import smallest_by_sample
 from sogs_core.pipeline.fidelity import fidelity_tensors
+from sogs_core.pipeline.images_ahead import ImagesAhead
 from sogs_core.pipeline.palette_aside import PaletteAside
 from sogs_core.pipeline.side_stream import SideStream
 from sogs_core.quantize.palette.fit import Palette, with_palette
@@ -74,13 +75,17 @@ class Compressor:
     def __init__(self, device: str = "auto", settings: Optional[CompressSettings] = None,
                  threads: Optional[int] = None, warm: bool = True,
                  progress: Optional[Progress] = None,
-                 render_metric: Optional[RenderMetricSettings] = None, gpu_slots: int = 1) -> None:
+                 render_metric: Optional[RenderMetricSettings] = None, gpu_slots: int = 1,
+                 images_ahead: bool = True) -> None:
         """render_metric: also render input and output with our rasterizer and report PSNR/SSIM
         (`render.score`), timed as the stage "render"; None: per-attribute errors only.
         gpu_slots: how many callers may be inside the GPU stages at once (1: one at a time; more
-        lets one caller's host-side steps overlap another's kernels, for more device memory)."""
+        lets one caller's host-side steps overlap another's kernels, for more device memory).
+        images_ahead: start the chained order's final images while the order is chosen, queued
+        behind the choice's samples (`images_ahead`; the same bytes; False: only once chosen)."""
         prefer_expandable_segments()
         self.device = resolve_device(device)
+        self.images_ahead = images_ahead
         self.render_metric = render_metric
         self.device_name = device_label(self.device)
         self.settings = settings or CompressSettings()
@@ -155,17 +160,32 @@ class Compressor:
         return q
 
     def _order(self, q: QuantizedScene, tens: dict[str, torch.Tensor],
-               segments: Optional[list[int]]) -> tuple[np.ndarray, dict]:
+               segments: Optional[list[int]]) -> tuple[np.ndarray, dict, Optional[ImagesAhead]]:
+        """The order and its info (`order_scene`), and the images started ahead of the choice
+        (one scene, not a streamed file's runs, whose candidates are chosen run by run)."""
         s = self.settings
-        return order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain, choose=self._smallest,
-                           progress=lambda f: self._report("sort", f), segments=segments)
+        ahead = None
+        choose = self._smallest
+        if self.images_ahead and segments is None:
+            ahead = ImagesAhead(lambda qq, order: apply_order(qq, order, self.device), grid_shape,
+                                lambda qq, shape: self._encode_final_images(qq, s.webp.for_order(True), shape))
 
-    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool], row_align: int) -> int:
+            def choose(qq: QuantizedScene, orders: list[np.ndarray], chained: list[bool], row_align: int) -> int:
+                # queued behind the samples' encodes, which decide the choice
+                return self._smallest(qq, orders, chained, row_align,
+                                      then=lambda: ahead.start(qq, orders, chained, row_align))
+        order, info = order_scene(q, tens, s.order, seed=s.seed, plas=s.plas, chain=s.chain, choose=choose,
+                                  progress=lambda f: self._report("sort", f), segments=segments)
+        return order, info, ahead
+
+    def _smallest(self, q: QuantizedScene, orders: list[np.ndarray], chained: list[bool], row_align: int,
+                  then: Optional[Callable[[], None]] = None) -> int:
         """The candidate order whose sampled images encode smallest with this encoder's settings,
-        always through libwebp: the samples are small, where libwebp is fastest."""
+        always through libwebp: the samples are small, where libwebp is fastest. `then`: run once
+        the samples are queued (`encode_all`)."""
         webp = replace(self.settings.webp, encoder="libwebp")
-        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, webp, keys), chained,
-                                  row_align)
+        return smallest_by_sample(q, orders, lambda imgs, keys: encode_all(imgs, self.pool, webp, keys, then),
+                                  chained, row_align)
 
     def _encode_final_images(self, q: QuantizedScene, webp: WebpSettings,
                              shape: tuple[int, int]) -> dict[str, Future]:
@@ -258,12 +278,16 @@ class Compressor:
                     rows_t = torch.from_numpy(rows).to(self.device)
                     written = {k: v.index_select(0, rows_t) for k, v in tens.items()}
                 t1 = time.perf_counter()
-                order, info = self._order(q, tens if written is None else written, segments)
-                q = apply_order(q, order, self.device)
-                t2 = time.perf_counter()
+                order, info, ahead = self._order(q, tens if written is None else written, segments)
                 webp = self.settings.webp.for_order(info["chained"])
-                shape = grid_shape(q.count, info["row_align"])
-                early = self._encode_final_images(q, webp, shape)
+                if ahead is not None and ahead.taken(info["chosen"]):
+                    q, shape, early = ahead.q, ahead.shape, ahead.futures
+                    t2 = time.perf_counter()
+                else:
+                    q = apply_order(q, order, self.device)
+                    t2 = time.perf_counter()
+                    shape = grid_shape(q.count, info["row_align"])
+                    early = self._encode_final_images(q, webp, shape)
             finally:
                 t3 = time.perf_counter()
                 fitted: Optional[Palette] = aside.result() if aside is not None else None   # never leave it running

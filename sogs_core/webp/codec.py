@@ -11,7 +11,7 @@ import io
 import queue
 import threading
 from concurrent.futures import Executor
-from typing import Collection, Optional
+from typing import Callable, Collection, Optional
 
 import numpy as np
 import torch
@@ -90,12 +90,19 @@ def decode_webp(data: bytes, source: str = "<webp>", max_texels: Optional[int] =
 
 
 def encode_all(images: dict[str, np.ndarray], pool: Executor | None,
-               settings: WebpSettings = WebpSettings(), chained: Collection[str] = ()) -> dict[str, bytes]:
+               settings: WebpSettings = WebpSettings(), chained: Collection[str] = (),
+               then: Optional[Callable[[], None]] = None) -> dict[str, bytes]:
     """Encode every image, in parallel on `pool` when given; returns name -> bytes (same order).
     Keys are file names, or strings ending in one (the effort follows the file name); keys in
-    `chained` are laid out in the chained order (WebpSettings.for_order)."""
+    `chained` are laid out in the chained order (WebpSettings.for_order). `then`: called once
+    every image is queued, before the wait (work that should queue behind these)."""
     chosen = {name: settings.for_order(name in chained) for name in images}
     if pool is None:
-        return {name: encode_webp(img, chosen[name], name) for name, img in images.items()}
+        files = {name: encode_webp(img, chosen[name], name) for name, img in images.items()}
+        if then is not None:
+            then()
+        return files
     futures = {name: pool.submit(encode_webp, img, chosen[name], name) for name, img in images.items()}
+    if then is not None:
+        then()
     return {name: fut.result() for name, fut in futures.items()}
