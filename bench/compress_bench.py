@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=100, help="--quality level (default 100)")
     ap.add_argument("--render-metric", action="store_true",
                     help="also run the render metric (our rasterizer, RenderMetricSettings.for_device), timed as 'render'")
+    ap.add_argument("--no-images-ahead", action="store_true",
+                    help="start the final images only once the order is chosen (Compressor(images_ahead=False))")
     ap.add_argument("--chain-chunk", type=int, default=0,
                     help="splats re-chained together by the chain order (ChainConfig.chunk; 0: the default)")
     a = ap.parse_args()
@@ -49,7 +51,7 @@ def main() -> None:
         metric = RenderMetricSettings.for_device(resolve_device(a.device))
     settings = CompressSettings(webp=WebpSettings(encoder=a.webp_encoder), quality=a.quality,
                                 chain=ChainConfig(chunk=a.chain_chunk))
-    comp = Compressor(device=a.device, settings=settings, render_metric=metric)
+    comp = Compressor(device=a.device, settings=settings, render_metric=metric, images_ahead=not a.no_images_ahead)
     init_s = time.perf_counter() - t0
     with open(a.ply, "rb") as f:
         data = f.read()
@@ -64,7 +66,7 @@ def main() -> None:
 
     peak = torch.cuda.max_memory_reserved(comp.device) if comp.device.type == "cuda" else None
     result = {"input": a.ply, "input_bytes": len(data), "count": res.count, "sh_degree": res.sh_degree, "quality": a.quality,
-              "chain_chunk": a.chain_chunk, "webp_encoder": a.webp_encoder, "render_metric": a.render_metric, "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
+              "chain_chunk": a.chain_chunk, "images_ahead": not a.no_images_ahead, "webp_encoder": a.webp_encoder, "render_metric": a.render_metric, "device": comp.device_name, "host": platform.node(), "init_seconds": init_s,
               "runs": runs, "best": best, "peak_gpu_reserved_bytes": peak, "fidelity": res.fidelity, "ratio": len(data) / best["output_bytes"]}
     print(f"\n{'stage':<10}{'seconds':>10}")
     for k, v in best["seconds"].items():
