@@ -31,7 +31,7 @@ def sort_with_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flat = values.reshape(-1)
     if flat.is_cuda or flat.dtype != torch.float32 or len(flat) >= _PACKED_MAX:
         return torch.sort(flat.to(torch.float64))
-    arr = flat.numpy()
+    arr = flat.detach().numpy()
     packed = float_order_keys(arr).astype(np.uint64) << np.uint64(32)
     packed |= np.arange(len(arr), dtype=np.uint64)
     packed.sort()
