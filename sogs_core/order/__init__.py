@@ -90,8 +90,8 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
     whole file by (run, curve key): a streamed SOG's file holds hundreds of small runs, and
     chaining or sampling each apart is several times slower (bench/NOTES.md). `chain` then
     re-chains every run's whole chunks in one walk (`rechain_runs`) where `chain_runs` says
-    (None: on a CUDA device) and `choose` picks between that and the curve order; the chained
-    one's images take the chained order's WebP settings in the square layout."""
+    (None: on a CUDA device), with no candidates to choose from; its images take the chained
+    order's WebP settings in the square layout."""
     if sum(segments) != q.count:
         raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
     means = tensors["means"]
@@ -100,11 +100,7 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
         order = curve_order(means, "morton" if method == "morton" else "hilbert",
                             runs=run_ids(segments, means.device)).cpu().numpy()
         if method == "chain" and (means.device.type == "cuda" if chain_runs is None else chain_runs):
-            # the runs re-chained, or their curve order where that encodes smaller on a sample
-            # (it does on scenes whose attributes have no neighbours alike: synthetic ones)
-            cands = [rechain_runs(q, order, segments, chain, means.device), order]
-            pick = choose(q, cands, [True, False], SQUARE_ALIGN) if choose is not None and chain.choose else 0
-            order, chained = cands[pick], pick == 0
+            order, chained = rechain_runs(q, order, segments, chain, means.device), True
     else:
         parts, start = [], 0
         for length in segments:
