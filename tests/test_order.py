@@ -369,27 +369,3 @@ def test_images_started_ahead_of_the_choice_are_the_chosen_orders_or_dropped(mon
         assert files[0] == files[1]
     assert [s[2] for s in seen] == [True, False]         # taken on the first scene, dropped on the lattice
     assert seen[0][:2] == (0, 0) and seen[1][0] == 0 and seen[1][1] != 0
-
-
-def test_a_streamed_files_runs_have_their_whole_chunks_chained():
-    """With `chain_runs` (a GPU's default for a streamed file of many leaves) each run's whole
-    chunks are re-chained as `greedy_chain` re-chains that run's curve order alone, the last
-    (length mod chunk) splats of each run stay in curve order and no splat leaves its run; on a
-    CPU by default the runs keep their curve order."""
-    _, tens, q = _quantized(20000, 0)
-    runs = [3000, 5000, 700, 11300]
-    curve, plain = order_scene(q, tens, "chain", segments=runs)              # a CPU: not re-chained
-    chained, info = order_scene(q, tens, "chain", segments=runs, chain_runs=True)
-    assert not plain["chained"] and info["chained"] and info["row_align"] == plain["row_align"]
-    assert np.array_equal(curve, order_scene(q, tens, "chain", segments=runs, chain_runs=False)[0])
-    cols, w = byte_columns(q, ChainConfig().means_u_weight)
-    start = 0
-    for n in runs:
-        run = slice(start, start + n)
-        assert np.array_equal(np.sort(chained[run]), np.sort(curve[run]))      # the run's own splats
-        alone = greedy_chain(torch.from_numpy(curve[run]), torch.from_numpy(cols), torch.from_numpy(w), 512).numpy()
-        assert np.array_equal(chained[run], alone)
-        tail = n % 512
-        assert np.array_equal(chained[start + n - tail:start + n], curve[start + n - tail:start + n])
-        start += n
-    assert not np.array_equal(chained, curve)

@@ -6,9 +6,7 @@ them. Methods (`--order`):
 
 * `chain` (default): a 3-D Hilbert curve over the positions, re-chained in chunks so that
   consecutive splats also store similar bytes (`chain`), or a y-first Morton where that encodes
-  smaller on a sample of the image rows (the `choose` callable the pipeline passes in). A
-  streamed SOG's file of many leaves: each leaf along its Hilbert curve, its whole chunks
-  re-chained on a GPU (`rechain_runs`; on a CPU the walk would double the file's time).
+  smaller on a sample of the image rows (the `choose` callable the pipeline passes in).
 * `hilbert`, `morton`: the plain curves (`curves`); Morton is what splat-transform and
   LichtFeld Studio write.
 * `plas`: PLAS on a 2-D grid (`plas`, fused CUDA kernels in `plas_cuda`), PyPI sogs's method:
@@ -26,7 +24,7 @@ import torch
 
 from sogs_core.formats.sog.codes import QuantizedScene
 from sogs_core.formats.sog.layout import SQUARE_ALIGN, grid_shape
-from sogs_core.order.chain import chain_chunk, chain_orders, rechain_runs
+from sogs_core.order.chain import chain_chunk, chain_orders
 from sogs_core.order.curves import curve_order, run_ids
 from sogs_core.order.plas import plas_features, plas_sort
 from sogs_core.settings import ORDER_METHODS, ChainConfig, PlasConfig
@@ -40,13 +38,11 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
                 plas: PlasConfig = PlasConfig(), chain: ChainConfig = ChainConfig(),
                 choose: Optional[Chooser] = None,
                 progress: Optional[Callable[[float], None]] = None,
-                segments: Optional[list[int]] = None,
-                chain_runs: Optional[bool] = None) -> tuple[np.ndarray, dict]:
+                segments: Optional[list[int]] = None) -> tuple[np.ndarray, dict]:
     """Order a quantized scene. tensors: the float attributes on the working device (means,
     quats, log_scales, f_dc, opacity), for the curve and PLAS features. segments: lengths of
     consecutive runs of splats that must stay together and in place (a streamed SOG's chunks
-    in one file): each run is ordered on its own. chain_runs: re-chain each run's chunks with
-    `chain` (None: on a CUDA device).
+    in one file): each run is ordered on its own.
 
     Returns (order: splat index per texel, info: which candidate was written, how many there
     were, `chained`: whether the order written is the chained one, whose images the encoder
@@ -55,7 +51,7 @@ def order_scene(q: QuantizedScene, tensors: dict[str, torch.Tensor], method: str
     if method not in ORDER_METHODS:
         raise ValueError(f"unknown order {method!r} ({', '.join(ORDER_METHODS)})")
     if segments is not None and len(segments) > 1:
-        return _order_segments(q, tensors, segments, method, seed, plas, chain, choose, chain_runs)
+        return _order_segments(q, tensors, segments, method, seed, plas, chain, choose)
     n = q.count
     means = tensors["means"]
     info = {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": SQUARE_ALIGN}
@@ -83,24 +79,18 @@ __all__ = ["ORDER_METHODS", "ChainConfig", "PlasConfig", "order_scene"]
 
 def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segments: list[int], method: str,
                     seed: int, plas: PlasConfig, chain: ChainConfig,
-                    choose: Optional[Chooser], chain_runs: Optional[bool] = None) -> tuple[np.ndarray, dict]:
+                    choose: Optional[Chooser]) -> tuple[np.ndarray, dict]:
     """Each run of `segments` ordered by `method` on its own, the runs kept in place.
 
-    Curve orders (and `chain`, whose Hilbert backbone comes first here) take one sort of the
+    Curve orders (and `chain`, which becomes its Hilbert backbone here) take one sort of the
     whole file by (run, curve key): a streamed SOG's file holds hundreds of small runs, and
-    chaining or sampling each apart is several times slower (bench/NOTES.md). `chain` then
-    re-chains every run's whole chunks in one walk (`rechain_runs`) where `chain_runs` says
-    (None: on a CUDA device), with no candidates to choose from; its images take the chained
-    order's WebP settings in the square layout."""
+    chaining or sampling each apart is several times slower (bench/NOTES.md)."""
     if sum(segments) != q.count:
         raise ValueError(f"segments cover {sum(segments)} splats of {q.count}")
     means = tensors["means"]
-    chained = False
     if method in ("chain", "hilbert", "morton"):
         order = curve_order(means, "morton" if method == "morton" else "hilbert",
                             runs=run_ids(segments, means.device)).cpu().numpy()
-        if method == "chain" and (means.device.type == "cuda" if chain_runs is None else chain_runs):
-            order, chained = rechain_runs(q, order, segments, chain, means.device), True
     else:
         parts, start = [], 0
         for length in segments:
@@ -110,5 +100,5 @@ def _order_segments(q: QuantizedScene, tensors: dict[str, torch.Tensor], segment
             parts.append(part + start)
             start += length
         order = np.concatenate(parts)
-    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": chained, "row_align": SQUARE_ALIGN,
+    return order, {"order": method, "candidates": 1, "chosen": 0, "chained": False, "row_align": SQUARE_ALIGN,
                    "segments": len(segments)}

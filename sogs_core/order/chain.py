@@ -196,26 +196,6 @@ def chain_orders(q: QuantizedScene, means: torch.Tensor, config: ChainConfig) ->
     return cands
 
 
-def rechain_runs(q: QuantizedScene, order: np.ndarray, runs: list[int], config: ChainConfig,
-                 device: torch.device) -> np.ndarray:
-    """`order` (each of the consecutive `runs` along its own curve, the runs in place: a streamed
-    SOG's leaves in one file) with every run's whole chunks re-chained as `greedy_chain`
-    re-chains one scene's; a run's last (length mod chunk) splats keep their curve order. One
-    walk for the chunks of every run together (one Triton launch on a GPU)."""
-    chunk = chain_chunk(config, device)
-    starts = np.cumsum([0] + list(runs[:-1]))
-    whole = [np.arange(s, s + (n // chunk) * chunk) for s, n in zip(starts, runs) if n >= chunk]
-    if not whole:
-        return order
-    rows = np.concatenate(whole)
-    cols, weights = byte_columns(q, config.means_u_weight)
-    walked = greedy_chain(torch.from_numpy(order[rows]).to(device), torch.from_numpy(cols).to(device),
-                          torch.from_numpy(weights).to(device), chunk)
-    out = order.copy()
-    out[rows] = walked.cpu().numpy()
-    return out
-
-
 #: the input order is tried too when its consecutive splats' position codes differ by at most
 #: this many more bits (mean log2(1 + |difference|) per axis) than along the Morton order
 INPUT_LOCALITY_BITS = 0.5
