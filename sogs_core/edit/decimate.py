@@ -5,8 +5,8 @@ matching" of Gaussian mixtures and Runnalls' cost for reducing them):
 
 * Who may merge with whom: each splat's neighbours along two Morton walks (the second over
   shifted positions, so a neighbour the first walk's jumps hide is found by the other), up to
-  `WINDOW` places either side, inside one segment (a leaf of the chunk tree: a pair never
-  crosses a chunk).
+  `WINDOWS` places either side (4 along the first walk, 3 along the second), inside one segment
+  (a leaf of the chunk tree: a pair never crosses a chunk).
 * What a merge costs: Runnalls' bound on the information a merge loses,
   (w_a + w_b) ln det S_ab - w_a ln det S_a - w_b ln det S_b over 2, with S the covariances (plus
   a floor of `COV_FLOOR` times the median splat size, so flat splats do not dominate) and S_ab
@@ -43,9 +43,11 @@ from sogs_core.order.curves import curve_order
 
 #: Thomsen's exponent for the surface area of an ellipsoid (relative error < 1.1 %)
 THOMSEN_P = 1.6075
-#: neighbours either side along each walk that a splat may pair with, and the walks
-WINDOW = 4
-WALKS = 2
+#: neighbours either side that a splat may pair with along each walk (one entry a walk): the second
+#: walk's fourth neighbours added nothing on the shared scenes at 1/2, 1/4 and 1/8 of the splats
+#: (render PSNR within 0.07 dB either way) for 14 % of the merge's time (bench/NOTES.md, session 31)
+WINDOWS = (4, 3)
+WALKS = len(WINDOWS)
 #: where the second walk's positions are shifted to, as a fraction of the scene's extent
 WALK_SHIFT = 0.37
 #: mutual-best rounds in one pass, and passes at most (a pass that pairs nothing ends it too)
@@ -273,17 +275,17 @@ def _pair_costs(pa_: torch.Tensor, pb_: torch.Tensor) -> torch.Tensor:
 
 def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor,
                     scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(a, b, cost): links between splats up to WINDOW places apart along each walk, inside one
+    """(a, b, cost): links between splats up to WINDOWS places apart along each walk, inside one
     segment, and what each merge costs. The splats' columns are laid out along each walk once,
     so a link's two ends are two slices of them, not two random gathers (the gathers were
     most of a CPU decimation's time: bench/NOTES.md, session 19)."""
     group_rows = _group_rows(scale_group)
     cols = _splat_columns(t, group_rows)
     firsts, seconds, costs = [], [], []
-    for walk in _walks(t["means"], segment, group_rows):
+    for walk, window in zip(_walks(t["means"], segment, group_rows), WINDOWS):
         along = cols.index_select(1, walk)
         seg = segment.index_select(0, walk)
-        for offset in range(1, WINDOW + 1):
+        for offset in range(1, window + 1):
             same = torch.nonzero(seg[:-offset] == seg[offset:]).squeeze(1)
             firsts.append(walk[:-offset].index_select(0, same))
             seconds.append(walk[offset:].index_select(0, same))
