@@ -43,12 +43,21 @@ def kmeans_1d(values: torch.Tensor, k: int = 256, max_iters: int = 200,
     """
     if importance is not None:
         return _kmeans_1d_importance(values, importance, k, max_iters, tol, pin_ends, density_alpha)
+    return _kmeans_1d_sorted(values, _sorted_plain(values), k, max_iters, tol, pin_ends, density_alpha)
+
+
+def _sorted_plain(values: torch.Tensor) -> torch.Tensor:
+    """The values flattened and sorted as float64, as the plain fit sorts them."""
     if values.is_cuda:
-        srt, _ = torch.sort(values.reshape(-1).to(torch.float64))
-    else:
-        # numpy sorts float32 faster than torch sorts float64 on a CPU (bench/NOTES.md); the
-        # cast after sorting keeps the order, so the result is the same
-        srt = torch.from_numpy(np.sort(values.reshape(-1).to(torch.float32).numpy())).to(torch.float64)
+        return torch.sort(values.reshape(-1).to(torch.float64)).values
+    # numpy sorts float32 faster than torch sorts float64 on a CPU (bench/NOTES.md); the
+    # cast after sorting keeps the order, so the result is the same
+    return torch.from_numpy(np.sort(values.reshape(-1).to(torch.float32).numpy())).to(torch.float64)
+
+
+def _kmeans_1d_sorted(values: torch.Tensor, srt: torch.Tensor, k: int, max_iters: int, tol: float,
+                      pin_ends: bool, density_alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`kmeans_1d` without weights per value, from `values` already sorted (`srt`)."""
     uniq = torch.unique_consecutive(srt)
     if uniq.numel() <= k:
         return _labelled(values, torch.cat([uniq, uniq[-1:].expand(k - uniq.numel())]), k, shorten=False)
@@ -80,7 +89,9 @@ def _kmeans_1d_importance(values: torch.Tensor, importance: torch.Tensor, k: int
     else:
         idx, hist, lo, width = _histogram(srt, k)
         if uniq.numel() <= len(hist):    # decoded codes: plain k-means keeps their levels exact
-            return kmeans_1d(values, k, max_iters, tol, pin_ends, density_alpha)
+            # from this sort where it is the plain fit's (float32 values, or any on a GPU)
+            plain = srt if values.is_cuda or values.dtype == torch.float32 else _sorted_plain(values)
+            return _kmeans_1d_sorted(values, plain, k, max_iters, tol, pin_ends, density_alpha)
         dens, _ = _density_weights(idx, hist, density_alpha)
         if dens is not None:
             w = w * dens

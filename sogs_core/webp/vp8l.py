@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sogs_core.webp.vp8l_bits import BitStream
 from sogs_core.model.counting import count_labels
+from sogs_core.webp.vp8l_bits import BitStream
 from sogs_core.webp.vp8l_predict import choose_modes, subtract_green, tile_index
 from sogs_core.webp.vp8l_prefix import canonical_codes, code_lengths, emitted_widths, write_code
 from sogs_core.webp.vp8l_groups import cluster_tiles
