@@ -46,3 +46,30 @@ def test_row_blocks_hold_every_row_once_and_never_straddle_two_cells(block):
             assert len(members) == 0                 # blocks past the last cell's are padding only
         else:
             assert (cell_of[members.long()] == cell).all()
+
+
+def test_cells_follow_the_centroids_for_the_first_searches_then_stay():
+    """`CellSearch` makes its coarse cells anew for the first CELL_REBUILDS searches of a fit and
+    keeps them afterwards (only the centroids are regrouped); a search with another number of
+    centroids gets cells of its own. Labels come from the cells kept, with exact distances."""
+    from sogs_core.quantize.palette.cells import CELL_REBUILDS, CellSearch
+    from sogs_core.quantize.palette.exact import assign
+
+    x = _clustered(3000, 8, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    search = CellSearch(x, probe=8)
+    made = []
+    for _ in range(CELL_REBUILDS + 2):
+        cents = x[torch.randperm(len(x), generator=gen)[:1024]] + 0.01
+        labels, dists = search(cents)
+        made.append(search._rows)
+        assert torch.allclose(dists, ((x - cents[labels]) ** 2).sum(1), rtol=1e-3, atol=1e-3)   # |x|, |c| ~ 10
+        kept = CellLayout.build(x, cents, probe=8, rows=search._rows)
+        want_l, want_d = search.per_cell(cents, kept)
+        assert torch.equal(labels, want_l)
+    assert len({id(r) for r in made[:CELL_REBUILDS]}) == CELL_REBUILDS      # made anew each time
+    assert all(r is made[CELL_REBUILDS - 1] for r in made[CELL_REBUILDS:])  # then kept
+    exact_l, _ = assign(x, cents)
+    assert float((labels == exact_l).float().mean()) > 0.9
+    search(x[:256])                                                          # another count: new cells
+    assert search._rows is not made[-1] and len(search._rows.centres) == 16

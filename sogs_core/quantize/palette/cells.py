@@ -5,7 +5,8 @@ Why: splat-transform's palette has up to 65536 entries, almost one per splat in 
 most of a small SH scene's time. Here the centroids are grouped into C ~ sqrt(P) coarse cells
 (a short k-means over the centroids); each splat goes to its nearest cell, and the splats of a
 cell search only the centroids of the `probe` cells nearest to that cell: about probe / C of
-the work, as dense matmuls per cell.
+the work, as dense matmuls per cell. The cells follow the centroids for the first Lloyd steps
+only (`CELL_REBUILDS`); later steps regroup the centroids among the cells they have.
 
 Approximate: a splat whose nearest centroid lies outside its cell's probed neighbourhood gets
 the nearest one inside it. The default probe of 16 cells costs little inertia against the exact
@@ -17,13 +18,21 @@ inertia (bench/NOTES.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
 from sogs_core.model.counting import count_labels
 from sogs_core.quantize.palette.exact import assign
+
+
+#: searches whose coarse cells are made anew over the centroids (the seeds' and the first two
+#: Lloyd steps', when the centroids move most); later searches keep the last cells and only
+#: regroup the centroids among them. Why: making the cells and grouping the rows by them is
+#: ~3/4 of a fit's launches on a GPU, where a streamed SOG's palette fits are bound by
+#: launching; the inertia moved -1.6 to +1.2 % on the shared SH scenes (bench/NOTES.md).
+CELL_REBUILDS = 3
 
 
 def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> torch.Tensor:
@@ -38,46 +47,36 @@ def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> to
 
 
 @dataclass
-class CellLayout:
-    """Rows and centroids grouped by coarse cell, and each cell's `probe` nearest cells."""
+class RowCells:
+    """The rows' side of the search, fixed for a whole fit: coarse cells' centres, the rows
+    grouped by their nearest cell, each cell's `probe` nearest cells, and the row blocks the
+    fused kernel walks (per block size, made once)."""
 
-    cent_order: torch.Tensor      # (P,) centroid ids sorted by cell
-    cent_start: torch.Tensor      # (C + 1,) int32: cell j's centroids are cent_order[start[j]:start[j+1]]
+    centres: torch.Tensor         # (C, D) the coarse cells' centres
     row_order: torch.Tensor       # (N,) row ids sorted by cell
-    row_start: torch.Tensor       # (C + 1,) int64, likewise for rows
+    row_start: torch.Tensor       # (C + 1,) int64: cell j's rows are row_order[start[j]:start[j+1]]
     near: torch.Tensor            # (C, probe) int32: each cell's nearest cells, itself first
+    blocks: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, x: torch.Tensor, centroids: torch.Tensor, probe: int) -> Optional["CellLayout"]:
-        """The layout for these rows and centroids; None where too few centroids to pay off."""
+    def build(cls, x: torch.Tensor, centroids: torch.Tensor, probe: int) -> Optional["RowCells"]:
+        """Cells over these centroids for rows x; None where too few centroids to pay off."""
         p = len(centroids)
         cells = max(1, int(round(math.sqrt(p))))
         if cells * 4 >= p or probe >= cells:
             return None
         centres = coarse_cells(centroids, cells)
-        cent_cell, _ = assign(centroids, centres)
         row_cell, _ = assign(x, centres)
-
-        def grouped(cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            counts = count_labels(cell, cells)
-            start = torch.zeros(cells + 1, dtype=torch.long, device=cell.device)
-            start[1:] = torch.cumsum(counts, 0)
-            return torch.argsort(cell, stable=True), start
-
-        cent_order, cent_start = grouped(cent_cell)
-        row_order, row_start = grouped(row_cell)
+        row_order, row_start = _grouped(row_cell, cells)
         near = assign_topk(centres, centres, probe).to(torch.int32)
-        return cls(cent_order, cent_start.to(torch.int32), row_order, row_start, near)
-
-    def candidates(self, cell: int) -> torch.Tensor:
-        """Centroid ids a row of `cell` searches."""
-        bounds = self.cent_start.tolist()
-        return torch.cat([self.cent_order[bounds[j]:bounds[j + 1]] for j in self.near[cell].tolist()])
+        return cls(centres, row_order, row_start, near)
 
     def row_blocks(self, block: int) -> "RowBlocks":
         """Rows in blocks of `block` that never straddle two cells (row id -1 pads a block).
         The block count is the bound ceil(N / block) + cells, known without reading anything
         back from the device; blocks past the last cell's are all padding (cell -1)."""
+        if block in self.blocks:
+            return self.blocks[block]
         dev = self.row_order.device
         n, cells = len(self.row_order), len(self.row_start) - 1
         counts = self.row_start[1:] - self.row_start[:-1]
@@ -92,7 +91,57 @@ class CellLayout:
         slots = first_block[cell_of_row] * block + pos - self.row_start[cell_of_row]
         rows = torch.full((n_blocks * block,), -1, dtype=torch.int32, device=dev)
         rows[slots] = self.row_order.to(torch.int32)
-        return RowBlocks(rows, block_cell.to(torch.int32))
+        self.blocks[block] = RowBlocks(rows, block_cell.to(torch.int32))
+        return self.blocks[block]
+
+
+def _grouped(cell: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids sorted by cell (stable) and each cell's start in that order ((cells + 1,) int64)."""
+    counts = count_labels(cell, cells)
+    start = torch.zeros(cells + 1, dtype=torch.long, device=cell.device)
+    start[1:] = torch.cumsum(counts, 0)
+    return torch.argsort(cell, stable=True), start
+
+
+@dataclass
+class CellLayout:
+    """One search's layout: the centroids grouped by the fixed cells of `rows`."""
+
+    rows: RowCells
+    cent_order: torch.Tensor      # (P,) centroid ids sorted by cell
+    cent_start: torch.Tensor      # (C + 1,) int32: cell j's centroids are cent_order[start[j]:start[j+1]]
+
+    @classmethod
+    def build(cls, x: torch.Tensor, centroids: torch.Tensor, probe: int,
+              rows: Optional[RowCells] = None) -> Optional["CellLayout"]:
+        """The layout for these centroids; `rows`: cells already made for x (else made over
+        these centroids). None where too few centroids to pay off."""
+        rows = rows or RowCells.build(x, centroids, probe)
+        if rows is None:
+            return None
+        cent_cell, _ = assign(centroids, rows.centres)
+        cent_order, cent_start = _grouped(cent_cell, len(rows.centres))
+        return cls(rows, cent_order, cent_start.to(torch.int32))
+
+    @property
+    def row_order(self) -> torch.Tensor:
+        return self.rows.row_order
+
+    @property
+    def row_start(self) -> torch.Tensor:
+        return self.rows.row_start
+
+    @property
+    def near(self) -> torch.Tensor:
+        return self.rows.near
+
+    def candidates(self, cell: int) -> torch.Tensor:
+        """Centroid ids a row of `cell` searches."""
+        bounds = self.cent_start.tolist()
+        return torch.cat([self.cent_order[bounds[j]:bounds[j + 1]] for j in self.near[cell].tolist()])
+
+    def row_blocks(self, block: int) -> "RowBlocks":
+        return self.rows.row_blocks(block)
 
 
 @dataclass
@@ -102,13 +151,16 @@ class RowBlocks:
 
 
 class CellSearch:
-    """Nearest centroid of fixed rows x (N, D) for any centroids, through coarse cells; on a
-    CUDA device with Triton one fused kernel over row blocks (`triton_search.nearest_cells`),
-    elsewhere a dense matmul per cell."""
+    """Nearest centroid of fixed rows x (N, D) for a fit's successive centroids, through coarse
+    cells (made anew for the first `CELL_REBUILDS` calls, then kept); on a CUDA device with
+    Triton one fused kernel over row blocks (`triton_search.nearest_cells`), elsewhere a dense
+    matmul per cell."""
 
     def __init__(self, x: torch.Tensor, probe: int = 16) -> None:
         self.x = x.float()
         self.probe = probe
+        self._rows: Optional[RowCells] = None
+        self._calls = 0
         self.fused = None
         if self.x.is_cuda:
             try:
@@ -122,12 +174,19 @@ class CellSearch:
 
     def __call__(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.x
-        layout = CellLayout.build(x, centroids, self.probe)
+        if self._calls < CELL_REBUILDS or not self._fits(centroids):   # cells follow the centroids
+            self._rows = RowCells.build(x, centroids, self.probe)
+        self._calls += 1
+        layout = CellLayout.build(x, centroids, self.probe, self._rows)
         if layout is None:
             return assign(x, centroids)                       # too few centroids to pay off
         if self.fused is not None:
             return self.fused(centroids, layout)
         return self.per_cell(centroids, layout)
+
+    def _fits(self, centroids: torch.Tensor) -> bool:
+        """Whether the kept cells were made for this many centroids."""
+        return self._rows is not None and len(self._rows.centres) == max(1, int(round(math.sqrt(len(centroids)))))
 
     def per_cell(self, centroids: torch.Tensor, layout: CellLayout) -> tuple[torch.Tensor, torch.Tensor]:
         """The search as one dense matmul per coarse cell (the CPU path; the fused kernel's check)."""
