@@ -55,9 +55,17 @@ def hilbert_keys(codes: torch.Tensor, bits: int = BITS) -> torch.Tensor:
     keeps the high position bytes in longer runs (bench/NOTES.md). Branch-free on 32-bit lanes:
     each level's swap-or-invert is a mask from the level's bit, the Gray-code inverse a suffix
     XOR in log2(bits) steps, the interleave `_spread3` (the same keys as the per-level loops,
-    several times faster on a CPU)."""
+    several times faster on a CPU). On a CUDA device with Triton: one kernel, the same keys
+    (`hilbert_triton`)."""
     if bits > BITS:
         raise ValueError(f"at most {BITS} bits per axis, not {bits}")
+    if codes.is_cuda:
+        try:
+            from sogs_core.order import hilbert_triton
+        except ImportError:
+            pass
+        else:
+            return hilbert_triton.hilbert_keys(codes, bits)
     x = [codes[:, i].to(torch.int32) for i in range(3)]
     for k in range(bits - 1, 0, -1):               # undo excess work: Gray-code inverse per level
         p = (1 << k) - 1
