@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Fewer launches a file on a GPU, alternated on one machine against the trees before:
 #   exp/base: dd3939e (`git archive dd3939e sogs_core bench | tar -x -C exp/base`)
-#   exp/pal:  the SH palette's coarse cells kept after the first Lloyd steps (b5f0d1e's parent
-#             tree: `git archive HEAD~1 ...` at the Hilbert commit)
+#   exp/pal:  218ea48, the SH palette's coarse cells kept after the first Lloyd steps
 #   .:        both, and the Hilbert keys as one Triton kernel
 # 1M SH3 single files at 80 (5 runs each), then the 32M SH3 streamed SOG at 80 with one process,
 # as the CLI writes it. `bash bench/gpu_s32.sh` (carry ["exp/base", "exp/pal"]); JSON under $OUT.
