@@ -4,7 +4,8 @@
 #   exp/pal:  218ea48, the SH palette's coarse cells kept after the first Lloyd steps
 #   .:        both, and the Hilbert keys as one Triton kernel
 # 1M SH3 single files at 80 (5 runs each), then the 32M SH3 streamed SOG at 80 with one process,
-# as the CLI writes it. `bash bench/gpu_s32.sh` (carry ["exp/base", "exp/pal"]); JSON under $OUT.
+# as the CLI writes it; between them the kernel launches of one 1M file by call site (bench/launch_sites.py).
+# `bash bench/gpu_s32.sh` (carry ["exp/base", "exp/pal"]); JSON under $OUT.
 source bench/gpu_prelude.sh gpu_s32
 start=$(date +%s)
 python3 -c "
@@ -24,6 +25,11 @@ big() {  # arm tree round
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v,1) for k,v in d['stage_seconds_summed'].items()}, 'generate', round(d['seconds_generate'],1))" $OUT/streamed_32M_$1_$3.json
 }
 for round in 1 2; do one base exp/base; one pal exp/pal; one both .; done
+for arm in both base; do   # exp/base/bench/launch_sites.py: a copy of this tree's
+  tree=.; [ $arm = base ] && tree=exp/base
+  PYTHONPATH=$tree timeout 90 python3 $tree/bench/launch_sites.py $W/one.ply --top 30 --json $OUT/launch_sites_1m_$arm.json 2>&1 \
+    | grep -v USDT | sed "s/^/$arm /"
+done
 big both . 1; big base exp/base 1; big pal exp/pal 1
 [ $(( $(date +%s) - start )) -lt 400 ] && big base exp/base 2
 [ $(( $(date +%s) - start )) -lt 470 ] && big both . 2
