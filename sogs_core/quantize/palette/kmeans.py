@@ -88,6 +88,7 @@ def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
         u = torch.rand(n, generator=gen, device=x.device).clamp_(1e-12, 1.0 - 1e-7)
         keys = torch.log(w) - torch.log(-torch.log(u))
         centroids = x[torch.topk(keys, k).indices].clone()
+    xw = None if weights is None else x * w[:, None]         # the weighted rows, the same every step
     find = nearest_fn(x, method)
     labels, dists = find(centroids)
     reseeds = min(k, n, RESEED_MAX)
@@ -96,7 +97,7 @@ def kmeans(x: torch.Tensor, k: int, iterations: int = 10, seed: int = 0,
             sums = torch.zeros_like(centroids).index_add_(0, labels, x)
             counts = count_labels(labels, k, x.dtype)
         else:
-            sums = torch.zeros_like(centroids).index_add_(0, labels, x * w[:, None])
+            sums = torch.zeros_like(centroids).index_add_(0, labels, xw)
             counts = torch.zeros(k, dtype=x.dtype, device=x.device).index_add_(0, labels, w)
         empty = counts == 0
         centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1e-30)[:, None])
