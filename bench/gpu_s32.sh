@@ -31,6 +31,6 @@ for arm in both base; do   # exp/base/bench/launch_sites.py: a copy of this tree
     | grep -v USDT | sed "s/^/$arm /"
 done
 big both . 1; big base exp/base 1; big pal exp/pal 1
-[ $(( $(date +%s) - start )) -lt 400 ] && big base exp/base 2
-[ $(( $(date +%s) - start )) -lt 470 ] && big both . 2
+[ $(( $(date +%s) - start )) -lt 330 ] && big base exp/base 2
+[ $(( $(date +%s) - start )) -lt 390 ] && big both . 2
 echo "elapsed $(( $(date +%s) - start )) s"
