@@ -30,6 +30,7 @@ for arm in both base; do   # exp/base/bench/launch_sites.py: a copy of this tree
   PYTHONPATH=$tree timeout 90 python3 $tree/bench/launch_sites.py $W/one.ply --top 30 --json $OUT/launch_sites_1m_$arm.json 2>&1 \
     | grep -v USDT | sed "s/^/$arm /"
 done
+[ -n "$SMALL" ] && exit 0     # SMALL=1: the 1M files and the launch counts only
 big both . 1; big base exp/base 1; big pal exp/pal 1
 [ $(( $(date +%s) - start )) -lt 330 ] && big base exp/base 2
 [ $(( $(date +%s) - start )) -lt 390 ] && big both . 2
