@@ -35,3 +35,28 @@ def test_kernel_keys_equal_the_torch_keys_in_the_interpreter():
         assert differ == 0, f"{differ} keys differ at {bits} bits"
         assert one_to_one                        # distinct cells, distinct keys
     assert got["empty"] == []
+
+
+GUARD = textwrap.dedent("""
+    import json, warnings, torch
+    from sogs_core.order import curves, hilbert_triton
+    cpu = torch.device("cpu")
+    out = {"good": curves.checked_kernel(cpu) is hilbert_triton.hilbert_keys}
+    real = hilbert_triton.hilbert_keys
+    for case, fake in (("wrong", lambda c, b: real(c, b) ^ 1), ("raises", lambda c, b: 1 / 0)):
+        curves._KERNELS.clear()
+        hilbert_triton.hilbert_keys = fake
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            out[case] = [curves.checked_kernel(cpu) is None, [str(w.message) for w in said]]
+    print(json.dumps(out))
+""")
+
+
+def test_the_kernel_serves_only_once_it_matched_the_torch_keys():
+    """`curves.checked_kernel`: the kernel is used where its keys equal the torch ops' on the
+    sample; a kernel that gives other keys or fails is set aside with a warning."""
+    got = json.loads(run_in_triton_interpreter(GUARD))
+    assert got["good"]
+    assert got["wrong"][0] and "differ" in got["wrong"][1][0]
+    assert got["raises"][0] and "failed" in got["raises"][1][0]

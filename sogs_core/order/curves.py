@@ -8,7 +8,8 @@ stored 16-bit grid. Pure torch integer ops: the same code and the same keys on a
 """
 from __future__ import annotations
 
-from typing import Optional
+import warnings
+from typing import Callable, Optional
 
 import torch
 
@@ -48,6 +49,38 @@ def morton_keys(codes: torch.Tensor, axes: tuple[int, int, int] = (0, 1, 2)) -> 
     return _spread3(codes[:, a]) | (_spread3(codes[:, b]) << 1) | (_spread3(codes[:, c]) << 2)
 
 
+#: device -> the Hilbert kernel once it gave the torch ops' keys there, or None (`checked_kernel`)
+_KERNELS: dict[str, Optional[Callable[[torch.Tensor, int], torch.Tensor]]] = {}
+
+
+def checked_kernel(device: torch.device) -> Optional[Callable[[torch.Tensor, int], torch.Tensor]]:
+    """`hilbert_triton.hilbert_keys` once it has given the same keys as the torch ops on a
+    sample on `device` (the grid's corners and 4,096 random codes), checked once a process;
+    None where Triton is missing, the kernel fails, or a key differs (with a warning: the
+    torch ops then serve, slower on a GPU, the same order)."""
+    key = str(device)
+    if key not in _KERNELS:
+        _KERNELS[key] = None
+        try:
+            from sogs_core.order import hilbert_triton
+        except ImportError:
+            return None
+        top = (1 << BITS) - 1
+        corners = torch.tensor([[a, b, c] for a in (0, top) for b in (0, top) for c in (0, top)])
+        sample = torch.cat([corners, torch.randint(0, top + 1, (4096, 3),
+                                                   generator=torch.Generator().manual_seed(0))]).to(device)
+        try:
+            same = torch.equal(hilbert_triton.hilbert_keys(sample, BITS), _hilbert_keys_torch(sample, BITS))
+        except Exception as err:                   # a kernel that cannot build or run here
+            warnings.warn(f"Hilbert keys in torch ops on {device}: the Triton kernel failed ({err})")
+            return None
+        if not same:
+            warnings.warn(f"Hilbert keys in torch ops on {device}: the Triton kernel's keys differ")
+            return None
+        _KERNELS[key] = hilbert_triton.hilbert_keys
+    return _KERNELS[key]
+
+
 def hilbert_keys(codes: torch.Tensor, bits: int = BITS) -> torch.Tensor:
     """(N, 3) codes -> (N,) int64 Hilbert keys (Skilling's transpose form, vectorised).
 
@@ -56,16 +89,18 @@ def hilbert_keys(codes: torch.Tensor, bits: int = BITS) -> torch.Tensor:
     each level's swap-or-invert is a mask from the level's bit, the Gray-code inverse a suffix
     XOR in log2(bits) steps, the interleave `_spread3` (the same keys as the per-level loops,
     several times faster on a CPU). On a CUDA device with Triton: one kernel, the same keys
-    (`hilbert_triton`)."""
+    (`hilbert_triton`, checked against these ops once a process: `checked_kernel`)."""
     if bits > BITS:
         raise ValueError(f"at most {BITS} bits per axis, not {bits}")
     if codes.is_cuda:
-        try:
-            from sogs_core.order import hilbert_triton
-        except ImportError:
-            pass
-        else:
-            return hilbert_triton.hilbert_keys(codes, bits)
+        kernel = checked_kernel(codes.device)
+        if kernel is not None:
+            return kernel(codes, bits)
+    return _hilbert_keys_torch(codes, bits)
+
+
+def _hilbert_keys_torch(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """`hilbert_keys` in torch integer ops, on any device."""
     x = [codes[:, i].to(torch.int32) for i in range(3)]
     for k in range(bits - 1, 0, -1):               # undo excess work: Gray-code inverse per level
         p = (1 << k) - 1
