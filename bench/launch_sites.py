@@ -76,20 +76,18 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    data = open(a.ply, "rb").read() if a.ply else ply_bytes(synthetic_scene(a.synthetic, a.sh))
+    data = a.ply or ply_bytes(synthetic_scene(a.synthetic, a.sh))
     comp = Compressor(device=a.device, settings=CompressSettings(quality=a.quality))
     comp.compress(data, with_fidelity=False)                      # warm: kernels compiled, pools made
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if comp.device.type == "cuda" else [])
-    with profile(activities=activities, with_stack=True, experimental_config=None) as prof:
+    with profile(activities=activities, with_stack=True) as prof:
         res = comp.compress(data, with_fidelity=False)
     comp.close()
     within, innermost, ops, launches = count_sites(prof.events())
     print(f"{res.count} splats on {comp.device_name}: {ops} torch ops, {launches} kernel launches (every thread)")
-    key = "launch" if launches else "op"
-    for (kind, site), n in sorted(within.items(), key=lambda kv: -kv[1]):
-        if kind == key and a.top > 0:
-            print(f"{n:8d}  {site}")
-            a.top -= 1
+    shown = "launch" if launches else "op"
+    for (_, site), n in sorted(((k, n) for k, n in within.items() if k[0] == shown), key=lambda kv: -kv[1])[:a.top]:
+        print(f"{n:8d}  {site}")
     write_result({"input": a.ply or f"synthetic {a.synthetic} SH{a.sh}", "count": res.count, "quality": a.quality,
                   "device": comp.device_name, "ops": ops, "launches": launches,
                   "within": {f"{k} {s}": n for (k, s), n in within.items()},

@@ -35,6 +35,11 @@ from sogs_core.quantize.palette.exact import assign
 CELL_REBUILDS = 3
 
 
+def cell_count(p: int) -> int:
+    """Coarse cells for p centroids: ~sqrt(p), so a cell holds about as many as there are cells."""
+    return max(1, int(round(math.sqrt(p))))
+
+
 def coarse_cells(centroids: torch.Tensor, cells: int, iterations: int = 4) -> torch.Tensor:
     """Centres of `cells` coarse cells over the centroids: Lloyd from an even stride of them."""
     centres = centroids[torch.linspace(0, len(centroids) - 1, cells, device=centroids.device).long()].clone()
@@ -56,13 +61,13 @@ class RowCells:
     row_order: torch.Tensor       # (N,) row ids sorted by cell
     row_start: torch.Tensor       # (C + 1,) int64: cell j's rows are row_order[start[j]:start[j+1]]
     near: torch.Tensor            # (C, probe) int32: each cell's nearest cells, itself first
-    blocks: dict = field(default_factory=dict)
+    blocks: dict[int, "RowBlocks"] = field(default_factory=dict)
 
     @classmethod
     def build(cls, x: torch.Tensor, centroids: torch.Tensor, probe: int) -> Optional["RowCells"]:
         """Cells over these centroids for rows x; None where too few centroids to pay off."""
         p = len(centroids)
-        cells = max(1, int(round(math.sqrt(p))))
+        cells = cell_count(p)
         if cells * 4 >= p or probe >= cells:
             return None
         centres = coarse_cells(centroids, cells)
@@ -186,7 +191,7 @@ class CellSearch:
 
     def _fits(self, centroids: torch.Tensor) -> bool:
         """Whether the kept cells were made for this many centroids."""
-        return self._rows is not None and len(self._rows.centres) == max(1, int(round(math.sqrt(len(centroids)))))
+        return self._rows is not None and len(self._rows.centres) == cell_count(len(centroids))
 
     def per_cell(self, centroids: torch.Tensor, layout: CellLayout) -> tuple[torch.Tensor, torch.Tensor]:
         """The search as one dense matmul per coarse cell (the CPU path; the fused kernel's check)."""
