@@ -14,6 +14,7 @@ from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_op
                                add_scene_cap_option, add_streamed_options, apply_scene_cap,
                                compress_settings, memory_budget, streamed_settings)
 from sogs_cli.progress import StageProgress
+from sogs_cli.startup import import_torch_frozen
 from sogs_core import __version__
 from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
 from sogs_core.model.errors import SogsError
@@ -60,12 +61,13 @@ def _compress(args: argparse.Namespace) -> int:
     # one scene: warming the kernels up first (what a reused Compressor is for) would only add time
     from sogs_core.render.score import RenderMetricSettings
 
-    metric = RenderMetricSettings.if_wanted(args.render_metric, device)
+    shown = args.json or not args.quiet     # -q without --json shows no fidelity: none is measured
+    metric = RenderMetricSettings.if_wanted(args.render_metric, device) if shown else None
     with Compressor(device=str(device), settings=settings, progress=progress, warm=False,
                     render_metric=metric) as comp:
         if not args.quiet:
             print(f"sogs-cluster {__version__}: {args.inputs[0]} -> {out} on {comp.device_name}", file=sys.stderr)
-        res = comp.compress(args.inputs[0], out)
+        res = comp.compress(args.inputs[0], out, with_fidelity=shown)
     kept = ", its SOG v2 codes kept (re-ordered only)" if res.kept_codes else ""
     ed = res.edits
     if ed.applied:
@@ -463,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         from ray_jobs.backfill import main as backfill_main
         return backfill_main(argv[1:])
     args = build_parser().parse_args(argv)
+    import_torch_frozen()
     try:
         return args.func(args)
     except SogsError as exc:

@@ -40,6 +40,10 @@ def test_compress_decompress_info_compare(tmp_path, ply):
     assert summary["count"] == 1500 - dropped and summary["fidelity"]["unmatched"] == 0
     r = cli("compress", str(ply), str(tmp_path / "folder") + "/", "--device", "cpu", "-q")
     assert r.returncode == 0 and os.path.isfile(tmp_path / "folder" / "meta.json")
+    # -q without --json shows no fidelity, so none is measured: the same bytes, nothing printed
+    r = cli("compress", str(ply), str(tmp_path / "quiet.sog"), "--device", "cpu", "-q")
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("stages:") and "rotation_max_deg" not in r.stdout
+    assert (tmp_path / "quiet.sog").read_bytes() == (tmp_path / "o.sog").read_bytes()
     r = cli("decompress", str(tmp_path / "o.sog"), str(tmp_path / "back.ply"))
     assert r.returncode == 0, r.stderr
     info = json.loads(cli("info", str(tmp_path / "o.sog")).stdout)
@@ -74,3 +78,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
 def test_help_explains():
     r = cli("compress", "--help")
     assert r.returncode == 0 and "--sh-bands" in r.stdout and "--iterations" in r.stdout
+
+
+def test_torch_imported_frozen_in_a_fresh_process():
+    """The CLI's start: torch's objects frozen out of the collector's sweeps, the collector still on;
+    a process that already has torch keeps its collector as it is."""
+    code = ("import gc, sys; from sogs_cli.startup import import_torch_frozen; import_torch_frozen(); "
+            "n = gc.get_freeze_count(); import_torch_frozen(); "
+            "print(n > 100000, 'torch' in sys.modules, gc.isenabled(), gc.get_freeze_count() == n)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0 and r.stdout.split() == ["True"] * 4, r.stdout + r.stderr
