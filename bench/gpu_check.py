@@ -13,7 +13,8 @@ What is checked, each on fresh random data (never zeros):
 * Triton nearest-centroid search (tf32 and ieee) vs the torch matmul search: label agreement,
   distance error, and the inertia of a 10-step k-means run with each;
 * the two-level palette search (the default): its fused Triton kernel labels like the per-cell
-  torch search, and 10 Lloyd steps end within 0.5 % of the exact search's inertia;
+  torch search, its device memory goes with its last reference (no reference cycle), and 10
+  Lloyd steps end within 0.5 % of the exact search's inertia;
 * the Triton chain walk vs the torch one on the same bytes: each chunk a permutation of its
   members starting at the same splat, path costs within 0.5 % (float ties may break otherwise).
 Prints one line per check and exits 1 if any fails.
@@ -184,6 +185,17 @@ def kmeans_checks(dev: torch.device) -> None:
     per_cell = search.per_cell(cents, CellLayout.build(sh, cents, search.probe))
     agree = float((fused[0] == per_cell[0]).float().mean())
     check("cells fused == torch per cell", agree > 0.999, f"labels agree {agree:.5f}")
+    # the fused search's padded rows go with its last reference, not at the collector's next run
+    import gc
+    import weakref
+
+    ref, held = weakref.ref(search), torch.cuda.memory_allocated(dev)
+    gc.disable()
+    del search
+    freed = held - torch.cuda.memory_allocated(dev)
+    gc.enable()
+    check("cell search freed without the collector", ref() is None and freed >= sh.numel() * 4,
+          f"object gone: {ref() is None}, {freed / 2**20:.0f} MiB freed at once")
     for method in ("torch", "cells"):
         _, _, inertia[method] = palette.kmeans(sh, 16384, iterations=10, seed=3, method=method)
     rel = (inertia["cells"] - inertia["torch"]) / inertia["torch"]

@@ -166,16 +166,19 @@ class CellSearch:
         self.probe = probe
         self._rows: Optional[RowCells] = None
         self._calls = 0
-        self.fused = None
+        # the fused kernel's centred, padded rows, held as plain attributes: a closure over self
+        # here made a reference cycle that kept each fit's rows on the device until the
+        # collector ran (gigabytes over a streamed SOG's files; bench/NOTES.md, session 33)
+        self._kernel = None
         if self.x.is_cuda:
             try:
                 from sogs_core.quantize.palette import triton_search as pt
             except ImportError:
                 pass
             else:
-                mean = self.x.mean(0)
-                xp = pt.pad_rows(self.x - mean, pt.padded_width(self.x.shape[1]))
-                self.fused = lambda c, layout: pt.nearest_cells(xp, self.x, c.float(), mean, layout)
+                self._kernel = pt
+                self._mean = self.x.mean(0)
+                self._padded = pt.pad_rows(self.x - self._mean, pt.padded_width(self.x.shape[1]))
 
     def __call__(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.x
@@ -185,8 +188,8 @@ class CellSearch:
         layout = CellLayout.build(x, centroids, self.probe, self._rows)
         if layout is None:
             return assign(x, centroids)                       # too few centroids to pay off
-        if self.fused is not None:
-            return self.fused(centroids, layout)
+        if self._kernel is not None:
+            return self._kernel.nearest_cells(self._padded, x, centroids.float(), self._mean, layout)
         return self.per_cell(centroids, layout)
 
     def _fits(self, centroids: torch.Tensor) -> bool:
