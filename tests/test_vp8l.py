@@ -256,3 +256,25 @@ def test_auto_picks_the_encoder_per_image_and_size_on_cuda_only():
     assert auto.own_encoder_for(auto.device_min_texels, cuda, "quats.webp") == cuda
     assert auto.own_encoder_for(auto.device_min_texels, cpu, "shN_labels.webp") is None
     assert WebpSettings(encoder="libwebp").own_encoder_for(10**8, cuda, "shN_labels.webp") is None
+
+
+def test_grouping_bits_sums_per_group_what_each_tile_costs():
+    """The tile grouping's estimate sums the data's bits per group; it must equal each tile's
+    symbols priced under its group's code, summed over the tiles, plus the code descriptions
+    and the entropy image."""
+    from sogs_core.webp.vp8l_groups import (HEADER_BITS_PER_GROUP, HEADER_BITS_PER_SYMBOL, _centers,
+                                            bits_tables, grouping_bits)
+    from sogs_core.webp.vp8l_tokens import Alphabets
+
+    ab = Alphabets(cache_bits=3)
+    g = torch.Generator().manual_seed(5)
+    hist = (torch.rand(300, ab.total, generator=g) < 0.05).float() * torch.randint(1, 50, (300, ab.total),
+                                                                                   generator=g).float()
+    assign = torch.randint(0, 4, (300,), generator=g)
+    assign[assign == 2] = 3                                            # one empty group: it costs nothing
+    centers = _centers(hist, assign, 4)
+    per_tile = float((hist * bits_tables(centers, ab)[assign]).sum())
+    used = [k for k in range(4) if float(centers[k].sum()) > 0]
+    header = sum(int((centers[k] > 0).sum()) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP for k in used)
+    expected = per_tile + header + 300 * np.log2(len(used))
+    assert float(grouping_bits(hist, assign, centers, ab)) == pytest.approx(expected, rel=1e-5)

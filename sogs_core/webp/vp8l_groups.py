@@ -61,9 +61,11 @@ def _centers(tile_hist: torch.Tensor, assign: torch.Tensor, groups: int) -> torc
 def grouping_bits(tile_hist: torch.Tensor, assign: torch.Tensor, centers: torch.Tensor,
                   ab: Alphabets) -> torch.Tensor:
     """Estimated bits (a 0-d tensor, left on the device) of the data, the code descriptions and
-    the entropy image when the tiles are grouped by `assign`, whose groups hold `centers`;
-    empty groups cost nothing."""
-    data = (tile_hist * bits_tables(centers, ab)[assign]).sum()
+    the entropy image when the tiles are grouped by `assign`, whose groups hold `centers` (each
+    group's summed tile histograms, `_centers`); empty groups cost nothing. The data's bits are
+    summed per group, not per tile: the same sum without a (tiles, symbols) table, which took
+    0.5 GB of a streamed file's image on a GPU (bench/NOTES.md, session 33)."""
+    data = (centers * bits_tables(centers, ab)).sum()
     nonempty = centers.sum(1) > 0
     header = (((centers > 0).sum(1) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP) * nonempty).sum()
     groups = nonempty.sum().float()
