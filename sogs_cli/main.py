@@ -20,6 +20,8 @@ from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
 from sogs_core.model.errors import SogsError
 
 EXIT_BAD_INPUT = 2
+#: the commands that import torch (`startup.import_torch_frozen`); synth and report never do
+TORCH_COMMANDS = ("compress", "decompress", "info", "compare")
 
 
 def _compress(args: argparse.Namespace) -> int:
@@ -465,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         from ray_jobs.backfill import main as backfill_main
         return backfill_main(argv[1:])
     args = build_parser().parse_args(argv)
-    import_torch_frozen()
+    if args.command in TORCH_COMMANDS:
+        import_torch_frozen()
     try:
         return args.func(args)
     except SogsError as exc:
