@@ -102,7 +102,7 @@ def plots(rows: list[dict]) -> list[tuple[str, str]]:
         from matplotlib.ticker import MaxNLocator
     except ImportError:
         return []
-    from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS
+    from sogs_core.formats.sog.bounds import QUANTIZATION_BOUNDS
 
     out = []
     done = sorted((r for r in rows if r["status"] in ("ok", "failed") and r["finished_at"]),

@@ -18,7 +18,8 @@ from sogs_core.formats.ply.write import ply_bytes
 from sogs_core.model.errors import EmptySceneError, PlyError
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.pipeline.compressor import Compressor
-from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS, fidelity
+from sogs_core.formats.sog.bounds import QUANTIZATION_BOUNDS
+from sogs_core.pipeline.fidelity import fidelity
 from sogs_core.render.cameras import View, views_around
 from sogs_core.render.raster import Camera, render
 from sogs_core.settings import CompressSettings, EditSettings

@@ -192,3 +192,13 @@ def test_report_of_many_scenes_summarises(tmp_path):
     assert {row[0]: row[1] for row in by_class[1:]} == {"PlyError": "200", "SceneTimeout": "200"}
     failures = next(t for t in page.tables if t[0][:2] == ["scene", "error class"])
     assert len(failures) - 1 == FAILURE_ROWS
+
+
+def test_report_does_not_import_torch(manifest, tmp_path):
+    """An SRE's report reads a manifest and draws it: it pays neither torch's import (~1 s) nor
+    anything else of the compressor (the bounds it draws live in `formats.sog.bounds`)."""
+    code = ("import sys; from sogs_cli.main import main; "
+            f"main(['report', {str(manifest)!r}, '-o', {str(tmp_path / 'r.html')!r}]); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and r.stdout.split()[-1] == "False", r.stdout + r.stderr
+    assert (tmp_path / "r.html").read_text().count("<svg") == 4

@@ -14,7 +14,8 @@ from sogs_core.model.splats import ATTRIBUTES
 from sogs_core.pipeline.compressor import Compressor
 
 from sogs_core.settings import CompressSettings
-from sogs_core.pipeline.fidelity import QUANTIZATION_BOUNDS, fidelity
+from sogs_core.formats.sog.bounds import QUANTIZATION_BOUNDS
+from sogs_core.pipeline.fidelity import fidelity
 from sogs_core.pipeline.streamed import write_streamed
 from sogs_core.settings import ChunkOptions, StreamedSettings
 from sogs_core.edit.decimate import covariances, decimate, ink, merge_pairs

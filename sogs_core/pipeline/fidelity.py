@@ -16,11 +16,6 @@ from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.quantize.spelling import align_spelling
 
-#: the worst errors the quantization allows (tests/test_roundtrip.py derives and checks each):
-#: positions rounded to a 16-bit step (half a step), smallest-three 8-bit rotations (1.5 degrees),
-#: opacity rounded to a byte after the sigmoid (half a byte). Scales and colours go through
-#: 256-entry codebooks fitted per scene, so their bound is the scene's codebook, not a constant.
-QUANTIZATION_BOUNDS = {"position_max_steps": 0.5, "rotation_max_deg": 1.5, "opacity_max_error": 0.5 / 255}
 
 
 def _log_t(v: np.ndarray) -> np.ndarray:
