@@ -66,6 +66,18 @@ def count_sites(events) -> tuple[collections.Counter, collections.Counter, int, 
     return within, innermost, ops, launches
 
 
+def all_threads():
+    """The profiler's option to record the ops of every thread (torch 2.6 on), not only the
+    thread that starts it and its children: without it a GPU run counted the launches of the
+    palette's and the encoders' threads but none of their ops, so no site (session 33)."""
+    try:
+        from torch._C._profiler import _ExperimentalConfig
+
+        return _ExperimentalConfig(profile_all_threads=True)
+    except (ImportError, TypeError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ply", nargs="?")
@@ -80,7 +92,7 @@ def main() -> None:
     comp = Compressor(device=a.device, settings=CompressSettings(quality=a.quality))
     comp.compress(data, with_fidelity=False)                      # warm: kernels compiled, pools made
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if comp.device.type == "cuda" else [])
-    with profile(activities=activities, with_stack=True) as prof:
+    with profile(activities=activities, with_stack=True, experimental_config=all_threads()) as prof:
         res = comp.compress(data, with_fidelity=False)
     comp.close()
     within, innermost, ops, launches = count_sites(prof.events())
