@@ -382,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "as long as the write itself, and only when the input is read whole (below "
                         "--memory-budget)")
     c.add_argument("--json", action="store_true", help="also print a JSON summary line")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    c.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr and no fidelity report (a single SOG then skips measuring it, "
+                        "unless --json asks for it)")
     g = c.add_argument_group("streamed SOG (output OUT_DIR/lod-meta.json)")
     g.add_argument("--streamed", action="store_true", help="write a streamed SOG into OUT_DIR even if OUT does not "
                                                            "end in lod-meta.json")
