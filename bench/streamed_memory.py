@@ -94,10 +94,6 @@ def main() -> None:
     phases.wrap(Compressor, "_gpu_stages", "gpu_stages")
     phases.wrap(compressor_module, "encode_webp", "encode")
     phases.wrap(PaletteAside, "fit", "palette_fit")
-    if a.decimation_splats:           # run_units' default, bound when it was defined
-        defaults = list(units.run_units.__defaults__)
-        defaults[0] = a.decimation_splats
-        units.run_units.__defaults__ = tuple(defaults)
     peaks: dict[str, list[int]] = {}
     snapshots: list[dict] = []
     stop = threading.Event()
@@ -119,7 +115,8 @@ def main() -> None:
     sampler.start()
     t0 = time.perf_counter()
     res = write_streamed(comp, [a.ply], os.path.join(a.out, "lod-meta.json"),
-                         StreamedSettings(levels=a.levels, chunks=ChunkOptions()), processes=1)
+                         StreamedSettings(levels=a.levels, chunks=ChunkOptions()), processes=1,
+                         decimation_splats=a.decimation_splats or units.DECIMATION_SPLATS)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()

@@ -33,7 +33,7 @@ from sogs_core.pipeline.streamed import plan as plan_mod  # noqa: E402
 from sogs_core.pipeline.streamed import units as units_mod  # noqa: E402
 from sogs_core.pipeline.streamed import write as write_mod  # noqa: E402
 from sogs_core.pipeline.compressor import Compressor  # noqa: E402
-from sogs_core.settings import ChunkOptions, StreamedSettings  # noqa: E402
+from sogs_core.settings import ChunkOptions, CompressSettings, StreamedSettings  # noqa: E402
 
 #: (module, name) timed as spans where they are looked up
 SPANS = [
@@ -118,7 +118,7 @@ def sample_gpu(device: torch.device, stop: threading.Event, out: list) -> None:
 
 def main() -> None:
     a, n, ply = scene_arguments(__doc__)
-    comp = Compressor(device=a.device, gpu_slots=a.gpu_slots)
+    comp = Compressor(device=a.device, gpu_slots=a.gpu_slots, settings=CompressSettings(quality=a.quality))
     tl = Timeline()
     comp._gpu_lock = TimedLock(comp._gpu_lock, tl)
     for mod, name in SPANS:
@@ -136,7 +136,8 @@ def main() -> None:
     tl.t0 = time.perf_counter()
     res = write_mod.write_streamed(comp, [ply], os.path.join(a.work, "out", "lod-meta.json"),
                                    StreamedSettings(levels=a.levels, chunks=ChunkOptions()),
-                                   memory_budget=int(a.memory_budget_mb * 2**20))
+                                   memory_budget=int(a.memory_budget_mb * 2**20),
+                                   **({"decimation_splats": a.decimation_splats} if a.decimation_splats else {}))
     wall = time.perf_counter() - tl.t0
     stop.set()
     if sampler is not None:
@@ -151,7 +152,7 @@ def main() -> None:
         if s["name"] == "webp":
             webp_by_size[f"{s['encoder']}:{s['image']}"].append((s["texels"], s["end"] - s["start"]))
     busy = [u for _, u, _ in samples]
-    result = {"splats": n, "sh": a.sh, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "quality": a.quality, "decimation_splats": a.decimation_splats, "device": comp.device_name, "host": platform.node(),
               "cpus": os.cpu_count(), "seconds_wall": wall, "groups": res.groups, "files": res.files,
               "output_bytes": res.output_bytes, "stage_seconds_summed": res.seconds, "spans_summary": summary,
               "webp_by_image": {k: {"count": len(v), "texels": sum(t for t, _ in v), "seconds": sum(s for _, s in v)}

@@ -255,17 +255,21 @@ def test_levels_bounds_made_on_the_device_match_the_host_ones():
 
 def test_groups_decimated_together_write_the_same_streamed_sog(tmp_path):
     """`write_streamed` with three groups per decimation call writes the bytes it writes with
-    one, and every leaf's run at every level stays inside the leaf's bound."""
+    one, and with a splat budget per call that splits those three again; every leaf's run at
+    every level stays inside the leaf's bound."""
     scene = make_scene(24_000, 1, seed=9)
     write_ply(tmp_path / "in.ply", scene)
     results = {}
     with Compressor(device="cpu", warm=False) as c:
-        for k in (1, 3):
+        for k, splats in ((1, None), (3, None), ("3s", 9_000)):
+            extra = {} if splats is None else {"decimation_splats": splats}
             results[k] = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / f"out{k}" / "lod-meta.json"),
-                                        StreamedSettings(levels=3, chunks=SMALL), decimation_groups=k)
+                                        StreamedSettings(levels=3, chunks=SMALL), decimation_groups=3 if k != 1 else 1,
+                                        **extra)
     one, three = results[1], results[3]
     assert three.groups == one.groups >= 3
     assert three.counts == one.counts and three.output_bytes == one.output_bytes
+    assert results["3s"].counts == one.counts and results["3s"].output_bytes == one.output_bytes
     meta = read_lod_meta(str(tmp_path / "out3" / "lod-meta.json"))
     from sogs_core.formats.lod_meta.read import leaves
     for level in range(3):

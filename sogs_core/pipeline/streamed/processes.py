@@ -157,16 +157,17 @@ class WritingProcesses:
         self.close()
 
     def run(self, plan: StreamedPlan, folder: str, batch: int, runs: list[list[GroupSpec]],
-            progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
+            progress: Optional[Callable[[int], None]] = None,
+            decimation_splats: int = DECIMATION_SPLATS) -> UnitsDone:
         """`plan`'s units, run k to process k (at most one run a process; the others are let
         go), then the buckets the runs share on this process's compressor. Each process
-        decimates up to batch / runs groups (and splats) a call, so that the device holds about
-        what one process alone would. progress(groups done) as groups finish anywhere. The
+        decimates up to batch / runs groups (and decimation_splats / runs splats) a call, so that
+        the device holds about what one process alone would. progress(groups done) as groups finish anywhere. The
         first process to fail stops the others, and its error is raised."""
         if len(runs) > len(self.procs):
             raise ValueError(f"{len(runs)} runs for {len(self.procs)} processes")
         each_batch = max(1, batch // len(runs))
-        each_splats = max(1, DECIMATION_SPLATS // len(runs))
+        each_splats = max(1, decimation_splats // len(runs))
         for k, inbox in enumerate(self.inboxes):
             inbox.put((runs[k], plan.levels, len(plan.groups), folder, each_batch, each_splats)
                       if k < len(runs) else None)

@@ -32,7 +32,7 @@ from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
 from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups
-from sogs_core.pipeline.streamed.units import add_seconds, groups_per_decimation, run_units
+from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, add_seconds, groups_per_decimation, run_units
 from sogs_core.settings import StreamedSettings
 
 
@@ -66,13 +66,16 @@ def output_folder(out: str) -> str:
 def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSettings,
                    memory_budget: int = DEFAULT_MEMORY_BUDGET,
                    progress: Optional[Callable[[int, int], None]] = None,
-                   decimation_groups: Optional[int] = None, processes: Optional[int] = 1) -> StreamedResult:
+                   decimation_groups: Optional[int] = None, processes: Optional[int] = 1,
+                   decimation_splats: int = DECIMATION_SPLATS) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
     compressor on a run of groups and reads a PLY input by ranges, only its rows; the files are
     the same). `processes` None: as many as `auto_processes` says for the scene. A group
-    unit takes up to `decimation_groups` groups (default `groups_per_decimation`). lod-meta.json
+    unit takes up to `decimation_groups` groups (default `groups_per_decimation`) and
+    `decimation_splats` level-0 splats (shared out between the processes): what one call holds
+    on the device, not what it makes (the levels are the same either way). lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
     complete."""
     if processes is not None and processes < 1:
@@ -102,11 +105,11 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
             if team is not None:
                 team.close()
             done = run_units(compressor, sources, plan.groups, plan.levels, len(plan.groups), folder, batch,
-                             progress=report)
+                             decimation_splats, progress=report)
             if done.shared:                  # every group ran here, so every bucket must be complete
                 raise RuntimeError(f"buckets left unpacked: {sorted(done.shared)}")
         else:
-            done = team.run(plan, folder, batch, runs, report)
+            done = team.run(plan, folder, batch, runs, report, decimation_splats)
     finally:
         if team is not None:
             team.close()
