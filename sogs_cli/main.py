@@ -20,8 +20,8 @@ from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
 from sogs_core.model.errors import SogsError
 
 EXIT_BAD_INPUT = 2
-#: the commands that import torch (`startup.import_torch_frozen`); synth and report never do
-TORCH_COMMANDS = ("compress", "decompress", "info", "compare")
+#: the commands that import torch (`startup.import_torch_frozen`); info, synth and report never do
+TORCH_COMMANDS = ("compress", "decompress", "compare")
 
 
 def _compress(args: argparse.Namespace) -> int:
@@ -193,8 +193,7 @@ def _decompress(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from sogs_core.formats import read_scene
-    from sogs_core.formats.sog.read import sog_info
-    from sogs_core.formats.sog.package import SOG_MAGICS
+    from sogs_core.formats.sog.package import SOG_MAGICS, sog_info
 
     if os.path.basename(args.input) == "lod-meta.json":
         from sogs_core.formats.lod_meta.read import leaves, read_lod_meta
@@ -212,6 +211,7 @@ def _info(args: argparse.Namespace) -> int:
         info = sog_info(args.input)
         info["format"] = f"sog-v{info['version']}"
     else:
+        import_torch_frozen()           # a scene read whole: its readers may decode with torch
         scene = read_scene(args.input)
         info = {"path": args.input, "format": scene.format, "count": scene.splats.count,
                 "sh_degree": scene.splats.sh_degree, "bytes": scene.input_bytes}

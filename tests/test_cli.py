@@ -91,10 +91,13 @@ def test_torch_imported_frozen_in_a_fresh_process():
     assert r.returncode == 0 and r.stdout.split() == ["True"] * 4, r.stdout + r.stderr
 
 
-def test_synth_does_not_import_torch(tmp_path):
-    """Commands that need no torch do not pay its import (~1 s): synth writes scenes with numpy."""
-    code = (f"import sys; from sogs_cli.main import main; main(['synth', {str(tmp_path)!r}, '--count', '1', "
-            "'--n', '50']); print('torch' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, PYTHONPATH=ROOT))
-    assert r.returncode == 0 and r.stdout.split()[-1] == "False", r.stdout + r.stderr
+def test_synth_and_info_of_a_sog_do_not_import_torch(tmp_path, ply):
+    """Commands that need no torch do not pay its import (~1 s): synth writes scenes with numpy,
+    and info of a SOG reads its container only."""
+    assert cli("compress", str(ply), str(tmp_path / "o.sog"), "--device", "cpu", "-q").returncode == 0
+    for args in (["synth", str(tmp_path / "s"), "--count", "1", "--n", "50"], ["info", str(tmp_path / "o.sog")]):
+        code = f"import sys; from sogs_cli.main import main; main({args!r}); print('torch' in sys.modules)"
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+        assert r.returncode == 0 and r.stdout.split()[-1] == "False", args[0] + r.stdout + r.stderr
+    assert json.loads(cli("info", str(tmp_path / "o.sog")).stdout)["version"] == 2

@@ -202,3 +202,17 @@ def _named_files(meta: dict) -> list[str]:
                     raise SogFormatError("meta.json", f"unsafe file name {name!r} in {key}.files")
                 names.append(name)
     return names
+
+
+def sog_info(path: str) -> dict:
+    """What `info` prints: version, count, SH bands, palette size, per-file bytes; from the
+    container alone (nothing decoded), so `info` needs no torch."""
+    meta, files, label = load_files(path)
+    version = meta.get("version", 1)
+    count = meta["count"] if version == 2 else meta["means"]["shape"][0]
+    shn = meta.get("shN") or {}
+    return {"path": label, "version": version, "count": int(count),
+            "sh_bands": int(shn.get("bands", 0)) if version == 2 else None,
+            "palette": shn.get("count"), "generator": (meta.get("asset") or {}).get("generator"),
+            "files": {name: len(data) for name, data in files.items()},
+            "total_bytes": sum(len(d) for d in files.values())}

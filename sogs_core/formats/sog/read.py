@@ -169,15 +169,3 @@ def read_sog_bytes(data: bytes, label: str = "<sog>") -> Splats:
     meta, files, label = load_bundle_bytes(data, label)
     return decode(meta, files, label)
 
-
-def sog_info(path: str) -> dict:
-    """What `info` prints: version, count, SH bands, palette size, per-file bytes."""
-    meta, files, label = load_files(path)
-    version = meta.get("version", 1)
-    count = meta["count"] if version == 2 else meta["means"]["shape"][0]
-    shn = meta.get("shN") or {}
-    return {"path": label, "version": version, "count": int(count),
-            "sh_bands": int(shn.get("bands", 0)) if version == 2 else None,
-            "palette": shn.get("count"), "generator": (meta.get("asset") or {}).get("generator"),
-            "files": {name: len(data) for name, data in files.items()},
-            "total_bytes": sum(len(d) for d in files.values())}
