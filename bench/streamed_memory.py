@@ -4,7 +4,7 @@ holds them (issue 32's 16 GB bound).
     python bench/streamed_memory.py big.ply [--quality 80] [--decimation-splats N] [--json out.json]
 
 A sampler thread reads the allocated and reserved bytes every 5 ms and notes which phases are
-running then (the decimation `build_levels_batch`, the GPU stages, a WebP encode, a palette fit
+running then (the decimation `chunk.build_levels`, the GPU stages, a WebP encode, a palette fit
 run in place), so each phase set gets its peak. Above 4 GB allocated while nothing but encodes
 (or nothing at all) runs, it takes up to two snapshots of torch's allocation history and lists
 the library lines that allocated what is live: memory held between files shows up there.
@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from sogs_core.pipeline import compressor as compressor_module  # noqa: E402
 from sogs_core.pipeline.compressor import Compressor  # noqa: E402
 from sogs_core.pipeline.palette_aside import PaletteAside  # noqa: E402
-from sogs_core.pipeline.streamed import units, write_streamed  # noqa: E402
+from sogs_core.pipeline.streamed import chunk, units, write_streamed  # noqa: E402
 from sogs_core.settings import ChunkOptions, CompressSettings, StreamedSettings  # noqa: E402
 
 GB = 2 ** 30
@@ -90,7 +90,7 @@ def main() -> None:
         ap.error("needs a CUDA device")
     dev = torch.device("cuda")
     phases = Phases()
-    phases.wrap(units, "build_levels_batch", "decimate")
+    phases.wrap(chunk, "build_levels", "decimate")     # batched or not, every group's levels
     phases.wrap(Compressor, "_gpu_stages", "gpu_stages")
     phases.wrap(compressor_module, "encode_webp", "encode")
     phases.wrap(PaletteAside, "fit", "palette_fit")

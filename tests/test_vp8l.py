@@ -277,4 +277,4 @@ def test_grouping_bits_sums_per_group_what_each_tile_costs():
     used = [k for k in range(4) if float(centers[k].sum()) > 0]
     header = sum(int((centers[k] > 0).sum()) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP for k in used)
     expected = per_tile + header + 300 * np.log2(len(used))
-    assert float(grouping_bits(hist, assign, centers, ab)) == pytest.approx(expected, rel=1e-5)
+    assert float(grouping_bits(300, centers, ab)) == pytest.approx(expected, rel=1e-5)

@@ -17,7 +17,6 @@ from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.quantize.spelling import align_spelling
 
 
-
 def _log_t(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * np.log1p(np.abs(v))
 

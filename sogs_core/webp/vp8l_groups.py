@@ -58,18 +58,17 @@ def _centers(tile_hist: torch.Tensor, assign: torch.Tensor, groups: int) -> torc
         0, assign, tile_hist)
 
 
-def grouping_bits(tile_hist: torch.Tensor, assign: torch.Tensor, centers: torch.Tensor,
-                  ab: Alphabets) -> torch.Tensor:
+def grouping_bits(tiles: int, centers: torch.Tensor, ab: Alphabets) -> torch.Tensor:
     """Estimated bits (a 0-d tensor, left on the device) of the data, the code descriptions and
-    the entropy image when the tiles are grouped by `assign`, whose groups hold `centers` (each
-    group's summed tile histograms, `_centers`); empty groups cost nothing. The data's bits are
-    summed per group, not per tile: the same sum without a (tiles, symbols) table, which took
-    0.5 GB of a streamed file's image on a GPU (bench/NOTES.md, session 33)."""
+    the entropy image of `tiles` tiles grouped so that the groups hold `centers` (each group's
+    summed tile histograms, `_centers`); empty groups cost nothing. The data's bits are summed
+    per group, not per tile: the same sum without a (tiles, symbols) table, which took 0.5 GB of
+    a streamed file's image on a GPU (bench/NOTES.md, session 33)."""
     data = (centers * bits_tables(centers, ab)).sum()
     nonempty = centers.sum(1) > 0
     header = (((centers > 0).sum(1) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP) * nonempty).sum()
     groups = nonempty.sum().float()
-    entropy_image = torch.where(groups > 1, tile_hist.shape[0] * torch.log2(groups).clamp(min=1.0),
+    entropy_image = torch.where(groups > 1, tiles * torch.log2(groups).clamp(min=1.0),
                                 torch.zeros_like(groups))
     return data + header + entropy_image
 
@@ -101,7 +100,7 @@ def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: A
             top = int(centers[g, o:o + a].argmax())
             others = tile_hist[:, o:o + a].sum(1) - tile_hist[:, o + top]
             trial = torch.where((assign == g) & (others > 0), ngroups, assign)
-            trial_cost = float(grouping_bits(tile_hist, trial, _centers(tile_hist, trial, ngroups + 1), ab))
+            trial_cost = float(grouping_bits(len(tile_hist), _centers(tile_hist, trial, ngroups + 1), ab))
             if trial_cost < (best[0] if best is not None else cost):
                 best = (trial_cost, trial)
         if best is None:
@@ -123,7 +122,7 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
     dev = tile_hist.device
     one = torch.zeros(ntiles, dtype=torch.int64, device=dev)
     assigns = [one]
-    costs = [grouping_bits(tile_hist, one, _centers(tile_hist, one, 1), ab)]
+    costs = [grouping_bits(ntiles, _centers(tile_hist, one, 1), ab)]
     own = (tile_hist * bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)   # bits per symbol
     rank = torch.argsort(own)
     g = 2
@@ -133,7 +132,7 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
             assign = (tile_hist @ bits_tables(centers, ab).T).argmin(1)
             centers = _centers(tile_hist, assign, g)
             assigns.append(assign)
-            costs.append(grouping_bits(tile_hist, assign, centers, ab))
+            costs.append(grouping_bits(ntiles, centers, ab))
         g *= 2
     costs_t = torch.stack(costs)
     pick = int(costs_t.argmin())

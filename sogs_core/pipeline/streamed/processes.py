@@ -162,8 +162,8 @@ class WritingProcesses:
         """`plan`'s units, run k to process k (at most one run a process; the others are let
         go), then the buckets the runs share on this process's compressor. Each process
         decimates up to batch / runs groups (and decimation_splats / runs splats) a call, so that
-        the device holds about what one process alone would. progress(groups done) as groups finish anywhere. The
-        first process to fail stops the others, and its error is raised."""
+        the device holds about what one process alone would. progress(groups done) as groups
+        finish anywhere. The first process to fail stops the others, and its error is raised."""
         if len(runs) > len(self.procs):
             raise ValueError(f"{len(runs)} runs for {len(self.procs)} processes")
         each_batch = max(1, batch // len(runs))
