@@ -2,9 +2,12 @@
 
 What a viewer does, with the footprint the PlayCanvas engine's splat shader draws (so that a
 metric scores what its viewers show, not the wider 3DGS reference footprint): each splat's 3-D
-covariance projected through the camera's Jacobian plus a 0.3 px^2 low-pass; the 2-D
-covariance's smaller eigenvalue raised to at least 0.1 px^2 and both capped at (min(1024, W,
-H))^2 / 2; splats whose larger quad half-axis 2 sqrt(2 lambda) is under 2 px not drawn; the
+covariance projected through the camera's Jacobian at the splat's centre (not clamped to the
+frustum, as the engine does not) plus the engine's low-pass; the smaller eigenvalue raised to the
+engine's floor; the quad's half-axes 2 sqrt(2 lambda) capped at min(1024, W, H) px; splats
+whose quad is under 2 px across not drawn. The engine states those constants in half pixels
+(its focal length is W P[0][0], twice the focal length in pixels), so here each is a quarter
+of its value in px^2 (`ENGINE_UNITS_PER_PX2`). The
 falloff the engine's `normExp`: (exp(-d^2/2) - e^-4) / (1 - e^-4), cut at d^2 = 8, alpha =
 opacity x falloff with no upper clamp and nothing below 1/255. Colour from the SH coefficients
 and the view direction, composited front to back in depth order over the background. What stays
@@ -32,16 +35,23 @@ from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.model.sh import SH_C0, sh_basis
 from sogs_core.render.cameras import View
 
-#: the screen-space low-pass added to every projected covariance (px^2)
-LOW_PASS = 0.3
+#: the engine's shader projects with a focal length of W P[0][0], twice the focal length in
+#: pixels, so its 2-D covariances and the constants below are in half pixels: one of its units^2
+#: is a quarter of a px^2. Reading them as px^2 drew every splat with a 4x low-pass and twice
+#: the engine's size cap (bench/NOTES.md, session 34)
+ENGINE_UNITS_PER_PX2 = 4.0
+#: the screen-space low-pass added to every projected covariance (the engine's 0.3, in px^2)
+LOW_PASS = 0.3 / ENGINE_UNITS_PER_PX2
 ALPHA_MIN = 1.0 / 255.0
 #: the engine's quad covers d^2 <= 8 (2 sqrt 2 standard deviations); its falloff reaches 0 there
 CUT_D2 = 8.0
 FALLOFF_FLOOR = math.exp(-4.0)
-#: the smallest eigenvalue (px^2) the engine gives a projected splat, and the largest half-axis
-#: (px) below which it draws nothing (its material's minPixelSize)
-MIN_EIGENVALUE = 0.1
+#: the smallest eigenvalue (px^2) the engine gives a projected splat (its 0.1), and the quad's
+#: size across (px) below which it draws nothing (its material's minPixelSize)
+MIN_EIGENVALUE = 0.1 / ENGINE_UNITS_PER_PX2
 MIN_PIXEL_SIZE = 2.0
+#: the quad's half-axis in standard deviations: it ends where the falloff reaches 0 (d^2 = 8)
+QUAD_SIGMAS = math.sqrt(CUT_D2)
 #: alpha is kept below 1 so that log(1 - alpha) stays finite (an 8-bit target cannot tell)
 ALPHA_MAX = 1.0 - 1e-6
 #: fragments per chunk on a CPU and on a GPU: bounds the memory of one render whatever the
@@ -213,18 +223,15 @@ def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> d
     fy = cam.height / 2 / math.tan(math.radians(cam.fov_deg) / 2)
     fx = fy
     cx, cy = cam.width / 2, cam.height / 2
-    # the Jacobian at a centre clamped to 1.3x the frustum, as the reference rasterizer does, so
-    # that splats far outside the view do not blow up; J W as two rows per splat, three columns each
-    lim_x = 1.3 * cx / fx
-    lim_y = 1.3 * cy / fy
-    tx = (x / z).clamp(-lim_x, lim_x) * z
-    ty = (y / z).clamp(-lim_y, lim_y) * z
-    ax, bx = fx / z, fx * tx / (z * z)
-    ay, by = fy / z, fy * ty / (z * z)
+    # the Jacobian at the splat's centre, as the engine takes it (the 3DGS reference clamps the
+    # centre to 1.3x the frustum; the engine does not, and its off-screen needles show it);
+    # J W as two rows per splat, three columns each
+    ax, bx = fx / z, fx * x / (z * z)
+    ay, by = fy / z, fy * y / (z * z)
     rv = r.index_select(0, view) if views > 1 else r.expand(len(splat), 9)
     j0 = [ax * rv[:, k] - bx * rv[:, 6 + k] for k in range(3)]
     j1 = [ay * rv[:, 3 + k] - by * rv[:, 6 + k] for k in range(3)]
-    del tx, ty, ax, bx, ay, by, rv
+    del ax, bx, ay, by, rv
     sxx, sxy, syy = _screen_covariance(t["cov6"][rows].index_select(0, splat), j0, j1)
     del j0, j1
     a, b, c, on = _engine_footprint(sxx + LOW_PASS, sxy, syy + LOW_PASS, min(1024.0, cam.width, cam.height))
@@ -259,15 +266,16 @@ def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> d
 
 def _engine_footprint(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
                       vmin: float) -> tuple[torch.Tensor, ...]:
-    """The 2-D covariance (a, b; b, c) as the engine draws it: eigenvalues clamped to
-    [MIN_EIGENVALUE, vmin^2 / 2], recomposed; and which splats it draws at all (larger quad
-    half-axis at least MIN_PIXEL_SIZE)."""
+    """The 2-D covariance (a, b; b, c) (px^2) as the engine draws it: eigenvalues raised to
+    MIN_EIGENVALUE and capped where the quad's half-axis QUAD_SIGMAS sqrt(lambda) reaches vmin
+    pixels, recomposed; and which splats it draws at all (the quad at least MIN_PIXEL_SIZE
+    across)."""
     mid = 0.5 * (a + c)
     radius = torch.sqrt((0.5 * (a - c)) ** 2 + b * b)
-    cap = vmin * vmin / 2.0
+    cap = (vmin / QUAD_SIGMAS) ** 2
     lam1 = (mid + radius).clamp(MIN_EIGENVALUE, cap)
     lam2 = (mid - radius).clamp(MIN_EIGENVALUE, cap)
-    drawn = 2.0 * torch.sqrt(2.0 * lam1) >= MIN_PIXEL_SIZE
+    drawn = 2.0 * QUAD_SIGMAS * torch.sqrt(lam1) >= MIN_PIXEL_SIZE
     # unit eigenvector of lam1: (b, lam1 - a), or the x axis where the covariance is diagonal
     # with a >= c (the engine normalizes the same vector)
     ex, ey = b, (mid + radius) - a
