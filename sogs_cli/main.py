@@ -16,7 +16,7 @@ from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_op
 from sogs_cli.progress import StageProgress
 from sogs_cli.startup import import_torch_frozen
 from sogs_core import __version__
-from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
+from sogs_core.settings import AUTO_GPU_PAIR_MIN_MEMORY, AUTO_GPU_PAIR_MIN_SPLATS, AUTO_PROCESSES_MIN_SPLATS
 from sogs_core.model.errors import SogsError
 
 EXIT_BAD_INPUT = 2
@@ -392,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--processes", type=_processes_arg, default=None, metavar="N|auto",
                    help="processes that write the streamed SOG together on the one device (default auto: on a "
                         f"CPU one per core for scenes of {AUTO_PROCESSES_MIN_SPLATS / 1e6:g}M splats or more, "
-                        "on a GPU 1): each writes a run of neighbouring chunk groups with its own compressor (the "
+                        f"on a GPU 2 for {AUTO_GPU_PAIR_MIN_SPLATS / 1e6:g}M splats or more where it has "
+                        f"{AUTO_GPU_PAIR_MIN_MEMORY >> 30} GiB, else 1): each writes a run of neighbouring chunk groups with its own compressor (the "
                         "few coarse files two runs share are packed at the end from what both hand back), so "
                         "more kernels are launched at once (one process is bound by launching them, not by the "
                         "GPU; on a CPU one process keeps about one core busy); the files are the same. Each "

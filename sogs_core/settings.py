@@ -27,6 +27,12 @@ GROUPS_PER_DECIMATION_CUDA = 8
 #: (`streamed.processes.auto_processes`): each process pays its start (spawning, importing torch:
 #: seconds), which a scene of millions of splats (several CPU seconds a million) repays
 AUTO_PROCESSES_MIN_SPLATS = 2_000_000
+#: on a GPU, the smallest scene that `--processes auto` writes with two processes, and the least
+#: device memory for it: one process is bound by launching kernels, and a second repays its start
+#: from about 16M splats (32M SH3 at 80 on an H100: 36-38 s against 50-53 s, 4M: slower; each
+#: process holds ~7.5 GB, bounded by its chunk groups, not the scene: bench/NOTES.md, session 34)
+AUTO_GPU_PAIR_MIN_SPLATS = 16_000_000
+AUTO_GPU_PAIR_MIN_MEMORY = 24 << 30
 
 
 @dataclass(frozen=True)

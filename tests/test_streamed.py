@@ -439,16 +439,23 @@ def test_processes_take_runs_of_groups_the_largest_as_small_as_it_can_be():
     assert split_groups([], 2) == [[]]
 
 
-def test_auto_processes_on_a_cpu_only_for_large_scenes(tmp_path, monkeypatch):
+def test_auto_processes_for_large_scenes(tmp_path, monkeypatch):
     """`processes=None` (the CLI's default, auto): one process for a scene below
-    AUTO_PROCESSES_MIN_SPLATS or on a GPU, one per torch thread on a CPU above it."""
+    AUTO_PROCESSES_MIN_SPLATS, one per torch thread on a CPU above it; on a GPU two from
+    AUTO_GPU_PAIR_MIN_SPLATS where the device has the memory for them, else one."""
     import sogs_core.pipeline.streamed.processes as procs
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    big = procs.AUTO_PROCESSES_MIN_SPLATS
-    assert [procs.auto_processes(cpu, big - 1), procs.auto_processes(cpu, big), procs.auto_processes(cuda, big)] \
-        == [1, 6, 1]
+    big, huge = procs.AUTO_PROCESSES_MIN_SPLATS, procs.AUTO_GPU_PAIR_MIN_SPLATS
+    assert [procs.auto_processes(cpu, big - 1), procs.auto_processes(cpu, big), procs.auto_processes(cpu, huge)] \
+        == [1, 6, 6]
+    memory = {"bytes": procs.AUTO_GPU_PAIR_MIN_MEMORY}
+    monkeypatch.setattr(procs, "_device_memory", lambda device: memory["bytes"])
+    assert [procs.auto_processes(cuda, big), procs.auto_processes(cuda, huge - 1), procs.auto_processes(cuda, huge)] \
+        == [1, 1, 2]
+    memory["bytes"] -= 1
+    assert procs.auto_processes(cuda, huge) == 1
     write_ply(tmp_path / "in.ply", make_scene(8_000, 0, seed=3))
     with Compressor(device="cpu", warm=False) as c:
         res = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "out" / "lod-meta.json"),

@@ -27,7 +27,7 @@ from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPla
 from sogs_core.pipeline.streamed.schedule import BucketPacker
 from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, pack_buckets, run_units
-from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
+from sogs_core.settings import AUTO_GPU_PAIR_MIN_MEMORY, AUTO_GPU_PAIR_MIN_SPLATS, AUTO_PROCESSES_MIN_SPLATS
 
 
 def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
@@ -110,11 +110,23 @@ def _picklable(exc: BaseException) -> bool:
 def auto_processes(device, splats: int) -> int:
     """How many processes write a streamed SOG of `splats` level-0 splats on `device` when the
     caller leaves it open: on a CPU, one per thread torch would use (one process keeps only one
-    core busy most of the time), for scenes of at least AUTO_PROCESSES_MIN_SPLATS; on a GPU one
-    (more gain time there too, but each multiplies the device memory: bench/NOTES.md, session 26)."""
-    if getattr(device, "type", str(device)) != "cpu" or splats < AUTO_PROCESSES_MIN_SPLATS:
-        return 1
-    return max(1, torch.get_num_threads())
+    core busy most of the time), for scenes of at least AUTO_PROCESSES_MIN_SPLATS; on a GPU two
+    for scenes of at least AUTO_GPU_PAIR_MIN_SPLATS where the device has AUTO_GPU_PAIR_MIN_MEMORY
+    (more gain a little more time, but each adds its own device memory), else one."""
+    kind = getattr(device, "type", str(device))
+    if kind == "cpu":
+        return max(1, torch.get_num_threads()) if splats >= AUTO_PROCESSES_MIN_SPLATS else 1
+    if kind == "cuda" and splats >= AUTO_GPU_PAIR_MIN_SPLATS and _device_memory(device) >= AUTO_GPU_PAIR_MIN_MEMORY:
+        return 2
+    return 1
+
+
+def _device_memory(device) -> int:
+    """The CUDA device's total memory in bytes (0 where it cannot be read)."""
+    try:
+        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    except (RuntimeError, AssertionError, ValueError):
+        return 0
 
 
 def cpu_threads_each(processes: int) -> int:
