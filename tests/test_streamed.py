@@ -79,25 +79,36 @@ def test_decimation_halves_each_segment_and_never_mixes_them():
     assert (torch.sigmoid(out["opacity"]) <= 1).all()
 
 
-def test_jacobi_stops_early_with_the_values_of_every_sweep(monkeypatch):
-    """`eigh3` leaves its sweeps once no off-diagonal entry is left: eigenvalues and vectors
-    equal, bit for bit, those of all its sweeps (spread, badly scaled and nearly equal
-    eigenvalues alike), and they diagonalise the input."""
-    import sogs_core.edit.decimate as dec
+def test_closed_form_eigh3_against_torch():
+    """`eigen3.eigh3_entries` against torch.linalg.eigh: eigenvalues largest first, orthonormal
+    vectors that diagonalise the input, for spread, badly scaled, flat (eigenvalues 1e-11 of the
+    largest), two equal, nearly equal and all equal eigenvalues alike; a flat matrix's smallest
+    eigenvalue to a relative 1e-3."""
+    from sogs_core.edit.decimate import ENTRIES
+    from sogs_core.edit.eigen3 import eigh3_entries
 
     gen = torch.Generator().manual_seed(5)
-    a = torch.randn(3000, 3, 3, generator=gen, dtype=torch.float64)
-    a = a @ a.transpose(1, 2)
-    scale = torch.tensor([1e-6, 1.0, 1e3], dtype=torch.float64)
-    a[:1000] = a[:1000] * scale[None, :, None] * scale[None, None, :]
-    near = 2 * torch.eye(3, dtype=torch.float64) + 1e-9 * torch.randn(1000, 3, 3, generator=gen, dtype=torch.float64)
-    a[2000:] = (near + near.transpose(1, 2)) / 2
-    early = dec.eigh3(a)
-    monkeypatch.setattr(dec, "SWEEPS_BEFORE_CHECK", 99)
-    full = dec.eigh3(a)
-    assert torch.equal(early[0], full[0]) and torch.equal(early[1], full[1])
-    back = early[1] @ torch.diag_embed(early[0]) @ early[1].transpose(1, 2)
-    assert torch.allclose(back, a, rtol=1e-9, atol=1e-9 * float(a.abs().max()))
+    eye = torch.eye(3, dtype=torch.float64)
+    rot = torch.linalg.qr(torch.randn(6000, 3, 3, generator=gen, dtype=torch.float64)).Q
+    spectra = torch.exp(-25 * torch.rand(6000, 3, generator=gen, dtype=torch.float64))
+    spectra[1000:2000] = torch.tensor([2.0, 2.0, 1e-3], dtype=torch.float64)
+    spectra[2000:3000] = torch.tensor([5.0, 1e-4, 1e-4], dtype=torch.float64)
+    spectra[3000:4000] = torch.tensor([1.0, 1.0 + 1e-9, 1.0 - 1e-9], dtype=torch.float64)
+    a = rot @ torch.diag_embed(spectra) @ rot.transpose(1, 2)
+    a[4000:4500] = 2.5 * eye                                     # all equal
+    a[4500:5000] = torch.diag_embed(torch.rand(500, 3, generator=gen, dtype=torch.float64))   # diagonal
+    values, vectors = eigh3_entries([a[:, i, j] for i, j in ENTRIES])
+    big = a.abs().amax((1, 2))
+    ref = torch.linalg.eigh(a).eigenvalues.flip(1)
+    assert ((values - ref).abs().amax(1) <= 1e-12 * big).all()
+    assert (values[:, :-1] >= values[:, 1:] - 1e-12 * big[:, None]).all()
+    assert torch.allclose(vectors.transpose(1, 2) @ vectors, eye.expand(len(a), 3, 3), atol=1e-12)
+    back = vectors @ torch.diag_embed(values) @ vectors.transpose(1, 2)
+    assert ((back - a).abs().amax((1, 2)) <= 1e-12 * big).all()
+    flat = (spectra[:1000, :].min(1).values < 1e-9 * spectra[:1000, :].max(1).values).nonzero().squeeze(1)
+    assert len(flat) > 10
+    smallest = spectra[flat].min(1).values
+    assert ((values[flat, 2] - smallest).abs() <= 1e-3 * smallest).all()
 
 
 def test_merge_keeps_ink_mean_and_spread():

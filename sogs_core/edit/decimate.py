@@ -36,6 +36,7 @@ from typing import Optional
 
 import torch
 
+from sogs_core.edit.eigen3 import eigh3_entries
 from sogs_core.model.rotations import rotation_entries
 from sogs_core.model.sh import SH_C0
 from sogs_core.model.splats import ATTRIBUTES
@@ -87,60 +88,8 @@ def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
 
 
 #: the six distinct entries of a symmetric 3x3 matrix, in the order `covariance_entries` gives and
-#: `eigh3_entries` takes them
+#: `eigen3.eigh3_entries` takes them
 ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
-
-
-#: Jacobi sweeps before `eigh3` starts checking whether the off-diagonal entries are all gone
-#: (one read-back a sweep from there; 3x3 sweeps converge quadratically: 4 leave none)
-SWEEPS_BEFORE_CHECK = 3
-
-
-def eigh3(a: torch.Tensor, sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """`eigh3_entries` of (N, 3, 3) symmetric matrices (their upper triangle is read)."""
-    return eigh3_entries([a[:, i, j] for i, j in ENTRIES], sweeps)
-
-
-def eigh3_entries(entries: list[torch.Tensor], sweeps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """(eigenvalues (N, 3), eigenvectors as columns (N, 3, 3)) of symmetric 3x3 matrices by
-    cyclic Jacobi rotations, batched. Why not torch.linalg.eigh: its batched CUDA path asks for
-    workspace that grows past the GPU's memory for a large batch (bench/NOTES.md); 3x3 Jacobi converges
-    quadratically, 8 sweeps are far past float64 precision. Why element by element: the six
-    distinct entries and nine vector entries as (N,) tensors cost a few dozen elementwise kernels
-    per rotation, where (N, 3, 3) matrix products each built a rotation matrix and two batched
-    3x3 products (most of the decimation's time). The sweeps stop early once every off-diagonal
-    entry is below the rotation's 1e-300 threshold, where each further sweep changes nothing."""
-    xx, yy, zz, xy, xz, yz = entries
-    m = [[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]
-    one = torch.ones_like(xx)
-    zero = torch.zeros_like(one)
-    v = [[one if i == j else zero for j in range(3)] for i in range(3)]
-    for sweep in range(sweeps):
-        if sweep >= SWEEPS_BEFORE_CHECK and not bool(
-                ((m[0][1].abs() >= 1e-300) | (m[0][2].abs() >= 1e-300) | (m[1][2].abs() >= 1e-300)).any()):
-            break               # every rotation left would be the identity: the same values, sooner
-        for p, q in ((0, 1), (0, 2), (1, 2)):
-            r = 3 - p - q                                   # the third index
-            apq = m[p][q]
-            small = apq.abs() < 1e-300
-            theta = (m[q][q] - m[p][p]) / (2 * torch.where(small, one, apq))
-            t = torch.sign(theta) / (theta.abs() + torch.sqrt(theta * theta + 1))
-            t = torch.where(small, zero, torch.where(theta == 0, one, t))
-            c = 1 / torch.sqrt(t * t + 1)
-            s = t * c
-            arp, arq = m[r][p], m[r][q]
-            m[p][p] = m[p][p] - t * apq
-            m[q][q] = m[q][q] + t * apq
-            m[p][q] = m[q][p] = zero
-            m[r][p] = m[p][r] = c * arp - s * arq
-            m[r][q] = m[q][r] = s * arp + c * arq
-            for k in range(3):                              # V <- V J: columns p and q rotate
-                vkp, vkq = v[k][p], v[k][q]
-                v[k][p] = c * vkp - s * vkq
-                v[k][q] = s * vkp + c * vkq
-    evals = torch.stack([m[0][0], m[1][1], m[2][2]], 1)
-    evecs = torch.stack([torch.stack(row, 1) for row in v], 1)
-    return evals, evecs
 
 
 def covariance_entries(quats: torch.Tensor, log_scales: torch.Tensor) -> list[torch.Tensor]:
