@@ -57,8 +57,9 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     ap.add_argument("--work", default="/tmp/streamed_bench")
     ap.add_argument("--memory-budget-mb", type=float, default=2048)
     ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor)")
-    ap.add_argument("--processes", type=int, default=1,
-                    help="processes writing the streamed SOG together on the device (write_streamed(processes=))")
+    ap.add_argument("--processes", type=lambda v: None if v == "auto" else int(v), default=1,
+                    help="processes writing the streamed SOG together on the device (write_streamed(processes=)); "
+                         "auto: as many as `compress` takes by default")
     ap.add_argument("--switch-interval-ms", type=float, default=None,
                     help="Python's GIL switch interval for the run (sys.setswitchinterval; Python's default 5 ms): "
                          "how long a thread back from a CUDA sync may wait for the interpreter")
@@ -153,7 +154,7 @@ def main() -> None:
     levels, render_wall, render_peak = None, None, None
     if a.render_metric:
         levels, render_wall, render_peak = render_levels(res, ply, comp.device)
-    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "processes": a.processes, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "processes": res.processes, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,
