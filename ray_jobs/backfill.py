@@ -321,8 +321,10 @@ def plan(store: Store, args: argparse.Namespace, shash: str, run_id: str) -> tup
         if still_settled(prev, o.etag, out, shash, exists, args.layout):
             skipped.append(prev["index"])
             continue
+        # `judged`: when the settled row this plan read and chose to redo finished (None: it read
+        # none); any row another run settles later than that is new to the plan
         tasks.append({"input_uri": o.uri, "rel": o.rel, "size": o.size, "etag": o.etag, "output_uri": out,
-                      "format": fmt, "streamed": streamed})
+                      "format": fmt, "streamed": streamed, "judged": None if prev is None else prev["finished_at"]})
     return tasks, SkippedRows(done, skipped), listed
 
 
@@ -465,9 +467,12 @@ class NotWritable(Exception):
 def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str, shash: str,
                          planned_at: dt.datetime) -> Callable[[dict], Optional[dict]]:
     """The check made after each claim: task -> another run's row, when that run settled this
-    input with our settings after `planned_at` (so this run must not compress it again). Rows
-    settled before the plan were the plan's to judge: it redid them (--force, or the output
-    gone) on purpose."""
+    input with our settings in a row the plan did not read (so this run must not compress it
+    again). Rows the plan read were its to judge: it redid them (the output gone, another
+    input) on purpose. Why not "finished after `planned_at`": a row finishes a moment before it
+    is written, so one finished before the plan started can still be missing from what the plan
+    read (two runs started a second apart compressed a scene twice that way). With --force the
+    plan reads no row and redoes every one settled before it started."""
     others = OtherRunsView(store, args.manifest, run_id)
 
     def check(task: dict) -> Optional[dict]:
@@ -477,7 +482,13 @@ def settled_by_other_run(store: Store, args: argparse.Namespace, run_id: str, sh
             return None
         others.refresh()
         prev = others.latest(task["input_uri"])
-        if prev is None or prev["finished_at"] < planned_at:
+        if prev is None:
+            return None
+        if args.force:
+            read_by_plan = prev["finished_at"] < planned_at
+        else:
+            read_by_plan = task.get("judged") is not None and prev["finished_at"] <= task["judged"]
+        if read_by_plan:
             return None
         return prev if still_settled(prev, task["etag"], task["output_uri"], shash, store.exists, args.layout) else None
 
