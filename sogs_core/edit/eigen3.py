@@ -104,11 +104,11 @@ def eigh3_entries(entries: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
     t = torch.where(none, torch.zeros_like(t), t / norm.clamp_min(1e-300))
     v_mid = tuple(s * uk + t * wk for uk, wk in zip(u, w))
     v_last = _cross(v_first, v_mid)
-    # the eigenvalues again as Rayleigh quotients of the vectors: the angle's error enters
-    # squared, so a flat matrix's smallest eigenvalue stays right (the cosine formula's error
-    # is ~1e-8 of the largest, more than that eigenvalue itself)
+    # the other two eigenvalues again as Rayleigh quotients of their vectors (the middle one is
+    # already the 2x2 root): the angle's error enters squared, so a flat matrix's smallest
+    # eigenvalue stays right (the cosine formula's error is ~1e-8 of the largest, more than that
+    # eigenvalue itself)
     e_first, e_last = _dot(v_first, a_times(v_first)), _dot(v_last, a_times(v_last))
-    mid = s * s * m00 + 2 * s * t * m01 + t * t * m11
     top, low = torch.where(top_first, e_first, e_last), torch.where(top_first, e_last, e_first)
     # columns largest eigenvalue first
     v_top = tuple(torch.where(top_first, a, b) for a, b in zip(v_first, v_last))
