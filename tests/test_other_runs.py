@@ -101,17 +101,21 @@ def test_a_scene_settled_between_plan_and_claim_is_skipped(tmp_path):
     assert {r["input_uri"].rsplit("/", 1)[-1]: r["status"] for r in rows} == {"a.ply": "skipped", "b.ply": "ok"}
 
 
+def _one_scene(tmp_path, *flags: str):
+    """(args, store, settings hash) of a backfill over a folder holding one scene, a.ply."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    (inp / "a.ply").write_bytes(b"ply\n")          # never read: no actor compresses it here
+    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu", *flags])
+    args.manifest = str(out / "_manifest")
+    return args, Store(), settings_hash(args)
+
+
 def test_a_row_finished_before_the_plan_but_written_after_its_read_still_settles(tmp_path):
     """Run A's row finishes (its `finished_at`) a moment before it is written. When run B plans in
     that moment, B's plan cannot read the row, though it finished before B started: B's check
     after the claim must still find it and skip the scene (two runs compressed a scene twice)."""
-    inp, out = tmp_path / "in", tmp_path / "out"
-    inp.mkdir()
-    (inp / "a.ply").write_bytes(b"ply\n")
-    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu"])
-    args.manifest = str(out / "_manifest")
-    store = Store()
-    shash = settings_hash(args)
+    args, store, shash = _one_scene(tmp_path)
     a_tasks, _, _ = plan(store, args, shash, "run-a")
     a_row = ok_row(a_tasks[0], "run-a", shash)           # finished now, not yet written
     planned_at = utcnow()
@@ -126,13 +130,7 @@ def test_a_row_finished_before_the_plan_but_written_after_its_read_still_settles
 
 def test_a_row_the_plan_read_and_redid_does_not_stop_the_redo(tmp_path):
     """A settled row whose output is gone is the plan's to redo; only a newer row stops it."""
-    inp, out = tmp_path / "in", tmp_path / "out"
-    inp.mkdir()
-    (inp / "a.ply").write_bytes(b"ply\n")
-    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu"])
-    args.manifest = str(out / "_manifest")
-    store = Store()
-    shash = settings_hash(args)
+    args, store, shash = _one_scene(tmp_path)
     first, _, _ = plan(store, args, shash, "run-a")
     old = ok_row(first[0], "run-a", shash)
     ManifestWriter(store, args.manifest, "run-a").add(old)          # its output never written
@@ -150,13 +148,7 @@ def test_a_row_the_plan_read_and_redid_does_not_stop_the_redo(tmp_path):
 def test_rows_settled_before_the_plan_do_not_stop_a_forced_redo(tmp_path):
     """--force plans every scene again; the check after the claim must not skip what the plan
     meant to redo."""
-    inp, out = tmp_path / "in", tmp_path / "out"
-    inp.mkdir()
-    (inp / "a.ply").write_bytes(b"ply\n")
-    args = build_parser().parse_args(["--input", str(inp), "--output", str(out), "--device", "cpu", "--force"])
-    args.manifest = str(out / "_manifest")
-    store = Store()
-    shash = settings_hash(args)
+    args, store, shash = _one_scene(tmp_path, "--force")
     first, _, _ = plan(store, args, shash, "run-a")
     store.put(first[0]["output_uri"], b"a finished SOG")
     ManifestWriter(store, args.manifest, "run-a").add(ok_row(first[0], "run-a", shash))
