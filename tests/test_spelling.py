@@ -12,7 +12,8 @@ from sogs_core.formats.sog.codes import decode_quats, encode_quats
 from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.pipeline.compressor import Compressor
 from sogs_core.pipeline.fidelity import fidelity
-from sogs_core.quantize.spelling import CUBE, FLIPS, align_spelling, on_sog_grid, respell_near_identity
+from sogs_core.quantize.spelling import (CUBE, CUBE_CONJ, FLIPS, align_spelling, nearest_identity_rows, on_sog_grid,
+                                         respell_near_identity)
 from sogs_core.settings import CompressSettings
 from sogs_core.webp.codec import decode_webp
 
@@ -52,6 +53,32 @@ def test_respelling_keeps_every_gaussian_and_puts_w_first():
     q3, s3 = align_spelling(quats, q2, s2)
     assert torch.minimum((q3 - quats).abs().amax(1), (q3 + quats).abs().amax(1)).max() < 1e-5
     assert torch.equal(s3, scales)
+
+
+def test_the_closed_form_choice_is_the_best_of_all_24_spellings():
+    # random rotations, and structured ones full of zeros and equal components (exact ties: the
+    # lower row wins, as an argmax over the 24 scores does)
+    g = torch.Generator().manual_seed(3)
+    values = torch.tensor([0.0, 0.5, -0.5, 1.0, -1.0, 0.3, -0.3, 0.7, -0.7], dtype=torch.float64)
+    structured = values[torch.randint(0, len(values), (50000, 4), generator=g)]
+    quats = torch.cat([torch.randn(200000, 4, generator=g, dtype=torch.float64), CUBE, -CUBE,
+                       structured[structured.abs().sum(1) > 0]])
+    quats = quats / quats.norm(dim=1, keepdim=True)
+    scores = (quats @ CUBE_CONJ.T).abs()
+    rows = nearest_identity_rows(quats)
+    best = scores.max(1).values
+    assert (best - scores.gather(1, rows[:, None]).squeeze(1)).max() < 1e-6
+    # where no other row comes within float32's reach, the very row of the argmax
+    second = scores.topk(2, dim=1).values[:, 1]
+    clear = best - second > 1e-6
+    assert clear.float().mean() > 0.9
+    assert torch.equal(rows[clear], scores.argmax(1)[clear])
+    # exact ties (equal but for float64's rounding): the lowest of the tied rows
+    tied = (scores >= best[:, None] - 1e-12)
+    many = tied.sum(1) > 1
+    assert many.sum() > 1000
+    lowest = tied.long().argmax(1)
+    assert torch.equal(rows[many], lowest[many])
 
 
 def test_rotations_on_the_sog_grid_are_only_flipped_and_stay_on_it():

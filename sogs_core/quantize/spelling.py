@@ -82,13 +82,17 @@ def _round_trips(q: torch.Tensor, tolerance: float) -> torch.Tensor:
 
 
 def _near_grid(q: torch.Tensor, tolerance: float) -> torch.Tensor:
-    """A necessary condition for `_round_trips`, without encoding: each of the three smaller
-    components c (the codes store (c sqrt2 + 1) 127.5 rounded, or 255 minus it for the other
-    sign) within tolerance x sqrt2 x 127.5 of a whole code, with a margin."""
-    codes = (q * math.sqrt(2.0) + 1.0) * 127.5
-    off = (codes - codes.round()).abs()
-    off.scatter_(1, q.abs().argmax(1, keepdim=True), 0.0)      # the largest is rebuilt, not stored
-    return off.amax(1) <= tolerance * math.sqrt(2.0) * 127.5 * 1.01 + 1e-9
+    """A necessary condition for `_round_trips`, without encoding: at least three components c
+    (the codes store (c sqrt2 + 1) 127.5 rounded, or 255 minus it for the other sign; the
+    largest is rebuilt, not stored) within tolerance x sqrt2 x 127.5 of a whole code, with a
+    margin for float32, which is what makes it cheap: column by column, no row reduction."""
+    limit = tolerance * math.sqrt(2.0) * 127.5 * 1.01 + 1e-4
+    near = None
+    for c in q.float().T.contiguous().unbind(0):
+        code = c * (math.sqrt(2.0) * 127.5) + 127.5
+        close = ((code - code.round()).abs() <= limit).to(torch.uint8)
+        near = close if near is None else near + close
+    return near >= 3
 
 
 def _respelled(quats: torch.Tensor, log_scales: torch.Tensor, pick: Callable[[torch.Tensor, slice], torch.Tensor],
@@ -110,15 +114,64 @@ def _respelled(quats: torch.Tensor, log_scales: torch.Tensor, pick: Callable[[to
     return torch.cat(out_q), torch.cat(out_s)
 
 
+def _first_max(a: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The largest of four (n,) columns and its column index (the first of equals), by a
+    tournament of elementwise ops (an argmax over rows of four is several times slower on a CPU)."""
+    m_low, m_high = torch.maximum(a[0], a[1]), torch.maximum(a[2], a[3])
+    low, high = (a[1] > a[0]).long(), (a[3] > a[2]).long() + 2
+    return torch.maximum(m_low, m_high), torch.where(m_high > m_low, high, low)
+
+
+def nearest_identity_rows(q: torch.Tensor) -> torch.Tensor:
+    """(n,) int64: for unit rotations q (n, 4) w,x,y,z, the CUBE row k whose q x CUBE[k] has the
+    largest |w|, in closed form. |(q x c).w| = |q . conj(c)|, and with a = |q| each family of
+    CUBE has one best member: an axis (rows 0-3) reaches max a; a half turn's (+-1/2)^4 (rows
+    4-11) reaches sum(a) / 2 with the signs of q; a 90-degree turn (rows 12-23) reaches
+    (a_i + a_j) / sqrt(2) on q's two largest components. Ties go to the lower row, as an argmax
+    over all 24 scores would (the 24-column product was most of the respelling's time on a CPU).
+    Column by column: elementwise ops on contiguous columns are the cheap ones on a CPU."""
+    q32 = q.float()
+    c = q32.T.contiguous().unbind(0)
+    a = [v.abs() for v in c]
+    top, first = _first_max(a)
+    second_value, second = _first_max([v.masked_fill(first == k, -1.0) for k, v in enumerate(a)])
+    axis_score, half_score = top, (a[0] + a[1] + a[2] + a[3]) * 0.5
+    root_score = (top + second_value) * math.sqrt(0.5)
+    neg, nonzero = [v < 0 for v in c], [v != 0 for v in c]
+    # half turns: s_k = -sign(q_k) sign(q_0) (+1 where q_k is 0); where q_0 is 0, the sign that
+    # makes the first nonzero s_k +1 (the lower row of the two equal ones)
+    later = torch.where(nonzero[1], ~neg[1], torch.where(nonzero[2], ~neg[2], ~neg[3]))
+    lead = torch.where(nonzero[0], neg[0], later)
+    minus = [((neg[k] == lead) & nonzero[k]).long() for k in (1, 2, 3)]
+    half_row = 4 * minus[0] + 2 * minus[1] + minus[2] + 4
+    # 90-degree turns about the pair (i, j), i < j: sign -1 where +1 would make the product
+    # smaller (conj negates every component but w)
+    i, j = torch.minimum(first, second), torch.maximum(first, second)
+    qi, qj = q32.gather(1, i[:, None]).squeeze(1), q32.gather(1, j[:, None]).squeeze(1)
+    flip = (qi != 0) & (qj != 0) & (((qi < 0) == (qj < 0)) == (i == 0))
+    root_row = PAIR_ROW.to(q.device).index_select(0, 4 * i + j) + flip.long()
+    take_axis = (axis_score >= half_score) & (axis_score >= root_score)
+    return torch.where(take_axis, first, torch.where(half_score >= root_score, half_row, root_row))
+
+
+#: at 4 i + j, the CUBE row of the 90-degree turn about the pair (i, j), i < j, with sign +1
+#: (combinations(range(4), 2) order, two signs each, from row 12)
+PAIR_ROW = torch.tensor([[-1, 12, 14, 16], [-1, -1, 18, 20], [-1, -1, -1, 22], [-1, -1, -1, -1]]).reshape(-1)
+
+
 def respell_near_identity(quats: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The same Gaussians, each spelled with its rotation nearest the identity (only axis flips
     for rotations already on the SOG grid). (N, 4) w,x,y,z and (N, 3) in, same dtypes out."""
-    conj = CUBE_CONJ.to(quats.device).float()
 
     def nearest_identity(q: torch.Tensor, rows: slice) -> torch.Tensor:
-        score = (q.float() @ conj.T).abs()     # float32: a choice, not a value (near-ties are alike)
-        score[:, FLIPS:] = torch.where(on_sog_grid(q)[:, None], -1.0, score[:, FLIPS:])
-        return score.argmax(1)
+        k = nearest_identity_rows(q)
+        if q.is_cuda:                                          # no read-back: every row checked
+            return torch.where((k >= FLIPS) & on_sog_grid(q), q.float().abs().argmax(1), k)
+        turned = torch.nonzero(k >= FLIPS).squeeze(1)          # only these can leave the grid
+        if len(turned):
+            qt = q.index_select(0, turned)
+            k[turned] = torch.where(on_sog_grid(qt), qt.float().abs().argmax(1), k.index_select(0, turned))
+        return k
 
     return _respelled(quats, log_scales, nearest_identity, unit=True)
 
