@@ -16,7 +16,9 @@ What is checked, each on fresh random data (never zeros):
   torch search, its device memory goes with its last reference (no reference cycle), and 10
   Lloyd steps end within 0.5 % of the exact search's inertia;
 * the Triton chain walk vs the torch one on the same bytes: each chunk a permutation of its
-  members starting at the same splat, path costs within 0.5 % (float ties may break otherwise).
+  members starting at the same splat, path costs within 0.5 % (float ties may break otherwise);
+* the respelling nearest the identity on the device == on the CPU (the same rotations and scales
+  for trained-like rotations and for rotations on the SOG grid, which only flip).
 Prints one line per check and exits 1 if any fails.
 """
 from __future__ import annotations
@@ -278,13 +280,33 @@ def raster_checks(dev: torch.device) -> None:
               f"max |rgb| {d:.2e}, {levels} of {a_rgb.numel()} 8-bit values differ, {len(p['u'])} splats drawn")
 
 
+def spelling_checks(dev: torch.device) -> None:
+    """`respell_near_identity` on the device (every row checked against the SOG grid, no
+    read-back) against the CPU's path (only the turned rows checked): the same spellings."""
+    from sogs_core.formats.sog.codes import decode_quats, encode_quats
+    from sogs_core.quantize.spelling import respell_near_identity
+
+    g = torch.Generator().manual_seed(5)
+    trained = torch.randn(400_000, 4, generator=g)
+    grid = decode_quats(encode_quats(torch.randn(100_000, 4, generator=g)))
+    for name, quats in (("trained-like", trained), ("on the SOG grid", grid)):
+        scales = torch.randn(len(quats), 3, generator=g)
+        q_cpu, s_cpu = respell_near_identity(quats, scales)
+        q_dev, s_dev = respell_near_identity(quats.to(dev), scales.to(dev))
+        same_rows = int((s_dev.cpu() == s_cpu).all(1).sum())
+        d = float((q_dev.cpu() - q_cpu).abs().max())
+        check(f"respelling on the device == on the CPU, {name}", same_rows == len(quats) and d < 1e-6,
+              f"{same_rows} of {len(quats)} scale rows the same, max |q| difference {d:.1e}")
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         sys.exit(2)
     dev = torch.device("cuda")
     print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
-    groups = {"plas": plas_checks, "kmeans": kmeans_checks, "chain": chain_checks, "raster": raster_checks}
+    groups = {"plas": plas_checks, "kmeans": kmeans_checks, "chain": chain_checks, "raster": raster_checks,
+              "spelling": spelling_checks}
     only = sys.argv[1:] or list(groups)          # e.g. `gpu_check.py raster`: that group alone
     for name in only:
         groups[name](dev)

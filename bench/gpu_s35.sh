@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Prepared in session 34, not run there (the device could not be started again): the closed-form
-# eigen-decomposition's effect on a GPU's decimation (`decimate_bench.py --groups 1 8`: seconds per
-# chunk group, one group and eight batched; session 24's H100: 0.49 and 0.18 s), then the 32M SH3
-# streamed SOG as `compress` now writes it by default (`--processes auto`: two on this GPU) at 80.
-# `bash bench/gpu_s35.sh` (no carry); JSON under $OUT. About 4 minutes with the 32M PLY's writing.
+# Session 35's device call (prepared in session 34, extended in 35): the respelling's closed form
+# on the device against the CPU's (`gpu_check.py spelling`), a 1M SH3 file at 80 (`compress_bench`,
+# best of 5), the closed-form eigen-decomposition's effect on a GPU's decimation
+# (`decimate_bench.py --groups 1 8`: seconds per chunk group, one group and eight batched;
+# session 24's H100: 0.49 and 0.18 s), then the 32M SH3 streamed SOG as `compress` writes it by
+# default (`--processes auto`: two on this GPU) at 80.
+# `bash bench/gpu_s35.sh` (no carry); JSON under $OUT. About 5 minutes with the 32M PLY's writing.
 source bench/gpu_prelude.sh gpu_s35
+timeout 120 python3 bench/gpu_check.py spelling 2>&1 | tail -4
+timeout 120 python3 bench/compress_bench.py $W/one.ply --quality 80 --repeat 5 --json $OUT/compress_1M_q80.json 2>&1 | tail -2
 for r in 1 2; do
   timeout 120 python3 bench/decimate_bench.py --groups 1 8 --json $OUT/decimate_groups_$r.json 2>&1 | tail -4
 done
