@@ -369,3 +369,81 @@ def test_images_started_ahead_of_the_choice_are_the_chosen_orders_or_dropped(mon
         assert files[0] == files[1]
     assert [s[2] for s in seen] == [True, False]         # taken on the first scene, dropped on the lattice
     assert seen[0][:2] == (0, 0) and seen[1][0] == 0 and seen[1][1] != 0
+
+
+def _hilbert_keys_reference(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """The Hilbert keys as `curves._hilbert_keys_torch` gave them before its tables (Skilling's
+    transpose form, vectorised), frozen here: the keys every faster form must give, bit for bit."""
+    def spread3(v: torch.Tensor) -> torch.Tensor:
+        v = v & 0x1FFFFF
+        v = (v | (v << 32)) & 0x1F00000000FFFF
+        v = (v | (v << 16)) & 0x1F0000FF0000FF
+        v = (v | (v << 8)) & 0x100F00F00F00F00F
+        v = (v | (v << 4)) & 0x10C30C30C30C30C3
+        return (v | (v << 2)) & 0x1249249249249249
+
+    x = [codes[:, i].to(torch.int32) for i in range(3)]
+    for k in range(bits - 1, 0, -1):
+        p = (1 << k) - 1
+        for i in range(3):
+            hit = -((x[i] >> k) & 1)
+            if i == 0:
+                x[0] = x[0] ^ (hit & p)
+            else:
+                t = ((x[0] ^ x[i]) & p) & ~hit
+                x[0] = x[0] ^ (hit & p) ^ t
+                x[i] = x[i] ^ t
+    x[1] = x[1] ^ x[0]
+    x[2] = x[2] ^ x[1]
+    t = x[2] >> 1
+    shift = 1
+    while shift < bits:
+        t = t ^ (t >> shift)
+        shift <<= 1
+    x0, x1, x2 = ((xi ^ t).to(torch.int64) for xi in x)
+    return (spread3(x0) << 2) | (spread3(x1) << 1) | spread3(x2)
+
+
+def _structured_codes(bits: int) -> torch.Tensor:
+    """Codes where bit tricks go wrong: the grid's corners, equal coordinates, powers of two and
+    one less along each axis and all three, the largest values next to zeros."""
+    top = (1 << bits) - 1
+    edge = sorted({0, 1, top, top - 1, top >> 1, (top >> 1) + 1} & set(range(top + 1)))
+    rows = [[a, b, c] for a in edge for b in edge for c in edge]
+    for p in range(bits):
+        for v in (1 << p, (1 << p) - 1, top ^ (1 << p)):
+            rows += [[v, v, v], [v, 0, 0], [0, v, 0], [0, 0, v], [v, top, 0], [top, v, top]]
+    rows += [[v, v, v] for v in torch.randint(0, top + 1, (500,), generator=torch.Generator().manual_seed(bits)).tolist()]
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 7, 10, 20, 21])
+def test_hilbert_tables_give_the_transpose_keys(bits, monkeypatch):
+    """The table walk (`_hilbert_keys_torch`) gives the transpose form's keys for every code
+    tried: corners, structured codes, random codes (200,000 at the full 21 bits), in passes of
+    any length and from a non-contiguous tensor; `hilbert_keys` on a CPU is the same walk."""
+    from sogs_core.order import curves
+
+    top = (1 << bits) - 1
+    gen = torch.Generator().manual_seed(100 + bits)
+    corners = torch.tensor([[a, b, c] for a in (0, top) for b in (0, top) for c in (0, top)])
+    codes = torch.cat([corners, _structured_codes(bits),
+                       torch.randint(0, top + 1, (200_000 if bits == 21 else 20_000, 3), generator=gen)])
+    want = _hilbert_keys_reference(codes, bits)
+    assert torch.equal(curves._hilbert_keys_torch(corners, bits), want[:8])
+    assert torch.equal(curves._hilbert_keys_torch(codes, bits), want)
+    assert torch.equal(hilbert_keys(codes, bits), want)
+    assert torch.equal(curves._hilbert_keys_torch(codes.T.contiguous().T, bits), want)
+    monkeypatch.setattr(curves, "_BLOCK", 999)                   # many passes, the last one short
+    assert torch.equal(curves._hilbert_keys_torch(codes, bits), want)
+
+
+def test_hilbert_tables_give_the_transpose_keys_on_every_small_grid():
+    """Every cell of every grid up to 16 cells a side, and an empty input."""
+    from sogs_core.order import curves
+
+    for bits in range(0, 5):
+        g = torch.arange(1 << bits)
+        cells = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+        assert torch.equal(curves._hilbert_keys_torch(cells, bits), _hilbert_keys_reference(cells, bits))
+    assert curves._hilbert_keys_torch(torch.zeros(0, 3, dtype=torch.long), 21).tolist() == []
