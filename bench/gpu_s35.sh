@@ -18,7 +18,7 @@ timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --processes aut
 summarize $OUT/streamed_32M_auto.json
 # more processes under the 16 GB: smaller decimation batches (two processes at 4M: 14.2 GB
 # in session 34; the default batch is 8M splats)
-for pd in "3 4194304" "4 2097152"; do
+for pd in "3 4194304"; do
   set -- $pd
   timeout 150 python3 bench/streamed_bench.py --millions 32 --sh 3 --processes $1 --decimation-splats $2 --quality 80 \
     --work $W/big --json $OUT/streamed_32M_p$1_d$2.json > $W/s.txt 2>&1 || tail -3 $W/s.txt
