@@ -6,13 +6,14 @@
 # session 24's H100: 0.49 and 0.18 s), then the 32M SH3 streamed SOG as `compress` writes it by
 # default (`--processes auto`: two on this GPU) at 80, and three or four processes with smaller
 # decimation batches (nvidia-smi's peak against the issue's 16 GB).
-# `bash bench/gpu_s35.sh` (no carry); JSON under $OUT. About 6 minutes with the 32M PLY's writing.
+# `bash bench/gpu_s35.sh` (no carry; SHORT=1 stops before the 32M runs); JSON under $OUT. About 6 minutes with the 32M PLY's writing.
 source bench/gpu_prelude.sh gpu_s35
 timeout 120 python3 bench/gpu_check.py spelling 2>&1 | tail -4
 timeout 120 python3 bench/compress_bench.py $W/one.ply --quality 80 --repeat 5 --json $OUT/compress_1M_q80.json 2>&1 | tail -2
 for r in 1; do
   timeout 120 python3 bench/decimate_bench.py --groups 1 8 --json $OUT/decimate_groups_$r.json 2>&1 | tail -4
 done
+if [ -n "$SHORT" ]; then echo "elapsed $SECONDS s (SHORT: the 32M runs left out)"; exit 0; fi
 timeout 200 python3 bench/streamed_bench.py --millions 32 --sh 3 --processes auto --quality 80 --work $W/big \
   --json $OUT/streamed_32M_auto.json > $W/s.txt 2>&1 || tail -3 $W/s.txt
 summarize $OUT/streamed_32M_auto.json
