@@ -372,36 +372,25 @@ def test_images_started_ahead_of_the_choice_are_the_chosen_orders_or_dropped(mon
 
 
 def _hilbert_keys_reference(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """The Hilbert keys as `curves._hilbert_keys_torch` gave them before its tables (Skilling's
-    transpose form, vectorised), frozen here: the keys every faster form must give, bit for bit."""
-    def spread3(v: torch.Tensor) -> torch.Tensor:
-        v = v & 0x1FFFFF
-        v = (v | (v << 32)) & 0x1F00000000FFFF
-        v = (v | (v << 16)) & 0x1F0000FF0000FF
-        v = (v | (v << 8)) & 0x100F00F00F00F00F
-        v = (v | (v << 4)) & 0x10C30C30C30C30C3
-        return (v | (v << 2)) & 0x1249249249249249
+    """The keys every faster form must give, bit for bit: Skilling's transpose form
+    (`curves._hilbert_keys_transpose`, the definition the tables are read off), itself pinned
+    by `test_the_hilbert_curve_is_the_one_files_were_ordered_by`."""
+    from sogs_core.order import curves
 
-    x = [codes[:, i].to(torch.int32) for i in range(3)]
-    for k in range(bits - 1, 0, -1):
-        p = (1 << k) - 1
-        for i in range(3):
-            hit = -((x[i] >> k) & 1)
-            if i == 0:
-                x[0] = x[0] ^ (hit & p)
-            else:
-                t = ((x[0] ^ x[i]) & p) & ~hit
-                x[0] = x[0] ^ (hit & p) ^ t
-                x[i] = x[i] ^ t
-    x[1] = x[1] ^ x[0]
-    x[2] = x[2] ^ x[1]
-    t = x[2] >> 1
-    shift = 1
-    while shift < bits:
-        t = t ^ (t >> shift)
-        shift <<= 1
-    x0, x1, x2 = ((xi ^ t).to(torch.int64) for xi in x)
-    return (spread3(x0) << 2) | (spread3(x1) << 1) | spread3(x2)
+    return curves._hilbert_keys_transpose(codes, bits)
+
+
+def test_the_hilbert_curve_is_the_one_files_were_ordered_by():
+    """Known keys (computed by the transpose form before the tables existed): a change to the
+    definition would reorder every file, so it fails here rather than passing by comparison
+    with itself."""
+    codes = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [2097151, 2097151, 2097151],
+                          [123456, 654321, 1048576], [2097151, 0, 1]])
+    want = [0, 1, 7, 3, 6588122883467697005, 2240218738068067473, 9223372036854775804]
+    assert _hilbert_keys_reference(codes, 21).tolist() == want
+    assert hilbert_keys(codes, 21).tolist() == want
+    cube = torch.tensor([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [1, 1, 1], [1, 0, 1], [0, 0, 1]])
+    assert hilbert_keys(cube, 1).tolist() == [0, 7, 4, 3, 2, 5, 6, 1]
 
 
 def _structured_codes(bits: int) -> torch.Tensor:
