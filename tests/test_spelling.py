@@ -65,7 +65,7 @@ def test_the_closed_form_choice_is_the_best_of_all_24_spellings():
                        structured[structured.abs().sum(1) > 0]])
     quats = quats / quats.norm(dim=1, keepdim=True)
     scores = (quats @ CUBE_CONJ.T).abs()
-    rows = nearest_identity_rows(quats)
+    rows, flips = nearest_identity_rows(quats)
     best = scores.max(1).values
     assert (best - scores.gather(1, rows[:, None]).squeeze(1)).max() < 1e-6
     # where no other row comes within float32's reach, the very row of the argmax
@@ -79,6 +79,10 @@ def test_the_closed_form_choice_is_the_best_of_all_24_spellings():
     assert many.sum() > 1000
     lowest = tied.long().argmax(1)
     assert torch.equal(rows[many], lowest[many])
+    # the best flip alone (what a rotation on the SOG grid may take): the best of rows 0-3
+    flip_scores = scores[:, :FLIPS]
+    assert bool((flips < FLIPS).all())
+    assert (flip_scores.max(1).values - flip_scores.gather(1, flips[:, None]).squeeze(1)).max() < 1e-6
 
 
 def test_rotations_on_the_sog_grid_are_only_flipped_and_stay_on_it():

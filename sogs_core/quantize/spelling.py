@@ -122,9 +122,10 @@ def _first_max(a: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.maximum(m_low, m_high), torch.where(m_high > m_low, high, low)
 
 
-def nearest_identity_rows(q: torch.Tensor) -> torch.Tensor:
-    """(n,) int64: for unit rotations q (n, 4) w,x,y,z, the CUBE row k whose q x CUBE[k] has the
-    largest |w|, in closed form. |(q x c).w| = |q . conj(c)|, and with a = |q| each family of
+def nearest_identity_rows(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n,) int64 twice: for unit rotations q (n, 4) w,x,y,z, the CUBE row k whose q x CUBE[k]
+    has the largest |w|, and the best of the flips alone (rows 0-3: what a rotation on the SOG
+    grid may take), in closed form. |(q x c).w| = |q . conj(c)|, and with a = |q| each family of
     CUBE has one best member: an axis (rows 0-3) reaches max a; a half turn's (+-1/2)^4 (rows
     4-11) reaches sum(a) / 2 with the signs of q; a 90-degree turn (rows 12-23) reaches
     (a_i + a_j) / sqrt(2) on q's two largest components. Ties go to the lower row, as an argmax
@@ -151,12 +152,14 @@ def nearest_identity_rows(q: torch.Tensor) -> torch.Tensor:
     flip = (qi != 0) & (qj != 0) & (((qi < 0) == (qj < 0)) == (i == 0))
     root_row = PAIR_ROW.to(q.device).index_select(0, 4 * i + j) + flip.long()
     take_axis = (axis_score >= half_score) & (axis_score >= root_score)
-    return torch.where(take_axis, first, torch.where(half_score >= root_score, half_row, root_row))
+    return torch.where(take_axis, first, torch.where(half_score >= root_score, half_row, root_row)), first
 
 
-#: at 4 i + j, the CUBE row of the 90-degree turn about the pair (i, j), i < j, with sign +1
-#: (combinations(range(4), 2) order, two signs each, from row 12)
-PAIR_ROW = torch.tensor([[-1, 12, 14, 16], [-1, -1, 18, 20], [-1, -1, -1, 22], [-1, -1, -1, -1]]).reshape(-1)
+#: at 4 i + j, the CUBE row of the 90-degree turn about the pair (i, j), i < j, with sign +1:
+#: `_cube_rotations` puts them last, in combinations(range(4), 2) order, two signs each
+PAIR_ROW = torch.full((16,), -1, dtype=torch.int64)
+for _n, (_i, _j) in enumerate(itertools.combinations(range(4), 2)):
+    PAIR_ROW[4 * _i + _j] = len(CUBE) - 12 + 2 * _n
 
 
 def respell_near_identity(quats: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,13 +167,13 @@ def respell_near_identity(quats: torch.Tensor, log_scales: torch.Tensor) -> tupl
     for rotations already on the SOG grid). (N, 4) w,x,y,z and (N, 3) in, same dtypes out."""
 
     def nearest_identity(q: torch.Tensor, rows: slice) -> torch.Tensor:
-        k = nearest_identity_rows(q)
+        k, flip = nearest_identity_rows(q)
         if q.is_cuda:                                          # no read-back: every row checked
-            return torch.where((k >= FLIPS) & on_sog_grid(q), q.float().abs().argmax(1), k)
+            return torch.where((k >= FLIPS) & on_sog_grid(q), flip, k)
         turned = torch.nonzero(k >= FLIPS).squeeze(1)          # only these can leave the grid
         if len(turned):
-            qt = q.index_select(0, turned)
-            k[turned] = torch.where(on_sog_grid(qt), qt.float().abs().argmax(1), k.index_select(0, turned))
+            k[turned] = torch.where(on_sog_grid(q.index_select(0, turned)), flip.index_select(0, turned),
+                                    k.index_select(0, turned))
         return k
 
     return _respelled(quats, log_scales, nearest_identity, unit=True)
