@@ -3,7 +3,8 @@ PlayCanvas engine (headless Chromium, the conformance truth) on what compression
 
     SOGS_CACHE=.cache python bench/render_agreement.py [--scenes biker guitar ...] [--views 4]
         [--width 256] [--height 256] [--scenes-root ../shared/scenes] [--save-png DIR]
-        [--st-extra 'playbot:-H 0'] [--work DIR [--reuse]] [--quality Q] [--json out.json]
+        [--st-extra 'playbot:-H 0'] [--work DIR [--reuse]] [--quality Q] [--engine-model]
+        [--gl swiftshader|llvmpipe] [--json out.json]
 
 For each shared scene (default all six: biker, guitar, playbot, logo_v1, leica_sh3, donut) the
 original is compressed by us (`Compressor(device="cpu")`) and by splat-transform 3.7.0 (`-g cpu`,
@@ -24,6 +25,10 @@ assign, 10 iterations) had not finished after 26 minutes on a 2-core box. For th
 is still a fair file: the question is whether the two renderers score the same files alike, and
 a file without SH tests their SH evaluation directly. The JSON records the arguments used.
 
+`--engine-model` renders our side as the engine rounds (`sogs_core/render/engine_model.py`: its
+compact work buffer, its bucketed depth sort, its RGBA8 blending; each file's bounding box by its
+kind). `--gl llvmpipe` runs the engine on Mesa's llvmpipe instead of SwiftShader: 4-5x faster,
+but its pictures differ from SwiftShader's by several dB on some scenes (bench/NOTES.md, session 36).
 `--work DIR --reuse` keeps the .sog files and reuses those already there. The JSON is written
 after every scene, so an interrupted run keeps the scenes it finished.
 `--save-png DIR` writes, per scene, view 0 of the original side by side: engine | our raster.
@@ -54,7 +59,8 @@ from sogs_core.formats import read_splats
 from sogs_core.pipeline.compressor import Compressor
 from sogs_core.settings import CompressSettings
 from sogs_core.render.cameras import views_around
-from sogs_core.render.harness import ENGINE_VERSION, Renderer, RenderError, find_browser
+from sogs_core.render.engine_model import source_kind
+from sogs_core.render.harness import ENGINE_VERSION, GL_BACKENDS, Renderer, RenderError, find_browser
 from sogs_core.render.metrics import psnr
 from sogs_core.render.raster import Camera
 from sogs_core.render.score import PSNR_CAP_DB, render_scene, score_views
@@ -151,7 +157,8 @@ def run_scene(name: str, original: str, work: str, st: str, st_extra: list[str],
         seconds["engine"][key] = (time.perf_counter() - t0) / a.views
         splats = read_splats(path)                  # reading is not part of the render's time
         t0 = time.perf_counter()
-        imgs["raster"][key] = [as_uint8(img) for img in render_scene(splats, cams)]
+        kind = source_kind(path) if a.engine_model else None
+        imgs["raster"][key] = [as_uint8(img) for img in render_scene(splats, cams, engine_kind=kind)]
         seconds["raster"][key] = (time.perf_counter() - t0) / a.views
 
     row = {"scene": name, "original": original, "quality": a.quality, "views": a.views, "size": f"{a.width}x{a.height}",
@@ -209,6 +216,10 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="keep the .sog files here (default: a temporary folder)")
     ap.add_argument("--reuse", action="store_true", help="reuse the .sog files already in --work")
     ap.add_argument("--quality", type=int, default=100, help="our --quality level (default 100)")
+    ap.add_argument("--engine-model", action="store_true",
+                    help="our raster rounds as the engine does (work buffer, bucketed sort, RGBA8 blending)")
+    ap.add_argument("--gl", default=None, choices=list(GL_BACKENDS),
+                    help="Chromium's WebGL back end (default: the harness's, SwiftShader)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     st_extra = dict(ST_EXTRA)
@@ -219,11 +230,12 @@ def main() -> None:
         st_extra[scene] = args.split()
 
     st = splat_transform_bin(a.splat_transform)
-    renderer = Renderer(a.width, a.height, browser=browser(a.browser), timeout=a.engine_timeout)
+    renderer = Renderer(a.width, a.height, browser=browser(a.browser), timeout=a.engine_timeout, gl=a.gl)
     work = a.work or tempfile.mkdtemp(prefix="render-agreement-")
     os.makedirs(work, exist_ok=True)
     print(f"{a.views} views at {a.width}x{a.height}, fov {FOV:g}; engine {ENGINE_VERSION} on "
-          f"{renderer.browser}; torch {torch.get_num_threads()} threads; PSNR capped at {PSNR_CAP_DB:g} dB")
+          f"{renderer.browser} ({renderer.gl}); raster {'with' if a.engine_model else 'without'} the engine's "
+          f"rounding; torch {torch.get_num_threads()} threads; PSNR capped at {PSNR_CAP_DB:g} dB")
     print(f"{'':<10} {'bytes':>10} {'':>10}  {'engine (vs its original)':<31}  {'raster (vs its original)':<31}  "
           f"{'raster-engine':<13}  {'higher PSNR':<13} {'same':>4}  {'s/view':<13}  {'orig':>6}")
     print(f"{'scene':<10} {'ours':>10} {'theirs':>10}  {'ours dB':>6} {'SSIM':<6} {'theirs':>6} {'SSIM':<6}  "
@@ -231,7 +243,8 @@ def main() -> None:
           f"{'engine/raster':<13} {'rank':>4}  {'engine':>6} {'raster':>6}  {'e vs r':>6}")
     rows = []
     result = {"host": platform.node(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "engine_version": ENGINE_VERSION, "browser": renderer.browser, "views": a.views,
+              "engine_version": ENGINE_VERSION, "browser": renderer.browser, "gl": renderer.gl,
+              "engine_model": a.engine_model, "views": a.views,
               "width": a.width, "height": a.height, "fov_deg": FOV, "psnr_cap_db": PSNR_CAP_DB,
               "agree_within_db": AGREE_DB, "scenes": rows}
     try:

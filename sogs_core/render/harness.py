@@ -27,6 +27,13 @@ ENGINE_VERSION = "2.23.3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("SOGS_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "sogs-cluster"))
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Chromium's WebGL back ends on a machine without a GPU: SwiftShader (Chromium's own, always there)
+# or Mesa's llvmpipe through ANGLE's EGL back end (needs Mesa's libEGL and swrast driver).
+GL_BACKENDS = {
+    "swiftshader": ("--use-angle=swiftshader", "--enable-unsafe-swiftshader"),
+    "llvmpipe": ("--use-gl=angle", "--use-angle=gl-egl"),
+}
+DEFAULT_GL = "swiftshader"
 
 
 class RenderError(RuntimeError):
@@ -141,8 +148,12 @@ class Renderer:
     """Renders splat files with one browser per call (a fresh profile each time)."""
 
     def __init__(self, width: int = 512, height: int = 512, background: tuple = (0.0, 0.0, 0.0),
-                 browser: Optional[str] = None, timeout: float = 600.0, max_frames: int = 120) -> None:
+                 browser: Optional[str] = None, timeout: float = 600.0, max_frames: int = 120,
+                 gl: Optional[str] = None) -> None:
         self.width, self.height, self.background = width, height, background
+        self.gl = gl or os.environ.get("SOGS_GL") or DEFAULT_GL
+        if self.gl not in GL_BACKENDS:
+            raise RenderError(f"unknown WebGL back end {self.gl!r} (known: {', '.join(GL_BACKENDS)})")
         self.browser = find_browser(browser)
         self.engine = engine_dir()
         self.timeout, self.max_frames = timeout, max_frames
@@ -160,8 +171,8 @@ class Renderer:
                 "minFrames": 3, "stableFrames": 2, "maxFrames": self.max_frames}
         page = f"http://127.0.0.1:{server.server_address[1]}/page.html#{urllib.parse.quote(json.dumps(spec))}"
         profile = tempfile.mkdtemp(prefix="sogs-chromium-")
-        cmd = [self.browser, "--headless=new", "--no-sandbox", "--disable-gpu-sandbox", "--use-angle=swiftshader",
-               "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--no-first-run", "--disable-extensions",
+        cmd = [self.browser, "--headless=new", "--no-sandbox", "--disable-gpu-sandbox", *GL_BACKENDS[self.gl],
+               "--ignore-gpu-blocklist", "--no-first-run", "--disable-extensions",
                "--disable-background-networking", "--mute-audio", f"--user-data-dir={profile}",
                f"--window-size={self.width},{self.height}", page]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -34,6 +34,8 @@ import torch
 from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.model.sh import SH_C0, sh_basis
 from sogs_core.render.cameras import View
+from sogs_core.render.engine_model import (SortBox, composite_rgba8, work_buffer_alpha, work_buffer_colours,
+                                           work_buffer_log_scales, work_buffer_quats)
 
 #: the engine's shader projects with a focal length of W P[0][0], twice the focal length in
 #: pixels, so its 2-D covariances and the constants below are in half pixels: one of its units^2
@@ -121,12 +123,14 @@ COV_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 PREPARE_ROWS = 1 << 22
 
 
-def prepare(t: dict[str, torch.Tensor], device: Optional[torch.device] = None) -> dict[str, torch.Tensor]:
+def prepare(t: dict[str, torch.Tensor], device: Optional[torch.device] = None,
+            work_buffer: bool = False) -> dict[str, torch.Tensor]:
     """What every view of a scene needs alike, computed once: the 3-D covariances R S S R^T
     ("cov6", (N, 6): xx, yy, zz, xy, xz, yz) and the peak alphas ("alpha0"), on `device` (default:
     where t's rotations are), PREPARE_ROWS splats at a time: R S alone is 9 floats a splat, and
     rotations, scales and opacities held on the host move to the device a chunk at a time.
-    `project` takes `t` with or without them."""
+    `work_buffer`: from rotations, scales and opacities rounded as the engine's compact work
+    buffer rounds them (`engine_model`). `project` takes `t` with or without them."""
     if "cov6" in t:
         return t
     dev = device or t["quats"].device
@@ -136,9 +140,12 @@ def prepare(t: dict[str, torch.Tensor], device: Optional[torch.device] = None) -
     for s in range(0, n, PREPARE_ROWS):
         rows = slice(s, s + PREPARE_ROWS)
         at = lambda name: t[name][rows].to(dev, torch.float32)  # noqa: E731
-        m = quat_to_matrix(at("quats")) * torch.exp(at("log_scales"))[:, None, :]   # R S
+        quats, log_scales, alpha = at("quats"), at("log_scales"), torch.sigmoid(at("opacity"))
+        if work_buffer:
+            quats, log_scales, alpha = work_buffer_quats(quats), work_buffer_log_scales(log_scales), work_buffer_alpha(alpha)
+        m = quat_to_matrix(quats) * torch.exp(log_scales)[:, None, :]   # R S
         cov6[rows] = torch.stack([(m[:, i] * m[:, j]).sum(1) for i, j in COV_ENTRIES], 1)
-        alpha0[rows] = torch.sigmoid(at("opacity"))
+        alpha0[rows] = alpha
     return {**t, "cov6": cov6, "alpha0": alpha0}
 
 
@@ -177,7 +184,8 @@ PROJECTED = ("u", "v", "a", "b", "c", "alpha", "ext_x", "ext_y", "reach2")
 
 def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[dict[str, torch.Tensor], list[int]]:
     """`project` for several cameras of one image size and field of view at once: (the views'
-    projected splats one view after another, each front to back; how many each view has). One
+    projected splats one view after another, each front to back, or in the engine's drawing
+    order where t holds its "sort_box" (`engine_model.SortBox`); how many each view has). One
     set of launches for every view: on a GPU the metric was bound by launching small kernels
     (bench/NOTES.md, session 24). Memory: the splats are projected VIEW_BATCH_SPLATS splat-views
     at a time (a few float arrays of that length), and only the drawn ones are kept, so a huge
@@ -198,7 +206,8 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
 
 def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> dict[str, torch.Tensor]:
     """The splats `rows` of `t` (prepared) that each camera draws, in no particular order: the
-    `PROJECTED` fields, "rgb", depth "z" and the camera's index "view"."""
+    `PROJECTED` fields, "rgb", depth "z" (where t holds a "sort_box": the engine's drawing order
+    instead, and its work buffer's colours) and the camera's index "view"."""
     dev = t["means"].device
     cam = _one_shape(cams)
     means = t["means"][rows]
@@ -261,6 +270,15 @@ def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> d
         dirs = means.index_select(0, sel) - pos.index_select(0, in_view)
         dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
         part["rgb"] = drawn_colours({k: t[k][rows] for k in ("f_dc", "f_rest")}, sel, dirs)
+    box: Optional[SortBox] = t.get("sort_box")
+    if box is not None:
+        part["rgb"] = work_buffer_colours(part["rgb"])
+        keys = torch.empty(len(sel), dtype=torch.float64, device=dev)
+        for v, (position, frame) in enumerate(frames):
+            mine = (in_view == v).nonzero().squeeze(1)
+            keys[mine] = box.draw_keys(part["z"].index_select(0, mine), sel.index_select(0, mine) + (rows.start or 0),
+                                       position, frame[2])
+        part["z"] = keys
     return part
 
 
@@ -365,6 +383,8 @@ def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width
 #: splats x views projected at once for one tile-kernel launch on a GPU (bounds its memory: ~60
 #: bytes a projected splat); a scene larger than this goes one view at a time
 VIEW_BATCH_SPLATS = 1 << 23
+#: splats blended at once by the engine's RGBA8 blending (`engine_model.composite_rgba8`)
+CHUNK_SPLATS_RGBA8 = 1 << 14
 
 
 def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
@@ -374,7 +394,7 @@ def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
     dev = t["means"].device
     if not cams:
         return []
-    if not _tile_kernel_here(dev):
+    if not _tile_kernel_here(dev) or "sort_box" in t:
         return [render(t, cam, background) for cam in cams]
     from sogs_core.render.raster_tiles import composite_views
 
@@ -396,13 +416,50 @@ def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
 def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
     """(H, W, 3) float32 image in [0, 1] of the splats `t` (tensors keyed like `Splats`' fields,
     on one device) seen by `cam`: on a CUDA device through the tile kernel (`raster_tiles`)
-    where Triton imports, else by fragments in torch ops."""
+    where Triton imports, else by fragments in torch ops; where t holds a "sort_box", blended as
+    the engine's RGBA8 framebuffer blends (`engine_model.composite_rgba8`)."""
     dev = t["means"].device
     p = project(t, cam)
+    if "sort_box" in t:
+        boxes = _boxes(p, cam)
+        levels = composite_rgba8(p, cam.width, cam.height, lambda sl: _fragments(p, boxes, sl, cam.width),
+                                 CHUNK_SPLATS_RGBA8, background)
+        return (levels / 255.0).float().reshape(cam.height, cam.width, 3)
     rgb_acc, log_t = composite(p, _boxes(p, cam), cam.width, cam.height)
     bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
     img = rgb_acc + torch.exp(log_t).float()[:, None] * bg
     return img.reshape(cam.height, cam.width, 3)
+
+
+def _fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], sl: slice, width: int,
+               open_pixels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ...]:
+    """(pixel, alpha, splat) of every fragment of the splats `sl` whose alpha reaches ALPHA_MIN
+    (splat counted in p; alpha capped at ALPHA_MAX): one per pixel of each of their rows' runs
+    (`_row_spans`), only in the pixels where `open_pixels` (bool per pixel) is set, if given."""
+    dev = p["u"].device
+    row_who, row_y, row_x, runs = _row_spans(p, boxes, sl)
+    total = int(runs.sum())
+    if total == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        return empty, torch.zeros(0, device=dev), empty
+    row = torch.repeat_interleave(torch.arange(len(runs), device=dev), runs)
+    k = torch.arange(total, device=dev) - (torch.cumsum(runs, 0) - runs).index_select(0, row)
+    # gathers by index_select: twice as fast as indexing on a CPU (bench/NOTES.md, session 19)
+    who = row_who.index_select(0, row)
+    px = row_x.index_select(0, row) + k
+    py = row_y.index_select(0, row)
+    at = lambda name: p[name][sl].index_select(0, who)  # noqa: E731
+    pix = py * width + px
+    if open_pixels is not None:
+        open_ = open_pixels.index_select(0, pix).nonzero().squeeze(1)
+        who, px, py, pix = (x.index_select(0, open_) for x in (who, px, py, pix))
+    dx = px.float() + 0.5 - at("u")
+    dy = py.float() + 0.5 - at("v")
+    d2 = (at("a") * dx * dx + at("c") * dy * dy) + 2.0 * at("b") * dx * dy
+    falloff = ((torch.exp(-0.5 * d2.clamp_min(0.0)) - FALLOFF_FLOOR) / (1.0 - FALLOFF_FLOOR)).clamp_min(0.0)
+    alpha = (at("alpha") * falloff).clamp_max(ALPHA_MAX)
+    live = (alpha >= ALPHA_MIN).nonzero().squeeze(1)
+    return pix.index_select(0, live), alpha.index_select(0, live), who.index_select(0, live) + (sl.start or 0)
 
 
 def composite_fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width: int,
@@ -427,33 +484,12 @@ def composite_fragments(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, .
         stop = max(stop, start + 1)
         sl = slice(start, stop)
         start = stop
-        # the chunk's rows, then one fragment per pixel of each row's run
-        row_who, row_y, row_x, runs = _row_spans(p, boxes, sl)
-        total = int(runs.sum())
-        if total == 0:
-            continue
-        row = torch.repeat_interleave(torch.arange(len(runs), device=dev), runs)
-        k = torch.arange(total, device=dev) - (torch.cumsum(runs, 0) - runs).index_select(0, row)
-        # gathers by index_select: twice as fast as indexing on a CPU (bench/NOTES.md, session 19)
-        who = row_who.index_select(0, row)
-        px = row_x.index_select(0, row) + k
-        py = row_y.index_select(0, row)
-        at = lambda name: p[name][sl].index_select(0, who)  # noqa: E731
-        pix = py * width + px
-        if base > 0 and bool((log_t < log_t_min).any()):
-            # pixels already opaque take nothing from splats behind them
-            open_ = (log_t.index_select(0, pix) >= log_t_min).nonzero().squeeze(1)
-            who, px, py, pix = (x.index_select(0, open_) for x in (who, px, py, pix))
-        dx = px.float() + 0.5 - at("u")
-        dy = py.float() + 0.5 - at("v")
-        d2 = (at("a") * dx * dx + at("c") * dy * dy) + 2.0 * at("b") * dx * dy
-        falloff = ((torch.exp(-0.5 * d2.clamp_min(0.0)) - FALLOFF_FLOOR) / (1.0 - FALLOFF_FLOOR)).clamp_min(0.0)
-        alpha = (at("alpha") * falloff).clamp_max(ALPHA_MAX)
-        live = (alpha >= ALPHA_MIN).nonzero().squeeze(1)
-        pix = pix.index_select(0, live)
-        alpha, who = alpha.index_select(0, live), who.index_select(0, live)
+        # pixels already opaque take nothing from splats behind them
+        closed = base > 0 and bool((log_t < log_t_min).any())
+        pix, alpha, who = _fragments(p, boxes, sl, width, (log_t >= log_t_min) if closed else None)
         if not len(pix):
             continue
+        who = who - sl.start
         pix, perm = torch.sort(pix, stable=True)          # per pixel, still front to back
         alpha, who = alpha.index_select(0, perm), who.index_select(0, perm)
         # float64: the running sum spans the whole chunk, and the per-pixel part is a difference

@@ -16,6 +16,7 @@ import torch
 from sogs_core.model.device import numpy_tensor
 from sogs_core.model.splats import Splats
 from sogs_core.render.cameras import views_around
+from sogs_core.render.engine_model import SortBox
 from sogs_core.render.metrics import psnr_ssim_views
 from sogs_core.render.raster import Camera, prepare, render_views, to_levels
 
@@ -27,13 +28,17 @@ SCORE_KEYS = ("render_psnr", "render_ssim", "render_psnr_worst_view")
 
 @dataclass(frozen=True)
 class RenderMetricSettings:
-    """How many views and how many pixels; `for_device` picks what each device affords."""
+    """How many views and how many pixels; `for_device` picks what each device affords.
+    `engine_model`: render as the PlayCanvas engine rounds (`engine_model`: its work buffer, its
+    bucketed sort, its RGBA8 blending) instead of the exact picture; slower (one blend per
+    fragment layer, no tile kernel), and it needs each file's kind (`render_pair`'s `kinds`)."""
 
     views: int = 8
     width: int = 256
     height: int = 256
     fov_deg: float = 60.0
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    engine_model: bool = False
 
     @classmethod
     def for_device(cls, device: torch.device) -> "RenderMetricSettings":
@@ -58,24 +63,36 @@ class RenderMetricSettings:
         return f"{self.views}x{self.width}x{self.height}"
 
 
-def _prepared(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
+def _prepared(s: Splats, device: torch.device, work_buffer: bool = False) -> dict[str, torch.Tensor]:
     """What a render reads of `s` on `device`: centres and colours, and the covariances and peak
     alphas that `prepare` makes from the host's rotations, scales and opacities a chunk at a
     time (so those never sit whole on the device: a 32M SH3 scene's render is bounded by what
     it keeps)."""
     host = {k: numpy_tensor(getattr(s, k)) for k in ("quats", "log_scales", "opacity")}
     t = {k: numpy_tensor(getattr(s, k)).to(device).float() for k in ("means", "f_dc", "f_rest")}
-    made = prepare(host, device)
+    made = prepare(host, device, work_buffer)
     return {**t, "cov6": made["cov6"], "alpha0": made["alpha0"]}
 
 
 def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera],
-                 background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None) -> list[torch.Tensor]:
+                 background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None,
+                 engine_kind: Optional[str] = None) -> list[torch.Tensor]:
     """One (H, W, 3) render per camera of a scene (`Splats`, or tensors on a device), as 8-bit
-    levels (float 0..255) left on the scene's device."""
+    levels (float 0..255) left on the scene's device. `engine_kind` (one of
+    `engine_model.SOURCE_KINDS`: what file the splats came from): rendered as the engine rounds."""
     with torch.no_grad():
         # what every view shares, once
-        t = prepare(splats) if isinstance(splats, dict) else _prepared(splats, device or torch.device("cpu"))
+        work_buffer = engine_kind is not None
+        if isinstance(splats, dict):
+            if work_buffer and "cov6" in splats:
+                raise ValueError("the engine model needs the splats' rotations and scales, not prepared covariances")
+            t = prepare(splats, work_buffer=work_buffer)
+        else:
+            t = _prepared(splats, device or torch.device("cpu"), work_buffer)
+        if work_buffer:
+            means, log_scales = (splats[k] if isinstance(splats, dict) else getattr(splats, k) for k in ("means", "log_scales"))
+            as_numpy = lambda x: x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x  # noqa: E731
+            t["sort_box"] = SortBox.of(as_numpy(means), as_numpy(log_scales), engine_kind)
         return [to_levels(img) for img in render_views(t, cameras, background)]
 
 
@@ -97,12 +114,15 @@ def score_views(reference: list, other: list) -> dict:
 
 
 def render_pair(reference_means: np.ndarray, reference, other, settings: RenderMetricSettings,
-                device: Optional[torch.device] = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                device: Optional[torch.device] = None,
+                kinds: tuple[str, str] = ("ply", "sog")) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Both scenes (`Splats`, or tensors on a device) rendered from the same cameras, framed on
-    the reference's positions."""
+    the reference's positions; with `settings.engine_model`, as the engine draws files of these
+    `kinds` (`engine_model.source_kind`: default a PLY against a SOG)."""
     cams = cameras_for(reference_means, settings)
-    return (render_scene(reference, cams, settings.background, device),
-            render_scene(other, cams, settings.background, device))
+    ref_kind, other_kind = kinds if settings.engine_model else (None, None)
+    return (render_scene(reference, cams, settings.background, device, ref_kind),
+            render_scene(other, cams, settings.background, device, other_kind))
 
 
 def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderMetricSettings] = None,
