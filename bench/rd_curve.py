@@ -3,12 +3,14 @@ once by splat-transform, every output scored by our render metric against the in
 
     python bench/rd_curve.py [--scenes leica_sh3 donut guitar biker logo_v1] [--levels 100 90 80 70 60]
         [--views 4] [--size 256] [--splat-transform BIN] [--theirs DIR] [--device cpu|cuda]
-        [--json out.json] [--plot out.png]
+        [--engine-model] [--json out.json] [--plot out.png]
 
 CPU by default (`--device`); splat-transform with `-g cpu` (default: the 3.10.2 copy in
 .cache/, `npm install --prefix .cache/splat-transform-3.10.2 @playcanvas/splat-transform@3.10.2`).
 Render PSNR is our rasterizer's (the engine's footprint; same ranking as the engine on the shared
 scenes, bench/NOTES.md); the engine's own numbers come from bench/render_agreement.py.
+`--engine-model`: score as the engine rounds (`sogs_core/render/engine_model.py`; within 0.5-2 dB of
+the engine on the shared scenes, several times slower on a CPU).
 `--theirs DIR`: splat-transform's files written beforehand as DIR/<scene>.sog (for a machine
 without Node, such as the device tool's; their seconds are then not measured).
 JSON: default bench/results/rd_curve.json; plot: the JSON's path with .png.
@@ -31,6 +33,7 @@ from bench.rd_attribution import DEFAULT_ST, SCENES
 from bench.results_io import write_result
 from sogs_core.formats import read_splats
 from sogs_core.pipeline.compressor import Compressor
+from sogs_core.render.engine_model import source_kind
 from sogs_core.render.score import RenderMetricSettings, render_fidelity
 from sogs_core.settings import CompressSettings
 
@@ -72,30 +75,33 @@ def main() -> None:
     ap.add_argument("--splat-transform", default=DEFAULT_ST)
     ap.add_argument("--theirs", default=None, help="folder of splat-transform's files, <scene>.sog")
     ap.add_argument("--device", default="cpu", help="where we compress and render (default cpu)")
+    ap.add_argument("--engine-model", action="store_true", help="score as the engine rounds (slower)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
-    settings = RenderMetricSettings(views=args.views, width=args.size, height=args.size)
+    settings = RenderMetricSettings(views=args.views, width=args.size, height=args.size, engine_model=args.engine_model)
     device = torch.device("cuda" if args.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
     result = {"device": args.device, "views": args.views, "size": args.size, "levels": args.levels,
+              "engine_model": args.engine_model,
               "splat_transform": args.splat_transform, "scenes": {}}
     path = None
     for name in args.scenes:
         src = os.path.join(args.scenes_root, SCENES[name])
         original = read_splats(src)
+        kinds = (source_kind(src), "sog")
         row = {"count": original.count, "ours": []}
         for q in args.levels:
             t0 = time.perf_counter()
             data = Compressor(device=args.device, settings=CompressSettings(quality=q)).compress(
                 src, with_fidelity=False).package.bundle_bytes()
             sec = time.perf_counter() - t0
-            score = render_fidelity(original, read_splats(data, "out.sog"), settings, device)
+            score = render_fidelity(original, read_splats(data, "out.sog"), settings, device, kinds)
             row["ours"].append({"quality": q, "bytes": len(data), "psnr": score["render_psnr"],
                                 "ssim": score["render_ssim"], "seconds": sec})
             print(f"{name:10s} q{q:<4d} {len(data):>11,d} B {score['render_psnr']:7.2f} dB {sec:6.2f} s", flush=True)
         given = os.path.join(args.theirs, f"{name}.sog") if args.theirs else None
         if given and os.path.exists(given):
-            score = render_fidelity(original, read_splats(given), settings, device)
+            score = render_fidelity(original, read_splats(given), settings, device, kinds)
             row["theirs"] = {"bytes": os.path.getsize(given), "psnr": score["render_psnr"],
                              "ssim": score["render_ssim"], "seconds": None, "file": given}
         elif os.path.exists(args.splat_transform):
@@ -105,7 +111,7 @@ def main() -> None:
                 subprocess.run([args.splat_transform, "-q", "-w", "-g", "cpu", src, out], check=True,
                                capture_output=True, timeout=3600)
                 sec = time.perf_counter() - t0
-                score = render_fidelity(original, read_splats(out), settings, device)
+                score = render_fidelity(original, read_splats(out), settings, device, kinds)
                 row["theirs"] = {"bytes": os.path.getsize(out), "psnr": score["render_psnr"],
                                  "ssim": score["render_ssim"], "seconds": sec}
         if "theirs" in row:

@@ -16,6 +16,7 @@ import torch
 from sogs_core.formats.ply.write import write_ply
 from sogs_core.model.rotations import quat_to_matrix
 from sogs_core.model.sh import SH_C0
+from sogs_core.model import work_buffer
 from sogs_core.model.splats import Splats
 from sogs_core.render import engine_model as em
 from sogs_core.render.cameras import View
@@ -26,7 +27,7 @@ from .conftest import make_scene
 
 FRONT = View(position=(0.0, 0.0, 0.0), target=(0.0, 0.0, 1.0), up=(0.0, -1.0, 0.0))
 #: the work buffer's scale step in ln
-SCALE_STEP = em.LOG_RANGE / 255.0
+SCALE_STEP = work_buffer.SCALE_STEP
 
 
 def _splats(means, colours, log_scale=-1.0, opacity=0.0) -> Splats:

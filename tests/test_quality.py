@@ -39,7 +39,7 @@ def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
         # the file read back, matched by position, says the same
         assert fidelity(reference, read_splats(data, "s.sog"))["position_max_steps"] <= bound + 1e-3
         assert report["rotation_max_deg"] <= 1.5
-        assert report["opacity_max_error"] <= opacity_bound(quality, report["log_scale_max_error"]) + 1e-6
+        assert report["opacity_max_error"] <= opacity_bound(quality) + 1e-6
     assert report["position_max_steps"] > 0.5 + 1e-3        # level 70 did use its coarser grid
     assert report["opacity_max_error"] > 0.5 / 255 + 1e-6     # and its coarser opacity
     assert sizes[70] < sizes[90] < sizes[100]
@@ -107,24 +107,28 @@ def test_cli_refuses_a_level_outside_0_100(tmp_path, scene_ply):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_opacity_makes_up_for_the_scale_rounding_below_100():
-    """A splat stored larger than it is (its two largest axes) is stored fainter by exp(-d);
-    its smallest axis does not count; nothing changes where the scales were exact."""
-    import math
-
+def test_scales_go_on_the_engines_levels_below_100_and_stay_fitted_at_100():
+    """Below 100 every stored scale is the level the engine rounds the input's to, so the engine
+    reads back the same code; 100 fits its codebook; scales out of the engine's range keep one."""
     import torch
 
-    from sogs_core.quantize.compensate import compensated_opacity
-    from sogs_core.quantize.quality import compensate_opacity
+    from sogs_core.model.work_buffer import SCALE_STEP, scale_codes
+    from sogs_core.quantize.engine_grid import fits_engine_grid
+    from sogs_core.quantize.quality import scales_on_engine_grid
+    from sogs_core.quantize.scene import quantize_splats
 
-    assert not compensate_opacity(100) and compensate_opacity(99) and compensate_opacity(0)
-    logits = torch.tensor([0.0, 2.0, -1.0])
-    scales = torch.tensor([[-2.0, -3.0, -6.0]] * 3)
-    stored = scales + torch.tensor([[0.1, 0.1, 0.5], [-0.05, -0.05, 0.0], [0.0, 0.0, 0.3]])
-    alpha = torch.sigmoid(compensated_opacity(logits, scales, stored).double())
-    expected = torch.sigmoid(logits.double()) * torch.exp(torch.tensor([-0.1, 0.05, 0.0], dtype=torch.float64))
-    assert torch.allclose(alpha, expected, atol=1e-6)
-    assert math.isclose(float(alpha[2]), float(torch.sigmoid(torch.tensor(-1.0))), rel_tol=1e-6)
+    assert not scales_on_engine_grid(100) and scales_on_engine_grid(99) and scales_on_engine_grid(0)
+    scene = make_scene(2000, 0, seed=9)
+    t = {k: torch.from_numpy(getattr(scene, k)) for k in ("means", "quats", "log_scales", "f_dc", "opacity")}
+    args = (t["means"], t["quats"], t["log_scales"], t["f_dc"], t["opacity"])
+    q80 = quantize_splats(*args, quality=80)
+    stored = torch.from_numpy(q80.scales_codebook[q80.scales_idx.astype(np.int64)])
+    assert torch.equal(scale_codes(stored), scale_codes(t["log_scales"]))
+    assert float((stored - t["log_scales"]).abs().max()) <= SCALE_STEP / 2 + 1e-5
+    q100 = quantize_splats(*args, quality=100)
+    assert not np.allclose(np.diff(q100.scales_codebook), SCALE_STEP, atol=1e-4)
+    assert fits_engine_grid(t["log_scales"])
+    assert not fits_engine_grid(t["log_scales"] - 20.0) and not fits_engine_grid(torch.zeros(0, 3))
 
 
 def test_splats_stored_with_opacity_0_are_left_out_below_100():
@@ -141,10 +145,10 @@ def test_splats_stored_with_opacity_0_are_left_out_below_100():
         assert res.fidelity["count_reference"] == scene.count and res.fidelity["count_decoded"] == res.count
         if quality < 100:
             # only splats a viewer could not draw are missing (their opacity under the grid's half
-            # step, give or take what making up for the scale rounding moved it), the rest in bounds
+            # step), the rest in bounds
             rep = fidelity(scene, decoded)
             half_step = 0.5 * (1 << opacity_drop_bits(quality)) / 255
-            assert rep["missing_max_opacity"] < half_step * np.exp(res.fidelity["log_scale_max_error"])
+            assert rep["missing_max_opacity"] < half_step
             assert rep["unmatched"] == 0
             assert rep["position_max_steps"] <= position_bound_steps(quality) + 1e-3
     assert counts[100] == (3000, 0)

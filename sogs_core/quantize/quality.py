@@ -7,7 +7,10 @@ palette size. Below it:
   position grid cost the least render quality of the levers tried;
 - each splat's rotation is spelled nearest the identity among the 24 that give the same
   Gaussian (`quantize.spelling`): nothing a viewer sees changes, the bytes shrink;
-- each opacity makes up for the scale codebook's rounding (`quantize.compensate`);
+- the scale codes go on the PlayCanvas engine's own 255 levels (`quantize.engine_grid`): the
+  engine draws each splat's scale exactly as it draws the input's, and the scales image shrinks
+  (bench/NOTES.md, session 36; each opacity making up for the fitted codebook's scale rounding,
+  sessions 30-35's lever, lost to it in the engine);
 - the SH palette shrinks (`PALETTE_FRACTIONS`): on small SH scenes it is most of the file, and
   weighted by what each splat shows, fewer entries cost little;
 - below 90, opacities from training lose their two low bits (`OPACITY_DROP_BITS`; those
@@ -18,8 +21,6 @@ Fewer codebook levels and snapping labels to a neighbour's were measured and los
 session 17).
 """
 from __future__ import annotations
-
-import math
 
 from sogs_core.quantize.palette.kmeans import palette_size
 
@@ -56,9 +57,9 @@ def drop_invisible(quality: int) -> bool:
     return quality < 100
 
 
-def compensate_opacity(quality: int) -> bool:
-    """Below 100 each opacity makes up for its splat's scale rounding (`quantize.compensate`);
-    100 keeps the nearest opacity byte."""
+def scales_on_engine_grid(quality: int) -> bool:
+    """Below 100 the scale codebook is the engine's own levels (`quantize.engine_grid`, where the
+    scene's scales lie in their range); 100 fits a codebook to the scene's scales."""
     return quality < 100
 
 
@@ -68,12 +69,10 @@ def opacity_drop_bits(quality: int) -> int:
     return next(bits for lowest, bits in OPACITY_DROP_BITS if quality >= lowest)
 
 
-def opacity_bound(quality: int, log_scale_max_error: float = 0.0) -> float:
-    """The largest opacity error the level allows: half a byte at 100; below, its coarser grid's
-    half step plus what making up for the scale rounding may move it (exp(e) - 1 of an opacity
-    at most 1, e the scene's largest log-scale error)."""
-    compensation = math.expm1(log_scale_max_error) if compensate_opacity(quality) else 0.0
-    return 0.5 * (1 << opacity_drop_bits(quality)) / 255.0 + compensation
+def opacity_bound(quality: int) -> float:
+    """The largest opacity error the level allows: half a step of its opacity grid (half a byte
+    at 90 and above)."""
+    return 0.5 * (1 << opacity_drop_bits(quality)) / 255.0
 
 
 def position_bound_steps(quality: int, sog_input: bool = False) -> float:

@@ -7,12 +7,13 @@ from typing import Optional
 
 import torch
 
-from sogs_core.formats.sog.codes import (QuantizedScene, encode_means, encode_opacity, encode_quats, lookup,
+from sogs_core.formats.sog.codes import (QuantizedScene, encode_means, encode_opacity, encode_quats,
                                         opacity_on_grid)
 from sogs_core.quantize.codebook import kmeans_1d
+from sogs_core.quantize.engine_grid import engine_grid_codebook, fits_engine_grid
 from sogs_core.quantize.palette.fit import add_palette
-from sogs_core.quantize.compensate import compensated_opacity
-from sogs_core.quantize.quality import compensate_opacity, opacity_drop_bits, palette_size_for, position_drop_bits
+from sogs_core.quantize.quality import (opacity_drop_bits, palette_size_for, position_drop_bits,
+                                        scales_on_engine_grid)
 from sogs_core.quantize.weights import COLOUR_TAIL_WEIGHT, TAIL_WEIGHT, splat_importance
 
 
@@ -29,12 +30,13 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     `sog_input`: the splats are a decoded SOG's (their positions keep a finer grid)."""
     mq, mins, maxs = encode_means(means, position_drop_bits(quality, sog_input))
     weight = (splat_importance(log_scales, opacity) if importance is None else importance)[:, None]
-    scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
-                          importance=weight.expand_as(log_scales))
+    if scales_on_engine_grid(quality) and fits_engine_grid(log_scales):
+        scb, sidx = engine_grid_codebook(log_scales)
+    else:
+        scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,
+                              importance=weight.expand_as(log_scales))
     dcb, didx = kmeans_1d(f_dc, pin_ends=True, density_alpha=COLOUR_TAIL_WEIGHT, importance=weight.expand_as(f_dc))
-    on_grid = opacity_on_grid(opacity)          # of the input, before any compensation
-    if compensate_opacity(quality):
-        opacity = compensated_opacity(opacity, log_scales, lookup(scb.to(log_scales.device), sidx))
+    on_grid = opacity_on_grid(opacity)
     return QuantizedScene(
         count=len(means), means_q=mq.cpu().numpy(), means_mins=mins, means_maxs=maxs,
         quats_b=encode_quats(quats).cpu().numpy(),

@@ -23,13 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-#: the compact work buffer's scale code: ln(scale) over [LOG_MIN, LOG_MIN + LOG_RANGE] in 255 steps
-LOG_MIN, LOG_RANGE = -12.0, 21.0
-#: bits of the rotation's three stored components and of the colour's three channels
-ROTATION_LEVELS = (2047.0, 2047.0, 1023.0)
-COLOUR_LEVELS = (2047.0, 2047.0, 1023.0)
-#: the colour's stored range, [0, COLOUR_MAX]
-COLOUR_MAX = 4.0
+from sogs_core.model.work_buffer import COLOUR_LEVELS, COLOUR_MAX, ROTATION_LEVELS, scale_codes, scale_levels
+
 #: the sort's coarse bins along the view axis, and each bin's share of the buckets by its distance
 #: (in bins) from the camera's bin: the engine's weight tiers
 SORT_BINS = 32
@@ -41,9 +36,7 @@ SOURCE_KINDS = ("ply", "compressed_ply", "sog")
 def work_buffer_log_scales(log_scales: torch.Tensor) -> torch.Tensor:
     """ln(scale) as the compact work buffer gives it back: rounded to the nearest of 255 levels
     (a scale under 1e-10 becomes 0, which the engine draws as nothing: -inf here)."""
-    code = torch.floor((log_scales.float() - LOG_MIN) * (255.0 / LOG_RANGE) + 0.5).clamp(1.0, 255.0)
-    out = code * (LOG_RANGE / 255.0) + LOG_MIN
-    return torch.where(log_scales < math.log(1e-10), torch.full_like(out, -math.inf), out)
+    return scale_levels(scale_codes(log_scales))
 
 
 def work_buffer_quats(quats: torch.Tensor) -> torch.Tensor:
@@ -187,5 +180,5 @@ def composite_rgba8(p: dict[str, torch.Tensor], width: int, height: int, fragmen
     return dst
 
 
-__all__ = ["COLOUR_MAX", "SOURCE_KINDS", "SortBox", "composite_rgba8", "source_kind", "work_buffer_alpha",
+__all__ = ["SOURCE_KINDS", "SortBox", "composite_rgba8", "source_kind", "work_buffer_alpha",
            "work_buffer_colours", "work_buffer_log_scales", "work_buffer_quats"]

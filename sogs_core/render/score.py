@@ -126,11 +126,12 @@ def render_pair(reference_means: np.ndarray, reference, other, settings: RenderM
 
 
 def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderMetricSettings] = None,
-                    device: Optional[torch.device] = None) -> dict:
+                    device: Optional[torch.device] = None, kinds: tuple[str, str] = ("ply", "sog")) -> dict:
     """PSNR/SSIM of `other` against `reference`, both rendered by our rasterizer from the same
-    cameras."""
+    cameras (`kinds`: the two files' kinds, which the engine model needs: `render_pair`)."""
     device = device or torch.device("cpu")
     settings = settings or RenderMetricSettings.for_device(device)
-    report = score_views(*render_pair(reference.means, reference, other, settings, device))
-    report.update(renderer=f"sogs-raster on {device.type}", size=f"{settings.width}x{settings.height}")
+    report = score_views(*render_pair(reference.means, reference, other, settings, device, kinds))
+    model = " with the engine's rounding" if settings.engine_model else ""
+    report.update(renderer=f"sogs-raster{model} on {device.type}", size=f"{settings.width}x{settings.height}")
     return report

@@ -1,0 +1,35 @@
+"""Scale codes on the PlayCanvas engine's own levels (below --quality 100).
+
+The engine keeps every splat's ln(scale) on 255 levels 8.6 % apart (`model.work_buffer`), for the
+input as for our file. A 256-entry scale codebook holding those levels, each splat coded with the
+level the engine rounds its input scale to, gives the engine back exactly the scale it draws for
+the input: the scale error the engine shows drops to nothing, and the codes fall on fewer distinct
+values than a fitted codebook's (bench/NOTES.md, session 36). A viewer that does not round (the
+file read exactly) sees up to half a level, 4.2 %, where the fitted codebook's error is smaller.
+"""
+from __future__ import annotations
+
+import torch
+
+from sogs_core.model.work_buffer import LOG_MIN, LOG_RANGE, SCALE_STEP, scale_codes
+
+#: the share of a scene's scale values that may lie outside the engine's range before the grid is
+#: not used (a scene in units far from the engine's, whose scales the engine clamps anyway)
+MAX_OUTSIDE = 0.01
+
+
+def fits_engine_grid(log_scales: torch.Tensor) -> bool:
+    """Whether nearly all the scene's ln(scale) values lie within the engine's levels' range."""
+    if not log_scales.numel():
+        return False
+    half = SCALE_STEP / 2
+    outside = (log_scales < LOG_MIN - half) | (log_scales > LOG_MIN + LOG_RANGE + half)
+    return float(outside.float().mean()) <= MAX_OUTSIDE
+
+
+def engine_grid_codebook(log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codebook (256,) float32: the engine's levels, index i at LOG_MIN + i x SCALE_STEP; labels
+    uint8 of `log_scales`' shape: each value's engine code, 1..255, or 0 for the smallest level
+    where the engine would draw nothing)."""
+    codebook = (torch.arange(256, dtype=torch.float64) * SCALE_STEP + LOG_MIN).float().to(log_scales.device)
+    return codebook, scale_codes(log_scales).to(torch.uint8)
