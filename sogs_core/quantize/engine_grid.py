@@ -9,6 +9,8 @@ file read exactly) sees up to half a level, 4.2 %, where the fitted codebook's e
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sogs_core.model.work_buffer import LOG_MIN, LOG_RANGE, SCALE_STEP, scale_codes
@@ -16,15 +18,23 @@ from sogs_core.model.work_buffer import LOG_MIN, LOG_RANGE, SCALE_STEP, scale_co
 #: the share of a scene's scale values that may lie outside the engine's range before the grid is
 #: not used (a scene in units far from the engine's, whose scales the engine clamps anyway)
 MAX_OUTSIDE = 0.01
+#: scales under the engine's smallest level are harmless where that level is below this fraction
+#: of the scene's extent (a trained scene's thin axes: leica holds 3.5 % of them, its smallest
+#: level 2e-7 of its extent), whatever their share
+NEGLIGIBLE_OF_EXTENT = 1e-4
 
 
-def fits_engine_grid(log_scales: torch.Tensor) -> bool:
-    """Whether nearly all the scene's ln(scale) values lie within the engine's levels' range."""
+def fits_engine_grid(log_scales: torch.Tensor, extent: float) -> bool:
+    """Whether the scene's ln(scale) values suit the engine's levels: at most MAX_OUTSIDE of them
+    above the range, and below it either as few or too small to see in a scene `extent` across
+    (stored at the smallest level instead, which the engine also draws them at)."""
     if not log_scales.numel():
         return False
     half = SCALE_STEP / 2
-    outside = (log_scales < LOG_MIN - half) | (log_scales > LOG_MIN + LOG_RANGE + half)
-    return float(outside.float().mean()) <= MAX_OUTSIDE
+    above = float((log_scales > LOG_MIN + LOG_RANGE + half).float().mean())
+    below = float((log_scales < LOG_MIN - half).float().mean())
+    tiny = math.exp(LOG_MIN) <= NEGLIGIBLE_OF_EXTENT * extent
+    return above <= MAX_OUTSIDE and (tiny or below <= MAX_OUTSIDE)
 
 
 def engine_grid_codebook(log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
