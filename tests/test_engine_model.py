@@ -122,13 +122,22 @@ def test_rgba8_blending_rounds_every_blend_to_a_byte():
         idx = torch.arange(2)[sl]
         return torch.zeros(len(idx), dtype=torch.long), alpha[idx], idx
 
-    out = em.composite_rgba8(p, 1, 1, fragments, chunk=1)
+    out = em.composite_rgba8(p, 1, 1, fragments, [slice(1, 2), slice(0, 1)])
     dst = np.zeros(3)
     for i in (1, 0):
         dst = np.floor(np.minimum(p["rgb"][i].double().numpy() * float(alpha[i]), 1.0) * 255
                        + dst * (1 - float(alpha[i])) + 0.5)
     assert out[0].tolist() == dst.tolist()
     assert torch.equal(out, out.round())
+
+
+def test_blend_chunks_go_from_the_back_within_their_budget():
+    from sogs_core.render.raster import _slices_from_back
+
+    count = torch.tensor([5, 5, 100, 1, 1, 1, 50])
+    chunks = _slices_from_back(count, 10)
+    assert chunks == [slice(6, 7), slice(3, 6), slice(2, 3), slice(0, 2)]    # a splat over budget alone
+    assert _slices_from_back(torch.zeros(0, dtype=torch.long), 10) == []
 
 
 def test_identical_files_score_the_cap_and_file_order_matters_only_in_the_engine_model():

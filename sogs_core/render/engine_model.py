@@ -146,21 +146,18 @@ class SortBox:
         return -bucket * (self.count + 1) + index.double()
 
 
-def composite_rgba8(p: dict[str, torch.Tensor], width: int, height: int, fragments: Callable, chunk: int,
-                    background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
+def composite_rgba8(p: dict[str, torch.Tensor], width: int, height: int, fragments: Callable,
+                    chunks: Sequence[slice], background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
     """(H*W, 3) levels 0..255 of the projected splats `p` (front to back) blended back to front into
     an RGBA8 framebuffer cleared to `background`: each fragment's colour x alpha clamped to 1,
-    every blend rounded to a byte. `fragments(sl)` gives (pixel, alpha, splat) of the splats `sl`; splats go
-    a chunk of `chunk` at a time from the back, and inside a chunk one layer of every pixel at a
-    time, so memory stays bounded by the chunk."""
+    every blend rounded to a byte. `fragments(sl)` gives (pixel, alpha, splat) of the splats `sl`;
+    `chunks` are runs of splats, the farthest run first, and inside a run one layer of every
+    pixel goes at a time, so memory stays bounded by the largest run's fragments."""
     n = len(p["u"])
     clear = torch.tensor([round(min(max(c, 0.0), 1.0) * 255.0) for c in background], dtype=torch.float64)
     dst = clear.to(p["u"].device).repeat(width * height, 1)
-    stop = n
-    while stop > 0:
-        start = max(0, stop - chunk)
-        pix, alpha, who = fragments(slice(start, stop))
-        stop = start
+    for sl in chunks:
+        pix, alpha, who = fragments(sl)
         if not len(pix):
             continue
         # back to front inside each pixel: the farther splat (larger index) first

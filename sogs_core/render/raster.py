@@ -24,6 +24,7 @@ segmented sum of log(1 - alpha) per pixel, carried from chunk to chunk.
 """
 from __future__ import annotations
 
+import bisect
 import importlib
 import math
 from dataclasses import dataclass
@@ -383,8 +384,18 @@ def composite(p: dict[str, torch.Tensor], boxes: tuple[torch.Tensor, ...], width
 #: splats x views projected at once for one tile-kernel launch on a GPU (bounds its memory: ~60
 #: bytes a projected splat); a scene larger than this goes one view at a time
 VIEW_BATCH_SPLATS = 1 << 23
-#: splats blended at once by the engine's RGBA8 blending (`engine_model.composite_rgba8`)
-CHUNK_SPLATS_RGBA8 = 1 << 14
+
+
+def _slices_from_back(count: torch.Tensor, budget: int) -> list[slice]:
+    """Runs of splats, the last (farthest) first, each holding at most `budget` box pixels
+    (`count` per splat) or a single splat: the chunks of a back-to-front blend."""
+    before = [0] + torch.cumsum(count.long(), 0).tolist()      # box pixels of the splats before each
+    out, stop = [], len(before) - 1
+    while stop > 0:
+        start = min(bisect.bisect_left(before, before[stop] - budget), stop - 1)
+        out.append(slice(start, stop))
+        stop = start
+    return out
 
 
 def render_views(t: dict[str, torch.Tensor], cams: Sequence[Camera],
@@ -422,8 +433,9 @@ def render(t: dict[str, torch.Tensor], cam: Camera, background: Sequence[float] 
     p = project(t, cam)
     if "sort_box" in t:
         boxes = _boxes(p, cam)
+        chunk = CHUNK_FRAGMENTS_CUDA if dev.type == "cuda" else CHUNK_FRAGMENTS
         levels = composite_rgba8(p, cam.width, cam.height, lambda sl: _fragments(p, boxes, sl, cam.width),
-                                 CHUNK_SPLATS_RGBA8, background)
+                                 _slices_from_back(boxes[2] * boxes[3], chunk), background)
         return (levels / 255.0).float().reshape(cam.height, cam.width, 3)
     rgb_acc, log_t = composite(p, _boxes(p, cam), cam.width, cam.height)
     bg = torch.tensor(list(background), dtype=torch.float32, device=dev)
