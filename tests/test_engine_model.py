@@ -174,6 +174,19 @@ def test_the_engine_model_changes_a_real_score_and_stays_bounded(tmp_path):
     assert a < PSNR_CAP_DB and b < PSNR_CAP_DB and a != b
 
 
+def test_the_default_metric_sees_scales_as_the_engine_keeps_them():
+    """Scales moved to the level the engine rounds them to are the input to the engine, and to
+    the default metric (its work buffer); the exact picture sees them move."""
+    scene = make_scene(3000, 1, seed=4)
+    levels = work_buffer.scale_levels(work_buffer.scale_codes(torch.from_numpy(scene.log_scales))).numpy()
+    moved = Splats(scene.means, scene.quats, levels, scene.f_dc, scene.opacity, scene.f_rest)
+    settings = RenderMetricSettings(views=2, width=64, height=64)
+    assert settings.work_buffer
+    assert score_views(*render_pair(scene.means, scene, moved, settings))["render_psnr"] == PSNR_CAP_DB
+    exact = RenderMetricSettings(views=2, width=64, height=64, work_buffer=False)
+    assert score_views(*render_pair(scene.means, scene, moved, exact))["render_psnr"] < 60.0
+
+
 def test_compare_cli_takes_engine_model_with_our_raster_only(tmp_path):
     scene = make_scene(500, 0, seed=2)
     write_ply(tmp_path / "a.ply", scene)
@@ -185,3 +198,7 @@ def test_compare_cli_takes_engine_model_with_our_raster_only(tmp_path):
     assert "engine's rounding" in ok.stdout and "100.00 dB" in ok.stdout
     bad = run("--engine-model", "--render", "off")
     assert bad.returncode != 0 and "--engine-model" in bad.stderr
+    exact = run("--exact")
+    assert exact.returncode == 0 and "(exact)" in exact.stdout
+    both = run("--exact", "--engine-model")
+    assert both.returncode != 0 and "contradict" in both.stderr

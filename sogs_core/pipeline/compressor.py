@@ -201,7 +201,7 @@ class Compressor:
         def job() -> tuple[list, list, float]:
             t0 = time.perf_counter()
             cams = cameras_for(splats.means, m)
-            return cams, render_scene(tens, cams, m.background, self.device), time.perf_counter() - t0
+            return cams, render_scene(tens, cams, m.background, self.device, work_buffer=m.work_buffer), time.perf_counter() - t0
 
         if self.device.type == "cuda":
             return self._reference.submit(job, self.device)
@@ -231,7 +231,8 @@ class Compressor:
             t0 = time.perf_counter()
             m = self.render_metric
             cams, ref_images, ref_seconds = reference.result()
-            scores = score_views(ref_images, render_scene(decoded, cams, m.background, self.device))
+            scores = score_views(ref_images, render_scene(decoded, cams, m.background, self.device,
+                                                          work_buffer=m.work_buffer))
             report.update({k: scores[k] for k in SCORE_KEYS})
             report["render_size"] = m.size_label
             seconds["render"] = time.perf_counter() - t0 + (ref_seconds if self.device.type != "cuda" else 0.0)

@@ -207,8 +207,9 @@ def project_views(t: dict[str, torch.Tensor], cams: Sequence[Camera]) -> tuple[d
 
 def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> dict[str, torch.Tensor]:
     """The splats `rows` of `t` (prepared) that each camera draws, in no particular order: the
-    `PROJECTED` fields, "rgb", depth "z" (where t holds a "sort_box": the engine's drawing order
-    instead, and its work buffer's colours) and the camera's index "view"."""
+    `PROJECTED` fields, "rgb" (rounded as the engine's work buffer rounds them where t's
+    "work_buffer" is set), depth "z" (where t holds a "sort_box": the engine's drawing order
+    instead) and the camera's index "view"."""
     dev = t["means"].device
     cam = _one_shape(cams)
     means = t["means"][rows]
@@ -271,9 +272,10 @@ def _drawn(t: dict[str, torch.Tensor], cams: Sequence[Camera], rows: slice) -> d
         dirs = means.index_select(0, sel) - pos.index_select(0, in_view)
         dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
         part["rgb"] = drawn_colours({k: t[k][rows] for k in ("f_dc", "f_rest")}, sel, dirs)
+    if t.get("work_buffer"):
+        part["rgb"] = work_buffer_colours(part["rgb"])
     box: Optional[SortBox] = t.get("sort_box")
     if box is not None:
-        part["rgb"] = work_buffer_colours(part["rgb"])
         keys = torch.empty(len(sel), dtype=torch.float64, device=dev)
         for v, (position, frame) in enumerate(frames):
             mine = (in_view == v).nonzero().squeeze(1)

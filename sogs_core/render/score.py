@@ -29,15 +29,19 @@ SCORE_KEYS = ("render_psnr", "render_ssim", "render_psnr_worst_view")
 @dataclass(frozen=True)
 class RenderMetricSettings:
     """How many views and how many pixels; `for_device` picks what each device affords.
-    `engine_model`: render as the PlayCanvas engine rounds (`engine_model`: its work buffer, its
-    bucketed sort, its RGBA8 blending) instead of the exact picture; slower (one blend per
-    fragment layer, no tile kernel), and it needs each file's kind (`render_pair`'s `kinds`)."""
+    `work_buffer` (default): every splat rounded as the PlayCanvas engine keeps it (its compact
+    work buffer: scale levels 8.6 % apart, 11-bit rotations and colours, byte opacity), which
+    costs nothing and ranks files as the engine does; False scores the exact picture the files
+    describe. `engine_model`: the engine's bucketed sort and RGBA8 blending too
+    (`engine_model`), within 0.5-2 dB of the engine; slower (one blend per fragment layer, no
+    tile kernel), and it needs each file's kind (`render_pair`'s `kinds`)."""
 
     views: int = 8
     width: int = 256
     height: int = 256
     fov_deg: float = 60.0
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    work_buffer: bool = True
     engine_model: bool = False
 
     @classmethod
@@ -76,20 +80,22 @@ def _prepared(s: Splats, device: torch.device, work_buffer: bool = False) -> dic
 
 def render_scene(splats: Splats | dict[str, torch.Tensor], cameras: list[Camera],
                  background=(0.0, 0.0, 0.0), device: Optional[torch.device] = None,
-                 engine_kind: Optional[str] = None) -> list[torch.Tensor]:
+                 engine_kind: Optional[str] = None, work_buffer: bool = False) -> list[torch.Tensor]:
     """One (H, W, 3) render per camera of a scene (`Splats`, or tensors on a device), as 8-bit
-    levels (float 0..255) left on the scene's device. `engine_kind` (one of
-    `engine_model.SOURCE_KINDS`: what file the splats came from): rendered as the engine rounds."""
+    levels (float 0..255) left on the scene's device. `work_buffer`: every splat rounded as the
+    engine's work buffer rounds it; `engine_kind` (one of `engine_model.SOURCE_KINDS`: what file
+    the splats came from): that, and the engine's sort and 8-bit blending too."""
     with torch.no_grad():
         # what every view shares, once
-        work_buffer = engine_kind is not None
+        work_buffer = work_buffer or engine_kind is not None
         if isinstance(splats, dict):
             if work_buffer and "cov6" in splats:
                 raise ValueError("the engine model needs the splats' rotations and scales, not prepared covariances")
             t = prepare(splats, work_buffer=work_buffer)
         else:
             t = _prepared(splats, device or torch.device("cpu"), work_buffer)
-        if work_buffer:
+        t = {**t, "work_buffer": work_buffer}          # a copy: the caller's dict stays as it was
+        if engine_kind is not None:
             means, log_scales = (splats[k] if isinstance(splats, dict) else getattr(splats, k) for k in ("means", "log_scales"))
             as_numpy = lambda x: x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x  # noqa: E731
             t["sort_box"] = SortBox.of(as_numpy(means), as_numpy(log_scales), engine_kind)
@@ -121,8 +127,8 @@ def render_pair(reference_means: np.ndarray, reference, other, settings: RenderM
     `kinds` (`engine_model.source_kind`: default a PLY against a SOG)."""
     cams = cameras_for(reference_means, settings)
     ref_kind, other_kind = kinds if settings.engine_model else (None, None)
-    return (render_scene(reference, cams, settings.background, device, ref_kind),
-            render_scene(other, cams, settings.background, device, other_kind))
+    return (render_scene(reference, cams, settings.background, device, ref_kind, settings.work_buffer),
+            render_scene(other, cams, settings.background, device, other_kind, settings.work_buffer))
 
 
 def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderMetricSettings] = None,
@@ -132,6 +138,6 @@ def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderM
     device = device or torch.device("cpu")
     settings = settings or RenderMetricSettings.for_device(device)
     report = score_views(*render_pair(reference.means, reference, other, settings, device, kinds))
-    model = " with the engine's rounding" if settings.engine_model else ""
+    model = " with the engine's rounding" if settings.engine_model else "" if settings.work_buffer else " (exact)"
     report.update(renderer=f"sogs-raster{model} on {device.type}", size=f"{settings.width}x{settings.height}")
     return report

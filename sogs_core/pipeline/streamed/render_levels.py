@@ -24,10 +24,11 @@ def level_render_scores(meta_path: str, reference: Splats, settings: Optional[Re
     device = device or torch.device("cpu")
     settings = settings or RenderMetricSettings.for_device(device)
     cams = cameras_for(reference.means, settings)
-    ref_images = render_scene(reference, cams, settings.background, device)
+    ref_images = render_scene(reference, cams, settings.background, device, work_buffer=settings.work_buffer)
     out = []
     for level in range(int(read_lod_meta(meta_path)["lodLevels"])):
         splats = read_lod_level(meta_path, level)
-        scores = score_views(ref_images, render_scene(splats, cams, settings.background, device))
+        scores = score_views(ref_images, render_scene(splats, cams, settings.background, device,
+                                                      work_buffer=settings.work_buffer))
         out.append({"level": level, "count": splats.count, **{k: scores[k] for k in SCORE_KEYS}})
     return out
