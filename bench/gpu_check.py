@@ -280,6 +280,25 @@ def raster_checks(dev: torch.device) -> None:
               f"max |rgb| {d:.2e}, {levels} of {a_rgb.numel()} 8-bit values differ, {len(p['u'])} splats drawn")
 
 
+def engine_checks(dev: torch.device) -> None:
+    """The engine's rounding on the device against the CPU's: the default metric's work buffer
+    (the tile kernel against the CPU's fragments) and the whole engine model (sort and RGBA8
+    blending in torch ops on both), a 50k-splat SH1 scene at 256^2, two views."""
+    from sogs_core.model.synth import synthetic_scene
+    from sogs_core.render.score import RenderMetricSettings, cameras_for, render_scene
+
+    s = synthetic_scene(50_000, 1, seed=5)
+    cams = cameras_for(s.means, RenderMetricSettings(views=2, width=256, height=256))
+    for name, kw in (("work buffer", {"work_buffer": True}), ("engine model", {"engine_kind": "ply"})):
+        cpu = render_scene(s, cams, device=torch.device("cpu"), **kw)
+        gpu = render_scene(s, cams, device=dev, **kw)
+        differ = sum(int((a != b.cpu()).sum()) for a, b in zip(cpu, gpu))
+        total = sum(a.numel() for a in cpu)
+        worst = max(float((a - b.cpu()).abs().max()) for a, b in zip(cpu, gpu))
+        check(f"{name} on the device == on the CPU", differ <= total // 1000 and worst <= 2.0,
+              f"{differ} of {total} 8-bit values differ, by at most {worst:.0f}")
+
+
 def spelling_checks(dev: torch.device) -> None:
     """`respell_near_identity` on the device (every row checked against the SOG grid, no
     read-back) against the CPU's path (only the turned rows checked): the same spellings."""
@@ -306,7 +325,7 @@ def main() -> None:
     dev = torch.device("cuda")
     print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
     groups = {"plas": plas_checks, "kmeans": kmeans_checks, "chain": chain_checks, "raster": raster_checks,
-              "spelling": spelling_checks}
+              "spelling": spelling_checks, "engine": engine_checks}
     only = sys.argv[1:] or list(groups)          # e.g. `gpu_check.py raster`: that group alone
     for name in only:
         groups[name](dev)
