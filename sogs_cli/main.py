@@ -297,8 +297,7 @@ def _render_ours(args: argparse.Namespace, original, other) -> dict:
     if args.save_png:
         _save_pngs(args.save_png, ref, out)
     report = score_views(ref, out)
-    model = " with the engine's rounding" if args.engine_model else " (exact)" if args.exact else ""
-    report.update(renderer=f"sogs-raster{model} on {device.type}", size=f"{settings.width}x{settings.height}")
+    report.update(renderer=settings.renderer_label(device), size=f"{settings.width}x{settings.height}")
     return report
 
 

@@ -127,13 +127,19 @@ def test_scales_go_on_the_engines_levels_below_100_and_stay_fitted_at_100():
     assert float((stored - t["log_scales"]).abs().max()) <= SCALE_STEP / 2 + 1e-5
     q100 = quantize_splats(*args, quality=100)
     assert not np.allclose(np.diff(q100.scales_codebook), SCALE_STEP, atol=1e-4)
-    assert fits_engine_grid(t["log_scales"], 10.0)
+
+    def corners(size: float) -> torch.Tensor:
+        """Two centres: a scene `size` across."""
+        return torch.tensor([[0.0, 0.0, 0.0], [size, 0.0, 0.0]])
+
+    assert fits_engine_grid(t["log_scales"], corners(10.0))
     # thin axes below the engine's smallest level: harmless in a scene 10 across, not in one a
     # thousandth across; scales above its range never fit
     thin = t["log_scales"].clone()
     thin[:, 2] = -15.0
-    assert fits_engine_grid(thin, 10.0) and not fits_engine_grid(thin, 1e-3)
-    assert not fits_engine_grid(t["log_scales"] + 15.0, 10.0) and not fits_engine_grid(torch.zeros(0, 3), 1.0)
+    assert fits_engine_grid(thin, corners(10.0)) and not fits_engine_grid(thin, corners(1e-3))
+    assert not fits_engine_grid(t["log_scales"] + 15.0, corners(10.0))
+    assert not fits_engine_grid(torch.zeros(0, 3), corners(1.0))
 
 
 def test_splats_stored_with_opacity_0_are_left_out_below_100():

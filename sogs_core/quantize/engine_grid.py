@@ -24,17 +24,20 @@ MAX_OUTSIDE = 0.01
 NEGLIGIBLE_OF_EXTENT = 1e-4
 
 
-def fits_engine_grid(log_scales: torch.Tensor, extent: float) -> bool:
+def fits_engine_grid(log_scales: torch.Tensor, means: torch.Tensor) -> bool:
     """Whether the scene's ln(scale) values suit the engine's levels: at most MAX_OUTSIDE of them
-    above the range, and below it either as few or too small to see in a scene `extent` across
-    (stored at the smallest level instead, which the engine also draws them at)."""
+    above the range, and below it either as few or too small to see in the scene (its centres
+    `means` span its extent; stored at the smallest level instead, which the engine also draws
+    them at)."""
     if not log_scales.numel():
         return False
     half = SCALE_STEP / 2
-    above = float((log_scales > LOG_MIN + LOG_RANGE + half).float().mean())
-    below = float((log_scales < LOG_MIN - half).float().mean())
-    tiny = math.exp(LOG_MIN) <= NEGLIGIBLE_OF_EXTENT * extent
-    return above <= MAX_OUTSIDE and (tiny or below <= MAX_OUTSIDE)
+    if float((log_scales > LOG_MIN + LOG_RANGE + half).float().mean()) > MAX_OUTSIDE:
+        return False
+    if float((log_scales < LOG_MIN - half).float().mean()) <= MAX_OUTSIDE:
+        return True
+    extent = float((means.amax(0) - means.amin(0)).max())
+    return math.exp(LOG_MIN) <= NEGLIGIBLE_OF_EXTENT * extent
 
 
 def engine_grid_codebook(log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

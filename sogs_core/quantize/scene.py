@@ -30,8 +30,7 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     `sog_input`: the splats are a decoded SOG's (their positions keep a finer grid)."""
     mq, mins, maxs = encode_means(means, position_drop_bits(quality, sog_input))
     weight = (splat_importance(log_scales, opacity) if importance is None else importance)[:, None]
-    extent = float((means.amax(0) - means.amin(0)).max()) if len(means) else 0.0
-    if scales_on_engine_grid(quality) and fits_engine_grid(log_scales, extent):
+    if scales_on_engine_grid(quality) and fits_engine_grid(log_scales, means):
         scb, sidx = engine_grid_codebook(log_scales)
     else:
         scb, sidx = kmeans_1d(log_scales, pin_ends=True, density_alpha=TAIL_WEIGHT,

@@ -9,9 +9,9 @@ Three roundings, each read from the engine's build (bench/NOTES.md, session 36):
   bounding box along the view axis, finer in the 32nd of the box nearest the camera; splats that
   share a bucket are drawn in file order, the first one in front;
 - its RGBA8 framebuffer: splats blended back to front, every blend rounded to a byte.
-The plain raster leaves all three out (a deterministic picture of the splats as the file
-describes them); together they bring our scores of a file within about half a dB of the
-engine's on the shared scenes (README, Quality in the viewer).
+The metric copies the work buffer by default (`RenderMetricSettings.work_buffer`); all three
+together bring our scores of a file within 0.5-2 dB of the engine's on the shared scenes (README,
+Quality in the viewer); `--exact` leaves all three out.
 """
 from __future__ import annotations
 

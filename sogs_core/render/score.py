@@ -61,6 +61,11 @@ class RenderMetricSettings:
         on = asked if asked is not None else device.type == "cuda"
         return cls.for_device(device) if on else None
 
+    def renderer_label(self, device: torch.device) -> str:
+        """What drew the pictures, as reports write it (`renderer`)."""
+        model = " with the engine's rounding" if self.engine_model else "" if self.work_buffer else " (exact)"
+        return f"sogs-raster{model} on {device.type}"
+
     @property
     def size_label(self) -> str:
         """views x width x height, as reports write it (`render_size`)."""
@@ -138,6 +143,5 @@ def render_fidelity(reference: Splats, other: Splats, settings: Optional[RenderM
     device = device or torch.device("cpu")
     settings = settings or RenderMetricSettings.for_device(device)
     report = score_views(*render_pair(reference.means, reference, other, settings, device, kinds))
-    model = " with the engine's rounding" if settings.engine_model else "" if settings.work_buffer else " (exact)"
-    report.update(renderer=f"sogs-raster{model} on {device.type}", size=f"{settings.width}x{settings.height}")
+    report.update(renderer=settings.renderer_label(device), size=f"{settings.width}x{settings.height}")
     return report
