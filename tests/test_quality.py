@@ -10,7 +10,8 @@ from sogs_core.formats import read_splats
 from sogs_core.formats.ply.write import ply_bytes
 from sogs_core.pipeline.compressor import Compressor
 from sogs_core.pipeline.fidelity import fidelity
-from sogs_core.quantize.quality import opacity_bound, opacity_drop_bits, position_bound_steps, position_drop_bits
+from sogs_core.quantize.quality import (colour_codebook_size, opacity_bound, opacity_drop_bits, position_bound_steps,
+                                        position_drop_bits, quat_step)
 from sogs_core.settings import CompressSettings
 
 from .conftest import make_scene
@@ -28,7 +29,7 @@ def _compress(data: bytes, quality: int) -> tuple[bytes, dict]:
 
 
 def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
-    assert [position_drop_bits(q) for q in (100, 99, 91, 90, 81, 80, 60, 0)] == [0, 1, 1, 1, 2, 2, 4, 4]
+    assert [position_drop_bits(q) for q in (100, 99, 91, 90, 81, 80, 70, 60, 59, 0)] == [0, 1, 1, 1, 2, 2, 3, 3, 4, 4]
     reference = read_splats(scene_ply, "s.ply")
     sizes = {}
     for quality in (100, 90, 70):
@@ -43,6 +44,31 @@ def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
     assert report["position_max_steps"] > 0.5 + 1e-3        # level 70 did use its coarser grid
     assert report["opacity_max_error"] > 0.5 / 255 + 1e-6     # and its coarser opacity
     assert sizes[70] < sizes[90] < sizes[100]
+
+
+def test_below_70_rotations_take_a_7_bit_grid_and_colours_128_levels(scene_ply):
+    """Below 70 a trained scene's rotation codes are even (a 7-bit grid, the rotation error at
+    most about twice the 8-bit one) and its colour codebook holds 128 distinct levels; a
+    decoded SOG quantized again keeps every 8-bit rotation code."""
+    from sogs_core.formats.sog.read import codes_v2, load_bundle_bytes
+
+    def read_sog_codes(data: bytes, label: str):
+        return codes_v2(*load_bundle_bytes(data, label))
+
+    assert [quat_step(q) for q in (100, 70, 69, 60, 0)] == [1, 1, 2, 2, 2]
+    assert [quat_step(q, sog_input=True) for q in (100, 60, 0)] == [1, 1, 1]
+    assert [colour_codebook_size(q) for q in (100, 70, 69, 0)] == [256, 256, 128, 128]
+    data70, report70 = _compress(scene_ply, 70)
+    data60, report = _compress(scene_ply, 60)
+    q70, q60 = read_sog_codes(data70, "s.sog"), read_sog_codes(data60, "s.sog")
+    assert (q70.quats_b[:, :3] % 2).any()
+    assert not (q60.quats_b[:, :3] % 2).any()
+    assert len(np.unique(q70.sh0_codebook)) > 128 and len(np.unique(q60.sh0_codebook)) == 128
+    assert 1.5 * report70["rotation_max_deg"] < report["rotation_max_deg"] <= 3.0
+    assert len(data60) < len(data70)
+    again = Compressor(device="cpu", settings=CompressSettings(quality=60, requantize=True)).compress(
+        data70, name="s.sog").package.bundle_bytes()
+    assert (read_sog_codes(again, "s.sog").quats_b[:, :3] % 2).any()
 
 
 def test_opacity_already_on_the_byte_grid_keeps_its_byte_at_every_level():
@@ -208,3 +234,23 @@ def test_each_level_keeps_the_palette_fraction_the_readme_table_states():
         want = base if fraction == 1.0 else max(64, int(round(base * fraction / 64)) * 64)
         assert palette_size_for(n, level) == want, level
     assert palette_size_for(40, 80) == palette_size(40)
+
+
+def test_a_smaller_colour_codebook_only_within_one_display_step():
+    """Below 70 the colour codebook takes 128 levels only where their weighted RMS colour error
+    stays within COLOUR_ERROR_BOUND (one 8-bit step); wide colours keep 256."""
+    import torch
+
+    from sogs_core.model.sh import SH_C0
+    from sogs_core.quantize.quality import COLOUR_ERROR_BOUND
+    from sogs_core.quantize.scene import colour_codebook
+
+    g = torch.Generator().manual_seed(3)
+    weight = torch.ones(20000, 3)
+    for spread, expect in ((0.5, 128), (4.0, 256)):
+        f_dc = (torch.rand(20000, 3, generator=g) * 2 - 1) * spread
+        cb, idx = colour_codebook(f_dc, weight, 128)
+        assert len(cb) == 256 and len(torch.unique(cb)) == expect
+        rms = float(((cb[idx.long()] - f_dc) * SH_C0).pow(2).mean().sqrt())
+        if expect == 128:
+            assert rms <= COLOUR_ERROR_BOUND

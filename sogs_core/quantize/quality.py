@@ -2,9 +2,10 @@
 
 100 keeps the format's tightest contract (nearest codes everywhere) and splat-transform's SH
 palette size. Below it:
-- the low bits of the 16-bit positions are dropped, one more bit per 10 points under 100 (at
-  most 4): the low position bytes are the least compressible image of a SOG, and a coarser
-  position grid cost the least render quality of the levers tried;
+- the low bits of the 16-bit positions are dropped, one more bit per 10 points under 100 down
+  to 70, and a fourth below 60 (`POSITION_DROP_BITS`): the low position bytes are the least
+  compressible image of a SOG, and a coarser position grid cost the least render quality of
+  the levers tried at the upper levels;
 - each splat's rotation is spelled nearest the identity among the 24 that give the same
   Gaussian (`quantize.spelling`): nothing a viewer sees changes, the bytes shrink;
 - the scale codes go on the PlayCanvas engine's own 255 levels (`quantize.engine_grid`): the
@@ -15,6 +16,11 @@ palette size. Below it:
   weighted by what each splat shows, fewer entries cost little;
 - below 90, opacities from training lose their two low bits (`OPACITY_DROP_BITS`; those
   already on the byte grid keep theirs): -1 to -2 % of the bytes for a few hundredths of a dB;
+- below 70, the colour codebook has 128 levels instead of 256 (`COLOUR_CODEBOOK_SIZES`) where
+  they stay within one display step of RMS error (`COLOUR_ERROR_BOUND`), and
+  a trained scene's rotations are stored on a 7-bit grid (`QUAT_STEPS`; a decoded SOG's keep
+  their 8-bit codes' grid, as its positions keep theirs): in the engine's picture both cost
+  less per byte than the fourth position bit on most scenes (bench/NOTES.md, session 37);
 - splats whose opacity byte is 0 at the level's grid are not written (`quantize.visibility`):
   no viewer draws them, and trained scenes hold a few percent of them.
 Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
@@ -24,7 +30,8 @@ from __future__ import annotations
 
 from sogs_core.quantize.palette.kmeans import palette_size
 
-MAX_POSITION_DROP_BITS = 4
+#: (lowest quality, low bits of each 16-bit position code dropped), first match from the top
+POSITION_DROP_BITS = ((100, 0), (90, 1), (80, 2), (60, 3), (0, 4))
 #: position bits dropped at most from a decoded SOG's positions (a SOG as input, its codes not
 #: kept): they were quantized once already, and a second, coarser grid on top of the first cost
 #: the PlayCanvas logo 2 dB in the engine for 2 % of the bytes (bench/NOTES.md, session 20)
@@ -33,16 +40,42 @@ SOG_INPUT_POSITION_DROP_BITS = 2
 OPACITY_DROP_BITS = ((90, 0), (0, 2))
 #: (lowest quality, fraction of `palette_size` kept), first match from the top
 PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (70, 0.5), (0, 0.375))
+#: (lowest quality, levels of the colour (f_dc) codebook), first match from the top; fewer than
+#: 256 only where they keep COLOUR_ERROR_BOUND (`scene.colour_codebook`)
+COLOUR_CODEBOOK_SIZES = ((70, 256), (0, 128))
+#: the largest importance-weighted RMS error in displayed colour (0..1) a smaller colour codebook
+#: may add: one 8-bit display step
+COLOUR_ERROR_BOUND = 1.0 / 255.0
+#: (lowest quality, step between the 8-bit rotation codes used), first match from the top
+QUAT_STEPS = ((70, 1), (0, 2))
+
+
+def _level(table: tuple, quality: int):
+    """The value of the first (lowest quality, value) row of `table` that `quality` reaches."""
+    if not 0 <= quality <= 100:
+        raise ValueError(f"--quality must be 0..100, not {quality}")
+    return next(value for lowest, value in table if quality >= lowest)
 
 
 def position_drop_bits(quality: int, sog_input: bool = False) -> int:
     """Low bits of each 16-bit position code left at zero: 0 at 100, 1 at 90-99, 2 at 80-89,
-    3 at 70-79, 4 below 70; a decoded SOG's positions (`sog_input`) at most
+    3 at 60-79, 4 below 60; a decoded SOG's positions (`sog_input`) at most
     SOG_INPUT_POSITION_DROP_BITS."""
-    if not 0 <= quality <= 100:
-        raise ValueError(f"--quality must be 0..100, not {quality}")
-    bits = min(MAX_POSITION_DROP_BITS, (100 - quality + 9) // 10)
+    bits = _level(POSITION_DROP_BITS, quality)
     return min(bits, SOG_INPUT_POSITION_DROP_BITS) if sog_input else bits
+
+
+def colour_codebook_size(quality: int) -> int:
+    """Levels of the f_dc codebook at `quality` (the file's codebook always holds 256 entries;
+    the unused ones repeat the last level)."""
+    return _level(COLOUR_CODEBOOK_SIZES, quality)
+
+
+def quat_step(quality: int, sog_input: bool = False) -> int:
+    """Step between the rotation codes used at `quality`: 1 (every 8-bit code) or 2 (a 7-bit
+    grid); a decoded SOG's rotations (`sog_input`) always 1 (a second grid on top of the one
+    they sit on costs twice: the logo lost 1.7 dB for 3 % of its bytes)."""
+    return 1 if sog_input else _level(QUAT_STEPS, quality)
 
 
 def respell_rotations(quality: int) -> bool:
@@ -66,7 +99,7 @@ def scales_on_engine_grid(quality: int) -> bool:
 def opacity_drop_bits(quality: int) -> int:
     """Low bits of each opacity byte left at zero (opacities already on the 8-bit grid keep theirs:
     `codes.encode_opacity`)."""
-    return next(bits for lowest, bits in OPACITY_DROP_BITS if quality >= lowest)
+    return _level(OPACITY_DROP_BITS, quality)
 
 
 def opacity_bound(quality: int) -> float:

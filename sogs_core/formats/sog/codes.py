@@ -65,15 +65,17 @@ def decode_means(q: torch.Tensor, mins, maxs) -> torch.Tensor:
 _OTHERS = torch.tensor([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 
 
-def encode_quats(quats: torch.Tensor) -> torch.Tensor:
-    """(N, 4) w,x,y,z -> (N, 4) uint8: three components in RGB, 252 + index of the largest in A."""
+def encode_quats(quats: torch.Tensor, step: int = 1) -> torch.Tensor:
+    """(N, 4) w,x,y,z -> (N, 4) uint8: three components in RGB, 252 + index of the largest in A.
+
+    step > 1 rounds each code to the nearest multiple of `step` (a coarser grid; `quantize.quality`)."""
     q = quats.double()
     q = q / q.norm(dim=1, keepdim=True)
     m = q.abs().argmax(1)
     largest = q.gather(1, m[:, None])
     q = q * torch.where(largest < 0, -1.0, 1.0)
     others = q.gather(1, _OTHERS.to(q.device)[m])
-    b = torch.round(255.0 * (others * SQRT2 * 0.5 + 0.5)).clamp(0, 255)
+    b = (torch.round(255.0 * (others * SQRT2 * 0.5 + 0.5) / step) * step).clamp(0, 255)
     return torch.cat([b, (252 + m)[:, None].double()], 1).to(torch.uint8)
 
 
