@@ -271,7 +271,7 @@ class CompressSettings:
     chain: ChainConfig = field(default_factory=ChainConfig)   # used by order "chain"
     requantize: bool = False            # SOG v2 inputs: quantize again instead of keeping their codes
     webp: WebpSettings = field(default_factory=WebpSettings)
-    quality: int = 100                  # 0..100 (the tools default to DEFAULT_QUALITY): 100 nearest codes; lower drops position bits
+    quality: int = 100                  # 0..100 (the tools default to DEFAULT_QUALITY): 100 nearest codes; lower: quantize.quality's levers
     edit: EditSettings = field(default_factory=EditSettings)   # what is done to the scene first
 
     def __post_init__(self) -> None:
