@@ -66,8 +66,9 @@ def add_compress_options(group, plas_auto: str = PLAS_AUTO_COMPRESS, hashed: boo
                             "identity of the 24 that give the same Gaussian (nothing drawn changes) and the scales take the "
                             "PlayCanvas engine's own 255 levels (it draws them as it draws the input's), and 90-99 drop the lowest position bit (within 1 "
                             "step) and keep 90 %% of the palette entries, 80-89 two bits and 50 %%, 70-79 three and "
-                            "50 %%, 60-69 three and 37.5 %% with 128 colour levels (where they stay within one display step) "
-                            "and rotations on a 7-bit grid (not a SOG input's), below 60 also a fourth position bit; below 90 opacities from training sit on a 4-byte "
+                            "50 %%, 60-69 three and 37.5 %% with rotations on a 7-bit grid (not a SOG input's), below 60 "
+                            "also a fourth position bit; below 90 colours take 128 levels where those stay within one "
+                            "display step (a trained scene's wider colours keep 256) and opacities from training sit on a 4-byte "
                             "grid; below 100 splats stored with opacity 0 (drawn by no viewer) are left out and "
                             "counted (dropped_invisible); README 'Quality levels' has the bytes and "
                             "render PSNR of each level" + tail)

@@ -46,10 +46,11 @@ def test_levels_drop_position_bits_within_their_stated_bound(scene_ply):
     assert sizes[70] < sizes[90] < sizes[100]
 
 
-def test_below_70_rotations_take_a_7_bit_grid_and_colours_128_levels(scene_ply):
-    """Below 70 a trained scene's rotation codes are even (a 7-bit grid, the rotation error at
-    most about twice the 8-bit one) and its colour codebook holds 128 distinct levels; a
-    decoded SOG quantized again keeps every 8-bit rotation code."""
+def test_below_90_colours_take_128_levels_and_below_70_rotations_a_7_bit_grid(scene_ply):
+    """Below 90 the colour codebook holds 128 distinct levels (where they keep one display
+    step: this scene's do); below 70 a trained scene's rotation codes are even (a 7-bit grid,
+    the rotation error at most about twice the 8-bit one); a decoded SOG quantized again keeps
+    every 8-bit rotation code."""
     from sogs_core.formats.sog.read import codes_v2, load_bundle_bytes
 
     def read_sog_codes(data: bytes, label: str):
@@ -57,13 +58,14 @@ def test_below_70_rotations_take_a_7_bit_grid_and_colours_128_levels(scene_ply):
 
     assert [quat_step(q) for q in (100, 70, 69, 60, 0)] == [1, 1, 2, 2, 2]
     assert [quat_step(q, sog_input=True) for q in (100, 60, 0)] == [1, 1, 1]
-    assert [colour_codebook_size(q) for q in (100, 70, 69, 0)] == [256, 256, 128, 128]
+    assert [colour_codebook_size(q) for q in (100, 90, 89, 80, 0)] == [256, 256, 128, 128, 128]
+    data90, _ = _compress(scene_ply, 90)
     data70, report70 = _compress(scene_ply, 70)
     data60, report = _compress(scene_ply, 60)
-    q70, q60 = read_sog_codes(data70, "s.sog"), read_sog_codes(data60, "s.sog")
+    q90, q70, q60 = (read_sog_codes(d, "s.sog") for d in (data90, data70, data60))
+    assert len(np.unique(q90.sh0_codebook)) > 128 and len(np.unique(q70.sh0_codebook)) == 128
     assert (q70.quats_b[:, :3] % 2).any()
     assert not (q60.quats_b[:, :3] % 2).any()
-    assert len(np.unique(q70.sh0_codebook)) > 128 and len(np.unique(q60.sh0_codebook)) == 128
     assert 1.5 * report70["rotation_max_deg"] < report["rotation_max_deg"] <= 3.0
     assert len(data60) < len(data70)
     again = Compressor(device="cpu", settings=CompressSettings(quality=60, requantize=True)).compress(
@@ -237,7 +239,7 @@ def test_each_level_keeps_the_palette_fraction_the_readme_table_states():
 
 
 def test_a_smaller_colour_codebook_only_within_one_display_step():
-    """Below 70 the colour codebook takes 128 levels only where their weighted RMS colour error
+    """Below 90 the colour codebook takes 128 levels only where their weighted RMS colour error
     stays within COLOUR_ERROR_BOUND (one 8-bit step); wide colours keep 256."""
     import torch
 

@@ -16,15 +16,17 @@ palette size. Below it:
   weighted by what each splat shows, fewer entries cost little;
 - below 90, opacities from training lose their two low bits (`OPACITY_DROP_BITS`; those
   already on the byte grid keep theirs): -1 to -2 % of the bytes for a few hundredths of a dB;
-- below 70, the colour codebook has 128 levels instead of 256 (`COLOUR_CODEBOOK_SIZES`) where
-  they stay within one display step of RMS error (`COLOUR_ERROR_BOUND`), and
-  a trained scene's rotations are stored on a 7-bit grid (`QUAT_STEPS`; a decoded SOG's keep
-  their 8-bit codes' grid, as its positions keep theirs): in the engine's picture both cost
-  less per byte than the fourth position bit on most scenes (bench/NOTES.md, session 37);
+- below 90, the colour codebook has 128 levels instead of 256 (`COLOUR_CODEBOOK_SIZES`) where
+  they stay within one display step of RMS error (`COLOUR_ERROR_BOUND`: the SOG-derived scenes'
+  colours do, the trained ones' wider colours keep 256): -3 % of the bytes for 0.2-0.5 dB;
+- below 70, a trained scene's rotations are stored on a 7-bit grid (`QUAT_STEPS`; a decoded
+  SOG's keep their 8-bit codes' grid, as its positions keep theirs): in the engine's picture it
+  costs less per byte than the fourth position bit, which moves below 60 (bench/NOTES.md,
+  session 37);
 - splats whose opacity byte is 0 at the level's grid are not written (`quantize.visibility`):
   no viewer draws them, and trained scenes hold a few percent of them.
-Fewer codebook levels and snapping labels to a neighbour's were measured and lost (bench/NOTES.md,
-session 17).
+Fewer scale levels, 64 colour levels and snapping labels to a neighbour's were measured and
+lost (bench/NOTES.md, sessions 17 and 37).
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ OPACITY_DROP_BITS = ((90, 0), (0, 2))
 PALETTE_FRACTIONS = ((100, 1.0), (90, 0.9), (70, 0.5), (0, 0.375))
 #: (lowest quality, levels of the colour (f_dc) codebook), first match from the top; fewer than
 #: 256 only where they keep COLOUR_ERROR_BOUND (`scene.colour_codebook`)
-COLOUR_CODEBOOK_SIZES = ((70, 256), (0, 128))
+COLOUR_CODEBOOK_SIZES = ((90, 256), (0, 128))
 #: the largest importance-weighted RMS error in displayed colour (0..1) a smaller colour codebook
 #: may add: one 8-bit display step
 COLOUR_ERROR_BOUND = 1.0 / 255.0
