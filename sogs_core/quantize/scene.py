@@ -28,7 +28,7 @@ def quantize_splats(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.
     compressor encodes them while the SH palette's k-means (`add_palette`) runs. `quality` picks
     the levers of `quantize.quality` (100: nearest codes everywhere). `importance`: the splats'
     `splat_importance` when the caller has it already (it weighs the SH palette too).
-    `sog_input`: the splats are a decoded SOG's (their positions keep a finer grid)."""
+    `sog_input`: the splats are a decoded SOG's (their positions and rotations keep a finer grid)."""
     mq, mins, maxs = encode_means(means, position_drop_bits(quality, sog_input))
     weight = (splat_importance(log_scales, opacity) if importance is None else importance)[:, None]
     if scales_on_engine_grid(quality) and fits_engine_grid(log_scales, means):
