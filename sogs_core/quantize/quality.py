@@ -119,7 +119,7 @@ def palette_size_for(n: int, quality: int) -> int:
     """SH palette entries for n splats at `quality`: splat-transform's rule scaled by the level's
     fraction, in whole rows of 64 entries (the centroid image's width), never more than n."""
     base = palette_size(n)
-    fraction = next(f for lowest, f in PALETTE_FRACTIONS if quality >= lowest)
+    fraction = _level(PALETTE_FRACTIONS, quality)
     if fraction >= 1.0 or base <= 64:
         return base
     return min(n, max(64, int(round(base * fraction / 64)) * 64))
