@@ -34,8 +34,8 @@ def ensure_installed() -> str:
     return BIN
 
 
-#: splat-transform's CPU k-means of the 20k-splat SH3 render case took 5 min on the 2-core box
-#: in one run and passed 10 min in two others: a limit that catches a hang, not a slow machine
+#: splat-transform's CPU k-means of an SH palette is its slow part and grows with the splats
+#: (bench/NOTES.md): a limit that catches a hang, not a slow machine
 TIMEOUT_SECONDS = 1800
 
 

@@ -106,7 +106,7 @@ def _scene_case(name: str, tmp_path) -> str:
     have) or the synthetic SH3 scene written as PLY."""
     if name == "synthetic-sh3":
         path = tmp_path / "synthetic.ply"
-        write_ply(path, make_scene(20000, 3, seed=23))
+        write_ply(path, make_scene(8000, 3, seed=23))
         return str(path)
     path = shared_path("scenes", "real", f"{name}.compressed.ply")
     if not os.path.isfile(path):
