@@ -2,10 +2,10 @@
 # Session 38's device call (issue 32): where the 32M SH3 streamed write at 80 waits now, and
 # whether more processes fit the issue's 16 GB when each caps its caching allocator. The default
 # (two processes) with the GPU's utilisation sampled each second by `nvidia-smi dmon`; three and
-# four processes with each process's allocator capped (`exp/memcap/sitecustomize.py`, carried:
+# four processes with each process's allocator capped (`bench/memcap/sitecustomize.py`:
 # torch.cuda.set_per_process_memory_fraction at CUDA's start, SOGS_EXP_MEM_CAP_MB); every image
 # by libwebp (wall and bytes); one process on `streamed_timeline.py` (spans per thread).
-# `bash bench/gpu_s38.sh` (carry exp/memcap; FULL=1 adds a capped pair, the libwebp arm and the timeline); JSON and
+# `bash bench/gpu_s38.sh` (FULL=1 adds a capped pair, the libwebp arm and the timeline); JSON and
 # dmon logs under $OUT.
 source bench/gpu_prelude.sh gpu_s38
 big() {  # label [extra args]
@@ -18,7 +18,7 @@ big() {  # label [extra args]
   awk '!/^#/ {n++; sm+=$2} END {if (n) printf "dmon: %d samples, mean SM %.0f %%\n", n, sm/n}' $OUT/dmon_$1.txt
 }
 big p2 --processes 2
-export PYTHONPATH=$PWD/exp/memcap
+export PYTHONPATH=$PWD/bench/memcap
 SOGS_EXP_MEM_CAP_MB=4400 big p3_cap4400 --processes 3
 SOGS_EXP_MEM_CAP_MB=3200 big p4_cap3200_d4M --processes 4 --decimation-splats 4194304
 [ -n "$FULL" ] && SOGS_EXP_MEM_CAP_MB=6800 big p2_cap6800 --processes 2
