@@ -5,7 +5,7 @@
 # four processes with each process's allocator capped (`bench/memcap/sitecustomize.py`:
 # torch.cuda.set_per_process_memory_fraction at CUDA's start, SOGS_EXP_MEM_CAP_MB); every image
 # by libwebp (wall and bytes); one process on `streamed_timeline.py` (spans per thread).
-# `bash bench/gpu_s38.sh` (FULL=1 adds a capped pair, the libwebp arm and the timeline); JSON and
+# `bash bench/gpu_s38.sh` (QUICK=1: the default and three capped processes only; FULL=1 adds a capped pair, the libwebp arm and the timeline); JSON and
 # dmon logs under $OUT.
 source bench/gpu_prelude.sh gpu_s38
 big() {  # label [extra args]
@@ -20,7 +20,7 @@ big() {  # label [extra args]
 big p2 --processes 2
 export PYTHONPATH=$PWD/bench/memcap
 SOGS_EXP_MEM_CAP_MB=4400 big p3_cap4400 --processes 3
-SOGS_EXP_MEM_CAP_MB=3200 big p4_cap3200_d4M --processes 4 --decimation-splats 4194304
+[ -z "$QUICK" ] && SOGS_EXP_MEM_CAP_MB=3200 big p4_cap3200_d4M --processes 4 --decimation-splats 4194304
 [ -n "$FULL" ] && SOGS_EXP_MEM_CAP_MB=6800 big p2_cap6800 --processes 2
 unset PYTHONPATH
 [ -n "$FULL" ] && big p2_libwebp --processes 2 --webp-encoder libwebp
