@@ -5,7 +5,7 @@
 # four processes with each process's allocator capped (`bench/memcap/sitecustomize.py`:
 # torch.cuda.set_per_process_memory_fraction at CUDA's start, SOGS_EXP_MEM_CAP_MB); every image
 # by libwebp (wall and bytes); one process on `streamed_timeline.py` (spans per thread).
-# `bash bench/gpu_s38.sh` (QUICK=1: the default and three capped processes only; FULL=1 adds a capped pair, the libwebp arm and the timeline); JSON and
+# `bash bench/gpu_s38.sh` (QUICK=1 NO_ONE_PLY=1: the default and three capped processes only; FULL=1 adds a capped pair, the libwebp arm and the timeline); JSON and
 # dmon logs under $OUT.
 source bench/gpu_prelude.sh gpu_s38
 big() {  # label [extra args]
