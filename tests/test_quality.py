@@ -51,10 +51,7 @@ def test_below_90_colours_take_128_levels_and_below_70_rotations_a_7_bit_grid(sc
     step: this scene's do); below 70 a trained scene's rotation codes are even (a 7-bit grid,
     the rotation error at most about twice the 8-bit one); a decoded SOG quantized again keeps
     every 8-bit rotation code."""
-    from sogs_core.formats.sog.read import codes_v2, load_bundle_bytes
-
-    def read_sog_codes(data: bytes, label: str):
-        return codes_v2(*load_bundle_bytes(data, label))
+    from sogs_core.formats import read_scene
 
     assert [quat_step(q) for q in (100, 70, 69, 60, 0)] == [1, 1, 2, 2, 2]
     assert [quat_step(q, sog_input=True) for q in (100, 60, 0)] == [1, 1, 1]
@@ -62,7 +59,7 @@ def test_below_90_colours_take_128_levels_and_below_70_rotations_a_7_bit_grid(sc
     data90, _ = _compress(scene_ply, 90)
     data70, report70 = _compress(scene_ply, 70)
     data60, report = _compress(scene_ply, 60)
-    q90, q70, q60 = (read_sog_codes(d, "s.sog") for d in (data90, data70, data60))
+    q90, q70, q60 = (read_scene(d, "s.sog").codes for d in (data90, data70, data60))
     assert len(np.unique(q90.sh0_codebook)) > 128 and len(np.unique(q70.sh0_codebook)) == 128
     assert (q70.quats_b[:, :3] % 2).any()
     assert not (q60.quats_b[:, :3] % 2).any()
@@ -70,7 +67,7 @@ def test_below_90_colours_take_128_levels_and_below_70_rotations_a_7_bit_grid(sc
     assert len(data60) < len(data70)
     again = Compressor(device="cpu", settings=CompressSettings(quality=60, requantize=True)).compress(
         data70, name="s.sog").package.bundle_bytes()
-    assert (read_sog_codes(again, "s.sog").quats_b[:, :3] % 2).any()
+    assert (read_scene(again, "s.sog").codes.quats_b[:, :3] % 2).any()
 
 
 def test_opacity_already_on_the_byte_grid_keeps_its_byte_at_every_level():
