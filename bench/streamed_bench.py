@@ -78,6 +78,9 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     ap.add_argument("--decimation-splats", type=int, default=None,
                     help="level-0 splats decimated in one call at most, shared out between processes "
                          "(default the library's `units.DECIMATION_SPLATS`)")
+    ap.add_argument("--process-gpu-mib", type=int, default=None,
+                    help="write_streamed(process_gpu_mib=): each process's allocator cap on a GPU when several "
+                         "write (default the library's `settings.PROCESS_GPU_MEMORY_MIB`; 0: no cap)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if a.switch_interval_ms is not None:
@@ -144,6 +147,7 @@ def main() -> None:
                          StreamedSettings(levels=a.levels, chunks=ChunkOptions()),
                          memory_budget=int(a.memory_budget_mb * 2**20), processes=a.processes,
                          **({"decimation_splats": a.decimation_splats} if a.decimation_splats else {}),
+                         **({"process_gpu_mib": a.process_gpu_mib} if a.process_gpu_mib is not None else {}),
                          progress=lambda d, t: print(f"  group {d}/{t}", flush=True) if d % 8 == 0 or d == t else None)
     wall = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(comp.device) if comp.device.type == "cuda" else None
@@ -154,7 +158,7 @@ def main() -> None:
     levels, render_wall, render_peak = None, None, None
     if a.render_metric:
         levels, render_wall, render_peak = render_levels(res, ply, comp.device)
-    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "processes": res.processes, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "process_gpu_mib": a.process_gpu_mib, "processes": res.processes, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,

@@ -16,7 +16,8 @@ from sogs_cli.options import (INPUT_FORMATS, PLAS_AUTO_COMPRESS, add_compress_op
 from sogs_cli.progress import StageProgress
 from sogs_cli.startup import import_torch_frozen
 from sogs_core import __version__
-from sogs_core.settings import AUTO_GPU_PAIR_MIN_MEMORY, AUTO_GPU_PAIR_MIN_SPLATS, AUTO_PROCESSES_MIN_SPLATS
+from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, AUTO_GPU_SHARED_MIN_SPLATS,
+                               AUTO_PROCESSES_MIN_SPLATS, PROCESS_GPU_MEMORY_MIB)
 from sogs_core.model.errors import SogsError
 
 EXIT_BAD_INPUT = 2
@@ -91,6 +92,17 @@ def _compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative_int(text: str) -> int:
+    """A whole number >= 0 (an option where 0 means none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _processes_arg(text: str) -> Optional[int]:
     """--processes: a count, or auto (None: `write_streamed` chooses)."""
     if text == "auto":
@@ -121,7 +133,8 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
             print(f"sogs-cluster {__version__}: {' '.join(args.inputs)} -> {out} (streamed) on {comp.device_name}",
                   file=sys.stderr)
         res = write_streamed(comp, args.inputs, out, lod, memory_budget=memory_budget(args),
-                             progress=progress, processes=args.processes)
+                             progress=progress, processes=args.processes,
+                             process_gpu_mib=args.process_gpu_memory)
         levels = _streamed_render_levels(args, res, settings, comp.device) if args.render_metric else None
     how = "read by ranges" if res.ranged else "read whole"
     print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
@@ -399,14 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--processes", type=_processes_arg, default=None, metavar="N|auto",
                    help="processes that write the streamed SOG together on the one device (default auto: on a "
                         f"CPU one per core for scenes of {AUTO_PROCESSES_MIN_SPLATS / 1e6:g}M splats or more, "
-                        f"on a GPU 2 for {AUTO_GPU_PAIR_MIN_SPLATS / 1e6:g}M splats or more where it has "
-                        f"{AUTO_GPU_PAIR_MIN_MEMORY >> 30} GiB, else 1): each writes a run of neighbouring chunk groups with its own compressor (the "
+                        f"on a GPU {AUTO_GPU_PROCESSES} for {AUTO_GPU_SHARED_MIN_SPLATS / 1e6:g}M splats or more where it has "
+                        f"{AUTO_GPU_SHARED_MIN_MEMORY >> 30} GiB, else 1): each writes a run of neighbouring chunk groups with its own compressor (the "
                         "few coarse files two runs share are packed at the end from what both hand back), so "
                         "more kernels are launched at once (one process is bound by launching them, not by the "
                         "GPU; on a CPU one process keeps about one core busy); the files are the same. Each "
                         "process holds its own chunk groups and device memory, and opens the input itself: a "
                         "PLY is mapped and only its rows are read, any other format is read whole by each; on "
                         "a CPU each takes its share of the cores")
+    g.add_argument("--process-gpu-memory", type=_non_negative_int, default=PROCESS_GPU_MEMORY_MIB, metavar="MIB",
+                   help="where several processes write a streamed SOG on a GPU, the device memory each may hold "
+                        f"in torch's caching allocator (default {PROCESS_GPU_MEMORY_MIB}; 0: no cap). Uncapped, "
+                        "each keeps the most it ever took; capped, it reuses its blocks, so more processes fit "
+                        "on one GPU. Each also holds its CUDA context and kernels (about 2 GB) beyond this. A "
+                        "process whose single call needs more fails with out of memory: raise it, or lower "
+                        "--processes")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

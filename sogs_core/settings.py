@@ -27,12 +27,21 @@ GROUPS_PER_DECIMATION_CUDA = 8
 #: (`streamed.processes.auto_processes`): each process pays its start (spawning, importing torch:
 #: seconds), which a scene of millions of splats (several CPU seconds a million) repays
 AUTO_PROCESSES_MIN_SPLATS = 2_000_000
-#: on a GPU, the smallest scene that `--processes auto` writes with two processes, and the least
-#: device memory for it: one process is bound by launching kernels, and a second repays its start
-#: from about 16M splats (32M SH3 at 80 on an H100: 36-38 s against 50-53 s, 4M: slower; each
-#: process holds ~7.5 GB, bounded by its chunk groups, not the scene: bench/NOTES.md, session 34)
-AUTO_GPU_PAIR_MIN_SPLATS = 16_000_000
-AUTO_GPU_PAIR_MIN_MEMORY = 24 << 30
+#: on a GPU, the smallest scene that `--processes auto` writes with several processes, and the
+#: least device memory for them: one process is bound by launching kernels, and more repay their
+#: start from about 16M splats (bench/NOTES.md, sessions 34 and 39)
+AUTO_GPU_SHARED_MIN_SPLATS = 16_000_000
+AUTO_GPU_SHARED_MIN_MEMORY = 24 << 30
+#: how many processes `--processes auto` takes on such a GPU: three, each with its caching
+#: allocator capped at PROCESS_GPU_MEMORY_MIB, are faster than two uncapped ones in less memory
+#: (bench/NOTES.md, session 39)
+AUTO_GPU_PROCESSES = 3
+#: MiB of device memory each of several processes writing one streamed SOG on a GPU may hold
+#: in torch's caching allocator (`torch.cuda.set_per_process_memory_fraction`): without a cap
+#: each keeps what its largest call ever took, and three went over the memory two took. A
+#: process's chunk groups, not the scene, bound what it needs; its CUDA context and kernels come
+#: on top
+PROCESS_GPU_MEMORY_MIB = 2800
 
 
 @dataclass(frozen=True)

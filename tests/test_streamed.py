@@ -452,19 +452,20 @@ def test_processes_take_runs_of_groups_the_largest_as_small_as_it_can_be():
 
 def test_auto_processes_for_large_scenes(tmp_path, monkeypatch):
     """`processes=None` (the CLI's default, auto): one process for a scene below
-    AUTO_PROCESSES_MIN_SPLATS, one per torch thread on a CPU above it; on a GPU two from
-    AUTO_GPU_PAIR_MIN_SPLATS where the device has the memory for them, else one."""
+    AUTO_PROCESSES_MIN_SPLATS, one per torch thread on a CPU above it; on a GPU
+    AUTO_GPU_PROCESSES (three) from AUTO_GPU_SHARED_MIN_SPLATS where the device has the memory
+    for them, else one."""
     import sogs_core.pipeline.streamed.processes as procs
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    big, huge = procs.AUTO_PROCESSES_MIN_SPLATS, procs.AUTO_GPU_PAIR_MIN_SPLATS
+    big, huge = procs.AUTO_PROCESSES_MIN_SPLATS, procs.AUTO_GPU_SHARED_MIN_SPLATS
     assert [procs.auto_processes(cpu, big - 1), procs.auto_processes(cpu, big), procs.auto_processes(cpu, huge)] \
         == [1, 6, 6]
-    memory = {"bytes": procs.AUTO_GPU_PAIR_MIN_MEMORY}
+    memory = {"bytes": procs.AUTO_GPU_SHARED_MIN_MEMORY}
     monkeypatch.setattr(procs, "_device_memory", lambda device: memory["bytes"])
     assert [procs.auto_processes(cuda, big), procs.auto_processes(cuda, huge - 1), procs.auto_processes(cuda, huge)] \
-        == [1, 1, 2]
+        == [1, 1, 3]
     memory["bytes"] -= 1
     assert procs.auto_processes(cuda, huge) == 1
     write_ply(tmp_path / "in.ply", make_scene(8_000, 0, seed=3))
@@ -499,6 +500,44 @@ def test_processes_on_a_cpu_share_its_threads(monkeypatch):
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
     assert [cpu_threads_each(k) for k in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+
+
+def test_processes_on_a_gpu_cap_their_allocator(tmp_path, monkeypatch):
+    """Each writing process on a GPU holds torch's caching allocator to its MiB as a share of the
+    device's memory (never above all of it), on the device's index; 0 leaves it uncapped; the writer hands its
+    `process_gpu_mib` (default settings.PROCESS_GPU_MEMORY_MIB) to every process and refuses a
+    negative one."""
+    import types
+
+    import sogs_core.pipeline.streamed.processes as procs
+    from sogs_core.settings import PROCESS_GPU_MEMORY_MIB
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: types.SimpleNamespace(total_memory=80 << 30))
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, dev: calls.append((f, dev)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    procs.cap_gpu_memory("cuda:1", 2800)
+    procs.cap_gpu_memory("cuda", 0)
+    procs.cap_gpu_memory("cuda", 100 << 10)
+    # torch wants the device's index: "cuda" alone is the current device
+    assert calls == [(2800 / (80 << 10), 1), (1.0, 0)]
+
+    given = []
+    real_init = procs.WritingProcesses.__init__
+
+    def spy(self, compressor, inputs, count, gpu_mib=0):
+        given.append(gpu_mib)
+        real_init(self, compressor, inputs, count, gpu_mib)
+
+    monkeypatch.setattr(procs.WritingProcesses, "__init__", spy)
+    write_ply(tmp_path / "in.ply", make_scene(20_000, 0, seed=5))
+    out = str(tmp_path / "out" / "lod-meta.json")
+    with Compressor(device="cpu", warm=False) as c:
+        with pytest.raises(ValueError, match="process_gpu_mib"):
+            write_streamed(c, [str(tmp_path / "in.ply")], out, StreamedSettings(levels=2, chunks=SMALL),
+                           processes=2, process_gpu_mib=-1)
+        res = write_streamed(c, [str(tmp_path / "in.ply")], out, StreamedSettings(levels=2, chunks=SMALL), processes=2)
+    assert res.processes == 2 and given == [PROCESS_GPU_MEMORY_MIB]
 
 
 def test_shared_buckets_complete_across_runs_or_fail_loudly():

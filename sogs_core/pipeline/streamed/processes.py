@@ -27,7 +27,8 @@ from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPla
 from sogs_core.pipeline.streamed.schedule import BucketPacker
 from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, pack_buckets, run_units
-from sogs_core.settings import AUTO_GPU_PAIR_MIN_MEMORY, AUTO_GPU_PAIR_MIN_SPLATS, AUTO_PROCESSES_MIN_SPLATS
+from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, AUTO_GPU_SHARED_MIN_SPLATS,
+                                AUTO_PROCESSES_MIN_SPLATS)
 
 
 def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
@@ -64,18 +65,34 @@ def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
     return runs_within(lo)
 
 
-def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], inbox, out) -> None:
+def cap_gpu_memory(device: str, mib: int) -> None:
+    """This process's caching allocator on CUDA `device` held to `mib` MiB (0: no cap): it frees
+    its cached blocks and retries before it grows past them, and raises out of memory where one
+    call alone needs more."""
+    if mib <= 0:
+        return
+    dev = torch.device(device)
+    index = dev.index if dev.index is not None else torch.cuda.current_device()   # "cuda" has none
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, mib * 2**20 / total), index)
+
+
+def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
+              inbox, out) -> None:
     """One process's share: its own compressor and sources, made while the parent plans; then
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
-    work on `threads` threads (None: torch's default). Everything it has to say goes into the
-    queue `out`: ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed",
-    part, the exception)."""
+    work on `threads` threads (None: torch's default) and, on a GPU, its allocator capped at
+    `gpu_mib` MiB (0: not capped). Everything it has to say goes into the queue `out`:
+    ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed", part, the
+    exception)."""
     try:
         from sogs_core.pipeline.compressor import Compressor
 
         if threads is not None:
             torch.set_num_threads(threads)
+        if torch.device(device).type == "cuda":
+            cap_gpu_memory(device, gpu_mib)
 
         with Compressor(device=device, settings=settings, warm=False) as comp:
             # a PLY mapped and read by ranges whatever its size: only this run's rows are read,
@@ -110,14 +127,15 @@ def _picklable(exc: BaseException) -> bool:
 def auto_processes(device, splats: int) -> int:
     """How many processes write a streamed SOG of `splats` level-0 splats on `device` when the
     caller leaves it open: on a CPU, one per thread torch would use (one process keeps only one
-    core busy most of the time), for scenes of at least AUTO_PROCESSES_MIN_SPLATS; on a GPU two
-    for scenes of at least AUTO_GPU_PAIR_MIN_SPLATS where the device has AUTO_GPU_PAIR_MIN_MEMORY
-    (more gain a little more time, but each adds its own device memory), else one."""
+    core busy most of the time), for scenes of at least AUTO_PROCESSES_MIN_SPLATS; on a GPU
+    AUTO_GPU_PROCESSES for scenes of at least AUTO_GPU_SHARED_MIN_SPLATS where the device has
+    AUTO_GPU_SHARED_MIN_MEMORY (each adds its own device memory: the writer caps each one's
+    allocator, `settings.PROCESS_GPU_MEMORY_MIB`), else one."""
     kind = getattr(device, "type", str(device))
     if kind == "cpu":
         return max(1, torch.get_num_threads()) if splats >= AUTO_PROCESSES_MIN_SPLATS else 1
-    if kind == "cuda" and splats >= AUTO_GPU_PAIR_MIN_SPLATS and _device_memory(device) >= AUTO_GPU_PAIR_MIN_MEMORY:
-        return 2
+    if kind == "cuda" and splats >= AUTO_GPU_SHARED_MIN_SPLATS and _device_memory(device) >= AUTO_GPU_SHARED_MIN_MEMORY:
+        return AUTO_GPU_PROCESSES
     return 1
 
 
@@ -141,17 +159,19 @@ class WritingProcesses:
     """`count` processes started on `compressor`'s device and settings before the plan exists:
     each imports torch, builds its compressor and opens the inputs while this process plans
     (a process's start is seconds, most of it importing torch, and on a GPU making its context),
-    then waits for its run of groups (`run`). `close` (or leaving the `with`) ends whatever is
-    still running: after a failure nothing waits for the others to finish."""
+    then waits for its run of groups (`run`). On a GPU each caps its caching allocator at
+    `gpu_mib` MiB (0: no cap), so that what they hold together stays bounded. `close` (or
+    leaving the `with`) ends whatever is still running: after a failure nothing waits for the
+    others to finish."""
 
-    def __init__(self, compressor, inputs: list[str], count: int) -> None:
+    def __init__(self, compressor, inputs: list[str], count: int, gpu_mib: int = 0) -> None:
         self.compressor = compressor
         threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
         ctx = multiprocessing.get_context("spawn")
         self.out = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(count)]
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
-                                  args=(k, str(compressor.device), compressor.settings, inputs, threads,
+                                  args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
                                         self.inboxes[k], self.out))
                       for k in range(count)]
         self.finished = False

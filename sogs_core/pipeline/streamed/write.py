@@ -27,13 +27,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import torch
+
 from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
 from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, add_seconds, groups_per_decimation, run_units
-from sogs_core.settings import StreamedSettings
+from sogs_core.settings import PROCESS_GPU_MEMORY_MIB, StreamedSettings
 
 
 @dataclass
@@ -67,7 +69,8 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                    memory_budget: int = DEFAULT_MEMORY_BUDGET,
                    progress: Optional[Callable[[int, int], None]] = None,
                    decimation_groups: Optional[int] = None, processes: Optional[int] = 1,
-                   decimation_splats: int = DECIMATION_SPLATS) -> StreamedResult:
+                   decimation_splats: int = DECIMATION_SPLATS,
+                   process_gpu_mib: int = PROCESS_GPU_MEMORY_MIB) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
@@ -75,11 +78,15 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     the same). `processes` None: as many as `auto_processes` says for the scene. A group
     unit takes up to `decimation_groups` groups (default `groups_per_decimation`) and
     `decimation_splats` level-0 splats (shared out between the processes): what one call holds
-    on the device, not what it makes (the levels are the same either way). lod-meta.json
+    on the device, not what it makes (the levels are the same either way). Several processes
+    on a GPU each cap their caching allocator at `process_gpu_mib` MiB (0: no cap), and this
+    one gives its cache back once the plan is made. lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
     complete."""
     if processes is not None and processes < 1:
         raise ValueError(f"processes must be >= 1, not {processes}")
+    if process_gpu_mib < 0:
+        raise ValueError(f"process_gpu_mib must be >= 0 (0: no cap), not {process_gpu_mib}")
     folder = output_folder(out)
     meta_path = os.path.join(folder, META_NAME)
     os.makedirs(folder, exist_ok=True)
@@ -94,9 +101,11 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     sources = peek if chosen > 1 else [LevelSource(p, memory_budget) if s.ranged and os.path.getsize(p) <= memory_budget
                                        else s for p, s in zip(inputs, peek)]
     # several processes start before the plan, so that their start overlaps it
-    team = WritingProcesses(compressor, inputs, chosen) if chosen > 1 else None
+    team = WritingProcesses(compressor, inputs, chosen, process_gpu_mib) if chosen > 1 else None
     try:
         plan = plan_streamed(sources, settings, compressor.device)
+        if team is not None and compressor.device.type == "cuda":
+            torch.cuda.empty_cache()         # the plan's blocks: the processes need the room
         seconds = {"plan": time.perf_counter() - t0}
         batch = decimation_groups or groups_per_decimation(compressor.device)
         report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
