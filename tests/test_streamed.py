@@ -521,6 +521,13 @@ def test_processes_on_a_gpu_cap_their_allocator(tmp_path, monkeypatch):
     procs.cap_gpu_memory("cuda", 100 << 10)
     # torch wants the device's index: "cuda" alone is the current device
     assert calls == [(2800 / (80 << 10), 1), (1.0, 0)]
+    # running out under the cap names the setting to raise; other errors, and no cap, pass as they are
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 248.00 MiB")
+    explained = procs.over_cap(oom, 2800)
+    assert isinstance(explained, RuntimeError) and "--process-gpu-memory" in str(explained) and "2800 MiB" in str(explained)
+    assert procs.over_cap(oom, 0) is oom
+    other = ValueError("bad row")
+    assert procs.over_cap(other, 2800) is other
 
     given = []
     real_init = procs.WritingProcesses.__init__

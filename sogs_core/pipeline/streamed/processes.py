@@ -111,7 +111,17 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
             out.put(("done", part, run_units(comp, sources, groups, levels, n_groups, folder, batch,
                                              splats_per_batch, report)))
     except BaseException as exc:      # noqa: BLE001  (handed to the parent, which raises it)
+        exc = over_cap(exc, gpu_mib)
         out.put(("failed", part, exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def over_cap(exc: BaseException, gpu_mib: int) -> BaseException:
+    """A writing process's error as its user should read it: running out of device memory under
+    the cap says which setting to raise (torch's own message names only the fraction)."""
+    if gpu_mib > 0 and isinstance(exc, torch.OutOfMemoryError):
+        return RuntimeError(f"a writing process ran out of device memory within its cap of {gpu_mib} MiB: "
+                            f"raise --process-gpu-memory (0: no cap) or lower --processes ({exc})")
+    return exc
 
 
 def _picklable(exc: BaseException) -> bool:
