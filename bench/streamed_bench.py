@@ -31,19 +31,54 @@ from sogs_core.model.synth import synthetic_scene  # noqa: E402
 PIECE = 4 << 20
 
 
-def write_big_ply(path: str, n: int, sh: int) -> None:
-    """n splats in pieces of PIECE, each a synthetic scene shifted 40 units further along x."""
+def _piece_bytes(k: int, m: int, sh: int) -> bytes:
+    """Piece k of a big PLY: m synthetic splats (seed k) shifted 40k units along x, as a PLY."""
+    s = synthetic_scene(m, sh, seed=k)
+    s.means[:, 0] += 40.0 * k
+    return ply_bytes(s)
+
+
+def _write_piece(path: str, k: int, m: int, sh: int, offset: int) -> int:
+    """Piece k's rows written at `offset` of the file at `path` (its header left out)."""
+    data = _piece_bytes(k, m, sh)
+    rows = memoryview(data)[data.index(b"end_header\n") + len(b"end_header\n"):]
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        done = 0
+        while done < len(rows):
+            done += os.pwrite(fd, rows[done:], offset + done)
+    finally:
+        os.close(fd)
+    return k
+
+
+def write_big_ply(path: str, n: int, sh: int, workers: int | None = None) -> None:
+    """n splats in pieces of PIECE, each a synthetic scene shifted 40 units further along x, the
+    pieces made by up to `workers` processes at once (default: one per core, at most 8) and each
+    written at its own offset: the same file as one process writes, in a fraction of the time
+    (a 32M SH3 PLY took minutes of a device call's few)."""
+    import multiprocessing
+
     pieces = [min(PIECE, n - s) for s in range(0, n, PIECE)]
+    one = _piece_bytes(0, 1, sh)                      # the header and one row: the row size
+    head_end = one.index(b"end_header\n") + len(b"end_header\n")
+    row = len(one) - head_end
+    header = one[:head_end].replace(b"element vertex 1\n", f"element vertex {n}\n".encode())
     with open(path, "wb") as f:
-        for k, m in enumerate(pieces):
-            s = synthetic_scene(m, sh, seed=k)
-            s.means[:, 0] += 40.0 * k
-            data = ply_bytes(s)
-            head_end = data.index(b"end_header\n") + len(b"end_header\n")
-            if k == 0:
-                f.write(data[:head_end].replace(f"element vertex {m}\n".encode(), f"element vertex {n}\n".encode()))
-            f.write(memoryview(data)[head_end:])
-            print(f"  piece {k + 1}/{len(pieces)} written", flush=True)
+        f.write(header)
+        f.truncate(len(header) + row * n)
+    offsets = [len(header) + row * sum(pieces[:k]) for k in range(len(pieces))]
+    jobs = [(path, k, m, sh, off) for k, (m, off) in enumerate(zip(pieces, offsets))]
+    workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(pieces)))
+    if workers == 1:
+        done = (_write_piece(*job) for job in jobs)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        done = pool.starmap(_write_piece, jobs)
+        pool.close()
+        pool.join()
+    for k in done:
+        print(f"  piece {k + 1}/{len(pieces)} written", flush=True)
 
 
 def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
