@@ -28,9 +28,9 @@ GROUPS_PER_DECIMATION_CUDA = 8
 #: seconds), which a scene of millions of splats (several CPU seconds a million) repays
 AUTO_PROCESSES_MIN_SPLATS = 2_000_000
 #: on a GPU, the smallest scene that `--processes auto` writes with several processes, and the
-#: least device memory for them: one process is bound by launching kernels, and more repay their
-#: start from about 16M splats (bench/NOTES.md, sessions 34 and 39)
-AUTO_GPU_SHARED_MIN_SPLATS = 16_000_000
+#: least device memory for them: one process is bound by launching kernels, and three capped
+#: ones repay their start from about 8M splats (bench/NOTES.md, sessions 34 and 39)
+AUTO_GPU_SHARED_MIN_SPLATS = 8_000_000
 AUTO_GPU_SHARED_MIN_MEMORY = 24 << 30
 #: how many processes `--processes auto` takes on such a GPU: three, each with its caching
 #: allocator capped at PROCESS_GPU_MEMORY_MIB, are faster than two uncapped ones in less memory
