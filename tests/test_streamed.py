@@ -504,9 +504,9 @@ def test_processes_on_a_cpu_share_its_threads(monkeypatch):
 
 def test_processes_on_a_gpu_cap_their_allocator(tmp_path, monkeypatch):
     """Each writing process on a GPU holds torch's caching allocator to its MiB as a share of the
-    device's memory (never above all of it), on the device's index; 0 leaves it uncapped; the writer hands its
-    `process_gpu_mib` (default settings.PROCESS_GPU_MEMORY_MIB) to every process and refuses a
-    negative one."""
+    device's memory (never above all of it), on the device's index; 0 leaves it uncapped; the
+    writer hands its `process_gpu_mib` (default settings.PROCESS_GPU_MEMORY_MIB) to every
+    process and refuses a negative one."""
     import types
 
     import sogs_core.pipeline.streamed.processes as procs

@@ -1,7 +1,7 @@
 """For device experiments only (bench/gpu_s38.sh): with this folder on PYTHONPATH, every Python
-process (the streamed writer's spawned ones too) caps its CUDA caching allocator at
-SOGS_EXP_MEM_CAP_MB when CUDA starts (torch.cuda.set_per_process_memory_fraction), so that
-several processes can share a GPU within a memory bound; unset, it does nothing."""
+process (the streamed writer's spawned ones and its planner too) caps its CUDA caching allocator
+at SOGS_EXP_MEM_CAP_MB when CUDA starts, through the writer's own `cap_gpu_memory` (which caps
+only the spawned processes); unset, it does nothing."""
 import os
 
 _cap = os.environ.get("SOGS_EXP_MEM_CAP_MB")
@@ -9,7 +9,8 @@ if _cap:
     import torch
 
     def _set_cap() -> None:
-        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, float(_cap) * 2**20 / total))
+        from sogs_core.pipeline.streamed.processes import cap_gpu_memory
+
+        cap_gpu_memory(f"cuda:{torch.cuda.current_device()}", int(float(_cap)))
 
     torch.cuda._lazy_call(_set_cap)
