@@ -178,12 +178,19 @@ def main() -> None:
         sampler = GpuSampler(1)
         sampler.start()
     t1 = time.perf_counter()
+    timeline: list[tuple[float, int]] = []      # (seconds since the write began, groups done)
+
+    def progress(done: int, total: int) -> None:
+        timeline.append((round(time.perf_counter() - t1, 3), done))
+        if done % 8 == 0 or done == total:
+            print(f"  group {done}/{total}", flush=True)
+
     res = write_streamed(comp, [ply], os.path.join(a.work, "out", "lod-meta.json"),
                          StreamedSettings(levels=a.levels, chunks=ChunkOptions()),
                          memory_budget=int(a.memory_budget_mb * 2**20), processes=a.processes,
                          **({"decimation_splats": a.decimation_splats} if a.decimation_splats else {}),
                          **({"process_gpu_mib": a.process_gpu_mib} if a.process_gpu_mib is not None else {}),
-                         progress=lambda d, t: print(f"  group {d}/{t}", flush=True) if d % 8 == 0 or d == t else None)
+                         progress=progress)
     wall = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(comp.device) if comp.device.type == "cuda" else None
     smi_peak = None
@@ -196,6 +203,7 @@ def main() -> None:
     result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "process_gpu_mib": a.process_gpu_mib, "processes": res.processes, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
+              "group_timeline": timeline,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,
               "gpu_mem_max_mib_nvidia_smi": smi_peak,
               "fidelity": res.fidelity, "render_levels": levels, "seconds_render": render_wall,

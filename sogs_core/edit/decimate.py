@@ -113,11 +113,15 @@ def ink(log_scales: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(opacity.double()) * ellipsoid_area(s) + 1e-30
 
 
-def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Moment-match splats a[i] and b[i] into one splat each (float64 inside, float32 out)."""
+def merge_pairs(t: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                w: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+    """Moment-match splats a[i] and b[i] into one splat each (float64 inside, float32 out).
+    `w`: every splat's `ink`, where the caller has it already."""
     ta = {k: v.index_select(0, a) for k, v in t.items()}      # index_select: faster than v[a] on a CPU
     tb = {k: v.index_select(0, b) for k, v in t.items()}
-    wa, wb = ink(ta["log_scales"], ta["opacity"]), ink(tb["log_scales"], tb["opacity"])
+    if w is None:
+        w = ink(t["log_scales"], t["opacity"])
+    wa, wb = w.index_select(0, a), w.index_select(0, b)
     total = wa + wb
     pa, pb = (wa / total)[:, None], (wb / total)[:, None]
     ma, mb = ta["means"].double(), tb["means"].double()
@@ -175,13 +179,15 @@ def _per_group(values: list[float], group_rows: list[torch.Tensor], like: torch.
     return out
 
 
-def _splat_columns(t: dict[str, torch.Tensor], group_rows: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
+def _splat_columns(t: dict[str, torch.Tensor], group_rows: Optional[list[torch.Tensor]] = None,
+                   w: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(14, N) float32, what each splat brings to a link's cost, one contiguous row per quantity:
     w, w ln det S, position, colour, w S (xx, yy, zz, xy, xz, yz). Lengths are in units of the
     median splat size and weights of the median weight (each group's own, with `group_rows`:
     several chunk groups decimated in one call, `chunk.build_levels_batch`), so every value is
-    near 1 (the units' constants cancel out of Runnalls' difference within a segment)."""
-    w = ink(t["log_scales"], t["opacity"])
+    near 1 (the units' constants cancel out of Runnalls' difference within a segment). `w`:
+    every splat's `ink`, where the caller has it already."""
+    w = ink(t["log_scales"], t["opacity"]) if w is None else w
     size_each = torch.exp(t["log_scales"].double().mean(1))
     if group_rows is None:
         w = w / w.median()
@@ -223,13 +229,14 @@ def _pair_costs(pa_: torch.Tensor, pb_: torch.Tensor) -> torch.Tensor:
 
 
 def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor,
-                    scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    scale_group: Optional[torch.Tensor] = None,
+                    w: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(a, b, cost): links between splats up to WINDOWS places apart along each walk, inside one
     segment, and what each merge costs. The splats' columns are laid out along each walk once,
     so a link's two ends are two slices of them, not two random gathers (the gathers were
     most of a CPU decimation's time: bench/NOTES.md, session 19)."""
     group_rows = _group_rows(scale_group)
-    cols = _splat_columns(t, group_rows)
+    cols = _splat_columns(t, group_rows, w)
     firsts, seconds, costs = [], [], []
     for walk, window in zip(_walks(t["means"], segment, group_rows), WINDOWS):
         along = cols.index_select(1, walk)
@@ -255,17 +262,19 @@ def _within_quota(links: torch.Tensor, cost: torch.Tensor, seg: torch.Tensor, qu
 
 
 def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor,
-            scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+            scale_group: Optional[torch.Tensor] = None,
+            w: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass: disjoint pairs (a, b), each link the cheapest of both its splats, at most
-    quota[s] in segment s (the quota is lowered in place), in up to ROUNDS_PER_PASS rounds."""
+    quota[s] in segment s (the quota is lowered in place), in up to ROUNDS_PER_PASS rounds.
+    `w`: every splat's `ink`, where the caller has it already."""
     n = len(t["means"])
     dev = segment.device
-    a, b, cost = candidate_links(t, segment, scale_group)
+    a, b, cost = candidate_links(t, segment, scale_group, w)
     n_links = len(a)
     ids = torch.arange(n_links, device=dev)
     alive = torch.ones(n, dtype=torch.bool, device=dev)
     firsts, seconds = [], []
-    for _ in range(ROUNDS_PER_PASS):
+    for round_ in range(ROUNDS_PER_PASS):
         if int(quota.sum()) == 0 or len(a) == 0:
             break
         best = torch.full((n,), float("inf"), dtype=cost.dtype, device=dev)
@@ -288,6 +297,8 @@ def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tens
         quota -= torch.bincount(segment.index_select(0, am), minlength=len(quota))
         firsts.append(am)
         seconds.append(bm)
+        if round_ == ROUNDS_PER_PASS - 1:
+            break                                       # no round left to use the links that remain
         alive[am] = False
         alive[bm] = False
         # one nonzero for the four arrays (a boolean index would find the same rows four times)
@@ -304,14 +315,15 @@ def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.
     """One pass of pairing and merging: (the splats, their segments, pairs merged)."""
     n = len(t["means"])
     dev = segment.device
-    a, b = pair_up(t, segment, quota, None if segment_group is None else segment_group.index_select(0, segment))
+    w = ink(t["log_scales"], t["opacity"])          # once: the links' costs and the merges both weigh by it
+    a, b = pair_up(t, segment, quota, None if segment_group is None else segment_group.index_select(0, segment), w)
     if len(a) == 0:
         return t, segment, 0
     used = torch.zeros(n, dtype=torch.bool, device=dev)
     used[a] = True
     used[b] = True
     alone = torch.nonzero(~used).squeeze(1)
-    merged = merge_pairs(t, a, b)
+    merged = merge_pairs(t, a, b, w)
     out = {k: torch.cat([t[k].index_select(0, alone), merged[k]]) for k in ATTRIBUTES}
     return out, torch.cat([segment.index_select(0, alone), segment.index_select(0, a)]), len(a)
 
