@@ -34,7 +34,7 @@ def _probe(t0: float, device: str, sh: int, warm: bool, out) -> None:
     stamps.append(("scene made", time.time() - t0))
     for k in range(2):
         with torch.no_grad():
-            levels = build_levels(scene, sizes, 4, comp.device)
+            build_levels(scene, sizes, 4, comp.device)
         if comp.device.type == "cuda":
             torch.cuda.synchronize()
         stamps.append((f"levels {k + 1}", time.time() - t0))

@@ -346,6 +346,20 @@ def test_level_source_reads_ranges_only_above_the_budget(tmp_path):
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
 
 
+def test_ranged_positions_are_the_means_and_refuse_non_finite_ones(tmp_path):
+    """A mapped PLY's positions (copied by row blocks on threads: 150k rows are three blocks)
+    are its means exactly; a NaN in the last block is refused with its count and first row."""
+    from sogs_core.model.errors import PlyError
+
+    scene = make_scene(150_000, 0, seed=3)
+    write_ply(tmp_path / "in.ply", scene)
+    np.testing.assert_array_equal(LevelSource(str(tmp_path / "in.ply"), memory_budget=0).positions(), scene.means)
+    scene.means[149_000, 2] = np.nan
+    write_ply(tmp_path / "nan.ply", scene)
+    with pytest.raises(PlyError, match=r"non-finite values .* in means of 1 splats \(first at splat 149000\)"):
+        LevelSource(str(tmp_path / "nan.ply"), memory_budget=0).positions()
+
+
 def test_every_level_is_scored_against_the_input(streamed):
     """The render metric of a streamed SOG: one score per level, against the whole input; level 0
     is the compression alone, the coarser levels show the merges too and score lower."""
@@ -391,19 +405,20 @@ def test_cli_render_metric_on_a_streamed_sog(tmp_path):
 
 def test_several_processes_write_the_same_streamed_sog(tmp_path, monkeypatch):
     """`write_streamed(processes=2 and 3)`: the groups split into runs, each written by its own
-    spawned process, the buckets two runs share packed afterwards from what both hand back,
-    give the files one process writes, byte for byte, and report every group's progress."""
+    spawned process, the buckets two runs share packed here from what both hand over as soon
+    as their groups are done, give the files one process writes, byte for byte, and report
+    every group's progress."""
     import sogs_core.pipeline.streamed.processes as procs
     from sogs_core.pipeline.streamed.processes import split_groups
 
     shared = []
-    real_pack = procs.pack_buckets
+    real_pack = procs.compress_bucket
 
-    def spy(compressor, buckets, folder):
-        shared.append(sorted((level, bucket) for level, bucket, _ in buckets))
-        return real_pack(compressor, buckets, folder)
+    def spy(compressor, level, bucket, parts, write):
+        shared.append((level, bucket))
+        return real_pack(compressor, level, bucket, parts, write)
 
-    monkeypatch.setattr(procs, "pack_buckets", spy)
+    monkeypatch.setattr(procs, "compress_bucket", spy)
     scene = make_scene(30_000, 1, seed=12)
     write_ply(tmp_path / "in.ply", scene)
     results, seen = {}, []
@@ -561,6 +576,24 @@ def test_shared_buckets_complete_across_runs_or_fail_loudly():
     with pytest.raises(RuntimeError, match=r"level 1 bucket 1: no coarse splats came back for groups \[3\]"):
         pack_shared(None, [{(1, 1): {2: "x"}}], 4, "unused")
     assert pack_shared(None, [], 4, "unused") == []
+    # a run of groups 2 and 3 hands over the level-2 bucket (groups 0-3) once both are done, and
+    # never the level-1 bucket it completes itself
+    run = BucketPacker(4)
+    assert run.add(2, ["a1", "a2"]) == [] and run.hand_off({2, 3}) == {}
+    assert run.add(3, ["b1", "b2"]) == [(1, 1, ["a1", "b1"])]
+    assert run.hand_off({2, 3}) == {(2, 0): {2: "a2", 3: "b2"}} and run.waiting == {}
+
+
+def test_runs_do_their_shared_groups_first():
+    """`edge_first`: a run's groups whose coarsest bucket another run also holds come first
+    (those at its two ends), the rest after, each set in order; one level has no buckets."""
+    from sogs_core.pipeline.streamed.processes import edge_first
+
+    groups = [type("G", (), {"group": g})() for g in range(26)]
+    first, second = groups[:13], groups[13:]
+    assert [g.group for g in edge_first(first, 26, 4)] == [8, 9, 10, 11, 12] + list(range(8))
+    assert [g.group for g in edge_first(second, 26, 4)] == [13, 14, 15] + list(range(16, 26))
+    assert [g.group for g in edge_first(second, 26, 1)] == list(range(13, 26))
 
 
 def test_a_failing_process_stops_the_write_with_its_error(tmp_path):

@@ -11,22 +11,25 @@ the inputs itself (a PLY of any size mapped and read by ranges, so only its rows
 and builds its own compressor on the device while the plan is made once, here
 (`WritingProcesses`); the groups are cut into consecutive runs whose largest is as small as it
 can be (`split_groups`). Each process runs its groups and the buckets of coarse levels they
-complete (`units.run_units`), and hands back what lod-meta.json needs, with the coarse splats
-of the few buckets (at most one per level and cut) whose groups two runs share; this process
-packs those once every run is done (`pack_shared`). The files are those one process writes.
+complete (`units.run_units`), and hands back what lod-meta.json needs. The few buckets (at
+most one per level and cut) whose groups two runs share are packed here: each run does its
+groups of those buckets first (`edge_first`) and hands their coarse splats over at once, so
+this process packs them while the runs go on (`SharedBuckets`), not after them. The files are
+those one process writes.
 """
 from __future__ import annotations
 
 import multiprocessing
 import queue
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 import torch
 
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
 from sogs_core.pipeline.streamed.schedule import BucketPacker
-from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups
-from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, pack_buckets, run_units
+from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups, bucket_of, compress_bucket
+from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, folder_writer, run_units
 from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, AUTO_GPU_SHARED_MIN_SPLATS,
                                 AUTO_PROCESSES_MIN_SPLATS)
 
@@ -40,6 +43,19 @@ def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
     sizes = [g.splats for g in groups]
     ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))))
     return [groups[a:b] for a, b in zip([0] + ends[:-1], ends)]
+
+
+def edge_first(run: list[GroupSpec], n_groups: int, levels: int) -> list[GroupSpec]:
+    """A run's groups with those first whose coarsest bucket another run shares (at its two
+    ends, at most 2^(levels-1) - 1 groups each): their coarse payloads then leave early
+    (`run_units`' share) and the shared buckets are packed while the runs go on, not after
+    them. The files are the same in any order."""
+    if levels < 2:
+        return list(run)
+    own = {g.group for g in run}
+    top = levels - 1
+    shared = [g for g in run if not set(bucket_groups(top, bucket_of(g.group, top), n_groups)) <= own]
+    return shared + [g for g in run if g not in shared]
 
 
 def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
@@ -65,16 +81,16 @@ def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
     return runs_within(lo)
 
 
-def cap_gpu_memory(device: str, mib: int) -> None:
+def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
     """This process's caching allocator on CUDA `device` held to `mib` MiB (0: no cap): it frees
     its cached blocks and retries before it grows past them, and raises out of memory where one
-    call alone needs more."""
-    if mib <= 0:
+    call alone needs more. `uncap`: the whole device again (a cap given back)."""
+    if mib <= 0 and not uncap:
         return
     dev = torch.device(device)
     index = dev.index if dev.index is not None else torch.cuda.current_device()   # "cuda" has none
     total = torch.cuda.get_device_properties(index).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, mib * 2**20 / total), index)
+    torch.cuda.set_per_process_memory_fraction(1.0 if uncap else min(1.0, mib * 2**20 / total), index)
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
@@ -85,7 +101,8 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
     work on `threads` threads (None: torch's default) and, on a GPU, its allocator capped at
     `gpu_mib` MiB (0: not capped). Everything it has to say goes into the queue `out`:
     ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed", part, the
-    exception)."""
+    exception); ("shared", part, payloads) as buckets that other runs share are ready to hand
+    over (`run_units`' share)."""
     try:
         from sogs_core.pipeline.compressor import Compressor
 
@@ -109,7 +126,8 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
                 last[0] = done
 
             out.put(("done", part, run_units(comp, sources, groups, levels, n_groups, folder, batch,
-                                             splats_per_batch, report)))
+                                             splats_per_batch, report,
+                                             share=lambda payloads: out.put(("shared", part, payloads)))))
     except BaseException as exc:      # noqa: BLE001  (handed to the parent, which raises it)
         exc = over_cap(exc, gpu_mib)
         out.put(("failed", part, exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
@@ -176,6 +194,7 @@ class WritingProcesses:
 
     def __init__(self, compressor, inputs: list[str], count: int, gpu_mib: int = 0) -> None:
         self.compressor = compressor
+        self.gpu_mib = gpu_mib
         threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
         ctx = multiprocessing.get_context("spawn")
         self.out = ctx.Queue()
@@ -201,44 +220,50 @@ class WritingProcesses:
     def run(self, plan: StreamedPlan, folder: str, batch: int, runs: list[list[GroupSpec]],
             progress: Optional[Callable[[int], None]] = None,
             decimation_splats: int = DECIMATION_SPLATS) -> UnitsDone:
-        """`plan`'s units, run k to process k (at most one run a process; the others are let
-        go), then the buckets the runs share on this process's compressor. Each process
-        decimates up to batch / runs groups (and decimation_splats / runs splats) a call, so that
-        the device holds about what one process alone would. progress(groups done) as groups
-        finish anywhere. The first process to fail stops the others, and its error is raised."""
+        """`plan`'s units, run k to process k (at most one run a process, its groups that
+        share a bucket with another run first: `edge_first`; the others are let go), and the
+        buckets the runs share packed here as their payloads come in, while the runs go on.
+        Each process decimates up to batch / runs groups (and decimation_splats / runs splats)
+        a call, so that the device holds about what one process alone would. progress(groups
+        done) as groups finish anywhere. The first process to fail stops the others, and its
+        error is raised."""
         if len(runs) > len(self.procs):
             raise ValueError(f"{len(runs)} runs for {len(self.procs)} processes")
         each_batch = max(1, batch // len(runs))
         each_splats = max(1, decimation_splats // len(runs))
         for k, inbox in enumerate(self.inboxes):
-            inbox.put((runs[k], plan.levels, len(plan.groups), folder, each_batch, each_splats)
-                      if k < len(runs) else None)
+            inbox.put((edge_first(runs[k], len(plan.groups), plan.levels), plan.levels, len(plan.groups), folder,
+                       each_batch, each_splats) if k < len(runs) else None)
         parts: dict[int, UnitsDone] = {}
         groups_done = 0
-        while len(parts) < len(runs):
-            try:
-                message = self.out.get(timeout=1.0)
-            except queue.Empty:
-                dead = [p for k, p in enumerate(self.procs[:len(runs)]) if k not in parts and not p.is_alive()]
-                if dead and self.out.empty():
-                    raise RuntimeError(f"{dead[0].name} ended without a result (exit code {dead[0].exitcode})")
-                continue
-            if message[0] == "groups":
-                groups_done += message[1]
-                if progress is not None:
-                    progress(groups_done)
-            elif message[0] == "done":
-                parts[message[1]] = message[2]
-            else:
-                raise message[2]
-        self.finished = True
+        with SharedBuckets(self.compressor, len(plan.groups), folder, len(self.procs), self.gpu_mib) as shared:
+            while len(parts) < len(runs):
+                try:
+                    message = self.out.get(timeout=1.0)
+                except queue.Empty:
+                    dead = [p for k, p in enumerate(self.procs[:len(runs)]) if k not in parts and not p.is_alive()]
+                    if dead and self.out.empty():
+                        raise RuntimeError(f"{dead[0].name} ended without a result (exit code {dead[0].exitcode})")
+                    continue
+                if message[0] == "groups":
+                    groups_done += message[1]
+                    if progress is not None:
+                        progress(groups_done)
+                elif message[0] == "shared":
+                    shared.add(message[2])
+                elif message[0] == "done":
+                    parts[message[1]] = message[2]
+                    shared.add(message[2].shared)        # what it did not hand over earlier (none, as run)
+                else:
+                    raise message[2]
+            self.finished = True
+            packed = shared.finish()
         merged = UnitsDone([], {}, {})
         for k in range(len(runs)):
             merged.files.extend(parts[k].files)
             merged.bounds.update(parts[k].bounds)
             add_seconds(merged.seconds, parts[k].seconds)
-        for f in pack_shared(self.compressor, [parts[k].shared for k in range(len(runs))], len(plan.groups),
-                             folder):
+        for f in packed:
             merged.files.append(f)
             add_seconds(merged.seconds, f.seconds)
         return merged
@@ -253,14 +278,64 @@ class WritingProcesses:
                 proc.join()
 
 
+class SharedBuckets:
+    """The buckets whose groups several runs hold, packed on this process's compressor (two in
+    flight) as soon as the payloads the runs hand over complete one (`add`), so that they
+    overlap the runs instead of following them. While it is open this process works beside
+    the writing processes as one more of them: on a GPU its allocator is capped as theirs
+    (`gpu_mib`, given back uncapped after), on a CPU it takes their share of torch's threads
+    (`processes` sharing them; restored after). `finish` waits for every file; a bucket still
+    missing a group's payload then is an error, never a file silently left out."""
+
+    def __init__(self, compressor, n_groups: int, folder: str, processes: int = 1, gpu_mib: int = 0) -> None:
+        self.compressor, self.n_groups, self.folder = compressor, n_groups, folder
+        self.packer = BucketPacker(n_groups)
+        self.futures: list = []
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-shared")
+        self.write = folder_writer(folder)
+        self.device = getattr(compressor, "device", None)
+        self.threads = None
+        if self.device is not None and self.device.type == "cuda":
+            cap_gpu_memory(str(self.device), gpu_mib)
+        elif self.device is not None and self.device.type == "cpu":
+            self.threads = torch.get_num_threads()
+            torch.set_num_threads(cpu_threads_each(processes))
+
+    def __enter__(self) -> "SharedBuckets":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, payloads: dict) -> None:
+        """Payloads a run handed over ((level, bucket) -> {group: payload}); the buckets they
+        complete start packing."""
+        for level, bucket, parts in self.packer.absorb(payloads):
+            self.futures.append(self.pool.submit(compress_bucket, self.compressor, level, bucket, parts, self.write))
+
+    def finish(self) -> list[FileResult]:
+        """Every shared bucket's file, once all are written."""
+        files = [f.result() for f in self.futures]
+        if self.packer.waiting:
+            (level, bucket), payloads = min(self.packer.waiting.items())
+            missing = [g for g in bucket_groups(level, bucket, self.n_groups) if g not in payloads]
+            raise RuntimeError(f"level {level} bucket {bucket}: no coarse splats came back for groups {missing}")
+        return files
+
+    def close(self) -> None:
+        """The packing stopped (queued buckets cancelled, a running one finished) and this
+        process's own limits given back."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.device is not None and self.device.type == "cuda":
+            cap_gpu_memory(str(self.device), 0, uncap=True)
+        elif self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+
 def pack_shared(compressor, shared: list[dict], n_groups: int, folder: str) -> list[FileResult]:
     """The buckets whose groups several runs held, packed here from the coarse payloads each
-    run handed back (`UnitsDone.shared`, a run's `BucketPacker.waiting`). A bucket still missing
-    a group's payload would be a file lost, so it is an error, not a gap in the output."""
-    packer = BucketPacker(n_groups)
-    buckets = [b for part in shared for b in packer.absorb(part)]
-    if packer.waiting:
-        (level, bucket), payloads = min(packer.waiting.items())
-        missing = [g for g in bucket_groups(level, bucket, n_groups) if g not in payloads]
-        raise RuntimeError(f"level {level} bucket {bucket}: no coarse splats came back for groups {missing}")
-    return pack_buckets(compressor, buckets, folder) if buckets else []
+    run handed back (each a run's `BucketPacker.waiting`): `SharedBuckets` all at once."""
+    with SharedBuckets(compressor, n_groups, folder) as packing:
+        for part in shared:
+            packing.add(part)
+        return packing.finish()

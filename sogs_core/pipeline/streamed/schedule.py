@@ -47,6 +47,18 @@ class BucketPacker:
             ready += self._complete(level, bucket)
         return ready
 
+    def hand_off(self, own: set[int]) -> dict[tuple[int, int], dict[int, object]]:
+        """The waiting buckets that need groups outside `own` (the groups this packer will ever
+        see) and already hold every payload of `own` they need: taken out of `waiting` and
+        returned (as `waiting` holds them), for whoever packs them to absorb now rather than
+        once every group here is done."""
+        ready = {}
+        for (level, bucket), got in list(self.waiting.items()):
+            members = set(bucket_groups(level, bucket, self.n_groups))
+            if not members <= own and members & own <= got.keys():
+                ready[(level, bucket)] = self.waiting.pop((level, bucket))
+        return ready
+
     def _complete(self, level: int, bucket: int) -> list[tuple[int, int, list]]:
         """[(level, bucket, payloads in group order)] once every group of the bucket is in
         (handed out once: it leaves `waiting`), else []."""

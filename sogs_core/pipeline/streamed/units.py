@@ -98,17 +98,22 @@ class UnitsDone:
 
 def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], levels: int, n_groups: int,
               folder: str, batch: int, splats_per_batch: int = DECIMATION_SPLATS,
-              progress: Optional[Callable[[int], None]] = None) -> UnitsDone:
+              progress: Optional[Callable[[int], None]] = None,
+              share: Optional[Callable[[dict], None]] = None) -> UnitsDone:
     """The groups' units (the groups, then their buckets as they complete; `n_groups`: the
     scene's groups in all) two at a time on this process's compressor: one's WebP encoding
     and writing overlap the next one's GPU stages (the Compressor's GPU lock keeps those one at
     a time), as a Ray actor runs them. A group unit takes up to `batch` groups (at most
-    `splats_per_batch` splats) whose levels are made in one call. progress(groups done)."""
+    `splats_per_batch` splats) whose levels are made in one call. progress(groups done).
+    share(payloads): the coarse payloads of buckets that need groups not run here, handed over
+    as soon as every group of theirs here is done (`BucketPacker.hand_off`); without it they
+    come back in `UnitsDone.shared`."""
     files: list[FileResult] = []
     bounds: dict[int, list] = {}
     seconds: dict = {}
     write = folder_writer(folder)
     schedule = StreamedSchedule(groups, n_groups)
+    own = {spec.group for spec in groups}
     running: set = set()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
         try:
@@ -134,6 +139,8 @@ def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], l
                         files.append(group.file)
                         schedule.group_done(group.group, [(group.leaves, sp, c) for sp, c in group.coarse])
                         group.coarse = []
+                    if share is not None and (foreign := schedule.packer.hand_off(own)):
+                        share(foreign)
                     if progress is not None:
                         progress(schedule.groups_done)
         except BaseException:
@@ -143,14 +150,3 @@ def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], l
     for f in files:
         add_seconds(seconds, f.seconds)
     return UnitsDone(files, bounds, seconds, dict(schedule.packer.waiting))
-
-
-def pack_buckets(compressor, buckets: list[tuple[int, int, list]], folder: str) -> list[FileResult]:
-    """Buckets already complete ((level, bucket, payloads in group order)), two in flight on
-    `compressor` as `run_units` runs them: one's encoding and writing overlap the next one's
-    GPU stages."""
-    write = folder_writer(folder)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-bucket") as pool:
-        futures = [pool.submit(compress_bucket, compressor, level, bucket, payloads, write)
-                   for level, bucket, payloads in buckets]
-        return [f.result() for f in futures]
