@@ -2,7 +2,8 @@
 # Session 40's device call (issue 32): where a 32M SH3 streamed write at 80 spends its threads'
 # time on one GPU. One plain `--processes auto` run (nvidia-smi dmon beside it), then the same
 # run under py-spy (every process, every thread, idle waits and native frames), raw stacks to
-# $OUT/spy_32M.txt for bench/spy_threads.py. py-spy comes in as a carried binary
+# $OUT/spy_32M.txt (session 40 summed them per process, thread and frame; `--native` crashed
+# py-spy there, so that call ran without it). py-spy comes in as a carried binary
 # (PYSPY=path; none: the plain run only). `bash bench/gpu_s40b.sh`; about 6 minutes.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s40b
 PYSPY=${PYSPY:-.venv/bin/py-spy}
