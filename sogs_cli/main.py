@@ -414,14 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
                         f"CPU one per core for scenes of {AUTO_PROCESSES_MIN_SPLATS / 1e6:g}M splats or more, "
                         f"on a GPU {AUTO_GPU_PROCESSES} for {AUTO_GPU_SHARED_MIN_SPLATS / 1e6:g}M splats or more where it has "
                         f"{AUTO_GPU_SHARED_MIN_MEMORY >> 30} GiB, else 1): each writes a run of neighbouring chunk groups with its own compressor (the "
-                        "few coarse files two runs share are packed at the end from what both hand back), so "
+                        "few coarse files two runs share are packed by this process as soon as both hand their "
+                        "part over), so "
                         "more kernels are launched at once (one process is bound by launching them, not by the "
                         "GPU; on a CPU one process keeps about one core busy); the files are the same. Each "
                         "process holds its own chunk groups and device memory, and opens the input itself: a "
                         "PLY is mapped and only its rows are read, any other format is read whole by each; on "
                         "a CPU each takes its share of the cores")
     g.add_argument("--process-gpu-memory", type=_non_negative_int, default=PROCESS_GPU_MEMORY_MIB, metavar="MIB",
-                   help="where several processes write a streamed SOG on a GPU, the device memory each may hold "
+                   help="where several processes write a streamed SOG on a GPU, the device memory each (and "
+                        "this process, while it packs the files they share) may hold "
                         f"in torch's caching allocator (default {PROCESS_GPU_MEMORY_MIB}; 0: no cap). Uncapped, "
                         "each keeps the most it ever took; capped, it reuses its blocks, so more processes fit "
                         "on one GPU. Each also holds its CUDA context and kernels (about 2 GB) beyond this. A "

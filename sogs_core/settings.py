@@ -42,6 +42,11 @@ AUTO_GPU_PROCESSES = 3
 #: process's chunk groups, not the scene, bound what it needs; its CUDA context and kernels come
 #: on top
 PROCESS_GPU_MEMORY_MIB = 2800
+#: whether the calling process also writes a run of a streamed SOG beside its writing
+#: processes on a GPU (`write_streamed(write_here=)`): its compressor is warm while a fresh
+#: process spends ~5 s on its first chunk group (bench/NOTES.md, session 40). Off until a GPU
+#: has measured it against the default (bench/gpu_s40d.sh, prepared)
+WRITE_HERE_ON_GPU = False
 
 
 @dataclass(frozen=True)

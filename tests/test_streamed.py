@@ -437,6 +437,17 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path, monkeypatch):
                 twin = tmp_path / f"out{k}" / path.relative_to(tmp_path / "out1")
                 assert twin.read_bytes() == path.read_bytes(), (k, path)
     assert seen and seen[-1] == (one.groups, one.groups)
+    # the calling process writing a run of its own beside two processes (as on a GPU): the same
+    # files, every group's progress
+    seen.clear()
+    with Compressor(device="cpu", warm=False) as c:
+        here = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "here" / "lod-meta.json"),
+                              StreamedSettings(levels=3, chunks=SMALL), processes=2, write_here=True,
+                              progress=lambda d, t: seen.append((d, t)))
+    assert here.processes == 3 and here.files == one.files and seen[-1] == (one.groups, one.groups)
+    for path in sorted((tmp_path / "out1").rglob("*")):
+        if path.is_file():
+            assert (tmp_path / "here" / path.relative_to(tmp_path / "out1")).read_bytes() == path.read_bytes(), path
     # consecutive runs of groups, in order, cut inside a bucket where that evens them out
     plan_groups = list(range(one.groups))
     runs = split_groups([type("G", (), {"splats": 1, "group": g})() for g in plan_groups], 2)
@@ -483,6 +494,10 @@ def test_auto_processes_for_large_scenes(tmp_path, monkeypatch):
         == [1, 1, 3]
     memory["bytes"] -= 1
     assert procs.auto_processes(cuda, huge) == 1
+    # the calling process writes a run of its own only on a GPU, and only once the setting says so
+    assert not procs.writes_here(cpu) and procs.writes_here(cuda) == procs.WRITE_HERE_ON_GPU
+    monkeypatch.setattr(procs, "WRITE_HERE_ON_GPU", True)
+    assert procs.writes_here(cuda) and not procs.writes_here(cpu)
     write_ply(tmp_path / "in.ply", make_scene(8_000, 0, seed=3))
     with Compressor(device="cpu", warm=False) as c:
         res = write_streamed(c, [str(tmp_path / "in.ply")], str(tmp_path / "out" / "lod-meta.json"),
@@ -495,9 +510,9 @@ def test_auto_processes_for_large_scenes(tmp_path, monkeypatch):
     runs = []
     real = procs.WritingProcesses.run
 
-    def spy(self, plan, folder, batch, parts, *rest):
+    def spy(self, plan, folder, batch, parts, *rest, **named):
         runs.append((len(self.procs), len(parts)))
-        return real(self, plan, folder, batch, parts, *rest)
+        return real(self, plan, folder, batch, parts, *rest, **named)
 
     monkeypatch.setattr(write_mod, "auto_processes", lambda device, splats: 2)
     monkeypatch.setattr(procs.WritingProcesses, "run", spy)
@@ -610,6 +625,13 @@ def test_a_failing_process_stops_the_write_with_its_error(tmp_path):
     with Compressor(device="cpu", warm=False) as c, pytest.raises(Exception, match="gone.ply"):
         with WritingProcesses(c, [str(tmp_path / "gone.ply")], 2) as team:
             team.run(plan, str(tmp_path / "out"), 1, runs)
+    assert not multiprocessing.active_children()
+    # the run here failing (its source cannot be read) ends the write as well, with its error
+    broken = LevelSource(str(tmp_path / "in.ply"))
+    broken.gather = lambda index: (_ for _ in ()).throw(OSError("the run here lost its input"))
+    with Compressor(device="cpu", warm=False) as c, pytest.raises(OSError, match="the run here lost its input"):
+        with WritingProcesses(c, [str(tmp_path / "in.ply")], 1) as team:
+            team.run(plan, str(tmp_path / "out_here"), 1, runs, here=[broken])
     assert not multiprocessing.active_children()
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -31,7 +32,7 @@ from sogs_core.pipeline.streamed.schedule import BucketPacker
 from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups, bucket_of, compress_bucket
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, folder_writer, run_units
 from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, AUTO_GPU_SHARED_MIN_SPLATS,
-                                AUTO_PROCESSES_MIN_SPLATS)
+                                AUTO_PROCESSES_MIN_SPLATS, WRITE_HERE_ON_GPU)
 
 
 def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
@@ -175,6 +176,15 @@ def _device_memory(device) -> int:
         return 0
 
 
+def writes_here(device) -> bool:
+    """Whether the calling process writes a run of its own beside its `WritingProcesses` by
+    default: only on a GPU, where its compressor is warm while each of theirs pays seconds of
+    first use (a fresh process's first chunk group: 5.6 s against 0.6 s, bench/NOTES.md,
+    session 40), and only once `settings.WRITE_HERE_ON_GPU` says so; on a CPU its thread would
+    only take a core from them."""
+    return WRITE_HERE_ON_GPU and getattr(device, "type", str(device)) == "cuda"
+
+
 def cpu_threads_each(processes: int) -> int:
     """torch's CPU threads for each of `processes` processes on a CPU device: this process's
     threads shared out, at least one. Why: each process alone would start one thread per core,
@@ -219,43 +229,37 @@ class WritingProcesses:
 
     def run(self, plan: StreamedPlan, folder: str, batch: int, runs: list[list[GroupSpec]],
             progress: Optional[Callable[[int], None]] = None,
-            decimation_splats: int = DECIMATION_SPLATS) -> UnitsDone:
-        """`plan`'s units, run k to process k (at most one run a process, its groups that
-        share a bucket with another run first: `edge_first`; the others are let go), and the
-        buckets the runs share packed here as their payloads come in, while the runs go on.
-        Each process decimates up to batch / runs groups (and decimation_splats / runs splats)
-        a call, so that the device holds about what one process alone would. progress(groups
-        done) as groups finish anywhere. The first process to fail stops the others, and its
-        error is raised."""
-        if len(runs) > len(self.procs):
-            raise ValueError(f"{len(runs)} runs for {len(self.procs)} processes")
+            decimation_splats: int = DECIMATION_SPLATS,
+            here: Optional[list[LevelSource]] = None) -> UnitsDone:
+        """`plan`'s units, one run a process (its groups that share a bucket with another run
+        first: `edge_first`; processes left without a run are let go), and the buckets the runs
+        share packed here as their payloads come in, while the runs go on. `here`: this
+        process's sources, and runs[0] is run here too, on its own compressor, which is warm
+        while the others are still starting (the rest go to the processes in order). Each
+        decimates up to batch / runs groups (and decimation_splats / runs splats) a call, so
+        that the device holds about what one process alone would. progress(groups done) as
+        groups finish anywhere. The first run to fail stops the others, and its error is raised."""
+        own = 1 if here is not None else 0
+        if len(runs) - own > len(self.procs):
+            raise ValueError(f"{len(runs) - own} runs for {len(self.procs)} processes")
         each_batch = max(1, batch // len(runs))
         each_splats = max(1, decimation_splats // len(runs))
         for k, inbox in enumerate(self.inboxes):
-            inbox.put((edge_first(runs[k], len(plan.groups), plan.levels), plan.levels, len(plan.groups), folder,
-                       each_batch, each_splats) if k < len(runs) else None)
+            inbox.put((edge_first(runs[k + own], len(plan.groups), plan.levels), plan.levels, len(plan.groups),
+                       folder, each_batch, each_splats) if k + own < len(runs) else None)
         parts: dict[int, UnitsDone] = {}
-        groups_done = 0
-        with SharedBuckets(self.compressor, len(plan.groups), folder, len(self.procs), self.gpu_mib) as shared:
-            while len(parts) < len(runs):
-                try:
-                    message = self.out.get(timeout=1.0)
-                except queue.Empty:
-                    dead = [p for k, p in enumerate(self.procs[:len(runs)]) if k not in parts and not p.is_alive()]
-                    if dead and self.out.empty():
-                        raise RuntimeError(f"{dead[0].name} ended without a result (exit code {dead[0].exitcode})")
-                    continue
-                if message[0] == "groups":
-                    groups_done += message[1]
-                    if progress is not None:
-                        progress(groups_done)
-                elif message[0] == "shared":
-                    shared.add(message[2])
-                elif message[0] == "done":
-                    parts[message[1]] = message[2]
-                    shared.add(message[2].shared)        # what it did not hand over earlier (none, as run)
-                else:
-                    raise message[2]
+        local: queue.Queue = queue.Queue()        # what the run here says, as the processes say it
+        stop = threading.Event()                  # the run here ends early once anything failed
+        with SharedBuckets(self.compressor, len(plan.groups), folder, len(self.procs) + own, self.gpu_mib) as shared, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="sogs-run-here") as pool:
+            if own:
+                pool.submit(self._run_here, here, edge_first(runs[0], len(plan.groups), plan.levels), plan, folder,
+                            each_batch, each_splats, local, stop)
+            try:
+                self._gather(runs, parts, own, local, shared, progress)
+            except BaseException:
+                stop.set()
+                raise
             self.finished = True
             packed = shared.finish()
         merged = UnitsDone([], {}, {})
@@ -267,6 +271,55 @@ class WritingProcesses:
             merged.files.append(f)
             add_seconds(merged.seconds, f.seconds)
         return merged
+
+    def _gather(self, runs: list, parts: dict, own: int, local: queue.Queue, shared: "SharedBuckets",
+                progress: Optional[Callable[[int], None]]) -> None:
+        """Read what the runs say (the processes' queue, and `local` for a run here: run k of
+        process k - own) until every run is done: progress, shared payloads, results, errors."""
+        groups_done = 0
+        while len(parts) < len(runs):
+            try:
+                message = local.get_nowait()
+            except queue.Empty:
+                try:
+                    message = self.out.get(timeout=0.2)
+                except queue.Empty:
+                    dead = [p for k, p in enumerate(self.procs) if k + own < len(runs)
+                            and k + own not in parts and not p.is_alive()]
+                    if dead and self.out.empty():
+                        raise RuntimeError(f"{dead[0].name} ended without a result (exit code {dead[0].exitcode})")
+                    continue
+                if message[0] in ("shared", "done", "failed"):
+                    message = (message[0], message[1] + own, message[2])
+            if message[0] == "groups":
+                groups_done += message[1]
+                if progress is not None:
+                    progress(groups_done)
+            elif message[0] == "shared":
+                shared.add(message[2])
+            elif message[0] == "done":
+                parts[message[1]] = message[2]
+                shared.add(message[2].shared)        # what it did not hand over earlier (none, as run)
+            else:
+                raise message[2]
+
+    def _run_here(self, sources: list[LevelSource], groups: list[GroupSpec], plan: StreamedPlan, folder: str,
+                  batch: int, splats_per_batch: int, local: queue.Queue, stop: threading.Event) -> None:
+        """Run 0 on this process's compressor, saying what it does into `local` as a writing
+        process says it into its queue (run index 0); it ends early once `stop` is set."""
+        last = [0]
+
+        def report(done: int) -> None:            # groups done so far -> groups done since last time
+            local.put(("groups", done - last[0]))
+            last[0] = done
+
+        try:
+            done = run_units(self.compressor, sources, groups, plan.levels, len(plan.groups), folder, batch,
+                             splats_per_batch, report, share=lambda payloads: local.put(("shared", 0, payloads)),
+                             stop=stop)
+            local.put(("done", 0, done))
+        except BaseException as exc:      # noqa: BLE001  (raised by the loop that reads `local`)
+            local.put(("failed", 0, exc))
 
     def close(self) -> None:
         """Every process ended: those done (or let go) joined, any other stopped first."""

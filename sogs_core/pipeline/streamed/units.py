@@ -4,6 +4,7 @@ are made in one call: `run_groups`) and the buckets of coarse levels their runs 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -99,7 +100,8 @@ class UnitsDone:
 def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], levels: int, n_groups: int,
               folder: str, batch: int, splats_per_batch: int = DECIMATION_SPLATS,
               progress: Optional[Callable[[int], None]] = None,
-              share: Optional[Callable[[dict], None]] = None) -> UnitsDone:
+              share: Optional[Callable[[dict], None]] = None,
+              stop: Optional[threading.Event] = None) -> UnitsDone:
     """The groups' units (the groups, then their buckets as they complete; `n_groups`: the
     scene's groups in all) two at a time on this process's compressor: one's WebP encoding
     and writing overlap the next one's GPU stages (the Compressor's GPU lock keeps those one at
@@ -107,7 +109,7 @@ def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], l
     `splats_per_batch` splats) whose levels are made in one call. progress(groups done).
     share(payloads): the coarse payloads of buckets that need groups not run here, handed over
     as soon as every group of theirs here is done (`BucketPacker.hand_off`); without it they
-    come back in `UnitsDone.shared`."""
+    come back in `UnitsDone.shared`. `stop`: once set, no unit more starts (an error says so)."""
     files: list[FileResult] = []
     bounds: dict[int, list] = {}
     seconds: dict = {}
@@ -118,6 +120,8 @@ def run_units(compressor, sources: list[LevelSource], groups: list[GroupSpec], l
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sogs-group") as pool:
         try:
             while schedule or running:
+                if stop is not None and stop.is_set():
+                    raise RuntimeError("stopped: another run of this streamed write failed")
                 while len(running) < 2 and schedule:
                     unit = schedule.next()
                     if isinstance(unit, BucketUnit):

@@ -33,7 +33,7 @@ from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
-from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups
+from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups, writes_here
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, add_seconds, groups_per_decimation, run_units
 from sogs_core.settings import PROCESS_GPU_MEMORY_MIB, StreamedSettings
 
@@ -70,7 +70,8 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                    progress: Optional[Callable[[int, int], None]] = None,
                    decimation_groups: Optional[int] = None, processes: Optional[int] = 1,
                    decimation_splats: int = DECIMATION_SPLATS,
-                   process_gpu_mib: int = PROCESS_GPU_MEMORY_MIB) -> StreamedResult:
+                   process_gpu_mib: int = PROCESS_GPU_MEMORY_MIB,
+                   write_here: Optional[bool] = None) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
@@ -80,7 +81,8 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     `decimation_splats` level-0 splats (shared out between the processes): what one call holds
     on the device, not what it makes (the levels are the same either way). Several processes
     on a GPU each cap their caching allocator at `process_gpu_mib` MiB (0: no cap), and this
-    one gives its cache back once the plan is made. lod-meta.json
+    one gives its cache back once the plan is made. `write_here`: with several processes, this
+    one writes a run of its own too (None: `writes_here`). lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
     complete."""
     if processes is not None and processes < 1:
@@ -109,7 +111,8 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
         seconds = {"plan": time.perf_counter() - t0}
         batch = decimation_groups or groups_per_decimation(compressor.device)
         report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
-        runs = split_groups(plan.groups, chosen) if chosen > 1 else [plan.groups]
+        here = team is not None and (writes_here(compressor.device) if write_here is None else write_here)
+        runs = split_groups(plan.groups, chosen + here) if chosen > 1 else [plan.groups]
         if len(runs) == 1:                   # one process, or a single group to share out
             if team is not None:
                 team.close()
@@ -118,7 +121,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
             if done.shared:                  # every group ran here, so every bucket must be complete
                 raise RuntimeError(f"buckets left unpacked: {sorted(done.shared)}")
         else:
-            done = team.run(plan, folder, batch, runs, report, decimation_splats)
+            done = team.run(plan, folder, batch, runs, report, decimation_splats, here=sources if here else None)
     finally:
         if team is not None:
             team.close()
