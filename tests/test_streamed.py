@@ -578,19 +578,22 @@ def test_processes_on_a_gpu_cap_their_allocator(tmp_path, monkeypatch):
 
 
 def test_shared_buckets_complete_across_runs_or_fail_loudly():
-    """`pack_shared`: what two runs hand back of a shared bucket completes it (the packer's
+    """`SharedBuckets`: what two runs hand over of a shared bucket completes it (the packer's
     `absorb`), in group order; a bucket still missing a group is an error, never a file
     silently left out."""
-    from sogs_core.pipeline.streamed.processes import pack_shared
+    from sogs_core.pipeline.streamed.processes import SharedBuckets
     from sogs_core.pipeline.streamed.schedule import BucketPacker
 
     packer = BucketPacker(4)
     assert packer.absorb({(2, 0): {0: "a", 1: "b"}}) == []
     assert packer.absorb({(2, 0): {3: "d", 2: "c"}, (1, 1): {2: "x"}}) == [(2, 0, ["a", "b", "c", "d"])]
     assert packer.waiting == {(1, 1): {2: "x"}}
-    with pytest.raises(RuntimeError, match=r"level 1 bucket 1: no coarse splats came back for groups \[3\]"):
-        pack_shared(None, [{(1, 1): {2: "x"}}], 4, "unused")
-    assert pack_shared(None, [], 4, "unused") == []
+    with SharedBuckets(None, 4, "unused") as shared:
+        shared.add({(1, 1): {2: "x"}})
+        with pytest.raises(RuntimeError, match=r"level 1 bucket 1: no coarse splats came back for groups \[3\]"):
+            shared.finish()
+    with SharedBuckets(None, 4, "unused") as shared:
+        assert shared.finish() == []
     # a run of groups 2 and 3 hands over the level-2 bucket (groups 0-3) once both are done, and
     # never the level-1 bucket it completes itself
     run = BucketPacker(4)

@@ -40,7 +40,7 @@ def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
     as small as it can be: the processes finish when the largest does. Why groups and not whole
     coarsest buckets (2^(levels-1) groups): buckets are coarse, and 26 groups in buckets of 8 ran
     as 16 and 10 groups on two processes where 13 and 13 fit; a bucket that two runs share is
-    packed afterwards from the coarse splats both hand back (`pack_shared`)."""
+    packed by the calling process from the coarse splats both hand over (`SharedBuckets`)."""
     sizes = [g.splats for g in groups]
     ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))))
     return [groups[a:b] for a, b in zip([0] + ends[:-1], ends)]
@@ -383,12 +383,3 @@ class SharedBuckets:
             cap_gpu_memory(str(self.device), 0, uncap=True)
         elif self.threads is not None:
             torch.set_num_threads(self.threads)
-
-
-def pack_shared(compressor, shared: list[dict], n_groups: int, folder: str) -> list[FileResult]:
-    """The buckets whose groups several runs held, packed here from the coarse payloads each
-    run handed back (each a run's `BucketPacker.waiting`): `SharedBuckets` all at once."""
-    with SharedBuckets(compressor, n_groups, folder) as packing:
-        for part in shared:
-            packing.add(part)
-        return packing.finish()
