@@ -179,15 +179,14 @@ def _per_group(values: list[float], group_rows: list[torch.Tensor], like: torch.
     return out
 
 
-def _splat_columns(t: dict[str, torch.Tensor], group_rows: Optional[list[torch.Tensor]] = None,
-                   w: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _splat_columns(t: dict[str, torch.Tensor], w: torch.Tensor,
+                   group_rows: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
     """(14, N) float32, what each splat brings to a link's cost, one contiguous row per quantity:
     w, w ln det S, position, colour, w S (xx, yy, zz, xy, xz, yz). Lengths are in units of the
     median splat size and weights of the median weight (each group's own, with `group_rows`:
     several chunk groups decimated in one call, `chunk.build_levels_batch`), so every value is
     near 1 (the units' constants cancel out of Runnalls' difference within a segment). `w`:
-    every splat's `ink`, where the caller has it already."""
-    w = ink(t["log_scales"], t["opacity"]) if w is None else w
+    every splat's `ink`."""
     size_each = torch.exp(t["log_scales"].double().mean(1))
     if group_rows is None:
         w = w / w.median()
@@ -228,15 +227,14 @@ def _pair_costs(pa_: torch.Tensor, pb_: torch.Tensor) -> torch.Tensor:
     return geometric + COLOUR_WEIGHT * inner * (c0 * c0 + c1 * c1 + c2 * c2)
 
 
-def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor,
-                    scale_group: Optional[torch.Tensor] = None,
-                    w: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def candidate_links(t: dict[str, torch.Tensor], segment: torch.Tensor, w: torch.Tensor,
+                    scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(a, b, cost): links between splats up to WINDOWS places apart along each walk, inside one
-    segment, and what each merge costs. The splats' columns are laid out along each walk once,
+    segment, and what each merge costs (`w`: every splat's `ink`). The splats' columns are laid out along each walk once,
     so a link's two ends are two slices of them, not two random gathers (the gathers were
     most of a CPU decimation's time: bench/NOTES.md, session 19)."""
     group_rows = _group_rows(scale_group)
-    cols = _splat_columns(t, group_rows, w)
+    cols = _splat_columns(t, w, group_rows)
     firsts, seconds, costs = [], [], []
     for walk, window in zip(_walks(t["means"], segment, group_rows), WINDOWS):
         along = cols.index_select(1, walk)
@@ -261,15 +259,14 @@ def _within_quota(links: torch.Tensor, cost: torch.Tensor, seg: torch.Tensor, qu
     return links.index_select(0, torch.nonzero(rank < quota.index_select(0, seg)).squeeze(1))
 
 
-def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor,
-            scale_group: Optional[torch.Tensor] = None,
-            w: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_up(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.Tensor, w: torch.Tensor,
+            scale_group: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass: disjoint pairs (a, b), each link the cheapest of both its splats, at most
     quota[s] in segment s (the quota is lowered in place), in up to ROUNDS_PER_PASS rounds.
-    `w`: every splat's `ink`, where the caller has it already."""
+    `w`: every splat's `ink`."""
     n = len(t["means"])
     dev = segment.device
-    a, b, cost = candidate_links(t, segment, scale_group, w)
+    a, b, cost = candidate_links(t, segment, w, scale_group)
     n_links = len(a)
     ids = torch.arange(n_links, device=dev)
     alive = torch.ones(n, dtype=torch.bool, device=dev)
@@ -316,7 +313,7 @@ def _merge_pass(t: dict[str, torch.Tensor], segment: torch.Tensor, quota: torch.
     n = len(t["means"])
     dev = segment.device
     w = ink(t["log_scales"], t["opacity"])          # once: the links' costs and the merges both weigh by it
-    a, b = pair_up(t, segment, quota, None if segment_group is None else segment_group.index_select(0, segment), w)
+    a, b = pair_up(t, segment, quota, w, None if segment_group is None else segment_group.index_select(0, segment))
     if len(a) == 0:
         return t, segment, 0
     used = torch.zeros(n, dtype=torch.bool, device=dev)

@@ -100,10 +100,8 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
     work on `threads` threads (None: torch's default) and, on a GPU, its allocator capped at
-    `gpu_mib` MiB (0: not capped). Everything it has to say goes into the queue `out`:
-    ("groups", n) as groups finish, then ("done", part, UnitsDone) or ("failed", part, the
-    exception); ("shared", part, payloads) as buckets that other runs share are ready to hand
-    over (`run_units`' share)."""
+    `gpu_mib` MiB (0: not capped). Everything it has to say goes into the queue `out`
+    (`run_and_report`), or ("failed", part, the exception)."""
     try:
         from sogs_core.pipeline.compressor import Compressor
 
@@ -119,19 +117,27 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
             job = inbox.get()
             if job is None:
                 return
-            groups, levels, n_groups, folder, batch, splats_per_batch = job
-            last = [0]
-
-            def report(done: int) -> None:
-                out.put(("groups", done - last[0]))
-                last[0] = done
-
-            out.put(("done", part, run_units(comp, sources, groups, levels, n_groups, folder, batch,
-                                             splats_per_batch, report,
-                                             share=lambda payloads: out.put(("shared", part, payloads)))))
+            run_and_report(comp, sources, job, part, out.put)
     except BaseException as exc:      # noqa: BLE001  (handed to the parent, which raises it)
         exc = over_cap(exc, gpu_mib)
         out.put(("failed", part, exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def run_and_report(compressor, sources: list[LevelSource], job: tuple, part: int, put: Callable[[tuple], None],
+                   stop: Optional[threading.Event] = None) -> None:
+    """One run (`job`: groups, levels, groups in all, folder, groups and splats a decimation
+    call) on `compressor`, everything said through `put` as the parent reads it: ("groups", n)
+    as groups finish, ("shared", part, payloads) as buckets other runs share are ready to hand
+    over, then ("done", part, UnitsDone). `stop`: `run_units`' stop."""
+    groups, levels, n_groups, folder, batch, splats_per_batch = job
+    last = [0]
+
+    def report(done: int) -> None:                # groups done so far -> groups done since last time
+        put(("groups", done - last[0]))
+        last[0] = done
+
+    put(("done", part, run_units(compressor, sources, groups, levels, n_groups, folder, batch, splats_per_batch,
+                                 report, share=lambda payloads: put(("shared", part, payloads)), stop=stop)))
 
 
 def over_cap(exc: BaseException, gpu_mib: int) -> BaseException:
@@ -244,17 +250,17 @@ class WritingProcesses:
             raise ValueError(f"{len(runs) - own} runs for {len(self.procs)} processes")
         each_batch = max(1, batch // len(runs))
         each_splats = max(1, decimation_splats // len(runs))
+        jobs = [(edge_first(run, len(plan.groups), plan.levels), plan.levels, len(plan.groups), folder,
+                 each_batch, each_splats) for run in runs]
         for k, inbox in enumerate(self.inboxes):
-            inbox.put((edge_first(runs[k + own], len(plan.groups), plan.levels), plan.levels, len(plan.groups),
-                       folder, each_batch, each_splats) if k + own < len(runs) else None)
+            inbox.put(jobs[k + own] if k + own < len(runs) else None)
         parts: dict[int, UnitsDone] = {}
         local: queue.Queue = queue.Queue()        # what the run here says, as the processes say it
         stop = threading.Event()                  # the run here ends early once anything failed
         with SharedBuckets(self.compressor, len(plan.groups), folder, len(self.procs) + own, self.gpu_mib) as shared, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="sogs-run-here") as pool:
             if own:
-                pool.submit(self._run_here, here, edge_first(runs[0], len(plan.groups), plan.levels), plan, folder,
-                            each_batch, each_splats, local, stop)
+                pool.submit(self._run_here, here, jobs[0], local, stop)
             try:
                 self._gather(runs, parts, own, local, shared, progress)
             except BaseException:
@@ -303,21 +309,11 @@ class WritingProcesses:
             else:
                 raise message[2]
 
-    def _run_here(self, sources: list[LevelSource], groups: list[GroupSpec], plan: StreamedPlan, folder: str,
-                  batch: int, splats_per_batch: int, local: queue.Queue, stop: threading.Event) -> None:
-        """Run 0 on this process's compressor, saying what it does into `local` as a writing
-        process says it into its queue (run index 0); it ends early once `stop` is set."""
-        last = [0]
-
-        def report(done: int) -> None:            # groups done so far -> groups done since last time
-            local.put(("groups", done - last[0]))
-            last[0] = done
-
+    def _run_here(self, sources: list[LevelSource], job: tuple, local: queue.Queue, stop: threading.Event) -> None:
+        """Run 0 (`job`) on this process's compressor, saying what it does into `local` as a
+        writing process says it into its queue; it ends early once `stop` is set."""
         try:
-            done = run_units(self.compressor, sources, groups, plan.levels, len(plan.groups), folder, batch,
-                             splats_per_batch, report, share=lambda payloads: local.put(("shared", 0, payloads)),
-                             stop=stop)
-            local.put(("done", 0, done))
+            run_and_report(self.compressor, sources, job, 0, local.put, stop)
         except BaseException as exc:      # noqa: BLE001  (raised by the loop that reads `local`)
             local.put(("failed", 0, exc))
 
