@@ -6,7 +6,8 @@ inside the GPU stages made it slower; four Ray actors on one GPU wrote the 32M s
 fast as one); on a CPU one process keeps one core busy most of the time. Processes have an
 interpreter each.
 
-How: the processes are started first (spawned: CUDA does not survive a fork), and each opens
+How: the processes are started first (forked from a server that has imported torch and this
+library once, `process_context`; never from this process: CUDA does not survive a fork), and each opens
 the inputs itself (a PLY of any size mapped and read by ranges, so only its rows are ever read)
 and builds its own compressor on the device while the plan is made once, here
 (`WritingProcesses`); the groups are cut into consecutive runs whose largest is as small as it
@@ -33,6 +34,25 @@ from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups, bucket_
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, UnitsDone, add_seconds, folder_writer, run_units
 from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, AUTO_GPU_SHARED_MIN_SPLATS,
                                 AUTO_PROCESSES_MIN_SPLATS, WRITE_HERE_ON_GPU)
+
+
+#: what the fork server imports once, before it forks each writing process (`process_context`):
+#: only modules, none of which touches CUDA on import, so the forks may each make their own context
+FORK_SERVER_PRELOAD = ["torch", "sogs_core.pipeline.compressor", "sogs_core.pipeline.streamed.processes"]
+
+
+def process_context():
+    """How writing processes start: forked from multiprocessing's fork server with torch and
+    the library imported there once (`FORK_SERVER_PRELOAD`), where the platform has one; else
+    spawned. Why: three spawned processes each import torch at once, seconds before their
+    first chunk group (bench/NOTES.md, session 41); the fork server imports it once, and stays
+    up for this process's later writes. It is itself a fresh interpreter, so CUDA, already
+    made here, never crosses a fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(FORK_SERVER_PRELOAD)
+    return ctx
 
 
 def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
@@ -212,7 +232,7 @@ class WritingProcesses:
         self.compressor = compressor
         self.gpu_mib = gpu_mib
         threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
-        ctx = multiprocessing.get_context("spawn")
+        ctx = process_context()
         self.out = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(count)]
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
