@@ -130,6 +130,32 @@ def test_quats_invalid_tag_is_identity():
     np.testing.assert_array_equal(d, [[1, 0, 0, 0]])
 
 
+def test_decoders_give_the_same_floats_from_their_tables_as_from_their_formulas(monkeypatch):
+    """Above DECODE_TABLE_MIN_ROWS the decoders evaluate each possible code once and gather: the
+    floats must be the formulas' own, bit for bit (every code, a constant axis, and bad tags)."""
+    from sogs_core.formats.sog import codes
+
+    rng = np.random.default_rng(5)
+    n = 70_000
+    means = np.concatenate([np.arange(65536)[:, None].repeat(3, 1),
+                            rng.integers(0, 65536, (n - 65536, 3))]).astype(np.int32)
+    quats = rng.integers(0, 256, (n, 4), dtype=np.uint8)
+    quats[:, 3] = rng.choice([250, 252, 253, 254, 255], n)
+    opacity = rng.integers(0, 256, n, dtype=np.uint8)
+    mins, maxs = [-3.5, 0.25, 1.0], [6.0, 2.0, 1.0]
+
+    def decoded():
+        return decode_means(means, mins, maxs), decode_quats(quats), decode_opacity(opacity)
+
+    monkeypatch.setattr(codes, "DECODE_TABLE_MIN_ROWS", 1)
+    tables = decoded()
+    monkeypatch.setattr(codes, "DECODE_TABLE_MIN_ROWS", n + 1)
+    formulas = decoded()
+    for a, b in zip(tables, formulas):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    np.testing.assert_array_equal(tables[1][quats[:, 3] == 250], np.tile([1, 0, 0, 0], (int((quats[:, 3] == 250).sum()), 1)))
+
+
 def test_opacity_bound():
     x = torch.linspace(-12, 12, 5001)
     a = encode_opacity(x).numpy()

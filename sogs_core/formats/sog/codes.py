@@ -51,18 +51,42 @@ def _numpy_or_torch(decode):
     return wrapper
 
 
-@_numpy_or_torch
-def decode_means(q: torch.Tensor, mins, maxs) -> torch.Tensor:
-    """(N, 3) 16-bit codes -> float32 positions (the format's inverse log transform)."""
-    lo = torch.tensor(mins, dtype=torch.float64, device=q.device)
-    hi = torch.tensor(maxs, dtype=torch.float64, device=q.device)
-    rng = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+#: rows from which a decoder evaluates its formula once per possible code and gathers
+#: (`decode_means`, `decode_quats`, `decode_opacity`): the same floats for a fraction of the
+#: transcendental work where rows outnumber codes (the fidelity report decodes every file)
+DECODE_TABLE_MIN_ROWS = 1 << 17
+
+
+def _codes_within(codes: torch.Tensor, top: int) -> bool:
+    """Every code is an index into a table of `top` + 1 entries (a code out of range, from a
+    damaged file, keeps the formula's own answer instead of an index error)."""
+    return len(codes) > 0 and int(codes.min()) >= 0 and int(codes.max()) <= top
+
+
+def _means_from_codes(q: torch.Tensor, lo: torch.Tensor, rng: torch.Tensor) -> torch.Tensor:
     t = lo + rng * (q.double() / 65535.0)
     return (torch.sign(t) * torch.expm1(t.abs())).float()
 
 
+@_numpy_or_torch
+def decode_means(q: torch.Tensor, mins, maxs) -> torch.Tensor:
+    """(N, 3) 16-bit codes -> float32 positions (the format's inverse log transform); for many
+    rows, each axis's 65,536 positions once, then gathered."""
+    lo = torch.tensor(mins, dtype=torch.float64, device=q.device)
+    hi = torch.tensor(maxs, dtype=torch.float64, device=q.device)
+    rng = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    if len(q) < DECODE_TABLE_MIN_ROWS or not _codes_within(q, 65535):
+        return _means_from_codes(q, lo, rng)
+    every = torch.arange(65536, dtype=torch.int32, device=q.device)[:, None].repeat(1, 3)
+    table = _means_from_codes(every, lo, rng).T.contiguous()          # (3, 65536)
+    codes = q.long()
+    return torch.stack([table[k].index_select(0, codes[:, k]) for k in range(3)], 1)
+
+
 # ---- rotations: smallest three ---------------------------------------------------------------
 _OTHERS = torch.tensor([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+#: per largest component m, where each of w, x, y, z sits among (the three others, the largest)
+_PLACES = torch.tensor([[3, 0, 1, 2], [0, 3, 1, 2], [0, 1, 3, 2], [0, 1, 2, 3]])
 
 
 def encode_quats(quats: torch.Tensor, step: int = 1) -> torch.Tensor:
@@ -79,17 +103,24 @@ def encode_quats(quats: torch.Tensor, step: int = 1) -> torch.Tensor:
     return torch.cat([b, (252 + m)[:, None].double()], 1).to(torch.uint8)
 
 
+def _quat_components(b: torch.Tensor) -> torch.Tensor:
+    return (b.double() / 255.0 * 2.0 - 1.0) / SQRT2
+
+
 @_numpy_or_torch
 def decode_quats(b: torch.Tensor) -> torch.Tensor:
-    """(N, 4) uint8 -> (N, 4) unit quaternions w,x,y,z (tag outside 252..255 -> identity)."""
-    c = (b[:, :3].double() / 255.0 * 2.0 - 1.0) / SQRT2
+    """(N, 4) uint8 -> (N, 4) unit quaternions w,x,y,z (tag outside 252..255 -> identity); for
+    many rows the three stored components are looked up in a table of the 256 bytes' values."""
+    if len(b) < DECODE_TABLE_MIN_ROWS or b.dtype != torch.uint8:
+        c = _quat_components(b[:, :3])
+    else:
+        table = _quat_components(torch.arange(256, device=b.device))
+        c = table.index_select(0, b[:, :3].reshape(-1).long()).view(len(b), 3)
     largest = torch.sqrt(torch.clamp(1.0 - (c * c).sum(1), min=0.0))
     tag = b[:, 3].long() - 252
     valid = (tag >= 0) & (tag <= 3)
-    m = tag.clamp(0, 3)
-    out = torch.zeros(len(b), 4, dtype=torch.float64, device=b.device)
-    out.scatter_(1, _OTHERS.to(b.device)[m], c)
-    out.scatter_(1, m[:, None], largest[:, None])
+    # one gather puts the three stored components and the largest where the tag says
+    out = torch.cat([c, largest[:, None]], 1).gather(1, _PLACES.to(b.device).index_select(0, tag.clamp(0, 3)))
     identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64, device=b.device)
     return torch.where(valid[:, None], out, identity).float()
 
@@ -121,11 +152,18 @@ def encode_opacity(logits: torch.Tensor, drop_bits: int = 0,
     return nearest.clamp(0, 255).to(torch.uint8)
 
 
-@_numpy_or_torch
-def decode_opacity(a: torch.Tensor) -> torch.Tensor:
-    """Opacity bytes -> logits (A/255 clamped to [1e-6, 1 - 1e-6])."""
+def _logits_of_bytes(a: torch.Tensor) -> torch.Tensor:
     p = torch.clamp(a.double() / 255.0, 1e-6, 1.0 - 1e-6)
     return torch.log(p / (1.0 - p)).float()
+
+
+@_numpy_or_torch
+def decode_opacity(a: torch.Tensor) -> torch.Tensor:
+    """Opacity bytes -> logits (A/255 clamped to [1e-6, 1 - 1e-6]); for many rows, the 256
+    bytes' logits looked up."""
+    if len(a) < DECODE_TABLE_MIN_ROWS or not _codes_within(a, 255):
+        return _logits_of_bytes(a)
+    return _logits_of_bytes(torch.arange(256, device=a.device)).index_select(0, a.reshape(-1).long()).view(a.shape)
 
 
 # ---- the whole scene -------------------------------------------------------------------------
