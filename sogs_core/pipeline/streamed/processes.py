@@ -55,14 +55,16 @@ def process_context():
     return ctx
 
 
-def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
+def split_groups(groups: list[GroupSpec], parts: int, first_extra: int = 0) -> list[list[GroupSpec]]:
     """The groups cut into at most `parts` consecutive runs, the largest run (in level-0 splats)
     as small as it can be: the processes finish when the largest does. Why groups and not whole
     coarsest buckets (2^(levels-1) groups): buckets are coarse, and 26 groups in buckets of 8 ran
     as 16 and 10 groups on two processes where 13 and 13 fit; a bucket that two runs share is
-    packed by the calling process from the coarse splats both hand over (`SharedBuckets`)."""
+    packed by the calling process from the coarse splats both hand over (`SharedBuckets`).
+    `first_extra`: level-0 splats the first run may hold beyond the others (the run written
+    here, whose compressor is warm while fresh processes start: `WRITE_HERE_HEAD_START_SPLATS`)."""
     sizes = [g.splats for g in groups]
-    ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))))
+    ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))), first_extra)
     return [groups[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
 
@@ -79,16 +81,17 @@ def edge_first(run: list[GroupSpec], n_groups: int, levels: int) -> list[GroupSp
     return shared + [g for g in run if g not in shared]
 
 
-def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
+def _balanced_cuts(sizes: list[int], parts: int, first_extra: int = 0) -> list[int]:
     """The ends of at most `parts` consecutive runs of `sizes` whose largest sum is smallest
-    (the linear partition problem): the smallest feasible largest sum by bisection, each run
-    then filled greedily up to it. O(n log(sum)), for scenes of thousands of groups."""
+    (the linear partition problem; the first run may hold `first_extra` more): the smallest
+    feasible largest sum by bisection, each run then filled greedily up to it. O(n log(sum)),
+    for scenes of thousands of groups."""
     def runs_within(limit: int) -> list[int]:
-        ends, total = [], 0
+        ends, total, room = [], 0, limit + first_extra
         for i, v in enumerate(sizes):
-            if total + v > limit:
+            if total + v > room and total > 0:
                 ends.append(i)
-                total = 0
+                total, room = 0, limit
             total += v
         return ends + [len(sizes)]
 
