@@ -3,8 +3,8 @@
 # torch once (`process_context`) against spawned ones (exp/base: session 40's tree, carried;
 # BASE=path), and the calling process writing a run of its own (`--write-here on`), with no head
 # start and with 3M level-0 splats more than each process (`--here-head-millions 3`): 8M SH3
-# streamed at 80 (`--processes auto`) base / fork / here 0 / here 3, then 32M fork / here 3 /
-# base with every process's device memory sampled, then 8M again; then bench/startup_probe.py
+# streamed at 80 (`--processes auto`) base / fork / here 0 / here 3, then 32M here 3 / fork (/
+# base with BASE32=1) with every process's device memory sampled, then 8M again; then bench/startup_probe.py
 # (three forked processes without warm-up) under py-spy (PYSPY: a carried binary), and the
 # single 8M SOG (compress_bench.py) for the issue's 1.5x. `bash bench/gpu_s41a.sh`; about 6
 # minutes on an H100, the most telling runs first (the device time may end before the rest).
@@ -27,9 +27,9 @@ echo "elapsed $SECONDS s"
 apps() {  # every process's device memory, twice a second, while a run goes on
   while true; do nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | tr '\n' ' '; echo; sleep 0.5; done
 }
-apps > $OUT/apps_32M_fork.txt & mon=$!; one . fork_a 32 --write-here off; kill $mon
 apps > $OUT/apps_32M_here3.txt & mon=$!; one . here3_a 32 --write-here on --here-head-millions 3; kill $mon
-apps > $OUT/apps_32M_base.txt & mon=$!; one $BASE base_a 32 --write-here off; kill $mon
+apps > $OUT/apps_32M_fork.txt & mon=$!; one . fork_a 32 --write-here off; kill $mon
+[ -n "$BASE32" ] && { apps > $OUT/apps_32M_base.txt & mon=$!; one $BASE base_a 32 --write-here off; kill $mon; }
 echo "elapsed $SECONDS s"
 eight b
 echo "elapsed $SECONDS s"
