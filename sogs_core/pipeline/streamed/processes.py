@@ -37,8 +37,11 @@ from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, 
 
 
 #: what the fork server imports once, before it forks each writing process (`process_context`):
-#: only modules, none of which touches CUDA on import, so the forks may each make their own context
-FORK_SERVER_PRELOAD = ["torch", "sogs_core.pipeline.compressor", "sogs_core.pipeline.streamed.processes"]
+#: only modules, none of which touches CUDA on import, so the forks may each make their own
+#: context; the GPU kernels' modules (Triton, CuPy) are skipped where they are not installed
+FORK_SERVER_PRELOAD = ["torch", "sogs_core.pipeline.compressor", "sogs_core.pipeline.streamed.processes",
+                       "triton", "cupy", "sogs_core.order.hilbert_triton", "sogs_core.order.chain_triton",
+                       "sogs_core.order.plas_cuda", "sogs_core.quantize.palette.triton_search"]
 
 
 def process_context():
