@@ -8,6 +8,9 @@
 # (three forked processes without warm-up) under py-spy (PYSPY: a carried binary), and the
 # single 8M SOG (compress_bench.py) for the issue's 1.5x. `bash bench/gpu_s41a.sh`; about 6
 # minutes on an H100, the most telling runs first (the device time may end before the rest).
+# Ran once, at e5f5239 (bench/results/session41_gpu); the fork server and the head start it
+# measured were taken out after it (neither paid: bench/NOTES.md, session 41), so on later trees
+# `.` runs spawned processes and `--here-head-millions` is unknown: check out e5f5239 to rerun it.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s41a
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 BASE=${BASE:-exp/base}

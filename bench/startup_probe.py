@@ -1,9 +1,8 @@
-"""Where a writing process's first seconds go (issue 32): starts processes as `WritingProcesses`
-does (`--start forkserver`, its `process_context`) or spawned (`--start spawn`, as before
-session 41) and stamps, against the parent's start, the import of torch and the library, the CUDA
+"""Where a writing process's first seconds go (issue 32): spawns processes as `WritingProcesses`
+does and stamps, against the parent's start, the import of torch and the library, the CUDA
 context, the compressor, its warm-up, and two compressions of one 540k-splat chunk group (the
 first pays what was not warmed). `python bench/startup_probe.py [--processes 3] [--sh 3]
-[--no-warm] [--start forkserver|spawn] [--json OUT]`."""
+[--no-warm] [--json OUT]`."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +13,7 @@ import time
 
 
 def _probe(t0: float, device: str, sh: int, warm: bool, out) -> None:
-    stamps = [("started", time.time() - t0)]
+    stamps = [("spawned", time.time() - t0)]
     import torch
     stamps.append(("import torch", time.time() - t0))
     from sogs_core.model.synth import synthetic_scene
@@ -51,14 +50,9 @@ def main() -> None:
     ap.add_argument("--sh", type=int, default=3)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--no-warm", action="store_true")
-    ap.add_argument("--start", choices=("forkserver", "spawn"), default="forkserver")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    if a.start == "spawn":
-        ctx = multiprocessing.get_context("spawn")
-    else:
-        from sogs_core.pipeline.streamed.processes import process_context
-        ctx = process_context()
+    ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     t0 = time.time()
     procs = [ctx.Process(target=_probe, args=(t0, a.device, a.sh, not a.no_warm, out)) for _ in range(a.processes)]
@@ -71,7 +65,7 @@ def main() -> None:
         print("  ".join(f"{name} {t:.2f}" for name, t in stamps), flush=True)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"processes": a.processes, "warm": not a.no_warm, "start": a.start, "stamps": results}, f, indent=1)
+            json.dump({"processes": a.processes, "warm": not a.no_warm, "stamps": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,6 @@ PROCESS_GPU_MEMORY_MIB = 2800
 #: process spends ~5 s on its first chunk group (bench/NOTES.md, session 40). Off until a GPU
 #: has measured it against the default (bench/gpu_s40d.sh, prepared)
 WRITE_HERE_ON_GPU = False
-#: level-0 splats the run written here holds beyond each writing process's run
-#: (`split_groups`' first_extra): its compressor is warm while theirs start (0 until measured)
-WRITE_HERE_HEAD_START_SPLATS = 0
 
 
 @dataclass(frozen=True)

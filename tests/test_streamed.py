@@ -474,12 +474,6 @@ def test_processes_take_runs_of_groups_the_largest_as_small_as_it_can_be():
     runs = split_groups(groups([10] * 8 + [1] * 24), 2)
     assert [len(r) for r in runs] == [5, 27]
     assert split_groups([], 2) == [[]]
-    # a head start for the first run (the run written here): 26 over four with 6 more for the
-    # first are 11 | 5 | 5 | 5, every group once, in order; none is the plain split
-    runs = split_groups(groups([1] * 26), 4, first_extra=6)
-    assert [len(r) for r in runs] == [11, 5, 5, 5]
-    assert [g.group for r in runs for g in r] == list(range(26))
-    assert [len(r) for r in split_groups(groups([1] * 26), 4, first_extra=0)] == [7, 7, 7, 5]
 
 
 def test_auto_processes_for_large_scenes(tmp_path, monkeypatch):

@@ -6,8 +6,7 @@ inside the GPU stages made it slower; four Ray actors on one GPU wrote the 32M s
 fast as one); on a CPU one process keeps one core busy most of the time. Processes have an
 interpreter each.
 
-How: the processes are started first (forked from a server that has imported torch and this
-library once, `process_context`; never from this process: CUDA does not survive a fork), and each opens
+How: the processes are started first (spawned: CUDA does not survive a fork), and each opens
 the inputs itself (a PLY of any size mapped and read by ranges, so only its rows are ever read)
 and builds its own compressor on the device while the plan is made once, here
 (`WritingProcesses`); the groups are cut into consecutive runs whose largest is as small as it
@@ -36,38 +35,14 @@ from sogs_core.settings import (AUTO_GPU_PROCESSES, AUTO_GPU_SHARED_MIN_MEMORY, 
                                 AUTO_PROCESSES_MIN_SPLATS, WRITE_HERE_ON_GPU)
 
 
-#: what the fork server imports once, before it forks each writing process (`process_context`):
-#: only modules, none of which touches CUDA on import, so the forks may each make their own
-#: context; the GPU kernels' modules (Triton, CuPy) are skipped where they are not installed
-FORK_SERVER_PRELOAD = ["torch", "sogs_core.pipeline.compressor", "sogs_core.pipeline.streamed.processes",
-                       "triton", "cupy", "sogs_core.order.hilbert_triton", "sogs_core.order.chain_triton",
-                       "sogs_core.order.plas_cuda", "sogs_core.quantize.palette.triton_search"]
-
-
-def process_context():
-    """How writing processes start: forked from multiprocessing's fork server with torch and
-    the library imported there once (`FORK_SERVER_PRELOAD`), where the platform has one; else
-    spawned. Why: three spawned processes each import torch at once, seconds before their
-    first chunk group (bench/NOTES.md, session 41); the fork server imports it once, and stays
-    up for this process's later writes. It is itself a fresh interpreter, so CUDA, already
-    made here, never crosses a fork."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(FORK_SERVER_PRELOAD)
-    return ctx
-
-
-def split_groups(groups: list[GroupSpec], parts: int, first_extra: int = 0) -> list[list[GroupSpec]]:
+def split_groups(groups: list[GroupSpec], parts: int) -> list[list[GroupSpec]]:
     """The groups cut into at most `parts` consecutive runs, the largest run (in level-0 splats)
     as small as it can be: the processes finish when the largest does. Why groups and not whole
     coarsest buckets (2^(levels-1) groups): buckets are coarse, and 26 groups in buckets of 8 ran
     as 16 and 10 groups on two processes where 13 and 13 fit; a bucket that two runs share is
-    packed by the calling process from the coarse splats both hand over (`SharedBuckets`).
-    `first_extra`: level-0 splats the first run may hold beyond the others (the run written
-    here, whose compressor is warm while fresh processes start: `WRITE_HERE_HEAD_START_SPLATS`)."""
+    packed by the calling process from the coarse splats both hand over (`SharedBuckets`)."""
     sizes = [g.splats for g in groups]
-    ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))), first_extra)
+    ends = _balanced_cuts(sizes, max(1, min(parts, len(groups))))
     return [groups[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
 
@@ -84,17 +59,16 @@ def edge_first(run: list[GroupSpec], n_groups: int, levels: int) -> list[GroupSp
     return shared + [g for g in run if g not in shared]
 
 
-def _balanced_cuts(sizes: list[int], parts: int, first_extra: int = 0) -> list[int]:
+def _balanced_cuts(sizes: list[int], parts: int) -> list[int]:
     """The ends of at most `parts` consecutive runs of `sizes` whose largest sum is smallest
-    (the linear partition problem; the first run may hold `first_extra` more): the smallest
-    feasible largest sum by bisection, each run then filled greedily up to it. O(n log(sum)),
-    for scenes of thousands of groups."""
+    (the linear partition problem): the smallest feasible largest sum by bisection, each run
+    then filled greedily up to it. O(n log(sum)), for scenes of thousands of groups."""
     def runs_within(limit: int) -> list[int]:
-        ends, total, room = [], 0, limit + first_extra
+        ends, total = [], 0
         for i, v in enumerate(sizes):
-            if total + v > room and total > 0:
+            if total + v > limit:
                 ends.append(i)
-                total, room = 0, limit
+                total = 0
             total += v
         return ends + [len(sizes)]
 
@@ -238,7 +212,7 @@ class WritingProcesses:
         self.compressor = compressor
         self.gpu_mib = gpu_mib
         threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
-        ctx = process_context()
+        ctx = multiprocessing.get_context("spawn")
         self.out = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(count)]
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",

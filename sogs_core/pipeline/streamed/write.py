@@ -35,7 +35,7 @@ from sogs_core.pipeline.streamed.chunk import worst
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
 from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups, writes_here
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, add_seconds, groups_per_decimation, run_units
-from sogs_core.settings import PROCESS_GPU_MEMORY_MIB, WRITE_HERE_HEAD_START_SPLATS, StreamedSettings
+from sogs_core.settings import PROCESS_GPU_MEMORY_MIB, StreamedSettings
 
 
 @dataclass
@@ -71,8 +71,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                    decimation_groups: Optional[int] = None, processes: Optional[int] = 1,
                    decimation_splats: int = DECIMATION_SPLATS,
                    process_gpu_mib: int = PROCESS_GPU_MEMORY_MIB,
-                   write_here: Optional[bool] = None,
-                   here_head_start: Optional[int] = None) -> StreamedResult:
+                   write_here: Optional[bool] = None) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
@@ -83,8 +82,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     on the device, not what it makes (the levels are the same either way). Several processes
     on a GPU each cap their caching allocator at `process_gpu_mib` MiB (0: no cap), and this
     one gives its cache back once the plan is made. `write_here`: with several processes, this
-    one writes a run of its own too (None: `writes_here`), holding `here_head_start` level-0
-    splats more than each process's (None: `settings.WRITE_HERE_HEAD_START_SPLATS`). lod-meta.json
+    one writes a run of its own too (None: `writes_here`). lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
     complete."""
     if processes is not None and processes < 1:
@@ -114,8 +112,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
         batch = decimation_groups or groups_per_decimation(compressor.device)
         report = None if progress is None else (lambda done: progress(done, len(plan.groups)))   # noqa: E731
         here = team is not None and (writes_here(compressor.device) if write_here is None else write_here)
-        head = (WRITE_HERE_HEAD_START_SPLATS if here_head_start is None else here_head_start) if here else 0
-        runs = split_groups(plan.groups, chosen + here, head) if chosen > 1 else [plan.groups]
+        runs = split_groups(plan.groups, chosen + here) if chosen > 1 else [plan.groups]
         if len(runs) == 1:                   # one process, or a single group to share out
             if team is not None:
                 team.close()
