@@ -44,8 +44,9 @@ AUTO_GPU_PROCESSES = 3
 PROCESS_GPU_MEMORY_MIB = 2800
 #: whether the calling process also writes a run of a streamed SOG beside its writing
 #: processes on a GPU (`write_streamed(write_here=)`): its compressor is warm while a fresh
-#: process spends ~5 s on its first chunk group (bench/NOTES.md, session 40). Off until a GPU
-#: has measured it against the default (bench/gpu_s40d.sh, prepared)
+#: process spends ~5 s on its first chunk group (bench/NOTES.md, session 40). Off: measured on
+#: an H100 it finished the first groups earlier, not the write, and added a fourth writer's
+#: device memory (session 41)
 WRITE_HERE_ON_GPU = False
 
 
