@@ -340,10 +340,15 @@ def test_level_source_reads_ranges_only_above_the_budget(tmp_path):
     assert LevelSource(str(tmp_path / "in.ply"), memory_budget=0).ranged
     whole = LevelSource(str(tmp_path / "in.ply"))
     assert not whole.ranged
-    idx = np.array([5, 17, 2999])
-    a, b = LevelSource(str(tmp_path / "in.ply"), memory_budget=0).gather(idx), whole.gather(idx)
-    for attr in ATTRIBUTES:
-        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
+    # sorted, unsorted with a repeat, the last row by a negative index: the ranged gather (rows
+    # taken as bytes, then viewed as records) reads what the whole read holds
+    for idx in (np.array([5, 17, 2999]), np.array([2999, 0, 17, 17, 1500]), np.array([-1, 3])):
+        a, b = LevelSource(str(tmp_path / "in.ply"), memory_budget=0).gather(idx), whole.gather(idx)
+        assert a.count == len(idx)
+        for attr in ATTRIBUTES:
+            np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
+    with pytest.raises(IndexError):
+        LevelSource(str(tmp_path / "in.ply"), memory_budget=0).gather(np.array([3000]))
 
 
 def test_ranged_positions_are_the_means_and_refuse_non_finite_ones(tmp_path):

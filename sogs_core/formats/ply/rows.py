@@ -64,8 +64,13 @@ class PlyRows:
         return out
 
     def gather(self, index: np.ndarray) -> Splats:
-        """The splats at `index` (sorted indices read the file front to back), checked as any read."""
-        return splats_from_rows(self.rows[np.asarray(index)], self.n_rest, self.name)
+        """The splats at `index` (sorted indices read the file front to back), checked as any read.
+        The rows are taken as plain bytes (an (N, row size) uint8 view) and viewed as records
+        after: the same bytes as indexing the records, in an eighth of the time (540k rows of 68
+        bytes: 0.017 s against 0.14 s, bench/NOTES.md, session 41)."""
+        raw = self.rows.view(np.uint8).reshape(self.count, self.bytes_per_splat)
+        body = np.take(raw, np.asarray(index), axis=0).view(self.rows.dtype).reshape(-1)
+        return splats_from_rows(body, self.n_rest, self.name)
 
 
 def open_ply_rows(path: str, name: str | None = None) -> Optional[PlyRows]:
