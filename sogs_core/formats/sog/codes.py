@@ -59,7 +59,10 @@ DECODE_TABLE_MIN_ROWS = 1 << 17
 
 def _codes_within(codes: torch.Tensor, top: int) -> bool:
     """Every code is an index into a table of `top` + 1 entries (a code out of range, from a
-    damaged file, keeps the formula's own answer instead of an index error)."""
+    damaged file, keeps the formula's own answer instead of an index error); bytes always are
+    where the table holds 256, without a pass over them."""
+    if codes.dtype == torch.uint8 and top >= 255:
+        return True
     return len(codes) > 0 and int(codes.min()) >= 0 and int(codes.max()) <= top
 
 
@@ -111,7 +114,7 @@ def _quat_components(b: torch.Tensor) -> torch.Tensor:
 def decode_quats(b: torch.Tensor) -> torch.Tensor:
     """(N, 4) uint8 -> (N, 4) unit quaternions w,x,y,z (tag outside 252..255 -> identity); for
     many rows the three stored components are looked up in a table of the 256 bytes' values."""
-    if len(b) < DECODE_TABLE_MIN_ROWS or b.dtype != torch.uint8:
+    if len(b) < DECODE_TABLE_MIN_ROWS or not _codes_within(b[:, :3], 255):
         c = _quat_components(b[:, :3])
     else:
         table = _quat_components(torch.arange(256, device=b.device))
