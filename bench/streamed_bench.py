@@ -119,6 +119,9 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     ap.add_argument("--write-here", choices=["auto", "on", "off"], default="auto",
                     help="with several processes, whether this one writes a run too (write_streamed's "
                          "write_here; auto: the library's default)")
+    ap.add_argument("--mps", choices=["auto", "on", "off"], default="auto",
+                    help="with several processes on a GPU, whether they share it through a private MPS server "
+                         "(write_streamed's mps; auto: the library's default)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if a.switch_interval_ms is not None:
@@ -194,6 +197,7 @@ def main() -> None:
                          **({"decimation_splats": a.decimation_splats} if a.decimation_splats else {}),
                          **({"process_gpu_mib": a.process_gpu_mib} if a.process_gpu_mib is not None else {}),
                          **({"write_here": a.write_here == "on"} if a.write_here != "auto" else {}),
+                         **({"mps": a.mps == "on"} if a.mps != "auto" else {}),
                          progress=progress)
     wall = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(comp.device) if comp.device.type == "cuda" else None
@@ -204,7 +208,7 @@ def main() -> None:
     levels, render_wall, render_peak = None, None, None
     if a.render_metric:
         levels, render_wall, render_peak = render_levels(res, ply, comp.device)
-    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "process_gpu_mib": a.process_gpu_mib, "write_here": a.write_here, "processes": res.processes, "device": comp.device_name, "host": platform.node(),
+    result = {"splats": n, "sh": a.sh, "quality": a.quality, "webp_encoder": a.webp_encoder, "own_from": a.own_from, "device_slots": a.device_slots, "gpu_slots": a.gpu_slots, "decimation_splats": a.decimation_splats, "process_gpu_mib": a.process_gpu_mib, "write_here": a.write_here, "processes": res.processes, "mps": res.mps, "device": comp.device_name, "host": platform.node(),
               "input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "counts": res.counts,
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "group_timeline": timeline,

@@ -134,13 +134,14 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
                   file=sys.stderr)
         res = write_streamed(comp, args.inputs, out, lod, memory_budget=memory_budget(args),
                              progress=progress, processes=args.processes,
-                             process_gpu_mib=args.process_gpu_memory)
+                             process_gpu_mib=args.process_gpu_memory, mps=False if args.no_mps else None)
         levels = _streamed_render_levels(args, res, settings, comp.device) if args.render_metric else None
     how = "read by ranges" if res.ranged else "read whole"
     print(f"{res.count} splats ({res.input_format}, {how}) -> {res.output}: {len(res.counts)} levels "
           f"{res.counts}, {res.groups} chunk groups, {res.files} SOG files, {res.input_bytes:,} -> "
           f"{res.output_bytes:,} bytes in {res.seconds['total']:.2f}s"
-          + (f" by {res.processes} processes" if res.processes > 1 else ""))
+          + (f" by {res.processes} processes" if res.processes > 1 else "")
+          + (" sharing the GPU through MPS" if res.mps else ""))
     if res.dropped_invisible:
         print(f"{res.dropped_invisible} level-0 splats left out: their opacity is 0 at --quality {settings.quality} "
               "(no viewer draws them)")
@@ -151,7 +152,7 @@ def _compress_streamed(args: argparse.Namespace, device: str, settings, out: str
                           "groups": res.groups, "files": res.files,
                           "input_bytes": res.input_bytes, "output_bytes": res.output_bytes,
                           "seconds": res.seconds, "fidelity": res.fidelity, "ranged": res.ranged,
-                          "processes": res.processes, "render_levels": levels}))
+                          "processes": res.processes, "mps": res.mps, "render_levels": levels}))
     elif not args.quiet:
         print(format_report(res.fidelity))
     return 0
@@ -429,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "on one GPU. Each also holds its CUDA context and kernels (about 2 GB) beyond this. A "
                         "process whose single call needs more fails with out of memory: raise it, or lower "
                         "--processes")
+    g.add_argument("--no-mps", action="store_true",
+                   help="where several processes write a streamed SOG on a GPU, they share it through a private "
+                        "CUDA MPS server by default (started for this write with its own folders, so nothing "
+                        "else on the machine uses it, and quit after; only where nvidia-cuda-mps-control is on "
+                        "PATH and no MPS is set up already): their kernels then run side by side instead of the "
+                        "GPU taking the processes in turns. --no-mps: without it")
     c.set_defaults(func=_compress)
 
     d = sub.add_parser("decompress", help="decode any supported scene (SOG v2/v1, SPZ, ...) to a 3DGS PLY")

@@ -48,6 +48,11 @@ PROCESS_GPU_MEMORY_MIB = 2800
 #: an H100 it finished the first groups earlier, not the write, and added a fourth writer's
 #: device memory (session 41)
 WRITE_HERE_ON_GPU = False
+#: whether several processes writing one streamed SOG on a GPU share it through a private CUDA
+#: MPS server where the machine has its control program (`streamed.mps`): their kernels run
+#: side by side instead of the device switching between their contexts (bench/NOTES.md,
+#: session 42)
+MPS_FOR_GPU_PROCESSES = True
 
 
 @dataclass(frozen=True)

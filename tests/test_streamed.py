@@ -567,9 +567,10 @@ def test_processes_on_a_gpu_cap_their_allocator(tmp_path, monkeypatch):
     given = []
     real_init = procs.WritingProcesses.__init__
 
-    def spy(self, compressor, inputs, count, gpu_mib=0):
+    def spy(self, compressor, inputs, count, gpu_mib=0, mps=False):
         given.append(gpu_mib)
-        real_init(self, compressor, inputs, count, gpu_mib)
+        assert not mps                    # a CPU's processes never start an MPS server
+        real_init(self, compressor, inputs, count, gpu_mib, mps)
 
     monkeypatch.setattr(procs.WritingProcesses, "__init__", spy)
     write_ply(tmp_path / "in.ply", make_scene(20_000, 0, seed=5))
@@ -579,7 +580,7 @@ def test_processes_on_a_gpu_cap_their_allocator(tmp_path, monkeypatch):
             write_streamed(c, [str(tmp_path / "in.ply")], out, StreamedSettings(levels=2, chunks=SMALL),
                            processes=2, process_gpu_mib=-1)
         res = write_streamed(c, [str(tmp_path / "in.ply")], out, StreamedSettings(levels=2, chunks=SMALL), processes=2)
-    assert res.processes == 2 and given == [PROCESS_GPU_MEMORY_MIB]
+    assert res.processes == 2 and given == [PROCESS_GPU_MEMORY_MIB] and not res.mps
 
 
 def test_shared_buckets_complete_across_runs_or_fail_loudly():

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
+from sogs_core.pipeline.streamed.mps import MpsTicket, PrivateMps
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
 from sogs_core.pipeline.streamed.schedule import BucketPacker
 from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups, bucket_of, compress_bucket
@@ -95,14 +96,17 @@ def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
-              inbox, out) -> None:
+              inbox, out, mps: Optional[MpsTicket] = None) -> None:
     """One process's share: its own compressor and sources, made while the parent plans; then
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
     work on `threads` threads (None: torch's default) and, on a GPU, its allocator capped at
-    `gpu_mib` MiB (0: not capped). Everything it has to say goes into the queue `out`
-    (`run_and_report`), or ("failed", part, the exception)."""
+    `gpu_mib` MiB (0: not capped), and through the private MPS server of `mps` where its probe
+    proved it (before anything here touches CUDA). Everything it has to say goes into the queue
+    `out` (`run_and_report`), or ("failed", part, the exception)."""
     try:
+        if mps is not None:
+            mps.join()
         from sogs_core.pipeline.compressor import Compressor
 
         if threads is not None:
@@ -204,20 +208,29 @@ class WritingProcesses:
     each imports torch, builds its compressor and opens the inputs while this process plans
     (a process's start is seconds, most of it importing torch, and on a GPU making its context),
     then waits for its run of groups (`run`). On a GPU each caps its caching allocator at
-    `gpu_mib` MiB (0: no cap), so that what they hold together stays bounded. `close` (or
-    leaving the `with`) ends whatever is still running: after a failure nothing waits for the
-    others to finish."""
+    `gpu_mib` MiB (0: no cap), so that what they hold together stays bounded, and with `mps`
+    they share it through a private MPS server (`mps.PrivateMps`: their kernels side by side,
+    not by turns; `mps_used` says whether it started). `close` (or leaving the `with`) ends
+    whatever is still running: after a failure nothing waits for the others to finish."""
 
-    def __init__(self, compressor, inputs: list[str], count: int, gpu_mib: int = 0) -> None:
+    def __init__(self, compressor, inputs: list[str], count: int, gpu_mib: int = 0, mps: bool = False) -> None:
         self.compressor = compressor
         self.gpu_mib = gpu_mib
         threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
         ctx = multiprocessing.get_context("spawn")
         self.out = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(count)]
+        self.mps = None
+        if mps and compressor.device.type == "cuda":
+            index = compressor.device.index if compressor.device.index is not None else torch.cuda.current_device()
+            try:
+                self.mps = PrivateMps(index, ctx)
+            except OSError:                   # its folders: without MPS, as without the program
+                self.mps = None
+        ticket = self.mps.ticket if self.mps is not None else None
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                                   args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
-                                        self.inboxes[k], self.out))
+                                        self.inboxes[k], self.out, ticket))
                       for k in range(count)]
         self.finished = False
         try:
@@ -317,14 +330,22 @@ class WritingProcesses:
         except BaseException as exc:      # noqa: BLE001  (raised by the loop that reads `local`)
             local.put(("failed", 0, exc))
 
+    @property
+    def mps_used(self) -> bool:
+        """Whether the processes were told to share the device through the private MPS server."""
+        return self.mps is not None and self.mps.used
+
     def close(self) -> None:
-        """Every process ended: those done (or let go) joined, any other stopped first."""
+        """Every process ended: those done (or let go) joined, any other stopped first; then
+        the private MPS server, if any, quit."""
         for proc in self.procs:
             if proc.is_alive() and not self.finished:
                 proc.terminate()
         for proc in self.procs:
             if proc.pid is not None:
                 proc.join()
+        if self.mps is not None:
+            self.mps.stop()
 
 
 class SharedBuckets:

@@ -32,10 +32,11 @@ import torch
 from sogs_core.formats.atomic import atomic_write
 from sogs_core.formats.lod_meta.write import META_NAME, lod_meta, write_lod_meta
 from sogs_core.pipeline.streamed.chunk import worst
+from sogs_core.pipeline.streamed.mps import mps_available
 from sogs_core.pipeline.streamed.plan import DEFAULT_MEMORY_BUDGET, LevelSource, plan_streamed
 from sogs_core.pipeline.streamed.processes import WritingProcesses, auto_processes, split_groups, writes_here
 from sogs_core.pipeline.streamed.units import DECIMATION_SPLATS, add_seconds, groups_per_decimation, run_units
-from sogs_core.settings import PROCESS_GPU_MEMORY_MIB, StreamedSettings
+from sogs_core.settings import MPS_FOR_GPU_PROCESSES, PROCESS_GPU_MEMORY_MIB, StreamedSettings
 
 
 @dataclass
@@ -52,6 +53,7 @@ class StreamedResult:
     input_format: str
     ranged: bool                       # the input is a PLY above the memory budget: never read whole
     processes: int = 1                 # processes that wrote it
+    mps: bool = False                  # they shared the GPU through a private MPS server
 
     @property
     def dropped_invisible(self) -> int:
@@ -71,7 +73,7 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                    decimation_groups: Optional[int] = None, processes: Optional[int] = 1,
                    decimation_splats: int = DECIMATION_SPLATS,
                    process_gpu_mib: int = PROCESS_GPU_MEMORY_MIB,
-                   write_here: Optional[bool] = None) -> StreamedResult:
+                   write_here: Optional[bool] = None, mps: Optional[bool] = None) -> StreamedResult:
     """Inputs (one scene, or its levels finest first) -> a streamed SOG under `out`: the plan
     here, then its units (`run_units`) on this process's compressor, or with `processes` > 1
     split over that many processes on the same device (`streamed.processes`: each runs its own
@@ -82,7 +84,9 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     on the device, not what it makes (the levels are the same either way). Several processes
     on a GPU each cap their caching allocator at `process_gpu_mib` MiB (0: no cap), and this
     one gives its cache back once the plan is made. `write_here`: with several processes, this
-    one writes a run of its own too (None: `writes_here`). lod-meta.json
+    one writes a run of its own too (None: `writes_here`). `mps`: several processes on a GPU
+    share it through a private MPS server where this machine can start one (`streamed.mps`;
+    None: `settings.MPS_FOR_GPU_PROCESSES`). lod-meta.json
     is removed first and written last, so an interrupted run never leaves an index that looks
     complete."""
     if processes is not None and processes < 1:
@@ -103,7 +107,9 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
     sources = peek if chosen > 1 else [LevelSource(p, memory_budget) if s.ranged and os.path.getsize(p) <= memory_budget
                                        else s for p, s in zip(inputs, peek)]
     # several processes start before the plan, so that their start overlaps it
-    team = WritingProcesses(compressor, inputs, chosen, process_gpu_mib) if chosen > 1 else None
+    share_by_mps = (MPS_FOR_GPU_PROCESSES if mps is None else mps) and compressor.device.type == "cuda" \
+        and chosen > 1 and mps_available()
+    team = WritingProcesses(compressor, inputs, chosen, process_gpu_mib, share_by_mps) if chosen > 1 else None
     try:
         plan = plan_streamed(sources, settings, compressor.device)
         if team is not None and compressor.device.type == "cuda":
@@ -136,4 +142,4 @@ def write_streamed(compressor, inputs: list[str], out: str, settings: StreamedSe
                           files=len(meta["filenames"]), input_bytes=sum(s.input_bytes for s in sources),
                           output_bytes=meta_bytes + sum(f.bytes for f in done.files), seconds=seconds,
                           fidelity=fidelity, input_format=sources[0].format, ranged=above_budget,
-                          processes=len(runs))
+                          processes=len(runs), mps=len(runs) > 1 and team.mps_used)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Session 42's third device call (issue 32): the writer's own private MPS server (the default
+# now, `write_streamed(mps=None)`) against --mps off, alternated on one machine: 8M SH3 streamed
+# at 80 (--processes auto) twice each, 32M once each, then the single 8M SOG for the issue's
+# 1.5x. Checks that no MPS daemon is left after the runs. `bash bench/gpu_s42c.sh`; ~5 minutes.
+NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s42c
+case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+one() {  # label millions [streamed_bench options]
+  local label=$1 m=$2; shift 2
+  timeout 150 python3 bench/streamed_bench.py --millions $m --sh 3 --quality 80 --work $W/m$m --processes auto \
+    "$@" --json $OUT/streamed_${m}M_$label.json > $W/s.txt 2>&1 || tail -3 $W/s.txt
+  python3 -c "import sys,json; d=json.load(open(sys.argv[1])); t=d['group_timeline']; print(sys.argv[1].split('/')[-1], round(d['seconds_wall'],2), d['processes'], 'mps', d['mps'], d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'first', t[0], 'last', t[-1])" $OUT/streamed_${m}M_$label.json
+  pgrep -fa nvidia-cuda-mps || true
+}
+timeout 200 python3 -c "
+import sys, os; sys.path.insert(0, 'bench')
+from streamed_bench import write_big_ply
+for m in (8, 32):
+    os.makedirs(f'$W/m{m}', exist_ok=True)
+    write_big_ply(f'$W/m{m}/synth_{m}000000_sh3.ply', m * 1000000, 3)" > /dev/null
+echo "scenes written at $SECONDS s"
+one warm 8 --mps off
+one mps_a 8; one off_a 8 --mps off; one mps_b 8; one off_b 8 --mps off
+echo "elapsed $SECONDS s"
+one mps_a 32; one off_a 32 --mps off
+echo "elapsed $SECONDS s"
+timeout 60 python3 bench/compress_bench.py $W/m8/synth_8000000_sh3.ply --quality 80 --repeat 2 \
+  --json $OUT/compress_8M_q80.json 2>&1 | tail -2
+echo "elapsed $SECONDS s"
