@@ -9,7 +9,7 @@ one() {  # label millions [streamed_bench options]
   local label=$1 m=$2; shift 2
   timeout 150 python3 bench/streamed_bench.py --millions $m --sh 3 --quality 80 --work $W/m$m --processes auto \
     "$@" --json $OUT/streamed_${m}M_$label.json > $W/s.txt 2>&1 || tail -3 $W/s.txt
-  python3 -c "import sys,json; d=json.load(open(sys.argv[1])); t=d['group_timeline']; print(sys.argv[1].split('/')[-1], round(d['seconds_wall'],2), d['processes'], 'mps', d['mps'], d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'first', t[0], 'last', t[-1])" $OUT/streamed_${m}M_$label.json
+  python3 -c "import sys,json; d=json.load(open(sys.argv[1])); t=d['group_timeline']; print(sys.argv[1].split('/')[-1], round(d['seconds_wall'],2), d['processes'], 'mps', d['mps'], d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'util', d.get('gpu_utilization'), 'first', t[0], 'last', t[-1])" $OUT/streamed_${m}M_$label.json
   pgrep -fa nvidia-cuda-mps || true
 }
 timeout 200 python3 -c "

@@ -201,10 +201,14 @@ def main() -> None:
                          progress=progress)
     wall = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(comp.device) if comp.device.type == "cuda" else None
-    smi_peak = None
+    smi_peak, util = None, None
     if sampler is not None:
         sampler.stop.set()
         smi_peak = max((row[0][1] for _, row in sampler.samples if 0 in row), default=None)
+        busy = [row[0][0] for _, row in sampler.samples if 0 in row]
+        # nvidia-smi's utilization: the share of its sample period in which a kernel ran
+        util = {"mean": sum(busy) / len(busy), "samples": len(busy),
+                "share_at_90": sum(u >= 90 for u in busy) / len(busy)} if busy else None
     levels, render_wall, render_peak = None, None, None
     if a.render_metric:
         levels, render_wall, render_peak = render_levels(res, ply, comp.device)
@@ -213,7 +217,7 @@ def main() -> None:
               "groups": res.groups, "files": res.files, "ranged": res.ranged, "seconds_wall": wall,
               "group_timeline": timeline,
               "seconds_generate": gen, "stage_seconds_summed": res.seconds, "peak_gpu_bytes": peak,
-              "gpu_mem_max_mib_nvidia_smi": smi_peak,
+              "gpu_mem_max_mib_nvidia_smi": smi_peak, "gpu_utilization": util,
               "fidelity": res.fidelity, "render_levels": levels, "seconds_render": render_wall,
               "peak_gpu_bytes_render": render_peak}
     print(json.dumps(result, indent=2))
