@@ -250,6 +250,20 @@ def test_groups_decimated_together_get_the_levels_they_get_alone():
                 np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
 
 
+@pytest.mark.parametrize("sh", [0, 3])
+def test_parts_uploaded_one_by_one_are_the_joined_splats(sh):
+    """`parts_tensors` (each group's splats copied into its rows on the device) holds what
+    `splats_tensors` of the joined splats holds, SH-less scenes included."""
+    from sogs_core.model.splats import Splats
+    from sogs_core.pipeline.streamed.chunk import parts_tensors, splats_tensors
+
+    parts = [make_scene(n, sh, seed=n) for n in (300, 1, 77)]
+    got = parts_tensors(parts, torch.device("cpu"))
+    want = splats_tensors(Splats.concat(parts), torch.device("cpu"))
+    for k in ATTRIBUTES:
+        assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k])
+
+
 def test_levels_bounds_made_on_the_device_match_the_host_ones():
     """The leaves' boxes `build_levels` makes beside the merge equal the host's `leaf_bounds`
     over the same levels (the one used for levels given as inputs), leaf by leaf."""

@@ -68,6 +68,23 @@ def splats_tensors(s: Splats, device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(getattr(s, k))).to(device) for k in ATTRIBUTES}
 
 
+def parts_tensors(parts: list[Splats], device: torch.device) -> dict[str, torch.Tensor]:
+    """`splats_tensors` of the parts one after another, each part copied into its rows of the
+    device's tensors: the splats never joined on the host first (a copy of them all there)."""
+    total = sum(p.count for p in parts)
+    out = {}
+    for k in ATTRIBUTES:
+        first = getattr(parts[0], k)
+        dst = torch.empty((total,) + first.shape[1:], dtype=torch.from_numpy(first[:0]).dtype, device=device)
+        start = 0
+        for p in parts:
+            rows = getattr(p, k)
+            dst[start:start + len(rows)].copy_(torch.from_numpy(np.ascontiguousarray(rows)))
+            start += len(rows)
+        out[k] = dst
+    return out
+
+
 def tensors_splats(t: dict[str, torch.Tensor]) -> Splats:
     return Splats(*(t[k].cpu().numpy() for k in ATTRIBUTES))
 
@@ -106,10 +123,17 @@ def build_levels(splats: Splats, leaf_sizes: list[int], levels: int, device: tor
     `device` (the bounds there too: on a CPU thread they cost more than the merge's launches).
     `leaf_group`: per leaf, the chunk group it belongs to, when several groups' leaves come
     together (`build_levels_batch`: each group keeps its own length unit)."""
-    t = splats_tensors(splats, device)
+    made, bounds = _coarser_levels(splats_tensors(splats, device), leaf_sizes, levels, device, leaf_group)
+    return GroupLevels([(splats, list(leaf_sizes))] + made, bounds)
+
+
+def _coarser_levels(t: dict[str, torch.Tensor], leaf_sizes: list[int], levels: int, device: torch.device,
+                    leaf_group: Optional[list[int]] = None) -> tuple[list[tuple[Splats, list[int]]], list]:
+    """Levels 1 .. levels-1 of level 0's tensors `t` (on `device`), each back on the host with
+    its count per leaf, and the leaves' bounds over every level (`build_levels`)."""
     seg = run_ids(leaf_sizes, device)
     groups = None if leaf_group is None else torch.tensor(leaf_group, device=device)
-    out = [(splats, list(leaf_sizes))]
+    out = []
     lo, hi = _box_extent(t, seg, len(leaf_sizes))
     for _ in range(1, levels):
         t, seg = decimate(t, seg, slack=LEVEL_SLACK, segment_group=groups)
@@ -117,7 +141,7 @@ def build_levels(splats: Splats, leaf_sizes: list[int], levels: int, device: tor
         out.append((tensors_splats(t), counts))
         more_lo, more_hi = _box_extent(t, seg, len(leaf_sizes))
         lo, hi = torch.minimum(lo, more_lo), torch.maximum(hi, more_hi)
-    return GroupLevels(out, _bounds_list(lo, hi))
+    return out, _bounds_list(lo, hi)
 
 
 def build_levels_batch(parts: list[tuple[Splats, list[int]]], levels: int,
@@ -132,7 +156,8 @@ def build_levels_batch(parts: list[tuple[Splats, list[int]]], levels: int,
         return [build_levels(parts[0][0], parts[0][1], levels, device)]
     sizes = [c for _, leaf_sizes in parts for c in leaf_sizes]
     leaf_group = [g for g, (_, leaf_sizes) in enumerate(parts) for _ in leaf_sizes]
-    together = build_levels(Splats.concat([p[0] for p in parts]), sizes, levels, device, leaf_group)
+    made, bounds = _coarser_levels(parts_tensors([p[0] for p in parts], device), sizes, levels, device, leaf_group)
+    together = GroupLevels([(None, sizes)] + made, bounds)       # level 0: each group's own splats
     leaf_end = np.cumsum([len(leaf_sizes) for _, leaf_sizes in parts]).tolist()
     leaves = [range(end - len(p[1]), end) for p, end in zip(parts, leaf_end)]       # each group's leaves
     out = [GroupLevels([], together.bounds[own.start:own.stop]) for own in leaves]
