@@ -22,7 +22,13 @@ echo "scenes written at $SECONDS s"
 one warm 8 --mps off
 one mps_a 8; one off_a 8 --mps off; one mps_b 8; one off_b 8 --mps off
 echo "elapsed $SECONDS s"
-one mps_a 32; one off_a 32 --mps off
+vm32() {  # label [options]: the 32M run with the host's CPU use each second beside it
+  local label=$1; shift
+  vmstat 1 > $OUT/vmstat_32M_$label.txt & local vm=$!
+  one $label 32 "$@"; kill $vm
+  awk 'NR>2 {us+=$13; sy+=$14; id+=$15; n++} END {if (n) printf "  cpu user %.0f%% sys %.0f%% idle %.0f%% over %d s\n", us/n, sy/n, id/n, n}' $OUT/vmstat_32M_$label.txt
+}
+vm32 mps_a; vm32 off_a --mps off
 echo "elapsed $SECONDS s"
 timeout 60 python3 bench/compress_bench.py $W/m8/synth_8000000_sh3.ply --quality 80 --repeat 2 \
   --json $OUT/compress_8M_q80.json 2>&1 | tail -2
