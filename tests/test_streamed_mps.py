@@ -115,3 +115,29 @@ def test_a_spawned_writing_process_joins_through_its_ticket(control):
         assert PIPE_VARIABLE not in os.environ          # only the process that joined changed
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("flag, want", [((), None), (("--no-mps",), False)])
+def test_the_cli_hands_its_mps_choice_to_the_writer(tmp_path, monkeypatch, flag, want):
+    """compress leaves MPS to the library's default unless --no-mps says without."""
+    import sogs_core.pipeline.streamed as streamed
+    from sogs_cli.main import main
+
+    from .conftest import make_scene
+    from sogs_core.formats.ply.write import write_ply
+
+    given = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        given.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(streamed, "write_streamed", spy)
+    write_ply(tmp_path / "in.ply", make_scene(500, 0, seed=1))
+    with pytest.raises(Stop):
+        main(["compress", str(tmp_path / "in.ply"), str(tmp_path / "out" / "lod-meta.json"), "--device", "cpu",
+              "-q", *flag])
+    assert given["mps"] is want
