@@ -33,3 +33,11 @@ echo "elapsed $SECONDS s"
 timeout 60 python3 bench/compress_bench.py $W/m8/synth_8000000_sh3.ply --quality 80 --repeat 2 \
   --json $OUT/compress_8M_q80.json 2>&1 | tail -2
 echo "elapsed $SECONDS s"
+PYSPY=${PYSPY:-.venv/bin/py-spy}
+if [ -x "$PYSPY" ]; then     # the 32M write with MPS under py-spy: where each role's time goes
+  timeout 150 "$PYSPY" record --subprocesses --idle --threads --nonblocking -r 50 -f raw -o $OUT/spy_32M_mps.txt -- \
+    python3 bench/streamed_bench.py --millions 32 --sh 3 --quality 80 --work $W/m32 --processes auto \
+    --json $OUT/streamed_32M_mps_spy.json > $W/spy.txt 2>&1 || tail -3 $W/spy.txt
+  python3 bench/spy_summary.py $OUT/spy_32M_mps.txt --top 25 --json $OUT/spy_32M_mps_summary.json 2>&1 | head -120
+fi
+echo "elapsed $SECONDS s"
