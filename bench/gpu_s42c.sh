@@ -22,9 +22,9 @@ echo "scenes written at $SECONDS s"
 one warm 8 --mps off
 vm32() {  # label [options]: the 32M run with the host's CPU use each second beside it
   local label=$1; shift
-  vmstat 1 > $OUT/vmstat_32M_$label.txt & local vm=$!
+  vmstat 1 > $W/vmstat_32M_$label.txt & local vm=$!
   one $label 32 "$@"; kill $vm
-  awk 'NR>2 {us+=$13; sy+=$14; id+=$15; n++} END {if (n) printf "  cpu user %.0f%% sys %.0f%% idle %.0f%% over %d s\n", us/n, sy/n, id/n, n}' $OUT/vmstat_32M_$label.txt
+  awk 'NR>2 {us+=$13; sy+=$14; id+=$15; n++} END {if (n) printf "  cpu user %.0f%% sys %.0f%% idle %.0f%% over %d s\n", us/n, sy/n, id/n, n}' $W/vmstat_32M_$label.txt
 }
 vm32 mps_a; vm32 off_a --mps off
 echo "elapsed $SECONDS s"
@@ -35,9 +35,9 @@ timeout 60 python3 bench/compress_bench.py $W/m8/synth_8000000_sh3.ply --quality
 echo "elapsed $SECONDS s"
 PYSPY=${PYSPY:-.venv/bin/py-spy}
 if [ -x "$PYSPY" ]; then     # the 32M write with MPS under py-spy: where each role's time goes
-  timeout 150 "$PYSPY" record --subprocesses --idle --threads --nonblocking -r 50 -f raw -o $OUT/spy_32M_mps.txt -- \
+  timeout 150 "$PYSPY" record --subprocesses --idle --threads --nonblocking -r 50 -f raw -o $W/spy_32M_mps.txt -- \
     python3 bench/streamed_bench.py --millions 32 --sh 3 --quality 80 --work $W/m32 --processes auto \
     --json $OUT/streamed_32M_mps_spy.json > $W/spy.txt 2>&1 || tail -3 $W/spy.txt
-  python3 bench/spy_summary.py $OUT/spy_32M_mps.txt --top 25 --json $OUT/spy_32M_mps_summary.json 2>&1 | head -120
+  python3 bench/spy_summary.py $W/spy_32M_mps.txt --top 25 --json $OUT/spy_32M_mps_summary.json 2>&1 | head -120
 fi
 echo "elapsed $SECONDS s"
