@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 42's third device call (issue 32): the writer's own private MPS server (the default
 # now, `write_streamed(mps=None)`) against --mps off, alternated on one machine: 8M SH3 streamed
-# at 80 (--processes auto): after a warm-up run, 32M once each (vmstat beside), then 8M twice each, then the single 8M SOG for the issue's
+# at 80 (--processes auto): after a warm-up run, 32M once each (vmstat beside), and with two GPU slots a process (MPS), then 8M twice each, then the single 8M SOG for the issue's
 # 1.5x. Checks that no MPS daemon is left after the runs. `bash bench/gpu_s42c.sh`; ~5 minutes.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s42c
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
@@ -26,7 +26,7 @@ vm32() {  # label [options]: the 32M run with the host's CPU use each second bes
   one $label 32 "$@"; kill $vm
   awk 'NR>2 {us+=$13; sy+=$14; id+=$15; n++} END {if (n) printf "  cpu user %.0f%% sys %.0f%% idle %.0f%% over %d s\n", us/n, sy/n, id/n, n}' $W/vmstat_32M_$label.txt
 }
-vm32 mps_a; vm32 off_a --mps off
+vm32 mps_a; vm32 off_a --mps off; vm32 slots2 --gpu-slots 2     # two units in the GPU stages of each process
 echo "elapsed $SECONDS s"
 one mps_a 8; one off_a 8 --mps off; one mps_b 8; one off_b 8 --mps off
 echo "elapsed $SECONDS s"

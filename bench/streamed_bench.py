@@ -91,7 +91,7 @@ def scene_arguments(doc: str) -> tuple[argparse.Namespace, int, str]:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--work", default="/tmp/streamed_bench")
     ap.add_argument("--memory-budget-mb", type=float, default=2048)
-    ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor)")
+    ap.add_argument("--gpu-slots", type=int, default=1, help="callers inside the GPU stages at once (Compressor; each writing process takes the same)")
     ap.add_argument("--processes", type=lambda v: None if v == "auto" else int(v), default=1,
                     help="processes writing the streamed SOG together on the device (write_streamed(processes=)); "
                          "auto: as many as `compress` takes by default")

@@ -94,6 +94,7 @@ class Compressor:
         self.progress = progress
         if gpu_slots < 1:
             raise ValueError(f"gpu_slots must be >= 1, not {gpu_slots}")
+        self.gpu_slots = gpu_slots
         self._gpu_lock = threading.BoundedSemaphore(gpu_slots)
         self._palette = PaletteAside(self.settings.kmeans_iterations, self.settings.seed,
                                      lambda f: self._report("cluster", f))

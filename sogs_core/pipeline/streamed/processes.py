@@ -96,14 +96,15 @@ def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
-              inbox, out, mps: Optional[MpsTicket] = None) -> None:
+              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1) -> None:
     """One process's share: its own compressor and sources, made while the parent plans; then
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
     work on `threads` threads (None: torch's default) and, on a GPU, its allocator capped at
     `gpu_mib` MiB (0: not capped), and through the private MPS server of `mps` where its probe
     proved it (before anything here touches CUDA). Everything it has to say goes into the queue
-    `out` (`run_and_report`), or ("failed", part, the exception)."""
+    `out` (`run_and_report`), or ("failed", part, the exception). `gpu_slots`: its compressor's
+    (the calling process's)."""
     try:
         if mps is not None:
             mps.join()
@@ -114,7 +115,7 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
         if torch.device(device).type == "cuda":
             cap_gpu_memory(device, gpu_mib)
 
-        with Compressor(device=device, settings=settings, warm=False) as comp:
+        with Compressor(device=device, settings=settings, warm=False, gpu_slots=gpu_slots) as comp:
             # a PLY mapped and read by ranges whatever its size: only this run's rows are read,
             # not the whole file once per process (3.5 s of 13.56M splats on one core)
             sources = [LevelSource(p, 0) for p in inputs]
@@ -230,7 +231,7 @@ class WritingProcesses:
         ticket = self.mps.ticket if self.mps is not None else None
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                                   args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
-                                        self.inboxes[k], self.out, ticket))
+                                        self.inboxes[k], self.out, ticket, getattr(compressor, "gpu_slots", 1)))
                       for k in range(count)]
         self.finished = False
         try:
