@@ -278,3 +278,49 @@ def test_grouping_bits_sums_per_group_what_each_tile_costs():
     header = sum(int((centers[k] > 0).sum()) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP for k in used)
     expected = per_tile + header + 300 * np.log2(len(used))
     assert float(grouping_bits(300, centers, ab)) == pytest.approx(expected, rel=1e-5)
+
+
+def _cluster_one_size_at_a_time(tile_hist, ab, max_groups, rounds=6):
+    """The tile grouping's definition, each k-means size run on its own (what `cluster_tiles`
+    runs side by side): every iteration's grouping a candidate, the cheapest kept, then split_rare."""
+    from sogs_core.webp.vp8l_groups import SPLITS, _centers, bits_tables, grouping_bits, renumber, split_rare
+
+    ntiles = tile_hist.shape[0]
+    one = torch.zeros(ntiles, dtype=torch.int64)
+    assigns, costs = [one], [grouping_bits(ntiles, _centers(tile_hist, one, 1), ab)]
+    own = (tile_hist * bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)
+    rank = torch.argsort(own)
+    g = 2
+    while g <= min(max_groups, ntiles):
+        centers = tile_hist[rank[torch.linspace(0, ntiles - 1, g).long()]]
+        for _ in range(rounds):
+            assign = (tile_hist @ bits_tables(centers, ab).T).argmin(1)
+            centers = _centers(tile_hist, assign, g)
+            assigns.append(assign)
+            costs.append(grouping_bits(ntiles, centers, ab))
+        g *= 2
+    costs_t = torch.stack(costs)
+    pick = int(costs_t.argmin())
+    return split_rare(tile_hist, renumber(assigns[pick]), float(costs_t[pick]), ab, SPLITS)
+
+
+@pytest.mark.parametrize("seed, tiles, max_groups, cache_bits", [(0, 300, 16, 0), (1, 529, 16, 10), (2, 64, 8, 3),
+                                                                  (3, 5, 16, 0), (4, 1, 16, 0), (5, 200, 1, 0)])
+def test_tile_groupings_side_by_side_are_those_one_size_at_a_time(seed, tiles, max_groups, cache_bits):
+    """cluster_tiles runs its k-means sizes side by side: the same grouping and the same
+    estimate, float for float, as running them one at a time, on tiles of mixed statistics
+    (a few symbol sets, rare symbols, empty tiles), fewer tiles than groups included."""
+    from sogs_core.webp.vp8l_groups import cluster_tiles
+    from sogs_core.webp.vp8l_tokens import Alphabets
+
+    ab = Alphabets(cache_bits=cache_bits)
+    g = torch.Generator().manual_seed(seed)
+    kinds = torch.randint(0, 4, (tiles,), generator=g)
+    dense = torch.rand(4, ab.total, generator=g) < torch.tensor([0.02, 0.05, 0.2, 0.01])[:, None]
+    hist = (dense[kinds] & (torch.rand(tiles, ab.total, generator=g) < 0.7)).float() \
+        * torch.randint(1, 400, (tiles, ab.total), generator=g).float()
+    hist[torch.rand(tiles, generator=g) < 0.05] = 0                      # empty tiles (padding)
+    got_assign, got_cost = cluster_tiles(hist, ab, max_groups)
+    want_assign, want_cost = _cluster_one_size_at_a_time(hist, ab, max_groups)
+    assert torch.equal(got_assign, want_assign)
+    assert got_cost == want_cost

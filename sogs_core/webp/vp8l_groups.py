@@ -14,6 +14,8 @@ an image's encode time; bench/NOTES.md).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from sogs_core.webp.vp8l_tokens import Alphabets
@@ -58,19 +60,43 @@ def _centers(tile_hist: torch.Tensor, assign: torch.Tensor, groups: int) -> torc
         0, assign, tile_hist)
 
 
-def grouping_bits(tiles: int, centers: torch.Tensor, ab: Alphabets) -> torch.Tensor:
+def grouping_bits(tiles: int, centers: torch.Tensor, ab: Alphabets, bits: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Estimated bits (a 0-d tensor, left on the device) of the data, the code descriptions and
     the entropy image of `tiles` tiles grouped so that the groups hold `centers` (each group's
     summed tile histograms, `_centers`); empty groups cost nothing. The data's bits are summed
     per group, not per tile: the same sum without a (tiles, symbols) table, which took 0.5 GB of
-    a streamed file's image on a GPU (bench/NOTES.md, session 33)."""
-    data = (centers * bits_tables(centers, ab)).sum()
+    a streamed file's image on a GPU (bench/NOTES.md, session 33). `bits`: `bits_tables(centers)`
+    where the caller has it."""
+    return _groupings_bits(tiles, centers, ab, [len(centers)], bits)[0]
+
+
+def _groupings_bits(tiles: int, centers: torch.Tensor, ab: Alphabets, sizes: list[int],
+                    bits: Optional[torch.Tensor] = None, owner: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """`grouping_bits` of several groupings at once, their groups' rows one after another in
+    `centers` (`sizes`: groups per grouping): (len(sizes),) estimates. Each one equals what
+    `grouping_bits` gives it alone, float for float: the per-group terms are whole numbers
+    (exact in any order) and each grouping's data bits are summed over its own rows. `owner`:
+    each row's grouping (`_owners(sizes)`), where the caller has it."""
+    bits = bits_tables(centers, ab) if bits is None else bits
+    weighted = centers * bits
+    starts = [sum(sizes[:k]) for k in range(len(sizes))]
+    data = torch.stack([weighted[s:s + g].sum() for s, g in zip(starts, sizes)])
     nonempty = centers.sum(1) > 0
-    header = (((centers > 0).sum(1) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP) * nonempty).sum()
-    groups = nonempty.sum().float()
-    entropy_image = torch.where(groups > 1, tiles * torch.log2(groups).clamp(min=1.0),
-                                torch.zeros_like(groups))
+    per_group = ((centers > 0).sum(1) * HEADER_BITS_PER_SYMBOL + HEADER_BITS_PER_GROUP) * nonempty
+    if len(sizes) == 1:
+        header, groups = per_group.sum()[None], nonempty.sum().float()[None]
+    else:
+        owner = _owners(sizes, centers.device) if owner is None else owner
+        header = torch.zeros(len(sizes), dtype=per_group.dtype, device=centers.device).index_add_(0, owner, per_group)
+        groups = torch.zeros(len(sizes), dtype=torch.float32, device=centers.device).index_add_(
+            0, owner, nonempty.float())
+    entropy_image = torch.where(groups > 1, tiles * torch.log2(groups).clamp(min=1.0), torch.zeros_like(groups))
     return data + header + entropy_image
+
+
+def _owners(sizes: list[int], device: torch.device) -> torch.Tensor:
+    """The grouping each row of stacked centres belongs to (`_groupings_bits`)."""
+    return torch.tensor([k for k, g in enumerate(sizes) for _ in range(g)], device=device)
 
 
 def renumber(assign: torch.Tensor) -> torch.Tensor:
@@ -117,23 +143,39 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
     along the tiles' own bits per symbol. Every iteration's grouping is a candidate (k-means
     under prefix-code costs is not monotone: a rare symbol joining a cluster costs all its
     tiles), and every iteration runs: a converged k-means repeats its grouping, which costs
-    less than the host sync that would notice it."""
+    less than the host sync that would notice it. The k-means of every size run side by side,
+    their centres stacked, so that a round is one set of launches for them all (this step was
+    most of our encoder's launches); each size's distances and data bits are still its own, so
+    the groupings and estimates are those of one size at a time."""
     ntiles = tile_hist.shape[0]
     dev = tile_hist.device
     one = torch.zeros(ntiles, dtype=torch.int64, device=dev)
     assigns = [one]
     costs = [grouping_bits(ntiles, _centers(tile_hist, one, 1), ab)]
-    own = (tile_hist * bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)   # bits per symbol
-    rank = torch.argsort(own)
+    sizes = []
     g = 2
     while g <= min(max_groups, ntiles):
-        centers = tile_hist[rank[torch.linspace(0, ntiles - 1, g, device=dev).long()]]
-        for _ in range(rounds):
-            assign = (tile_hist @ bits_tables(centers, ab).T).argmin(1)
-            centers = _centers(tile_hist, assign, g)
-            assigns.append(assign)
-            costs.append(grouping_bits(ntiles, centers, ab))
+        sizes.append(g)
         g *= 2
+    if sizes:
+        own = (tile_hist * bits_tables(tile_hist, ab)).sum(1) / tile_hist.sum(1).clamp(min=1)   # bits per symbol
+        rank = torch.argsort(own)
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        centers = torch.cat([tile_hist[rank[torch.linspace(0, ntiles - 1, g, device=dev).long()]] for g in sizes])
+        bits = bits_tables(centers, ab)
+        owner = _owners(sizes, dev)
+        per_round = []
+        for _ in range(rounds):
+            round_assigns = [(tile_hist @ bits[s:s + g].T).argmin(1) for s, g in zip(starts, sizes)]
+            centers = torch.zeros_like(centers)
+            for s, g, assign in zip(starts, sizes, round_assigns):
+                centers[s:s + g].index_add_(0, assign, tile_hist)
+            bits = bits_tables(centers, ab)              # this round's estimate, the next one's distances
+            per_round.append(_groupings_bits(ntiles, centers, ab, sizes, bits, owner))
+            assigns.append(round_assigns)
+        # candidates in the order one size at a time would make them: size by size, round by round
+        costs = costs + list(torch.stack(per_round).T.reshape(-1).unbind())
+        assigns = [one] + [assigns[1 + r][k] for k in range(len(sizes)) for r in range(rounds)]
     costs_t = torch.stack(costs)
     pick = int(costs_t.argmin())
     return split_rare(tile_hist, renumber(assigns[pick]), float(costs_t[pick]), ab, SPLITS)
