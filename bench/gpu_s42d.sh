@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Session 42's last device call (issue 32): the VP8L tile grouping run side by side (this tree)
-# against the tree before it (exp/base, carried; BASE=path), 16M SH3 streamed at 80 (the device time left was too little for 32M) with
+# against the tree before it (exp/base, carried; BASE=path), 32M SH3 streamed at 80 with
 # --processes auto (MPS, the default), alternated twice; then one 540k SH3 compress's kernel
 # launches by call site (bench/launch_sites.py) for what to cut next. `bash bench/gpu_s42d.sh`.
+# Prepared in session 42 and not run: the device tool had no machine left for it.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s42d
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 BASE=${BASE:-exp/base}
@@ -15,11 +16,11 @@ one() {  # tree label millions [streamed_bench options]
 timeout 200 python3 -c "
 import sys, os; sys.path.insert(0, 'bench')
 from streamed_bench import write_big_ply
-os.makedirs('$W/m16', exist_ok=True)
-write_big_ply('$W/m16/synth_16000000_sh3.ply', 16000000, 3)" > /dev/null
+os.makedirs('$W/m32', exist_ok=True)
+write_big_ply('$W/m32/synth_32000000_sh3.ply', 32000000, 3)" > /dev/null
 echo "scene written at $SECONDS s"
 one . warm 2 > /dev/null     # kernels compiled once (a 2M scene: one process)
-one $BASE base_a 16; one . new_a 16; one $BASE base_b 16; one . new_b 16
+one $BASE base_a 32; one . new_a 32; one $BASE base_b 32; one . new_b 32
 echo "elapsed $SECONDS s"
 timeout 120 python3 bench/launch_sites.py --synthetic 540000 --sh 3 --quality 80 --top 70 2>&1 | grep -v USDT | tail -72
 echo "elapsed $SECONDS s"
