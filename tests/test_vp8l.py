@@ -324,3 +324,56 @@ def test_tile_groupings_side_by_side_are_those_one_size_at_a_time(seed, tiles, m
     want_assign, want_cost = _cluster_one_size_at_a_time(hist, ab, max_groups)
     assert torch.equal(got_assign, want_assign)
     assert got_cost == want_cost
+
+
+def _split_rare_one_by_one(tile_hist, assign, cost, ab, max_splits):
+    """split_rare's definition: each candidate move tried on its own, its groups counted again
+    from its tiles, the first strictly cheapest kept (what `split_rare` prices all at once)."""
+    from sogs_core.webp.vp8l_groups import RARE_SHARE, _centers, grouping_bits, renumber
+
+    sizes, offsets = ab.sizes, ab.offsets
+    for _ in range(max_splits):
+        ngroups = int(assign.max()) + 1
+        centers = _centers(tile_hist, assign, ngroups)
+        per_tree = torch.stack([centers[:, o:o + a].max(1).values / centers[:, o:o + a].sum(1).clamp(min=1)
+                                for a, o in zip(sizes, offsets)], 1)
+        mixed = torch.stack([(centers[:, o:o + a] > 0).sum(1) > 1 for a, o in zip(sizes, offsets)], 1)
+        best = None
+        for g, tree in torch.nonzero((per_tree >= RARE_SHARE) & mixed).tolist():
+            o, a = offsets[tree], sizes[tree]
+            top = int(centers[g, o:o + a].argmax())
+            others = tile_hist[:, o:o + a].sum(1) - tile_hist[:, o + top]
+            trial = torch.where((assign == g) & (others > 0), ngroups, assign)
+            trial_cost = float(grouping_bits(len(tile_hist), _centers(tile_hist, trial, ngroups + 1), ab))
+            if trial_cost < (best[0] if best is not None else cost):
+                best = (trial_cost, trial)
+        if best is None:
+            break
+        cost, assign = best[0], renumber(best[1])
+    return assign, cost
+
+
+@pytest.mark.parametrize("seed, groups", [(0, 1), (1, 3), (2, 6), (3, 12)])
+def test_rare_symbol_moves_priced_together_are_those_tried_one_by_one(seed, groups):
+    """split_rare prices every candidate move at once: the same moves and estimates, float for
+    float, as trying them one by one, on tiles whose trees are dominated by one symbol with a
+    few rare others (the case it exists for), several candidates a split."""
+    from sogs_core.webp.vp8l_groups import _centers, grouping_bits, split_rare
+    from sogs_core.webp.vp8l_tokens import Alphabets
+
+    ab = Alphabets(cache_bits=0)
+    g = torch.Generator().manual_seed(seed)
+    tiles = 240
+    hist = torch.zeros(tiles, ab.total)
+    assign = torch.randint(0, groups, (tiles,), generator=g)
+    for tree, (a, o) in enumerate(zip(ab.sizes, ab.offsets)):
+        main = torch.randint(0, a, (groups,), generator=g)               # each group's one symbol of the tree
+        hist[torch.arange(tiles), o + main[assign]] += torch.randint(500, 2000, (tiles,), generator=g).float()
+        rare = torch.rand(tiles, generator=g) < 0.04                     # a few tiles hold rare symbols
+        hist[rare, o + torch.randint(0, a, (int(rare.sum()),), generator=g)] += torch.randint(
+            1, 4, (int(rare.sum()),), generator=g).float()
+    cost = float(grouping_bits(tiles, _centers(hist, assign, groups), ab))
+    got = split_rare(hist, assign, cost, ab, 2)
+    want = _split_rare_one_by_one(hist, assign, cost, ab, 2)
+    assert torch.equal(got[0], want[0]) and got[1] == want[1]
+    assert got[1] < cost and int(got[0].max()) + 1 == groups + 2          # two moves taken

@@ -111,27 +111,37 @@ def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: A
     up to `max_splits` times). Why: a prefix code spends at least one bit on every symbol of a
     tree with two symbols, so a few rare symbols (the alpha residuals where an image's padding
     starts) cost every texel of their group a bit; the k-means, which prices a tile under a
-    group's code, does not see that (bench/NOTES.md)."""
+    group's code, does not see that (bench/NOTES.md). Every candidate move is priced at once:
+    its groups are the current ones less the moved tiles' counts plus a group of them (whole
+    numbers, so the same sums as counting its tiles again), and the first cheapest wins, as
+    trying them one by one would choose."""
     sizes, offsets = ab.sizes, ab.offsets
+    ntiles = len(tile_hist)
     for _ in range(max_splits):
         ngroups = int(assign.max()) + 1
         centers = _centers(tile_hist, assign, ngroups)
-        per_tree = torch.stack([centers[:, o:o + a].max(1).values / centers[:, o:o + a].sum(1).clamp(min=1)
-                                for a, o in zip(sizes, offsets)], 1)                        # (G, 5) top share
-        mixed = torch.stack([(centers[:, o:o + a] > 0).sum(1) > 1 for a, o in zip(sizes, offsets)], 1)
-        candidates = torch.nonzero((per_tree >= RARE_SHARE) & mixed).tolist()
-        best = None
-        for g, tree in candidates:
-            o, a = offsets[tree], sizes[tree]
-            top = int(centers[g, o:o + a].argmax())
-            others = tile_hist[:, o:o + a].sum(1) - tile_hist[:, o + top]
-            trial = torch.where((assign == g) & (others > 0), ngroups, assign)
-            trial_cost = float(grouping_bits(len(tile_hist), _centers(tile_hist, trial, ngroups + 1), ab))
-            if trial_cost < (best[0] if best is not None else cost):
-                best = (trial_cost, trial)
-        if best is None:
+        trees = [centers[:, o:o + a] for a, o in zip(sizes, offsets)]
+        per_tree = torch.stack([t.max(1).values / t.sum(1).clamp(min=1) for t in trees], 1)     # (G, 5) top share
+        mixed = torch.stack([(t > 0).sum(1) > 1 for t in trees], 1)
+        candidates = torch.nonzero((per_tree >= RARE_SHARE) & mixed)                             # (C, 2): group, tree
+        if len(candidates) == 0:
             break
-        cost, assign = best[0], renumber(best[1])
+        group, tree = candidates[:, 0], candidates[:, 1]
+        offs = torch.tensor(offsets, device=tile_hist.device)
+        top = torch.stack([t.argmax(1) for t in trees], 1)[group, tree] + offs[tree]            # (C,) symbol column
+        tree_sums = torch.stack([tile_hist[:, o:o + a].sum(1) for a, o in zip(sizes, offsets)], 1)   # (T, 5)
+        others = tree_sums[:, tree].T - tile_hist[:, top].T                                     # (C, T)
+        moved = (assign[None, :] == group[:, None]) & (others > 0)
+        moved_counts = moved.float() @ tile_hist                                                # (C, total)
+        trial = centers.expand(len(candidates), -1, -1).clone()
+        trial[torch.arange(len(candidates), device=trial.device), group] -= moved_counts
+        trial = torch.cat([trial, moved_counts[:, None]], 1)                                   # (C, G + 1, total)
+        costs = _groupings_bits(ntiles, trial.reshape(-1, trial.shape[2]), ab, [ngroups + 1] * len(candidates))
+        pick = int(costs.argmin())
+        best = float(costs[pick])
+        if not best < cost:
+            break
+        cost, assign = best, renumber(torch.where(moved[pick], ngroups, assign))
     return assign, cost
 
 
