@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 42's last device call (issue 32): the VP8L tile grouping run side by side (this tree)
-# against the tree before it (exp/base, carried; BASE=path), 32M SH3 streamed at 80 with
+# against the tree before it (exp/base: `git archive 85fda2e`, carried; BASE=path), 32M SH3 streamed at 80 with
 # --processes auto (MPS, the default), alternated twice; then one 540k SH3 compress's kernel
 # launches by call site (bench/launch_sites.py) for what to cut next. `bash bench/gpu_s42d.sh`.
 # Prepared in session 42 and not run: the device tool had no machine left for it.
