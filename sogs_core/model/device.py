@@ -35,6 +35,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def cuda_index(dev: torch.device) -> int:
+    """The index of CUDA device `dev` ("cuda" alone names none: the current device's)."""
+    return dev.index if dev.index is not None else torch.cuda.current_device()
+
+
 def device_label(dev: torch.device) -> str:
     """Human name of the device, for logs and the manifest's gpu column."""
     if dev.type == "cuda":

@@ -24,6 +24,7 @@ import warnings
 import cupy  # noqa: F401  (ImportError here selects the torch backend)
 import torch
 
+from sogs_core.model.device import cuda_index
 from sogs_core.order.plas_steps import MIX_A, MIX_B, PERMS_4, feistel_half_bits, run_level_stepwise
 
 #: the kernels' CUDA source, kept beside this module and filled in by `kernel_source`
@@ -186,7 +187,7 @@ def _cooperative(mod, threads: int, device: torch.device) -> tuple[int, int]:
     CuPy cannot do a cooperative launch: the grid is as many blocks as fit on the GPU at once,
     which a cooperative launch guarantees to be resident together (the grid barrier needs it)."""
     try:
-        idx = device.index if device.index is not None else torch.cuda.current_device()
+        idx = cuda_index(device)
         if not torch.cuda.get_device_properties(idx).major >= 6:
             return 0, 0
         attr = getattr(cupy.cuda.runtime, "cudaDevAttrCooperativeLaunch", 95)

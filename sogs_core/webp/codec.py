@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 # format its pre-init list lacks (WebP) imports every plugin Pillow has, ~0.2 s a process
 from PIL import WebPImagePlugin  # noqa: F401
 
+from sogs_core.model.device import cuda_index
 from sogs_core.webp.vp8l import encode_lossless
 
 from sogs_core.settings import WebpSettings
@@ -36,7 +37,7 @@ _pools_lock = threading.Lock()
 
 
 def _stream_pool(device: torch.device) -> "queue.Queue[torch.cuda.Stream]":
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    index = cuda_index(device)
     with _pools_lock:
         if index not in _stream_pools:
             pool: queue.Queue = queue.Queue()

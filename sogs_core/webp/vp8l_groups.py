@@ -60,14 +60,13 @@ def _centers(tile_hist: torch.Tensor, assign: torch.Tensor, groups: int) -> torc
         0, assign, tile_hist)
 
 
-def grouping_bits(tiles: int, centers: torch.Tensor, ab: Alphabets, bits: Optional[torch.Tensor] = None) -> torch.Tensor:
+def grouping_bits(tiles: int, centers: torch.Tensor, ab: Alphabets) -> torch.Tensor:
     """Estimated bits (a 0-d tensor, left on the device) of the data, the code descriptions and
     the entropy image of `tiles` tiles grouped so that the groups hold `centers` (each group's
     summed tile histograms, `_centers`); empty groups cost nothing. The data's bits are summed
     per group, not per tile: the same sum without a (tiles, symbols) table, which took 0.5 GB of
-    a streamed file's image on a GPU (bench/NOTES.md, session 33). `bits`: `bits_tables(centers)`
-    where the caller has it."""
-    return _groupings_bits(tiles, centers, ab, [len(centers)], bits)[0]
+    a streamed file's image on a GPU (bench/NOTES.md, session 33)."""
+    return _groupings_bits(tiles, centers, ab, [len(centers)])[0]
 
 
 def _groupings_bits(tiles: int, centers: torch.Tensor, ab: Alphabets, sizes: list[int],
@@ -174,18 +173,17 @@ def cluster_tiles(tile_hist: torch.Tensor, ab: Alphabets, max_groups: int,
         centers = torch.cat([tile_hist[rank[torch.linspace(0, ntiles - 1, g, device=dev).long()]] for g in sizes])
         bits = bits_tables(centers, ab)
         owner = _owners(sizes, dev)
-        per_round = []
+        per_round, round_assigns = [], []
         for _ in range(rounds):
-            round_assigns = [(tile_hist @ bits[s:s + g].T).argmin(1) for s, g in zip(starts, sizes)]
+            round_assigns.append([(tile_hist @ bits[s:s + g].T).argmin(1) for s, g in zip(starts, sizes)])
             centers = torch.zeros_like(centers)
-            for s, g, assign in zip(starts, sizes, round_assigns):
+            for s, g, assign in zip(starts, sizes, round_assigns[-1]):
                 centers[s:s + g].index_add_(0, assign, tile_hist)
             bits = bits_tables(centers, ab)              # this round's estimate, the next one's distances
             per_round.append(_groupings_bits(ntiles, centers, ab, sizes, bits, owner))
-            assigns.append(round_assigns)
         # candidates in the order one size at a time would make them: size by size, round by round
-        costs = costs + list(torch.stack(per_round).T.reshape(-1).unbind())
-        assigns = [one] + [assigns[1 + r][k] for k in range(len(sizes)) for r in range(rounds)]
+        costs += list(torch.stack(per_round).T.reshape(-1).unbind())
+        assigns += [round_assigns[r][k] for k in range(len(sizes)) for r in range(rounds)]
     costs_t = torch.stack(costs)
     pick = int(costs_t.argmin())
     return split_rare(tile_hist, renumber(assigns[pick]), float(costs_t[pick]), ab, SPLITS)

@@ -110,7 +110,6 @@ class PrivateMps:
         self.control = shutil.which(MPS_CONTROL, path=self.env.get("PATH"))
         self.probe = probe or (lambda env: probe_device(device_index, env))
         self.proc: Optional[subprocess.Popen] = None
-        self.used = False
         try:
             if self.control is not None:
                 self.proc = subprocess.Popen([self.control, "-f"], env=self.env, stdin=subprocess.DEVNULL,
@@ -126,9 +125,13 @@ class PrivateMps:
         try:
             ok = self.proc is not None and self._socket_opened() and self.probe(self.env)
         finally:
-            self.used = ok
             self.ticket.ok.value = int(ok)
             self.ticket.ready.set()
+
+    @property
+    def used(self) -> bool:
+        """Whether the probe proved the server (the processes join it)."""
+        return bool(self.ticket.ok.value)
 
     def _socket_opened(self) -> bool:
         """The daemon's control socket appeared in its pipe folder (and the daemon still runs)."""

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
+from sogs_core.model.device import cuda_index
 from sogs_core.pipeline.streamed.mps import MpsTicket, PrivateMps
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
 from sogs_core.pipeline.streamed.schedule import BucketPacker
@@ -90,7 +91,7 @@ def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
     if mib <= 0 and not uncap:
         return
     dev = torch.device(device)
-    index = dev.index if dev.index is not None else torch.cuda.current_device()   # "cuda" has none
+    index = cuda_index(dev)
     total = torch.cuda.get_device_properties(index).total_memory
     torch.cuda.set_per_process_memory_fraction(1.0 if uncap else min(1.0, mib * 2**20 / total), index)
 
@@ -223,15 +224,14 @@ class WritingProcesses:
         self.inboxes = [ctx.Queue() for _ in range(count)]
         self.mps = None
         if mps and compressor.device.type == "cuda":
-            index = compressor.device.index if compressor.device.index is not None else torch.cuda.current_device()
             try:
-                self.mps = PrivateMps(index, ctx)
+                self.mps = PrivateMps(cuda_index(compressor.device), ctx)
             except OSError:                   # its folders: without MPS, as without the program
                 self.mps = None
         ticket = self.mps.ticket if self.mps is not None else None
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                                   args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
-                                        self.inboxes[k], self.out, ticket, getattr(compressor, "gpu_slots", 1)))
+                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots))
                       for k in range(count)]
         self.finished = False
         try:
