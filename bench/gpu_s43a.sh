@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Session 43's first device call (issue 32): session 42's fewer encoder calls timed on 32M SH3
+# streamed at 80 against the tree before them (exp/base: `git archive 85fda2e`, carried;
+# BASE=path), alternated twice; then more writing processes under the MPS server with smaller
+# allocator caps (what fits 16 GB), and a 540k file's kernel launches by call site.
+# `bash bench/gpu_s43a.sh`; ~8 minutes.
+NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s43a
+case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+BASE=${BASE:-exp/base}
+one() {  # tree label millions [streamed_bench options]
+  local tree=$1 label=$2 m=$3; shift 3
+  (cd $tree && timeout 120 python3 bench/streamed_bench.py --millions $m --sh 3 --quality 80 --work $W/m$m \
+    --processes auto "$@" --json $OUT/streamed_${m}M_$label.json > $W/s.txt 2>&1) || tail -3 $W/s.txt
+  python3 -c "import sys,json; d=json.load(open(sys.argv[1])); t=d['group_timeline']; print(sys.argv[1].split('/')[-1], round(d['seconds_wall'],2), d['processes'], 'mps', d.get('mps'), d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'util', round(d.get('gpu_utilization', {}).get('mean', -1)), 'first', t[0], 'last', t[-1], {k: round(v, 1) for k, v in d['stage_seconds_summed'].items()})" $OUT/streamed_${m}M_$label.json 2>&1 | tail -1
+}
+timeout 200 python3 -c "
+import sys, os; sys.path.insert(0, 'bench')
+from streamed_bench import write_big_ply
+os.makedirs('$W/m32', exist_ok=True)
+write_big_ply('$W/m32/synth_32000000_sh3.ply', 32000000, 3)" > /dev/null
+echo "scene written at $SECONDS s"
+one . warm 2 > /dev/null     # kernels compiled once (a 2M scene: one process)
+one $BASE base_a 32; one . new_a 32
+one . p4_2000 32 --processes 4 --process-gpu-mib 2000
+one $BASE base_b 32; one . new_b 32
+echo "elapsed $SECONDS s"
+one . p5_1600 32 --processes 5 --process-gpu-mib 1600
+one . p4_2400 32 --processes 4 --process-gpu-mib 2400
+echo "elapsed $SECONDS s"
+timeout 90 python3 bench/launch_sites.py --synthetic 540000 --sh 3 --quality 80 --top 60 2>&1 | grep -v USDT | tail -62
+echo "elapsed $SECONDS s"
