@@ -475,6 +475,52 @@ def test_several_processes_write_the_same_streamed_sog(tmp_path, monkeypatch):
         write_streamed(None, [], str(tmp_path / "x"), StreamedSettings(), processes=0)
 
 
+_WRITER_KILLED = """
+import sys, time
+from sogs_core.pipeline.compressor import Compressor
+from sogs_core.pipeline.streamed.processes import WritingProcesses
+team = WritingProcesses(Compressor(device="cpu", warm=False), [sys.argv[1]], 2)
+print(" ".join(str(p.pid) for p in team.procs), flush=True)
+time.sleep(int(sys.argv[2]))      # killed before it hands them any work (or after they start)
+"""
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie nobody reaps (a container's first process may not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+@pytest.mark.parametrize("wait", [0, 6])
+def test_writing_processes_end_when_the_writer_is_killed(tmp_path, wait):
+    """A writer killed outright (SIGKILL: no `close`) leaves no writing process behind, whether
+    it dies while they are still starting or once they wait for work."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_ply(tmp_path / "in.ply", make_scene(2_000, 0, seed=3))
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER_KILLED, str(tmp_path / "in.ply"), "60"],
+                              stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in writer.stdout.readline().split()]
+    assert len(pids) == 2
+    time.sleep(wait)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not all(_ended(p) for p in pids):
+        time.sleep(0.2)
+    left = [p for p in pids if not _ended(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"writing processes {left} outlived their writer"
+
+
 def test_processes_take_runs_of_groups_the_largest_as_small_as_it_can_be():
     """`split_groups`: consecutive runs of groups, cut so that the largest run in splats is
     smallest (26 groups over two processes are 13 and 13, where whole buckets of 8 gave 16 and

@@ -15,10 +15,8 @@ removes the folders; the daemon is also sent SIGTERM if the thread that started 
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from sogs_core.pipeline.streamed.parent_death import death_signal_for_exec
 
 #: the control program (with the NVIDIA driver's utilities, usually on PATH)
 MPS_CONTROL = "nvidia-cuda-mps-control"
@@ -73,17 +73,6 @@ class MpsTicket:
         return True
 
 
-def _parent_death_signal() -> Optional[Callable[[], None]]:
-    """What the daemon's child runs before exec: SIGTERM to it when the thread that started it
-    ends (prctl PR_SET_PDEATHSIG), looked up here, not in the forked child, where a lock another
-    thread held at the fork could stall it; None where there is no prctl."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
-
-
 def probe_device(index: int, env: dict) -> bool:
     """Whether a process with `env` makes a CUDA context on device `index` (through the daemon)."""
     try:
@@ -114,7 +103,7 @@ class PrivateMps:
             if self.control is not None:
                 self.proc = subprocess.Popen([self.control, "-f"], env=self.env, stdin=subprocess.DEVNULL,
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                             preexec_fn=_parent_death_signal())
+                                             preexec_fn=death_signal_for_exec())
         except OSError:
             self.proc = None
         self.thread = threading.Thread(target=self._verdict, name="sogs-mps-probe", daemon=True)

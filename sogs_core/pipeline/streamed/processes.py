@@ -20,6 +20,7 @@ those one process writes.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ import torch
 
 from sogs_core.model.device import cuda_index
 from sogs_core.pipeline.streamed.mps import MpsTicket, PrivateMps
+from sogs_core.pipeline.streamed.parent_death import end_with_parent
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
 from sogs_core.pipeline.streamed.schedule import BucketPacker
 from sogs_core.pipeline.streamed.chunk import FileResult, bucket_groups, bucket_of, compress_bucket
@@ -97,7 +99,7 @@ def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
-              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1) -> None:
+              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1, parent: Optional[int] = None) -> None:
     """One process's share: its own compressor and sources, made while the parent plans; then
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
@@ -105,7 +107,10 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
     `gpu_mib` MiB (0: not capped), and through the private MPS server of `mps` where its probe
     proved it (before anything here touches CUDA). Everything it has to say goes into the queue
     `out` (`run_and_report`), or ("failed", part, the exception). `gpu_slots`: its compressor's
-    (the calling process's)."""
+    (the calling process's). `parent`: the pid of the process that started it, whose death
+    ends this one too (`parent_death.end_with_parent`)."""
+    if parent is not None:
+        end_with_parent(parent)
     try:
         if mps is not None:
             mps.join()
@@ -213,7 +218,9 @@ class WritingProcesses:
     `gpu_mib` MiB (0: no cap), so that what they hold together stays bounded, and with `mps`
     they share it through a private MPS server (`mps.PrivateMps`: their kernels side by side,
     not by turns; `mps_used` says whether it started). `close` (or leaving the `with`) ends
-    whatever is still running: after a failure nothing waits for the others to finish."""
+    whatever is still running: after a failure nothing waits for the others to finish. If this
+    process dies (killed, so that no `close` runs), each of them ends too
+    (`parent_death`): start them from the thread that will wait for them."""
 
     def __init__(self, compressor, inputs: list[str], count: int, gpu_mib: int = 0, mps: bool = False) -> None:
         self.compressor = compressor
@@ -231,7 +238,7 @@ class WritingProcesses:
         ticket = self.mps.ticket if self.mps is not None else None
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                                   args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
-                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots))
+                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots, os.getpid()))
                       for k in range(count)]
         self.finished = False
         try:
