@@ -2,7 +2,8 @@
 # Session 43's first device call (issue 32): session 42's fewer encoder calls timed on 32M SH3
 # streamed at 80 against the tree before them (exp/base: `git archive 85fda2e`, carried;
 # BASE=path), alternated twice; then more writing processes under the MPS server with smaller
-# allocator caps (what fits 16 GB), and a 540k file's kernel launches by call site.
+# allocator caps (what fits 16 GB), the calling process inside a hand-started MPS daemon with
+# them (the writer's own server leaves it outside), and a 540k file's kernel launches by call site.
 # `bash bench/gpu_s43a.sh`; ~8 minutes.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s43a
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
@@ -20,12 +21,18 @@ os.makedirs('$W/m32', exist_ok=True)
 write_big_ply('$W/m32/synth_32000000_sh3.ply', 32000000, 3)" > /dev/null
 echo "scene written at $SECONDS s"
 one . warm 2 > /dev/null     # kernels compiled once (a 2M scene: one process)
-one $BASE base_a 32; one . new_a 32
+allin() {  # label: the 32M run inside a daemon started by hand, which the calling process joins too
+  export CUDA_MPS_PIPE_DIRECTORY=$W/mps_pipe CUDA_MPS_LOG_DIRECTORY=$W/mps_log
+  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+  nvidia-cuda-mps-control -d && one . $1 32 --mps off
+  echo quit | nvidia-cuda-mps-control; sleep 1
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+}
+one $BASE base_a 32; one . new_a 32; allin allin_a
 one . p4_2000 32 --processes 4 --process-gpu-mib 2000
-one $BASE base_b 32; one . new_b 32
+one $BASE base_b 32; one . new_b 32; allin allin_b
 echo "elapsed $SECONDS s"
 one . p5_1600 32 --processes 5 --process-gpu-mib 1600
-one . p4_2400 32 --processes 4 --process-gpu-mib 2400
 echo "elapsed $SECONDS s"
 timeout 90 python3 bench/launch_sites.py --synthetic 540000 --sh 3 --quality 80 --top 60 2>&1 | grep -v USDT | tail -62
 echo "elapsed $SECONDS s"
