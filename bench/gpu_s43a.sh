@@ -28,9 +28,9 @@ allin() {  # label: the 32M run inside a daemon started by hand, which the calli
   echo quit | nvidia-cuda-mps-control; sleep 1
   unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
 }
-one $BASE base_a 32; one . new_a 32; allin allin_a
+one . new_a 32; allin allin_a     # in order of what matters most, should the call be cut short
 one . p4_2000 32 --processes 4 --process-gpu-mib 2000
-one $BASE base_b 32; one . new_b 32; allin allin_b
+one $BASE base_a 32; one . new_b 32; allin allin_b; one $BASE base_b 32
 echo "elapsed $SECONDS s"
 one . p5_1600 32 --processes 5 --process-gpu-mib 1600
 echo "elapsed $SECONDS s"
