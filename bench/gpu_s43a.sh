@@ -4,10 +4,11 @@
 # BASE=path), alternated twice; then more writing processes under the MPS server with smaller
 # allocator caps (what fits 16 GB), the calling process inside a hand-started MPS daemon with
 # them (the writer's own server leaves it outside), and a 540k file's kernel launches by call site.
-# `bash bench/gpu_s43a.sh`; ~8 minutes.
+# `bash bench/gpu_s43a.sh` (M=16 for a 16M scene, when the device time left is short); ~8 minutes at 32M.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s43a
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 BASE=${BASE:-exp/base}
+M=${M:-32}
 one() {  # tree label millions [streamed_bench options]
   local tree=$1 label=$2 m=$3; shift 3
   (cd $tree && timeout 120 python3 bench/streamed_bench.py --millions $m --sh 3 --quality 80 --work $W/m$m \
@@ -17,22 +18,22 @@ one() {  # tree label millions [streamed_bench options]
 timeout 200 python3 -c "
 import sys, os; sys.path.insert(0, 'bench')
 from streamed_bench import write_big_ply
-os.makedirs('$W/m32', exist_ok=True)
-write_big_ply('$W/m32/synth_32000000_sh3.ply', 32000000, 3)" > /dev/null
+os.makedirs('$W/m$M', exist_ok=True)
+write_big_ply('$W/m$M/synth_${M}000000_sh3.ply', $M * 1000000, 3)" > /dev/null
 echo "scene written at $SECONDS s"
 one . warm 2 > /dev/null     # kernels compiled once (a 2M scene: one process)
 allin() {  # label: the 32M run inside a daemon started by hand, which the calling process joins too
   export CUDA_MPS_PIPE_DIRECTORY=$W/mps_pipe CUDA_MPS_LOG_DIRECTORY=$W/mps_log
   mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
-  nvidia-cuda-mps-control -d && one . $1 32 --mps off
+  nvidia-cuda-mps-control -d && one . $1 $M --mps off
   echo quit | nvidia-cuda-mps-control; sleep 1
   unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
 }
-one . new_a 32; allin allin_a     # in order of what matters most, should the call be cut short
-one . p4_2000 32 --processes 4 --process-gpu-mib 2000
-one $BASE base_a 32; one . new_b 32; allin allin_b; one $BASE base_b 32
+one . new_a $M; allin allin_a     # in order of what matters most, should the call be cut short
+one . p4_2000 $M --processes 4 --process-gpu-mib 2000
+one $BASE base_a $M; one . new_b $M; allin allin_b; one $BASE base_b $M
 echo "elapsed $SECONDS s"
-one . p5_1600 32 --processes 5 --process-gpu-mib 1600
+one . p5_1600 $M --processes 5 --process-gpu-mib 1600
 echo "elapsed $SECONDS s"
 timeout 90 python3 bench/launch_sites.py --synthetic 540000 --sh 3 --quality 80 --top 60 2>&1 | grep -v USDT | tail -62
 echo "elapsed $SECONDS s"
