@@ -26,7 +26,6 @@ from sogs_core.formats.sog.codes import QuantizedScene, dequantize_tensors
 from sogs_core.formats.sog.layout import build_images, grid_shape
 from sogs_core.formats.sog.package import SogPackage, write_sog
 from sogs_core.model.device import device_label, numpy_tensor, prefer_expandable_segments, resolve_device
-from sogs_core.model.host_memory import keep_freed_blocks
 from sogs_core.model.splats import ATTRIBUTES, Splats
 from sogs_core.order import order_scene
 from sogs_core.pipeline.choose_order import smallest_by_sample
@@ -85,7 +84,6 @@ class Compressor:
         images_ahead: start the chained order's final images while the order is chosen, queued
         behind the choice's samples (`images_ahead`; the same bytes; False: only once chosen)."""
         prefer_expandable_segments()
-        keep_freed_blocks()
         self.device = resolve_device(device)
         self.images_ahead = images_ahead
         self.render_metric = render_metric
