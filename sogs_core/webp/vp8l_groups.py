@@ -116,6 +116,8 @@ def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: A
     trying them one by one would choose."""
     sizes, offsets = ab.sizes, ab.offsets
     ntiles = len(tile_hist)
+    offs = torch.tensor(offsets, device=tile_hist.device)
+    tree_sums = torch.stack([tile_hist[:, o:o + a].sum(1) for a, o in zip(sizes, offsets)], 1)       # (T, 5)
     for _ in range(max_splits):
         ngroups = int(assign.max()) + 1
         centers = _centers(tile_hist, assign, ngroups)
@@ -126,9 +128,7 @@ def split_rare(tile_hist: torch.Tensor, assign: torch.Tensor, cost: float, ab: A
         if len(candidates) == 0:
             break
         group, tree = candidates[:, 0], candidates[:, 1]
-        offs = torch.tensor(offsets, device=tile_hist.device)
         top = torch.stack([t.argmax(1) for t in trees], 1)[group, tree] + offs[tree]            # (C,) symbol column
-        tree_sums = torch.stack([tile_hist[:, o:o + a].sum(1) for a, o in zip(sizes, offsets)], 1)   # (T, 5)
         others = tree_sums[:, tree].T - tile_hist[:, top].T                                     # (C, T)
         moved = (assign[None, :] == group[:, None]) & (others > 0)
         moved_counts = moved.float() @ tile_hist                                                # (C, total)
