@@ -1,0 +1,105 @@
+"""When each part of a streamed write happens (issue 32's 20 s target): `streamed_bench.py` run
+with its processes' and this process's steps stamped, one line each on stderr
+(`PROBE <seconds since the writer started> <who> <what>`), then a summary of the head (start
+to each run's first group) and the tail (last group to the index written).
+
+    python bench/phase_probe.py --millions 32 --sh 3 --quality 80 --processes auto [streamed_bench options]
+
+Measurement only: it wraps the library's functions from outside, nothing in sogs_core changes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+T0_ENV = "SOGS_PROBE_T0"
+
+
+def stamp(who: str, what: str) -> None:
+    t0 = float(os.environ.get(T0_ENV, "0"))
+    print(f"PROBE {time.time() - t0:8.3f} {who} {what}", file=sys.stderr, flush=True)
+
+
+class _Stamped:
+    """A queue whose get/put are stamped (a writing process's inbox and outbox)."""
+
+    def __init__(self, q, who: str) -> None:
+        self.q, self.who = q, who
+
+    def get(self, *a, **k):
+        item = self.q.get(*a, **k)
+        stamp(self.who, "job received" if item is not None else "let go")
+        return item
+
+    def put(self, item, *a, **k):
+        stamp(self.who, f"put {item[0]} {item[1] if item[0] == 'groups' else ''}")
+        return self.q.put(item, *a, **k)
+
+
+def probe_run_part(part, device, settings, inputs, threads, gpu_mib, inbox, out, mps=None, gpu_slots=1, parent=None):
+    """`processes._run_part` with its steps stamped (runs in the spawned process)."""
+    from sogs_core.pipeline.streamed import processes
+
+    who = f"proc{part}"
+    stamp(who, "entered (spawned, modules imported)")
+    processes._run_part(part, device, settings, inputs, threads, gpu_mib, _Stamped(inbox, who), _Stamped(out, who),
+                        mps, gpu_slots, parent)
+    stamp(who, "returned")
+
+
+def install() -> None:
+    """Wrap the parent's steps and make the writing processes run `probe_run_part`."""
+    from sogs_core.pipeline.streamed import processes, write
+    import sogs_core.formats.lod_meta.write as meta_write
+
+    def wrap(mod, name, label):
+        orig = getattr(mod, name)
+
+        def inner(*a, **k):
+            stamp("main", f"{label} begins")
+            try:
+                return orig(*a, **k)
+            finally:
+                stamp("main", f"{label} ends")
+        setattr(mod, name, inner)
+
+    processes._run_part = probe_run_part
+    wrap(write, "plan_streamed", "plan")
+    wrap(write, "write_lod_meta", "lod-meta written")
+    wrap(processes.SharedBuckets, "finish", "shared buckets finish")
+    wrap(processes.WritingProcesses, "close", "processes close")
+    wrap(processes.WritingProcesses, "__init__", "processes start")
+    if hasattr(processes, "PrivateMps"):
+        wrap(processes.PrivateMps, "stop", "mps stop")
+    orig_here = processes.run_and_report
+
+    def here(compressor, sources, job, part, put, stop=None):
+        def put_stamped(item):
+            stamp("here", f"put {item[0]} {item[1] if item[0] == 'groups' else ''}")
+            put(item)
+        stamp("here", "job begins")
+        return orig_here(compressor, sources, job, part, put_stamped, stop)
+    processes.run_and_report = here
+    orig_ws = write.write_streamed
+
+    def ws(*a, **k):
+        os.environ[T0_ENV] = repr(time.time())
+        stamp("main", "write_streamed begins")
+        try:
+            return orig_ws(*a, **k)
+        finally:
+            stamp("main", "write_streamed ends")
+    import sogs_core.pipeline.streamed as pkg
+    pkg.write_streamed = ws
+
+
+if __name__ == "__main__":
+    install()
+    import streamed_bench
+    import sogs_core.pipeline.streamed as pkg
+    streamed_bench.write_streamed = pkg.write_streamed
+    streamed_bench.main()
