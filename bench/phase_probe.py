@@ -4,6 +4,7 @@ with its processes' and this process's steps stamped, one line each on stderr
 to each run's first group) and the tail (last group to the index written).
 
     python bench/phase_probe.py --millions 32 --sh 3 --quality 80 --processes auto [streamed_bench options]
+    SOGS_PROBE_HERE_WEIGHT=1.5 python bench/phase_probe.py ...   # the calling process's run 1.5x the others'
 
 Measurement only: it wraps the library's functions from outside, nothing in sogs_core changes.
 """
@@ -51,6 +52,26 @@ def probe_run_part(part, device, settings, inputs, threads, gpu_mib, inbox, out,
     stamp(who, "returned")
 
 
+HERE_WEIGHT_ENV = "SOGS_PROBE_HERE_WEIGHT"
+
+
+def weighted_split(groups, parts: int, weight: float):
+    """`processes.split_groups` with the first run (the calling process's, whose compressor is
+    warm while the others start) `weight` times the others' share of level-0 splats: what a
+    head start for it would gain (set SOGS_PROBE_HERE_WEIGHT; the files are the same)."""
+    from sogs_core.pipeline.streamed.processes import split_groups
+
+    if parts < 2 or len(groups) < parts:
+        return split_groups(groups, parts)
+    total = sum(g.splats for g in groups)
+    target = total * weight / (weight + parts - 1)
+    taken, k = 0, 0
+    while k < len(groups) - (parts - 1) and taken + groups[k].splats / 2 <= target:
+        taken += groups[k].splats
+        k += 1
+    return [groups[:max(1, k)]] + split_groups(groups[max(1, k):], parts - 1)
+
+
 def install() -> None:
     """Wrap the parent's steps and make the writing processes run `probe_run_part`."""
     from sogs_core.pipeline.streamed import processes, write
@@ -68,6 +89,9 @@ def install() -> None:
         setattr(mod, name, inner)
 
     processes._run_part = probe_run_part
+    weight = float(os.environ.get(HERE_WEIGHT_ENV, "0") or 0)
+    if weight > 0:
+        write.split_groups = lambda groups, parts: weighted_split(groups, parts, weight)
     wrap(write, "plan_streamed", "plan")
     wrap(write, "write_lod_meta", "lod-meta written")
     wrap(processes.SharedBuckets, "finish", "shared buckets finish")
