@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +22,13 @@ T0_ENV = "SOGS_PROBE_T0"
 
 
 def stamp(who: str, what: str) -> None:
-    t0 = float(os.environ.get(T0_ENV, "0"))
+    # the writer's start, from the file it wrote it to (a process forked by a server started
+    # before it has the server's environment, not the writer's)
+    try:
+        with open(os.environ[T0_ENV]) as f:
+            t0 = float(f.read() or 0)
+    except (KeyError, OSError, ValueError):
+        t0 = 0.0
     print(f"PROBE {time.time() - t0:8.3f} {who} {what}", file=sys.stderr, flush=True)
 
 
@@ -41,14 +48,14 @@ class _Stamped:
         return self.q.put(item, *a, **k)
 
 
-def probe_run_part(part, device, settings, inputs, threads, gpu_mib, inbox, out, mps=None, gpu_slots=1, parent=None):
+def probe_run_part(part, device, settings, inputs, threads, gpu_mib, inbox, out, *rest):
     """`processes._run_part` with its steps stamped (runs in the spawned process)."""
     from sogs_core.pipeline.streamed import processes
 
     who = f"proc{part}"
     stamp(who, "entered (spawned, modules imported)")
     processes._run_part(part, device, settings, inputs, threads, gpu_mib, _Stamped(inbox, who), _Stamped(out, who),
-                        mps, gpu_slots, parent)
+                        *rest)
     stamp(who, "returned")
 
 
@@ -75,7 +82,6 @@ def weighted_split(groups, parts: int, weight: float):
 def install() -> None:
     """Wrap the parent's steps and make the writing processes run `probe_run_part`."""
     from sogs_core.pipeline.streamed import processes, write
-    import sogs_core.formats.lod_meta.write as meta_write
 
     def wrap(mod, name, label):
         orig = getattr(mod, name)
@@ -111,7 +117,8 @@ def install() -> None:
     orig_ws = write.write_streamed
 
     def ws(*a, **k):
-        os.environ[T0_ENV] = repr(time.time())
+        with open(os.environ[T0_ENV], "w") as f:
+            f.write(repr(time.time()))
         stamp("main", "write_streamed begins")
         try:
             return orig_ws(*a, **k)
@@ -122,6 +129,7 @@ def install() -> None:
 
 
 if __name__ == "__main__":
+    os.environ[T0_ENV] = os.path.join(tempfile.gettempdir(), f"sogs_probe_t0_{os.getpid()}")
     install()
     import streamed_bench
     import sogs_core.pipeline.streamed as pkg

@@ -103,6 +103,26 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+#: the fewest bytes a PLY row of a splat takes (position, scales, rotation, opacity, base
+#: colour: 14 float32s): a PLY smaller than this many bytes per splat cannot hold a scene that
+#: `--processes auto` writes with several processes
+PLY_ROW_MIN_BYTES = 56
+
+
+def _may_write_with_processes(args: argparse.Namespace) -> bool:
+    """Whether this compress may start writing processes (a streamed SOG, --processes above 1,
+    or auto and a PLY input large enough for them), so that their process server is worth
+    starting before anything else. A guess from the arguments and file sizes only: a wrong
+    yes costs a background import, a wrong no the seconds it would have saved."""
+    if not (args.streamed or os.path.basename(args.output) == "lod-meta.json") or args.processes == 1:
+        return False
+    if args.processes is not None:
+        return True
+    first = args.inputs[0] if args.inputs else ""
+    return first.lower().endswith(".ply") and os.path.isfile(first) \
+        and os.path.getsize(first) >= AUTO_PROCESSES_MIN_SPLATS * PLY_ROW_MIN_BYTES
+
+
 def _processes_arg(text: str) -> Optional[int]:
     """--processes: a count, or auto (None: `write_streamed` chooses)."""
     if text == "auto":
@@ -514,6 +534,10 @@ def main(argv: list[str] | None = None) -> int:
         from ray_jobs.backfill import main as backfill_main
         return backfill_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "compress" and _may_write_with_processes(args):
+        from sogs_core.pipeline.process_server import start_early
+
+        start_early()                   # its imports run beside ours (`process_server`)
     if args.command in TORCH_COMMANDS:
         import_torch_frozen()
     try:

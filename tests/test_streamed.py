@@ -480,7 +480,7 @@ import sys, time
 from sogs_core.pipeline.compressor import Compressor
 from sogs_core.pipeline.streamed.processes import WritingProcesses
 team = WritingProcesses(Compressor(device="cpu", warm=False), [sys.argv[1]], 2)
-print(" ".join(str(p.pid) for p in team.procs), flush=True)
+print(" ".join(str(pid) for pid in team.wait_started()), flush=True)
 time.sleep(int(sys.argv[2]))      # killed before it hands them any work (or after they start)
 """
 

@@ -2,15 +2,20 @@
 
 Why: a writing process left behind by a killed writer (SIGKILL, a stopped Ray actor, an
 out-of-memory kill) waits forever for work, or for a reader of its last message, holding its
-host memory and, on a GPU, its device memory and context. Linux's PR_SET_PDEATHSIG sends a
-signal when the starting thread ends; the writer starts its processes from the thread that
-waits for them, so that thread lives as long as they are wanted.
+host memory and, on a GPU, its device memory and context. A writing process watches the writer
+itself (multiprocessing's sentinel: a pipe whose other end only the writer holds, closed by
+the kernel when it dies): Linux's PR_SET_PDEATHSIG follows the process that forked it, which
+for a process forked by the process server (`pipeline.process_server`) is that server, and the
+server outlives the writer for as long as its forks hold its pipe open. The MPS daemon, a child
+the writer starts itself, gets the death signal.
 """
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
+import threading
 from typing import Callable, Optional
 
 #: prctl's option number (linux/prctl.h)
@@ -33,12 +38,20 @@ def death_signal_for_exec(sig: int = signal.SIGTERM) -> Optional[Callable[[], No
     return None if prctl is None else (lambda: prctl(PR_SET_PDEATHSIG, sig))
 
 
-def end_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> bool:
-    """Called first thing in a started process: `sig` to it once `parent_pid` (the process that
-    started it) is gone, and if it is gone already (it died before this call), exit now.
-    False where there is no prctl (the process then outlives a killed parent, as before)."""
-    prctl = _prctl()
-    armed = prctl is not None and prctl(PR_SET_PDEATHSIG, sig) == 0
-    if os.getppid() != parent_pid:
+def end_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Called first thing in a started process: `sig` to it once the writer that asked for it
+    is gone (a thread waits on the writer's sentinel), and if the writer is gone already (it
+    died before this call), exit now. False in a process that multiprocessing did not start
+    (nothing to watch)."""
+    writer = multiprocessing.parent_process()
+    if writer is None:
+        return False
+    if not writer.is_alive():
         os._exit(1)
-    return armed
+
+    def watch() -> None:
+        writer.join()
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=watch, name="sogs-writer-watch", daemon=True).start()
+    return True

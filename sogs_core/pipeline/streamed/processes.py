@@ -19,8 +19,6 @@ those one process writes.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from typing import Callable, Optional
 import torch
 
 from sogs_core.model.device import cuda_index
+from sogs_core.pipeline.process_server import writers_context
 from sogs_core.pipeline.streamed.mps import MpsTicket, PrivateMps
 from sogs_core.pipeline.streamed.parent_death import end_with_parent
 from sogs_core.pipeline.streamed.plan import GroupSpec, LevelSource, StreamedPlan
@@ -99,7 +98,7 @@ def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
-              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1, parent: Optional[int] = None) -> None:
+              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1) -> None:
     """One process's share: its own compressor and sources, made while the parent plans; then
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
@@ -107,10 +106,9 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
     `gpu_mib` MiB (0: not capped), and through the private MPS server of `mps` where its probe
     proved it (before anything here touches CUDA). Everything it has to say goes into the queue
     `out` (`run_and_report`), or ("failed", part, the exception). `gpu_slots`: its compressor's
-    (the calling process's). `parent`: the pid of the process that started it, whose death
-    ends this one too (`parent_death.end_with_parent`)."""
-    if parent is not None:
-        end_with_parent(parent)
+    (the calling process's). The death of the writer that asked for it ends it too
+    (`parent_death.end_with_parent`)."""
+    end_with_parent()
     try:
         if mps is not None:
             mps.join()
@@ -212,21 +210,21 @@ def cpu_threads_each(processes: int) -> int:
 
 class WritingProcesses:
     """`count` processes started on `compressor`'s device and settings before the plan exists:
-    each imports torch, builds its compressor and opens the inputs while this process plans
-    (a process's start is seconds, most of it importing torch, and on a GPU making its context),
-    then waits for its run of groups (`run`). On a GPU each caps its caching allocator at
+    each is forked from the process server (`process_server`: torch and the library imported
+    there once, so a start is its context and compressor, not seconds of imports), builds its
+    compressor and opens the inputs while this process plans, then waits for its run of groups
+    (`run`). On a GPU each caps its caching allocator at
     `gpu_mib` MiB (0: no cap), so that what they hold together stays bounded, and with `mps`
     they share it through a private MPS server (`mps.PrivateMps`: their kernels side by side,
     not by turns; `mps_used` says whether it started). `close` (or leaving the `with`) ends
     whatever is still running: after a failure nothing waits for the others to finish. If this
-    process dies (killed, so that no `close` runs), each of them ends too
-    (`parent_death`): start them from the thread that will wait for them."""
+    process dies (killed, so that no `close` runs), each of them ends too (`parent_death`)."""
 
     def __init__(self, compressor, inputs: list[str], count: int, gpu_mib: int = 0, mps: bool = False) -> None:
         self.compressor = compressor
         self.gpu_mib = gpu_mib
         threads = cpu_threads_each(count) if compressor.device.type == "cpu" else None
-        ctx = multiprocessing.get_context("spawn")
+        ctx = writers_context()           # forks of a server with torch imported (`process_server`)
         self.out = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(count)]
         self.mps = None
@@ -238,15 +236,28 @@ class WritingProcesses:
         ticket = self.mps.ticket if self.mps is not None else None
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                                   args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
-                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots, os.getpid()))
+                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots))
                       for k in range(count)]
         self.finished = False
+        # started from a thread: the first start waits for the process server's imports (when
+        # nothing started it early), which the plan need not wait for
+        self._start_error: Optional[BaseException] = None
+        self._starter = threading.Thread(target=self._start_all, name="sogs-streamed-start", daemon=True)
+        self._starter.start()
+
+    def _start_all(self) -> None:
         try:
             for proc in self.procs:
                 proc.start()
-        except BaseException:
-            self.close()
-            raise
+        except BaseException as exc:      # noqa: BLE001  (raised by `run`)
+            self._start_error = exc
+
+    def wait_started(self) -> list[int]:
+        """Every process started: their pids (raises what starting them raised)."""
+        self._starter.join()
+        if self._start_error is not None:
+            raise self._start_error
+        return [proc.pid for proc in self.procs]
 
     def __enter__(self) -> "WritingProcesses":
         return self
@@ -266,6 +277,7 @@ class WritingProcesses:
         decimates up to batch / runs groups (and decimation_splats / runs splats) a call, so
         that the device holds about what one process alone would. progress(groups done) as
         groups finish anywhere. The first run to fail stops the others, and its error is raised."""
+        self.wait_started()
         own = 1 if here is not None else 0
         if len(runs) - own > len(self.procs):
             raise ValueError(f"{len(runs) - own} runs for {len(self.procs)} processes")
@@ -346,6 +358,7 @@ class WritingProcesses:
     def close(self) -> None:
         """Every process ended: those done (or let go) joined, any other stopped first; then
         the private MPS server, if any, quit."""
+        self._starter.join()
         for proc in self.procs:
             if proc.is_alive() and not self.finished:
                 proc.terminate()
