@@ -101,3 +101,38 @@ def test_synth_and_info_of_a_sog_do_not_import_torch(tmp_path, ply):
                            env=dict(os.environ, PYTHONPATH=ROOT))
         assert r.returncode == 0 and r.stdout.split()[-1] == "False", args[0] + r.stdout + r.stderr
     assert json.loads(cli("info", str(tmp_path / "o.sog")).stdout)["version"] == 2
+
+
+def test_the_process_server_starts_early_only_where_processes_may_write(tmp_path):
+    """`_may_write_with_processes`: a streamed compress with --processes above 1, or auto with a
+    PLY large enough to hold a scene that auto writes with several processes; never a single
+    SOG, --processes 1, or a PLY too small for that many rows."""
+    from sogs_cli.main import PLY_ROW_MIN_BYTES, _may_write_with_processes, build_parser
+    from sogs_core.settings import AUTO_PROCESSES_MIN_SPLATS
+
+    small, big = tmp_path / "small.ply", tmp_path / "big.ply"
+    small.write_bytes(b"\0" * 1000)
+    with open(big, "wb") as f:                  # sparse: the size is what is read
+        f.truncate(AUTO_PROCESSES_MIN_SPLATS * PLY_ROW_MIN_BYTES)
+
+    def may(*argv: str) -> bool:
+        return _may_write_with_processes(build_parser().parse_args(["compress", *argv]))
+
+    out = str(tmp_path / "o" / "lod-meta.json")
+    assert may(str(big), out)
+    assert may(str(big), str(tmp_path / "o"), "--streamed")
+    assert may(str(small), out, "--processes", "3")
+    assert not may(str(small), out)
+    assert not may(str(big), out, "--processes", "1")
+    assert not may(str(big), str(tmp_path / "o.sog"))
+
+
+def test_writing_processes_are_forks_of_the_process_server():
+    """Where the platform has a fork server, the writing processes come from it (with the
+    library imported there, `process_server.PRELOAD`), never spawned afresh; elsewhere spawned."""
+    import multiprocessing
+
+    from sogs_core.pipeline.process_server import writers_context
+
+    has_server = "forkserver" in multiprocessing.get_all_start_methods()
+    assert writers_context().get_start_method() == ("forkserver" if has_server else "spawn")
