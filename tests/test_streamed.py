@@ -761,3 +761,34 @@ def test_the_backfill_hands_out_chunk_groups_in_batches_that_still_spread():
     assert all(isinstance(u, GroupUnit) for u in scene._take(big, 8, one_actor))
     with pytest.raises(ValueError, match="groups-per-call"):
         StreamedScene(None, [], None, {}, 0, 0, "auto", lambda msg: None, groups_per_call=0)
+
+
+def test_writing_processes_see_the_writers_environment_as_it_is_now(tmp_path, monkeypatch):
+    """A writing process forked by a process server that started earlier still sees what the
+    writer set since (--max-scene-splats, the GPU allocator's settings): a scene cap set after
+    the server started refuses the scene that process reads whole, as it refuses it here."""
+    from sogs_core.formats.splat import RECORD
+    from sogs_core.pipeline.process_server import start_early, writers_context
+    from sogs_core.pipeline.streamed.processes import _run_part
+    from sogs_core.settings import CompressSettings
+
+    start_early()
+    rec = np.zeros(3000, RECORD)
+    rec["pos"] = np.random.default_rng(4).normal(size=(3000, 3))
+    rec["scale"] = 0.01
+    rec["rgba"] = (128, 128, 128, 255)
+    rec["rot"] = (255, 128, 128, 128)
+    path = tmp_path / "s.splat"
+    path.write_bytes(rec.tobytes())
+    monkeypatch.setenv("SOGS_MAX_SPLATS", "100")
+    ctx = writers_context()
+    inbox, out = ctx.Queue(), ctx.Queue()
+    proc = ctx.Process(target=_run_part, args=(0, "cpu", CompressSettings(), [str(path)], 1, 0, inbox, out, None, 1,
+                                               dict(os.environ)))
+    proc.start()
+    inbox.put(None)                       # no run for it: it only opens its input
+    try:
+        message = out.get(timeout=120)
+    finally:
+        proc.join(60)
+    assert message[0] == "failed" and "3,000 splats" in str(message[2]), message

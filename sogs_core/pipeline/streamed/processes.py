@@ -19,6 +19,7 @@ those one process writes.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +99,8 @@ def cap_gpu_memory(device: str, mib: int, uncap: bool = False) -> None:
 
 
 def _run_part(part: int, device: str, settings, inputs: list[str], threads: Optional[int], gpu_mib: int,
-              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1) -> None:
+              inbox, out, mps: Optional[MpsTicket] = None, gpu_slots: int = 1,
+              environment: Optional[dict[str, str]] = None) -> None:
     """One process's share: its own compressor and sources, made while the parent plans; then
     its run of groups, when `inbox` hands it over ((groups, levels, groups in all, folder,
     groups and splats a decimation call); None: nothing for this process), with torch's CPU
@@ -107,8 +109,13 @@ def _run_part(part: int, device: str, settings, inputs: list[str], threads: Opti
     proved it (before anything here touches CUDA). Everything it has to say goes into the queue
     `out` (`run_and_report`), or ("failed", part, the exception). `gpu_slots`: its compressor's
     (the calling process's). The death of the writer that asked for it ends it too
-    (`parent_death.end_with_parent`)."""
+    (`parent_death.end_with_parent`). `environment`: the writer's, taken as this process's
+    before anything reads it (a fork of the process server has the server's, from before the
+    writer set its allocator's settings or --max-scene-splats)."""
     end_with_parent()
+    if environment is not None:
+        os.environ.clear()
+        os.environ.update(environment)
     try:
         if mps is not None:
             mps.join()
@@ -236,7 +243,7 @@ class WritingProcesses:
         ticket = self.mps.ticket if self.mps is not None else None
         self.procs = [ctx.Process(target=_run_part, name=f"sogs-streamed-{k}",
                                   args=(k, str(compressor.device), compressor.settings, inputs, threads, gpu_mib,
-                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots))
+                                        self.inboxes[k], self.out, ticket, compressor.gpu_slots, dict(os.environ)))
                       for k in range(count)]
         self.finished = False
         # started from a thread: the first start waits for the process server's imports (when
