@@ -35,7 +35,7 @@ def _compress(args: argparse.Namespace) -> int:
             raise SogsError(f"{path}: no such file or folder")
     apply_scene_cap(args)
     out = args.output
-    streamed = args.streamed or os.path.basename(out) == "lod-meta.json"
+    streamed = _writes_streamed(args)
     if streamed:
         pass                          # a folder, made by pipeline.streamed.write_streamed
     elif len(args.inputs) > 1:
@@ -103,6 +103,11 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _writes_streamed(args: argparse.Namespace) -> bool:
+    """Whether compress writes a streamed SOG: --streamed, or an output named lod-meta.json."""
+    return args.streamed or os.path.basename(args.output) == "lod-meta.json"
+
+
 #: the fewest bytes a PLY row of a splat takes (position, scales, rotation, opacity, base
 #: colour: 14 float32s): a PLY smaller than this many bytes per splat cannot hold a scene that
 #: `--processes auto` writes with several processes
@@ -114,7 +119,7 @@ def _may_write_with_processes(args: argparse.Namespace) -> bool:
     or auto and a PLY input large enough for them), so that their process server is worth
     starting before anything else. A guess from the arguments and file sizes only: a wrong
     yes costs a background import, a wrong no the seconds it would have saved."""
-    if not (args.streamed or os.path.basename(args.output) == "lod-meta.json") or args.processes == 1:
+    if not _writes_streamed(args) or args.processes == 1:
         return False
     if args.processes is not None:
         return True

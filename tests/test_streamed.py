@@ -767,19 +767,15 @@ def test_writing_processes_see_the_writers_environment_as_it_is_now(tmp_path, mo
     """A writing process forked by a process server that started earlier still sees what the
     writer set since (--max-scene-splats, the GPU allocator's settings): a scene cap set after
     the server started refuses the scene that process reads whole, as it refuses it here."""
-    from sogs_core.formats.splat import RECORD
     from sogs_core.pipeline.process_server import start_early, writers_context
     from sogs_core.pipeline.streamed.processes import _run_part
     from sogs_core.settings import CompressSettings
 
+    from .format_writers import splat_bytes
+
     start_early()
-    rec = np.zeros(3000, RECORD)
-    rec["pos"] = np.random.default_rng(4).normal(size=(3000, 3))
-    rec["scale"] = 0.01
-    rec["rgba"] = (128, 128, 128, 255)
-    rec["rot"] = (255, 128, 128, 128)
     path = tmp_path / "s.splat"
-    path.write_bytes(rec.tobytes())
+    path.write_bytes(splat_bytes(make_scene(3000, 0, seed=4)))
     monkeypatch.setenv("SOGS_MAX_SPLATS", "100")
     ctx = writers_context()
     inbox, out = ctx.Queue(), ctx.Queue()
