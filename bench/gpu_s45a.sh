@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Session 45's device call (issue 32): the process server (writing processes forked from a warm
+# interpreter started first thing) against the tree before it (exp/head, carried: `git archive
+# 5241705` with phase_probe.py copied in), end to end through the CLI as an artist runs it (its
+# own start included), on 32M SH3 at 80, then the issue's 8M ratio: the 8M streamed CLI against
+# the single 8M SOG's CLI, both trees; then the stamped probes if time is left.
+# `bash bench/gpu_s45a.sh` (M=16 for a smaller big scene); about 8 minutes on an H100.
+NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s45a
+case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+HEAD_TREE=${HEAD_TREE:-exp/head}
+M=${M:-32}
+scene() {  # millions -> the PLY's path (written once)
+  local p=$W/m$1/synth_${1}000000_sh3.ply
+  [ -f $p ] || timeout 200 python3 -c "
+import sys, os; sys.path.insert(0, 'bench')
+from streamed_bench import write_big_ply
+os.makedirs('$W/m$1', exist_ok=True)
+write_big_ply('$p', $1 * 1000000, 3)" > /dev/null
+  echo $p
+}
+PLY=$(scene $M); P8=$(scene 8)
+echo "scenes written at $SECONDS s"
+timeout 120 python3 bench/streamed_bench.py --millions 1 --sh 3 --quality 80 --work $W/m1 --json $W/warm.json > /dev/null 2>&1
+cli() {  # tree label ply output-name: the whole command, as an artist runs it
+  rm -rf $W/cli_$2
+  local t=$(date +%s.%N)
+  (cd $1 && timeout 150 python3 -m sogs_cli.main compress $3 $W/cli_$2/$4 --quality 80 > $OUT/cli_$2.txt 2>&1) \
+    || tail -3 $OUT/cli_$2.txt
+  echo "cli_$2 $(python3 -c "print(round($(date +%s.%N) - $t, 2))") s end to end; $(du -sb $W/cli_$2 | cut -f1) B"
+}
+cli . new32_a $PLY lod-meta.json; cli $HEAD_TREE head32_a $PLY lod-meta.json
+cli $HEAD_TREE head32_b $PLY lod-meta.json; cli . new32_b $PLY lod-meta.json
+echo "elapsed $SECONDS s"
+cli . new8_a $P8 lod-meta.json; cli $HEAD_TREE head8_a $P8 lod-meta.json; cli . single8_a $P8 s.sog
+cli $HEAD_TREE head8_b $P8 lod-meta.json; cli . new8_b $P8 lod-meta.json; cli . single8_b $P8 s.sog
+echo "elapsed $SECONDS s"
+probe() {  # tree label
+  (cd $1 && timeout 150 python3 bench/phase_probe.py --millions $M --sh 3 --quality 80 \
+     --work $W/m$M --processes auto --json $OUT/p_$2.json > /dev/null 2> $OUT/p_$2.log) || tail -3 $OUT/p_$2.log
+  python3 -c "import sys,json; d=json.load(open(sys.argv[1])); print(sys.argv[2], round(d['seconds_wall'],2), 'before', round(d.get('seconds_before_write', -1), 2), d['processes'], d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'first', d['group_timeline'][0])" $OUT/p_$2.json $2
+  grep PROBE $OUT/p_$2.log | grep "entered\|job received\|write_streamed ends" | cut -c7- | tr '\n' ';' | cut -c1-700; echo
+}
+probe . new_a; probe $HEAD_TREE head_a
+echo "elapsed $SECONDS s"
