@@ -38,7 +38,7 @@ probe() {  # tree label
   (cd $1 && timeout 150 python3 bench/phase_probe.py --millions $M --sh 3 --quality 80 \
      --work $W/m$M --processes auto --json $OUT/p_$2.json > /dev/null 2> $OUT/p_$2.log) || tail -3 $OUT/p_$2.log
   python3 -c "import sys,json; d=json.load(open(sys.argv[1])); print(sys.argv[2], round(d['seconds_wall'],2), 'before', round(d.get('seconds_before_write', -1), 2), d['processes'], d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'first', d['group_timeline'][0])" $OUT/p_$2.json $2
-  grep PROBE $OUT/p_$2.log | grep "entered\|job received\|write_streamed ends" | cut -c7- | tr '\n' ';' | cut -c1-700; echo
+  grep PROBE $OUT/p_$2.log | grep "entered\|ready\|job received\|write_streamed ends" | cut -c7- | tr '\n' ';' | cut -c1-700; echo
 }
 probe . new_a; probe $HEAD_TREE head_a
 echo "elapsed $SECONDS s"

@@ -39,6 +39,7 @@ class _Stamped:
         self.q, self.who = q, who
 
     def get(self, *a, **k):
+        stamp(self.who, "ready, waits for its job")
         item = self.q.get(*a, **k)
         stamp(self.who, "job received" if item is not None else "let go")
         return item
