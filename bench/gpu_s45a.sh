@@ -3,7 +3,9 @@
 # interpreter started first thing) against the tree before it (exp/head, carried: `git archive
 # 5241705` with phase_probe.py copied in), end to end through the CLI as an artist runs it (its
 # own start included), on 32M SH3 at 80, then the 8M ratio: the 8M streamed CLI against
-# the single 8M SOG's CLI, both trees; then the stamped probes if time is left.
+# the single 8M SOG's CLI, both trees; then the stamped probes if time is left, plain and with
+# the process server importing Triton's kernel modules and computing Triton's key before it forks
+# (bench/probe_server_warm.py).
 # `bash bench/gpu_s45a.sh` (M=16 for a smaller big scene); about 8 minutes on an H100.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s45a
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
@@ -39,8 +41,10 @@ probe() {  # tree label
      --work $W/m$M --processes auto --json $OUT/p_$2.json > /dev/null 2> $OUT/p_$2.log) || tail -3 $OUT/p_$2.log
   python3 -c "import sys,json; d=json.load(open(sys.argv[1])); print(sys.argv[2], round(d['seconds_wall'],2), 'before', round(d.get('seconds_before_write', -1), 2), d['processes'], d['output_bytes'], d['gpu_mem_max_mib_nvidia_smi'], 'first', d['group_timeline'][0])" $OUT/p_$2.json $2
   grep PROBE $OUT/p_$2.log | grep "entered\|ready\|job received\|write_streamed ends" | cut -c7- | tr '\n' ';' | cut -c1-700; echo
+  echo "first groups: $(grep PROBE $OUT/p_$2.log | grep 'put groups' | awk '!seen[$3]++ {print $3, $2}' | tr '\n' ' ')"
 }
-probe . new_a; probe $HEAD_TREE head_a
+probe . new_a; SOGS_PROBE_PRELOAD=probe_server_warm probe . warm_a
+probe . new_b; SOGS_PROBE_PRELOAD=probe_server_warm probe . warm_b
 echo "elapsed $SECONDS s"
 # the CPU target on two of this machine's cores (a host without this box's memory
 # reclaim, bench/NOTES.md session 40), if the call has time left: 13.56M SH0 at 80, two processes

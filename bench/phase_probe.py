@@ -5,6 +5,7 @@ to each run's first group) and the tail (last group to the index written).
 
     python bench/phase_probe.py --millions 32 --sh 3 --quality 80 --processes auto [streamed_bench options]
     SOGS_PROBE_HERE_WEIGHT=1.5 python bench/phase_probe.py ...   # the calling process's run 1.5x the others'
+    SOGS_PROBE_PRELOAD=probe_server_warm python bench/phase_probe.py ...   # the process server warms Triton too
 
 Measurement only: it wraps the library's functions from outside, nothing in sogs_core changes.
 """
@@ -61,6 +62,8 @@ def probe_run_part(part, device, settings, inputs, threads, gpu_mib, inbox, out,
 
 
 HERE_WEIGHT_ENV = "SOGS_PROBE_HERE_WEIGHT"
+#: more modules for the process server to import before it forks (e.g. probe_server_warm)
+PRELOAD_ENV = "SOGS_PROBE_PRELOAD"
 
 
 def weighted_split(groups, parts: int, weight: float):
@@ -132,6 +135,10 @@ def install() -> None:
 if __name__ == "__main__":
     os.environ[T0_ENV] = os.path.join(tempfile.gettempdir(), f"sogs_probe_t0_{os.getpid()}")
     install()
+    if os.environ.get(PRELOAD_ENV):
+        from sogs_core.pipeline import process_server
+
+        process_server.PRELOAD = process_server.PRELOAD + tuple(os.environ[PRELOAD_ENV].split(","))
     import streamed_bench
     import sogs_core.pipeline.streamed as pkg
     streamed_bench.write_streamed = pkg.write_streamed
