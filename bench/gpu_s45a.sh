@@ -6,7 +6,8 @@
 # the single 8M SOG's CLI, both trees; then the stamped probes if time is left, plain and with
 # the process server importing Triton's kernel modules and computing Triton's key before it forks
 # (bench/probe_server_warm.py).
-# `bash bench/gpu_s45a.sh` (M=16 for a smaller big scene); about 8 minutes on an H100.
+# `bash bench/gpu_s45a.sh` (M=16 for a smaller big scene, E=4 for a smaller ratio scene, NO_CPU=1
+# without the CPU runs); about 8 minutes on an H100.
 NO_ONE_PLY=1 source bench/gpu_prelude.sh gpu_s45a
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 HEAD_TREE=${HEAD_TREE:-exp/head}
@@ -20,7 +21,8 @@ os.makedirs('$W/m$1', exist_ok=True)
 write_big_ply('$p', $1 * 1000000, 3)" > /dev/null
   echo $p
 }
-PLY=$(scene $M); P8=$(scene 8)
+E=${E:-8}                 # the ratio's scene, millions
+PLY=$(scene $M); P8=$(scene $E)
 echo "scenes written at $SECONDS s"
 timeout 120 python3 bench/streamed_bench.py --millions 1 --sh 3 --quality 80 --work $W/m1 --json $W/warm.json > /dev/null 2>&1
 cli() {  # tree label ply output-name: the whole command, as an artist runs it
@@ -55,7 +57,7 @@ if [ $SECONDS -lt 400 ]; then
 fi
 # the issue's CPU target on two of this machine's cores (a host without this box's memory
 # reclaim, bench/NOTES.md session 40), if the call has time left: 13.56M SH0 at 80, two processes
-if [ $SECONDS -lt 380 ]; then
+if [ -z "$NO_CPU" ] && [ $SECONDS -lt 380 ]; then
   timeout 100 python3 -c "
 import sys, os; sys.path.insert(0, 'bench')
 from streamed_bench import write_big_ply
