@@ -142,4 +142,8 @@ if __name__ == "__main__":
     import streamed_bench
     import sogs_core.pipeline.streamed as pkg
     streamed_bench.write_streamed = pkg.write_streamed
-    streamed_bench.main()
+    try:
+        streamed_bench.main()
+    finally:
+        if os.path.exists(os.environ[T0_ENV]):
+            os.remove(os.environ[T0_ENV])
